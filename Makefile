@@ -1,0 +1,26 @@
+# Two commands on a fresh machine with Python 3.11+:  `make run`  and  `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/wa-devtunnel $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/ruff check wa_devtunnel tests benchmarks
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/receiver.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

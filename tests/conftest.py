@@ -1,0 +1,54 @@
+"""Shared fixtures: a receiver app on a real recorder, and a Meta-like sender."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wa_devtunnel.engine.events import EventBus
+from wa_devtunnel.engine.receiver import ReceiverConfig, create_receiver_app
+from wa_devtunnel.engine.recording import SessionRecorder, read_recording
+
+APP_SECRET = "test-app-secret-0123456789abcdef"
+VERIFY_TOKEN = "wa-test-verify-token"
+
+
+class ReceiverHarness:
+    """A receiver behind aiohttp's test client, with its recording readable at any time."""
+
+    def __init__(self, client: Any, recorder: SessionRecorder, bus: EventBus) -> None:
+        self.client = client
+        self.recorder = recorder
+        self.bus = bus
+
+    def records(self) -> list[dict[str, Any]]:
+        read = read_recording(self.recorder.path)
+        assert read.problems == ()
+        return list(read.records)
+
+
+@pytest.fixture
+def make_receiver(aiohttp_client: Callable[..., Any], tmp_path: Path) -> Callable[..., Any]:
+    async def factory(**overrides: Any) -> ReceiverHarness:
+        options: dict[str, Any] = {
+            "path": "/webhook/whatsapp",
+            "handshake_tokens": (("default", VERIFY_TOKEN),),
+            "signature_secrets": (("default", APP_SECRET),),
+            "wrong_signing_keys": (("the verify token", VERIFY_TOKEN),),
+        }
+        options.update(overrides)
+        bus = EventBus()
+        recorder = SessionRecorder(tmp_path / "recordings")
+        app = create_receiver_app(ReceiverConfig(**options), bus, recorder)
+        client = await aiohttp_client(app)
+        return ReceiverHarness(client, recorder, bus)
+
+    return factory
+
+
+@pytest.fixture
+async def receiver(make_receiver: Callable[..., Any]) -> AsyncIterator[ReceiverHarness]:
+    yield await make_receiver()

@@ -1,0 +1,386 @@
+"""The running fake agent: its local API (/api/tunnels, /api/endpoints) and the endpoints it serves.
+
+JSON shapes follow ngrok's agent API documentation; one registry backs both the v2 ``tunnels``
+view and the v3 ``endpoints`` view, as in the real agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from _http import (
+    Request,
+    Response,
+    close_quietly,
+    json_response,
+    read_request,
+    read_request_body,
+)
+from _proxy import STREAM_ERRORS, serve_http, serve_tcp
+
+Log = Callable[..., None]
+ACCOUNT = "Fake Developer"
+DOMAIN_ERRORS = {
+    "domain-not-yours": (
+        "ERR_NGROK_320",
+        "This domain is reserved for another account.\n"
+        "Failed to create an endpoint with the domain '{domain}' for the account '{account}'.\n"
+        "\n"
+        "If you have reserved this name, make sure that you are using an\n"
+        "authtoken credential for the appropriate account.\n"
+        "\n"
+        "Reserve a name on your dashboard: https://dashboard.ngrok.com/domains/new",
+    ),
+    "domain-not-reserved": (
+        "ERR_NGROK_319",
+        "You must reserve a custom hostname for your account before it can be used to create "
+        "endpoints.\n"
+        "Failed to create an endpoint with the domain '{domain}' for the account '{account}'.\n"
+        "\n"
+        "Reserve this name on your dashboard: https://dashboard.ngrok.com/domains/new",
+    ),
+}
+
+
+class ApiError(Exception):
+    """An agent API failure, as ngrok renders it: error_code, status_code, msg, details.err."""
+
+    def __init__(self, status: int, code: int, msg: str, err: str) -> None:
+        super().__init__(err)
+        self.status, self.code, self.msg, self.err = status, code, msg, err
+
+    def response(self) -> Response:
+        return json_response(
+            self.status,
+            {
+                "error_code": self.code,
+                "status_code": self.status,
+                "msg": self.msg,
+                "details": {"err": self.err},
+            },
+        )
+
+
+@dataclass
+class Settings:
+    """What the agent needs besides its endpoints, built from argv, environment and config."""
+
+    version: str
+    modes: frozenset[str]
+    public_host: str | None
+    cert_file: str | None
+    key_file: str | None
+    region: str
+    authtoken_source: str
+    config_paths: list[str]
+
+
+@dataclass
+class Endpoint:
+    name: str
+    id: str
+    scheme: str
+    public_url: str
+    upstream_url: str
+    upstream_host: str
+    upstream_port: int
+    upstream_tls: bool
+    inspect: bool
+    options: dict[str, Any]
+    server: asyncio.Server | None = None
+    conns: int = 0
+    requests: int = 0
+
+    def metrics(self) -> dict[str, Any]:
+        zeros = {"rate1": 0, "rate5": 0, "rate15": 0, "p50": 0, "p90": 0, "p95": 0, "p99": 0}
+        return {
+            "conns": {"count": self.conns, "gauge": 0, **zeros},
+            "http": {"count": self.requests, **zeros},
+        }
+
+    def as_tunnel(self) -> dict[str, Any]:
+        return {
+            "ID": self.id,
+            "name": self.name,
+            "uri": f"/api/tunnels/{self.name}",
+            "public_url": self.public_url,
+            "proto": self.scheme,
+            "config": {"addr": self.upstream_url, "inspect": self.inspect},
+            "metrics": self.metrics(),
+        }
+
+    def as_endpoint(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "uri": f"/api/endpoints/{self.name}",
+            "url": self.public_url,
+            "upstream": {
+                "url": self.upstream_url,
+                "protocol": self.options.get("upstream_protocol", "http1"),
+            },
+            "inspect": self.inspect,
+            "traffic_policy": self.options.get("traffic_policy", ""),
+            "pooling_enabled": bool(self.options.get("pooling_enabled", False)),
+            "metrics": self.metrics(),
+        }
+
+
+class Agent:
+    def __init__(self, settings: Settings, log: Log) -> None:
+        self.settings = settings
+        self.log = log
+        self.endpoints: dict[str, Endpoint] = {}
+        self.api_server: asyncio.Server | None = None
+
+    async def start_api(self, host: str, port: int, *, fallback: bool) -> str:
+        """Bind the local API; like ngrok, walk up from 4040 when the default port is taken."""
+        attempts = 10 if fallback else 1
+        for offset in range(attempts):
+            try:
+                self.api_server = await asyncio.start_server(self._serve_api, host, port + offset)
+                break
+            except OSError:
+                if offset == attempts - 1:
+                    raise
+        assert self.api_server is not None
+        bound = self.api_server.sockets[0].getsockname()
+        return f"{bound[0]}:{bound[1]}"
+
+    async def _serve_api(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = await read_request(reader)
+            if request is None:
+                return
+            await read_request_body(request, reader, writer)
+            try:
+                response = await self._route(request)
+            except ApiError as exc:
+                response = exc.response()
+            writer.write(response.encode(keep_alive=False))
+            await writer.drain()
+        except STREAM_ERRORS:
+            pass
+        finally:
+            await close_quietly(writer)
+
+    async def _route(self, request: Request) -> Response:
+        parts = [unquote(p) for p in request.path.strip("/").split("/")]
+        method = request.method
+        if parts in (["api"], [""]):
+            return json_response(
+                200,
+                {"uri": "/api", "tunnels_uri": "/api/tunnels", "endpoints_uri": "/api/endpoints"},
+            )
+        if parts == ["api", "status"] and method == "GET":
+            return json_response(200, self._status())
+        if len(parts) >= 2 and parts[:2] == ["api", "requests"]:
+            return self._requests(method, parts)
+        if len(parts) in (2, 3) and parts[1] in ("tunnels", "endpoints"):
+            return await self._resource(request, parts[1], parts[2] if len(parts) == 3 else None)
+        raise ApiError(404, 100, "not found", f"no route for {method} {request.path}")
+
+    def _status(self) -> dict[str, Any]:
+        return {
+            "status": "online",
+            "agent_version": self.settings.version,
+            "session": {"legs": [{"region": self.settings.region, "latency": "1ms"}]},
+            "uri": "/api/status",
+            "fake": {
+                "authtoken_source": self.settings.authtoken_source,
+                "config_paths": self.settings.config_paths,
+                "modes": sorted(self.settings.modes),
+            },
+        }
+
+    def _requests(self, method: str, parts: list[str]) -> Response:
+        if method == "GET" and len(parts) == 3:
+            return json_response(200, {"uri": "/api/requests/http", "requests": []})
+        if method == "DELETE":
+            return json_response(204, None)
+        raise ApiError(404, 100, "not found", "the fake agent keeps no captured requests")
+
+    async def _resource(self, request: Request, kind: str, name: str | None) -> Response:
+        view = Endpoint.as_tunnel if kind == "tunnels" else Endpoint.as_endpoint
+        method = request.method
+        if name is None and method == "GET":
+            return json_response(
+                200, {kind: [view(e) for e in self.endpoints.values()], "uri": f"/api/{kind}"}
+            )
+        if name is None and method == "POST":
+            endpoint = await self.create(_json_body(request), kind)
+            return json_response(201, view(endpoint))
+        if name is not None and method == "GET":
+            return json_response(200, view(self._get(name)))
+        if name is not None and method == "DELETE":
+            await self.delete(self._get(name).name)
+            return json_response(204, None)
+        if name is not None and method == "PUT" and kind == "endpoints":
+            existed = name in self.endpoints
+            if existed:
+                await self.delete(name)
+            endpoint = await self.create({**_json_body(request), "name": name}, kind)
+            return json_response(200 if existed else 201, view(endpoint))
+        raise ApiError(405, 101, "method not allowed", f"{method} is not allowed here")
+
+    def _get(self, name: str) -> Endpoint:
+        if name not in self.endpoints:
+            raise ApiError(404, 100, "tunnel not found", f"tunnel '{name}' not found")
+        return self.endpoints[name]
+
+    async def create(self, body: dict[str, Any], kind: str) -> Endpoint:
+        name = str(body.get("name") or f"command_line-{secrets.token_hex(4)}")
+        if name in self.endpoints:
+            raise ApiError(
+                400,
+                102,
+                "invalid tunnel configuration",
+                f"a tunnel named '{name}' is already running",
+            )
+        scheme, domain = _public_side(body, kind)
+        raw_upstream = _upstream_of(body, kind)
+        if raw_upstream is None:
+            raise ApiError(
+                400,
+                102,
+                "invalid tunnel configuration",
+                "an upstream address (upstream.url / addr) is required",
+            )
+        upstream_scheme, host, port = _parse_upstream(str(raw_upstream), scheme)
+        if domain:
+            self._check_domain(domain)
+        endpoint = Endpoint(
+            name=name,
+            id=f"ep_{secrets.token_hex(12)}",
+            scheme=scheme,
+            public_url="",
+            upstream_url=f"{upstream_scheme}://{host}:{port}",
+            upstream_host=host,
+            upstream_port=port,
+            upstream_tls=upstream_scheme in ("https", "tls"),
+            inspect=bool(body.get("inspect", scheme in ("http", "https"))),
+            options={k: v for k, v in body.items() if k in ("traffic_policy", "pooling_enabled")},
+        )
+        endpoint.server = await self._listen(endpoint)
+        port_bound = endpoint.server.sockets[0].getsockname()[1]
+        public_host = self.settings.public_host or domain or "localhost"
+        endpoint.public_url = f"{scheme}://{public_host}:{port_bound}"
+        self.endpoints[name] = endpoint
+        self.log(
+            "info",
+            "started tunnel",
+            obj="tunnels",
+            name=name,
+            addr=endpoint.upstream_url,
+            url=endpoint.public_url,
+        )
+        return endpoint
+
+    def _check_domain(self, domain: str) -> None:
+        for mode, (code, text) in DOMAIN_ERRORS.items():
+            if mode in self.settings.modes:
+                err = text.format(domain=domain, account=ACCOUNT) + f"\r\n\r\n{code}\r\n"
+                self.log("eror", "failed to start tunnel", obj="tunnels", err=err)
+                raise ApiError(502, 103, "failed to start tunnel", err)
+
+    async def _listen(self, endpoint: Endpoint) -> asyncio.Server:
+        tls: ssl.SSLContext | None = None
+        if endpoint.scheme in ("https", "tls"):
+            tls = self._tls_context()
+        if endpoint.scheme == "tcp":
+
+            def tcp_handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> Any:
+                return serve_tcp(endpoint, r, w)
+
+            return await asyncio.start_server(tcp_handler, "127.0.0.1", 0)
+        interstitial = "interstitial" in self.settings.modes
+
+        def http_handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> Any:
+            return serve_http(endpoint, r, w, interstitial=interstitial, log=self.log)
+
+        return await asyncio.start_server(http_handler, "127.0.0.1", 0, ssl=tls)
+
+    def _tls_context(self) -> ssl.SSLContext:
+        cert, key = self.settings.cert_file, self.settings.key_file
+        if not cert:
+            raise ApiError(
+                502,
+                103,
+                "failed to start tunnel",
+                "fake ngrok: no certificate; set FAKE_NGROK_CERT (and FAKE_NGROK_KEY)",
+            )
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key or None)
+        context.set_alpn_protocols(["http/1.1"])
+        return context
+
+    async def delete(self, name: str) -> None:
+        endpoint = self.endpoints.pop(name)
+        if endpoint.server is not None:
+            endpoint.server.close()
+        self.log("info", "stopped tunnel", obj="tunnels", name=name)
+
+
+def _json_body(request: Request) -> dict[str, Any]:
+    try:
+        body = json.loads(request.body or b"{}")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ApiError(400, 100, "invalid request body", str(exc)) from exc
+    if not isinstance(body, dict):
+        raise ApiError(400, 100, "invalid request body", "expected a JSON object")
+    return body
+
+
+def _public_side(body: dict[str, Any], kind: str) -> tuple[str, str | None]:
+    """The public scheme and the requested domain (None for a random URL)."""
+    url = str(body.get("url") or "")
+    if kind == "tunnels" and not url:
+        proto = str(body.get("proto") or "http")
+        schemes = body.get("schemes") or ["https"]
+        scheme = {"http": "https" if "https" in schemes else "http"}.get(proto, proto)
+        host = body.get("domain") or body.get("hostname")
+        if not host and body.get("subdomain"):
+            host = f"{body['subdomain']}.ngrok-free.app"
+        return scheme, str(host) if host else None
+    if url and "://" not in url:
+        url = f"https://{url}"
+    parsed = urlsplit(url) if url else None
+    scheme = parsed.scheme if parsed else "https"
+    host = parsed.hostname if parsed else None
+    if host is None and body.get("domain"):
+        host = str(body["domain"])
+    if scheme not in ("http", "https", "tcp", "tls"):
+        raise ApiError(400, 102, "invalid tunnel configuration", f"unsupported scheme '{scheme}'")
+    return scheme, host or None
+
+
+def _upstream_of(body: dict[str, Any], kind: str) -> Any:
+    upstream = body.get("upstream")
+    if isinstance(upstream, dict) and upstream.get("url") is not None:
+        return upstream["url"]
+    if isinstance(upstream, (str, int)):
+        return upstream
+    return body.get("addr")
+
+
+def _parse_upstream(raw: str, public_scheme: str) -> tuple[str, str, int]:
+    default_scheme = "tcp" if public_scheme in ("tcp", "tls") else "http"
+    try:
+        if raw.isdigit():
+            return default_scheme, "localhost", int(raw)
+        if "://" not in raw:
+            raw = f"{default_scheme}://{raw}"
+        parsed = urlsplit(raw)
+        port = parsed.port or {"https": 443, "http": 80}.get(parsed.scheme)
+    except ValueError as exc:
+        raise ApiError(400, 102, "invalid tunnel configuration", str(exc)) from exc
+    if parsed.scheme not in ("http", "https", "tcp", "tls") or not parsed.hostname or not port:
+        raise ApiError(400, 102, "invalid tunnel configuration", f"bad upstream url '{raw}'")
+    return parsed.scheme, parsed.hostname, port

@@ -1,0 +1,130 @@
+"""Settings precedence, generated tokens, several accounts, and clear errors for bad values."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wa_devtunnel.settings import ConfigError, load_settings
+
+
+def test_defaults_generate_a_strong_session_token(tmp_path: Path) -> None:
+    settings = load_settings({}, environ={}, cwd=tmp_path)
+    assert settings.port == 8765
+    assert settings.path == "/webhook/whatsapp"
+    assert settings.tunnel == "none"
+    assert settings.verify_token_generated
+    assert len(settings.verify_token) >= 24
+    assert settings.verify_token != load_settings({}, environ={}, cwd=tmp_path).verify_token
+    assert settings.recordings_dir == tmp_path / "recordings"
+
+
+def test_env_file_then_process_environment_then_flags(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text(
+        "WHATSAPP_VERIFY_TOKEN=from-dotenv\nWA_DEVTUNNEL_PORT=9000\nWHATSAPP_APP_SECRET=s3cret\n"
+    )
+    from_file = load_settings({}, environ={}, cwd=tmp_path)
+    assert (from_file.verify_token, from_file.port, from_file.app_secret) == (
+        "from-dotenv",
+        9000,
+        "s3cret",
+    )
+    assert not from_file.verify_token_generated
+
+    process_wins = load_settings({}, environ={"WA_DEVTUNNEL_PORT": "9100"}, cwd=tmp_path)
+    assert process_wins.port == 9100
+
+    flag_wins = load_settings({"port": "0"}, environ={"WA_DEVTUNNEL_PORT": "9100"}, cwd=tmp_path)
+    assert flag_wins.port == 0
+
+
+def test_explicit_env_file_must_exist(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings({"env_file": tmp_path / "missing.env"}, environ={}, cwd=tmp_path)
+    assert error.value.setting == "--env-file"
+
+
+def test_ngrok_is_the_default_tunnel_when_an_authtoken_is_set(tmp_path: Path) -> None:
+    settings = load_settings({}, environ={"NGROK_AUTHTOKEN": "2abc"}, cwd=tmp_path)
+    assert settings.tunnel == "ngrok"
+    assert (
+        load_settings({"tunnel": "none"}, environ={"NGROK_AUTHTOKEN": "2abc"}, cwd=tmp_path).tunnel
+        == "none"
+    )
+
+
+@pytest.mark.parametrize(
+    ("flags", "environ", "setting"),
+    [
+        ({}, {"WA_DEVTUNNEL_PORT": "eighty"}, "WA_DEVTUNNEL_PORT"),
+        ({"port": "70000"}, {}, "--port"),
+        ({}, {"WA_DEVTUNNEL_FORWARD_TO": "localhost:8000"}, "WA_DEVTUNNEL_FORWARD_TO"),
+        ({"forward_to": "ftp://x"}, {}, "--forward-to"),
+        ({"path": "webhook"}, {}, "--path"),
+        ({}, {"WHATSAPP_VERIFY_TOKEN": "token "}, "WHATSAPP_VERIFY_TOKEN"),
+        ({"tunnel": "carrier-pigeon"}, {}, "--tunnel"),
+        ({"max_body_bytes": "-1"}, {}, "--max-body-bytes"),
+        ({"require_signature": True}, {}, "--require-signature"),
+        ({"accounts": "nope.toml"}, {}, "--accounts"),
+    ],
+)
+def test_malformed_settings_name_the_setting(
+    tmp_path: Path, flags: dict[str, object], environ: dict[str, str], setting: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings(flags, environ=environ, cwd=tmp_path)
+    assert error.value.setting == setting
+    assert setting in str(error.value)
+
+
+def test_several_accounts_from_toml(tmp_path: Path) -> None:
+    (tmp_path / "wa-devtunnel.toml").write_text(
+        '[[account]]\nname = "shop"\nphone_number_id = "106540352242922"\nverify_token = "shop-token"\n'
+        'app_secret = "shop-secret"\n\n'
+        '[[account]]\nname = "support"\nphone_number_id = 123456789\nverify_token = "support-token"\n'
+    )
+    settings = load_settings({}, environ={"WHATSAPP_VERIFY_TOKEN": "main"}, cwd=tmp_path)
+    assert [a.name for a in settings.accounts] == ["shop", "support"]
+    assert settings.handshake_tokens() == [
+        ("default", "main"),
+        ("shop", "shop-token"),
+        ("support", "support-token"),
+    ]
+    assert settings.signature_secrets() == [("shop", "shop-secret")]
+    assert settings.accounts_by_phone_number_id() == {
+        "106540352242922": "shop",
+        "123456789": "support",
+    }
+    # Without a primary token, the first account's token is shown rather than a generated one.
+    assert load_settings({}, environ={}, cwd=tmp_path).verify_token == "shop-token"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('[[account]]\nname = "a"\nverify_token = "t"\n', "missing phone_number_id"),
+        ("[[account]\n", "not valid TOML"),
+        ('account = "x"\n', "[[account]] tables"),
+        ('[[account]]\nname="a"\nphone_number_id="1"\nverify_token=" t"\n', "whitespace"),
+        (
+            '[[account]]\nname="a"\nphone_number_id="1"\nverify_token="t"\n'
+            '[[account]]\nname="a"\nphone_number_id="2"\nverify_token="u"\n',
+            "used twice",
+        ),
+    ],
+)
+def test_bad_accounts_file_is_a_clear_error(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "accounts.toml"
+    path.write_text(content)
+    with pytest.raises(ConfigError) as error:
+        load_settings({"accounts": str(path)}, environ={}, cwd=tmp_path)
+    assert message in str(error.value)
+
+
+def test_wrong_signing_keys_include_tokens_for_diagnosis(tmp_path: Path) -> None:
+    settings = load_settings(
+        {}, environ={"WHATSAPP_VERIFY_TOKEN": "vt", "WHATSAPP_ACCESS_TOKEN": "EAAG"}, cwd=tmp_path
+    )
+    assert ("the verify token", "vt") in settings.wrong_signing_keys()
+    assert ("the access token", "EAAG") in settings.wrong_signing_keys()

@@ -1,0 +1,148 @@
+"""Command line: parses the contract in DESIGN.md and hands off to a front end (TUI imported lazily)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from wa_devtunnel import __version__
+from wa_devtunnel.settings import DEFAULT_PATH, DEFAULT_PORT, ConfigError, Settings, load_settings
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+SUBCOMMANDS = ("up", "sessions")
+
+
+class UsageError(Exception):
+    """Bad usage: printed without a traceback, exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises instead of exiting, so main() owns every exit code."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--env-file", type=Path, help="settings file to read (default ./.env)")
+    parser.add_argument(
+        "--recordings-dir", type=Path, help="where sessions are recorded (default ./recordings)"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole command-line contract."""
+    parser = _Parser(
+        prog="wa-devtunnel",
+        description="Receive, inspect, record and replay WhatsApp Cloud API webhooks on your machine.",
+    )
+    parser.add_argument("--version", action="version", version=f"wa-devtunnel {__version__}")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    up = commands.add_parser("up", help="receiver + tunnel + live view (the default command)")
+    _add_common(up)
+    up.add_argument(
+        "--port", type=str, help=f"local port (default {DEFAULT_PORT}; 0 picks a free port)"
+    )
+    up.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    up.add_argument("--path", help=f"webhook path (default {DEFAULT_PATH})")
+    up.add_argument("--tunnel", help="ngrok or none (default: ngrok when NGROK_AUTHTOKEN is set)")
+    up.add_argument("--forward-to", help="also send every request to your backend at this URL")
+    up.add_argument(
+        "--headless", action="store_true", help="no TUI: one line per exchange on stdout"
+    )
+    up.add_argument("--json", action="store_true", help="with --headless: JSON Lines on stdout")
+    up.add_argument("--no-record", action="store_true", help="do not write a recording")
+    up.add_argument("--accounts", help="TOML file with several [[account]] entries")
+    up.add_argument(
+        "--verify-token", help="verify token (default WHATSAPP_VERIFY_TOKEN, else generated)"
+    )
+    up.add_argument(
+        "--require-signature",
+        action="store_true",
+        help="answer 401/403 to missing/invalid X-Hub-Signature-256, like a strict app",
+    )
+    up.add_argument(
+        "--max-body-bytes", type=str, help="answer 413 above this size (default 3.5 MiB)"
+    )
+
+    sessions = commands.add_parser("sessions", help="list recorded sessions")
+    _add_common(sessions)
+    return parser
+
+
+def _flags(args: argparse.Namespace) -> dict[str, Any]:
+    keys = (
+        "env_file",
+        "recordings_dir",
+        "port",
+        "host",
+        "path",
+        "tunnel",
+        "forward_to",
+        "no_record",
+        "accounts",
+        "verify_token",
+        "require_signature",
+        "max_body_bytes",
+    )
+    return {
+        key: getattr(args, key) for key in keys if getattr(args, key, None) not in (None, False)
+    }
+
+
+def _run_up(settings: Settings, args: argparse.Namespace) -> int:
+    from wa_devtunnel.headless import run_headless
+
+    if args.json and not args.headless:
+        raise UsageError("wa-devtunnel up: --json needs --headless")
+    if settings.tunnel == "ngrok":
+        print(
+            "[warning] the ngrok tunnel is not available in this version yet; running local-only.",
+            file=sys.stderr,
+        )
+    if not args.headless:
+        print(
+            "[info] the TUI is not available in this version yet; running headless.",
+            file=sys.stderr,
+        )
+    try:
+        return asyncio.run(run_headless(settings, json_lines=args.json))
+    except OSError as exc:
+        print(f"error: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _run_sessions(settings: Settings) -> int:
+    from wa_devtunnel.engine.recording import format_sessions_table, list_sessions
+
+    print(format_sessions_table(list_sessions(settings.recordings_dir), settings.recordings_dir))
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `wa-devtunnel` console script."""
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if not args_list or (
+        args_list[0] not in SUBCOMMANDS and args_list[0] not in ("-h", "--help", "--version")
+    ):
+        args_list.insert(0, "up")
+    try:
+        args = build_parser().parse_args(args_list)
+        settings = load_settings(_flags(args))
+        if args.command == "sessions":
+            return _run_sessions(settings)
+        return _run_up(settings, args)
+    except UsageError as exc:
+        print(str(exc), file=sys.stderr)
+        print("Try 'wa-devtunnel --help'.", file=sys.stderr)
+        return EXIT_USAGE
+    except ConfigError as exc:
+        print(f"configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_OK

@@ -1,0 +1,1 @@
+"""The engine: asyncio and aiohttp, never Textual."""

@@ -1,0 +1,139 @@
+"""Typed engine events and a bus whose publishers never wait on subscribers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeView:
+    """What a front end shows for one exchange, small enough to keep thousands in memory."""
+
+    id: str
+    seq: int
+    received_at: str
+    kind: str
+    method: str
+    path: str
+    status: int
+    signature: str
+    signature_detail: str
+    verify_ok: bool | None
+    verify_reason: str
+    headline: str
+    fields: tuple[str, ...]
+    account: str | None
+    flags: tuple[str, ...]
+    elapsed_ms: float
+    origin: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverStarted:
+    """The receiver listens; these are the values that go into Meta's dashboard."""
+
+    callback_url: str
+    local_url: str
+    verify_token: str
+    verify_token_generated: bool
+    recording_path: Path | None
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeRecorded:
+    """A request was answered and (unless --no-record) is on disk."""
+
+    view: ExchangeView
+    record: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverStopped:
+    """The receiver closed; the recording is complete."""
+
+    recording_path: Path | None
+    exchanges: int
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """Something the developer should read (level: info, warning or error)."""
+
+    level: str
+    text: str
+
+
+EngineEvent = ReceiverStarted | ExchangeRecorded | ReceiverStopped | Notice
+
+
+class Subscription:
+    """One subscriber's queue: bounded, dropping the oldest event rather than blocking the receiver."""
+
+    def __init__(self, bus: EventBus, maxsize: int) -> None:
+        self._bus = bus
+        self._events: deque[EngineEvent] = deque()
+        self._maxsize = maxsize
+        self._wakeup = asyncio.Event()
+        self.dropped = 0
+
+    def deliver(self, event: EngineEvent) -> None:
+        """Called by the bus; O(1) and never awaits."""
+        if len(self._events) >= self._maxsize:
+            self._events.popleft()
+            self.dropped += 1
+        self._events.append(event)
+        self._wakeup.set()
+
+    async def get(self) -> EngineEvent:
+        """Wait for the next event."""
+        while not self._events:
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        return self._events.popleft()
+
+    async def get_batch(self, limit: int = 500) -> list[EngineEvent]:
+        """Wait for at least one event, then take up to `limit` queued ones (coalescing)."""
+        first = await self.get()
+        batch = [first]
+        while self._events and len(batch) < limit:
+            batch.append(self._events.popleft())
+        return batch
+
+    def drain(self) -> list[EngineEvent]:
+        """Take every queued event without waiting (used on shutdown)."""
+        events = list(self._events)
+        self._events.clear()
+        return events
+
+    def close(self) -> None:
+        """Stop receiving events."""
+        self._bus.unsubscribe(self)
+
+
+class EventBus:
+    """Fan-out of engine events to front ends; publish is synchronous and non-blocking."""
+
+    def __init__(self) -> None:
+        self._subscriptions: list[Subscription] = []
+
+    def subscribe(self, maxsize: int = 100_000) -> Subscription:
+        """Register a subscriber; it sees events published from now on."""
+        subscription = Subscription(self, maxsize)
+        self._subscriptions.append(subscription)
+        return subscription
+
+    def unsubscribe(self, subscription: Subscription) -> None:
+        """Forget a subscriber (idempotent)."""
+        if subscription in self._subscriptions:
+            self._subscriptions.remove(subscription)
+
+    def publish(self, event: EngineEvent) -> None:
+        """Hand the event to every subscriber without waiting on any of them."""
+        for subscription in list(self._subscriptions):
+            subscription.deliver(event)

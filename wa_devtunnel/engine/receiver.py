@@ -1,0 +1,207 @@
+"""The aiohttp receiver: answers Meta like a correct app would, and records every request."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import count
+from typing import Any
+
+from aiohttp import web
+
+from wa_devtunnel.engine.events import EventBus, ExchangeRecorded
+from wa_devtunnel.engine.exchange import build_record, header_pairs, utc_timestamp, view_from_record
+from wa_devtunnel.engine.recording import SessionRecorder
+from wa_devtunnel.rules.handshake import decide_handshake, redact_verify_token
+from wa_devtunnel.rules.payload import SeenIds, decode_payload
+from wa_devtunnel.rules.signature import SignatureVerdict, check_signature
+
+# Our own tools (self-test, replay, sample key) mark their requests so they are never taken for Meta's.
+ORIGIN_HEADER = "X-WA-Devtunnel-Origin"
+KNOWN_ORIGINS = frozenset({"selftest", "replay", "sample"})
+# How much of an oversized body is kept in the recording (the rest is not read at all).
+OVERSIZE_PREFIX_BYTES = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverConfig:
+    """What the receiver needs to decide, verify and label, built from Settings."""
+
+    path: str
+    handshake_tokens: Sequence[tuple[str, str]]
+    signature_secrets: Sequence[tuple[str, str]] = ()
+    wrong_signing_keys: Sequence[tuple[str, str]] = ()
+    accounts_by_phone_number_id: Mapping[str, str] = field(default_factory=dict)
+    max_body_bytes: int = 3_670_016
+    require_signature: bool = False
+
+
+@dataclass(slots=True)
+class ReceiverState:
+    """Per-app mutable state: the session's sequence numbers and seen ids."""
+
+    config: ReceiverConfig
+    recorder: SessionRecorder | None
+    bus: EventBus
+    seq: count[int] = field(default_factory=lambda: count(1))
+    seen: SeenIds = field(default_factory=SeenIds)
+    exchanges: int = 0
+
+
+RECEIVER_STATE = web.AppKey("receiver_state", ReceiverState)
+
+
+async def _read_body(request: web.Request, limit: int) -> tuple[bytes, bool, int]:
+    """Read the raw body up to `limit`; return (bytes kept, oversized?, bytes seen)."""
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        prefix = await request.content.read(OVERSIZE_PREFIX_BYTES)
+        return prefix, True, declared
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        chunk = await request.content.readany()
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > limit:
+            kept = b"".join(chunks)[:OVERSIZE_PREFIX_BYTES]
+            return kept, True, size
+        chunks.append(chunk)
+    return b"".join(chunks), False, size
+
+
+def _matches_webhook_path(path: str, webhook_path: str) -> bool:
+    return path == webhook_path or path.rstrip("/") == webhook_path.rstrip("/")
+
+
+def _commit(state: ReceiverState, record: dict[str, Any]) -> None:
+    """Persist before answering (nothing acknowledged is ever lost), then notify front ends."""
+    if state.recorder is not None:
+        state.recorder.append(record)
+    state.exchanges += 1
+    state.bus.publish(ExchangeRecorded(view=view_from_record(record), record=record))
+
+
+async def handle_any(request: web.Request) -> web.StreamResponse:
+    """Single entry point: the webhook path gets Meta's semantics, anything else is recorded as other."""
+    started = time.perf_counter()
+    state = request.app[RECEIVER_STATE]
+    config = state.config
+    received_at = utc_timestamp()
+    method = request.method
+    raw_query = request.rel_url.raw_query_string
+    headers = header_pairs(request.raw_headers)
+    origin = request.headers.get(ORIGIN_HEADER, "")
+    extra: dict[str, Any] = {"origin": origin if origin in KNOWN_ORIGINS else "meta"}
+    if request.remote:
+        extra["remote"] = request.remote
+    body = b""
+    oversized = False
+    seen_bytes = 0
+    if request.can_read_body:
+        body, oversized, seen_bytes = await _read_body(request, config.max_body_bytes)
+    on_path = _matches_webhook_path(request.path, config.path)
+    signature = SignatureVerdict.UNCHECKED.value
+    query = raw_query
+
+    if on_path and method == "GET":
+        kind = "verify"
+        query = redact_verify_token(raw_query)
+        attempt = decide_handshake(raw_query, config.handshake_tokens)
+        status, text = attempt.status, attempt.body
+        extra["verify"] = {"ok": attempt.ok, "reason": attempt.reason}
+        if attempt.account:
+            extra["account"] = attempt.account
+    elif on_path and method == "POST":
+        kind = "event"
+        status, text, signature = _answer_event(state, request, body, oversized, seen_bytes, extra)
+    elif on_path:
+        kind = "other"
+        status, text = (
+            405,
+            f"method {method} not allowed: Meta sends GET (handshake) and POST (events)",
+        )
+    else:
+        kind = "other"
+        status, text = 404, f"not found: the WhatsApp webhook listens on {config.path}"
+
+    if oversized:
+        extra["request_body_truncated"] = True
+        extra["request_body_size"] = seen_bytes
+    extra["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 3)
+    record = build_record(
+        seq=next(state.seq),
+        received_at=received_at,
+        kind=kind,
+        method=method,
+        path=request.path,
+        query=query,
+        headers=headers,
+        body=body,
+        status=status,
+        response_body=text,
+        signature=signature,
+        extra=extra,
+    )
+    _commit(state, record)
+    response = web.Response(status=status, text=text, content_type="text/plain")
+    if kind == "other" and status == 405:
+        response.headers["Allow"] = "GET, POST"
+    return response
+
+
+def _answer_event(
+    state: ReceiverState,
+    request: web.Request,
+    body: bytes,
+    oversized: bool,
+    seen_bytes: int,
+    extra: dict[str, Any],
+) -> tuple[int, str, str]:
+    """Decide the answer to a POST; fills `extra` with signature detail and the decoded summary."""
+    config = state.config
+    if oversized:
+        limit = config.max_body_bytes
+        extra["summary"] = {"ok": False, "problem": f"body of {seen_bytes} bytes exceeds {limit}"}
+        return 413, f"payload too large: {seen_bytes} bytes (limit {limit})", "unchecked"
+    check = check_signature(
+        body,
+        request.headers.get("X-Hub-Signature-256"),
+        config.signature_secrets,
+        config.wrong_signing_keys,
+        legacy_header=request.headers.get("X-Hub-Signature"),
+    )
+    extra["signature_detail"] = check.detail
+    summary = decode_payload(
+        body,
+        accounts_by_phone_number_id=config.accounts_by_phone_number_id,
+        seen=state.seen,
+    )
+    extra["summary"] = summary.to_dict()
+    accounts = {getattr(item, "account", None) for item in summary.items} - {None}
+    if len(accounts) == 1:
+        extra["account"] = accounts.pop()
+    elif check.account and check.verdict is SignatureVerdict.VALID:
+        extra["account"] = check.account
+    verdict = check.verdict.value
+    if config.require_signature and check.verdict is SignatureVerdict.MISSING:
+        return 401, f"signature required: {check.detail}", verdict
+    if config.require_signature and check.verdict is SignatureVerdict.INVALID:
+        return 403, f"signature invalid: {check.detail}", verdict
+    if not body:
+        return 400, "empty body: Meta always sends a JSON object", verdict
+    if not summary.ok and summary.problem.startswith(("body is not JSON", "JSON is not an object")):
+        return 400, summary.problem, verdict
+    return 200, "EVENT_RECEIVED", verdict
+
+
+def create_receiver_app(
+    config: ReceiverConfig, bus: EventBus, recorder: SessionRecorder | None
+) -> web.Application:
+    """App factory: one catch-all route so that every request is answered and recorded by us."""
+    app = web.Application(client_max_size=config.max_body_bytes + 1)
+    app[RECEIVER_STATE] = ReceiverState(config=config, recorder=recorder, bus=bus)
+    app.router.add_route("*", "/{tail:.*}", handle_any)
+    return app

@@ -1,0 +1,152 @@
+"""Headless front end: one line (or one JSON object) per exchange, for terminals, logs and scripts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from datetime import datetime
+from typing import Any, TextIO
+
+from wa_devtunnel.engine.events import (
+    EngineEvent,
+    ExchangeRecorded,
+    ExchangeView,
+    Notice,
+    ReceiverStarted,
+    ReceiverStopped,
+)
+from wa_devtunnel.engine.service import WebhookService
+from wa_devtunnel.settings import Settings
+
+
+def local_clock(received_at: str) -> str:
+    """HH:MM:SS in the developer's time zone, from the record's UTC timestamp."""
+    try:
+        moment = datetime.fromisoformat(received_at.replace("Z", "+00:00"))
+    except ValueError:
+        return received_at[:8]
+    return moment.astimezone().strftime("%H:%M:%S")
+
+
+def format_exchange_line(view: ExchangeView) -> str:
+    """`21:55:03  POST  200  event  sig=valid  messages: text from ...` with the diagnosis inline."""
+    parts = [
+        local_clock(view.received_at),
+        f"{view.method:<5}",
+        f"{view.status:>3}",
+        f"{view.kind:<6}",
+    ]
+    if view.kind == "event":
+        parts.append(f"sig={view.signature}")
+    text = view.headline
+    if view.kind == "event" and view.signature == "invalid" and view.signature_detail:
+        text += f"  [signature: {view.signature_detail}]"
+    if view.kind == "event" and view.flags:
+        text += "  [" + ", ".join(view.flags) + "]"
+    if view.account and view.account != "default":
+        text += f"  (account {view.account})"
+    if view.origin != "meta":
+        text += f"  ({view.origin})"
+    parts.append(text)
+    return "  ".join(parts)
+
+
+def startup_lines(started: ReceiverStarted) -> list[str]:
+    """What goes into Meta's dashboard, ready to copy, and where the recording is."""
+    lines = [f"Callback URL: {started.callback_url}", f"Verify token: {started.verify_token}"]
+    if started.verify_token_generated:
+        lines.append(
+            "  (generated for this session; to keep it, add it to .env: "
+            f"echo 'WHATSAPP_VERIFY_TOKEN={started.verify_token}' >> .env)"
+        )
+    if started.recording_path is not None:
+        lines.append(f"Recording to: {started.recording_path}")
+    else:
+        lines.append("Recording: off (--no-record)")
+    return lines
+
+
+class HeadlessPrinter:
+    """Renders engine events as text or JSON Lines; never touches the receiver."""
+
+    def __init__(self, out: TextIO, err: TextIO, json_lines: bool) -> None:
+        self.out = out
+        self.err = err
+        self.json_lines = json_lines
+
+    def _emit(self, stream: TextIO, line: str) -> None:
+        stream.write(line + "\n")
+        stream.flush()
+
+    def _json(self, payload: dict[str, Any]) -> None:
+        self._emit(self.out, json.dumps(payload, ensure_ascii=False))
+
+    def render(self, event: EngineEvent) -> None:
+        """Print one event."""
+        if isinstance(event, ReceiverStarted):
+            for line in startup_lines(event):
+                self._emit(self.err if self.json_lines else self.out, line)
+            if self.json_lines:
+                recording = str(event.recording_path) if event.recording_path else None
+                self._json(
+                    {
+                        "event": "started",
+                        "callback_url": event.callback_url,
+                        "verify_token": event.verify_token,
+                        "recording": recording,
+                    }
+                )
+        elif isinstance(event, ExchangeRecorded):
+            if self.json_lines:
+                self._json({"event": "exchange", **event.record})
+            else:
+                self._emit(self.out, format_exchange_line(event.view))
+        elif isinstance(event, Notice):
+            if self.json_lines:
+                self._json({"event": "notice", "level": event.level, "text": event.text})
+            else:
+                self._emit(self.err, f"[{event.level}] {event.text}")
+        elif isinstance(event, ReceiverStopped):
+            text = f"Stopped after {event.exchanges} exchange(s)."
+            if event.recording_path is not None:
+                text += f" Recording: {event.recording_path}"
+            self._emit(self.err, text)
+
+
+async def run_headless(
+    settings: Settings,
+    *,
+    json_lines: bool = False,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Run until Ctrl+C or SIGTERM, printing as exchanges happen; 0 on a clean stop."""
+    printer = HeadlessPrinter(out or sys.stdout, err or sys.stderr, json_lines)
+    service = WebhookService(settings)
+    subscription = service.bus.subscribe()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+
+    async def pump() -> None:
+        while True:
+            for event in await subscription.get_batch():
+                printer.render(event)
+
+    await service.start()
+    printer_task = asyncio.create_task(pump())
+    try:
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        await service.stop()
+        await asyncio.sleep(0)
+        for event in subscription.drain():
+            printer.render(event)
+        printer_task.cancel()
+        subscription.close()
+    return 0
