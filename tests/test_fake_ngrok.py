@@ -17,6 +17,7 @@ import yaml
 from aiohttp import web
 from pyngrok import aio as pyngrok_aio
 from pyngrok import ngrok, process
+from pyngrok.conf import PyngrokConfig
 from pyngrok.exception import PyngrokNgrokError, PyngrokNgrokHTTPError
 
 from tests.fake_ngrok import DEFAULT_AUTHTOKEN, FakeNgrok, MakeFakeNgrok, pid_alive
@@ -269,11 +270,7 @@ async def test_tcp_endpoint_splices_bytes(fake_ngrok: FakeNgrok, upstream: Upstr
     assert reply.startswith(b"HTTP/1.1 201") and reply.endswith(b"ack:hi")
 
 
-def test_silent_agent_blocks_pyngrok_past_its_startup_timeout(
-    make_fake_ngrok: MakeFakeNgrok,
-) -> None:
-    """pyngrok's startup_timeout cannot fire while readline() blocks: a hard deadline must kill."""
-    config = make_fake_ngrok(mode="silent").pyngrok_config(startup_timeout=0.3)
+def _start_in_thread(config: PyngrokConfig) -> tuple[threading.Thread, list[Exception]]:
     errors: list[Exception] = []
 
     def start() -> None:
@@ -284,6 +281,15 @@ def test_silent_agent_blocks_pyngrok_past_its_startup_timeout(
 
     starter = threading.Thread(target=start, daemon=True)
     starter.start()
+    return starter, errors
+
+
+def test_silent_agent_blocks_pyngrok_past_its_startup_timeout(
+    make_fake_ngrok: MakeFakeNgrok,
+) -> None:
+    """pyngrok's startup_timeout cannot fire while readline() blocks: a hard deadline must kill."""
+    config = make_fake_ngrok(mode="silent").pyngrok_config(startup_timeout=0.3)
+    starter, errors = _start_in_thread(config)
     starter.join(0.8)
     assert starter.is_alive()
     process._current_processes[config.ngrok_path].proc.kill()
@@ -291,6 +297,21 @@ def test_silent_agent_blocks_pyngrok_past_its_startup_timeout(
     assert not starter.is_alive()
     assert "The ngrok process was unable to start" in str(errors[0])
     assert not process.is_process_running(config.ngrok_path)
+
+
+def test_agent_without_endpoints_api_needs_config_version_2(
+    make_fake_ngrok: MakeFakeNgrok,
+) -> None:
+    """An older agent: pyngrok's default v3 health probe (/api/endpoints) never passes."""
+    fake = make_fake_ngrok(mode="no-endpoints-api")
+    v3 = fake.pyngrok_config(startup_timeout=0.3)
+    starter, _ = _start_in_thread(v3)
+    starter.join(0.8)
+    assert starter.is_alive()
+    process._current_processes[v3.ngrok_path].proc.kill()
+    starter.join(5)
+    tunnel = ngrok.connect(UNUSED_PORT, "http", pyngrok_config=fake.pyngrok_config(config_version="2"))
+    assert (tunnel.public_url or "").startswith("https://localhost:")
 
 
 def test_die_after_exits_and_pyngrok_starts_a_new_agent(make_fake_ngrok: MakeFakeNgrok) -> None:

@@ -29,9 +29,7 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--env-file", type=Path, help="settings file to read (default ./.env)")
-    parser.add_argument(
-        "--recordings-dir", type=Path, help="where sessions are recorded (default ./recordings)"
-    )
+    parser.add_argument("--recordings-dir", type=Path, help="where sessions are recorded (default ./recordings)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,30 +43,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = commands.add_parser("up", help="receiver + tunnel + live view (the default command)")
     _add_common(up)
-    up.add_argument(
-        "--port", type=str, help=f"local port (default {DEFAULT_PORT}; 0 picks a free port)"
-    )
+    up.add_argument("--port", type=str, help=f"local port (default {DEFAULT_PORT}; 0 picks a free port)")
     up.add_argument("--host", help="address to bind (default 127.0.0.1)")
     up.add_argument("--path", help=f"webhook path (default {DEFAULT_PATH})")
     up.add_argument("--tunnel", help="ngrok or none (default: ngrok when NGROK_AUTHTOKEN is set)")
     up.add_argument("--forward-to", help="also send every request to your backend at this URL")
-    up.add_argument(
-        "--headless", action="store_true", help="no TUI: one line per exchange on stdout"
-    )
+    up.add_argument("--headless", action="store_true", help="no TUI: one line per exchange on stdout")
     up.add_argument("--json", action="store_true", help="with --headless: JSON Lines on stdout")
     up.add_argument("--no-record", action="store_true", help="do not write a recording")
     up.add_argument("--accounts", help="TOML file with several [[account]] entries")
-    up.add_argument(
-        "--verify-token", help="verify token (default WHATSAPP_VERIFY_TOKEN, else generated)"
-    )
+    up.add_argument("--verify-token", help="verify token (default WHATSAPP_VERIFY_TOKEN, else generated)")
     up.add_argument(
         "--require-signature",
         action="store_true",
         help="answer 401/403 to missing/invalid X-Hub-Signature-256, like a strict app",
     )
-    up.add_argument(
-        "--max-body-bytes", type=str, help="answer 413 above this size (default 3.5 MiB)"
-    )
+    up.add_argument("--max-body-bytes", type=str, help="answer 413 above this size (default 3.5 MiB)")
 
     sessions = commands.add_parser("sessions", help="list recorded sessions")
     _add_common(sessions)
@@ -90,9 +80,7 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
         "require_signature",
         "max_body_bytes",
     )
-    return {
-        key: getattr(args, key) for key in keys if getattr(args, key, None) not in (None, False)
-    }
+    return {key: getattr(args, key) for key in keys if getattr(args, key, None) not in (None, False)}
 
 
 def _run_up(settings: Settings, args: argparse.Namespace) -> int:
@@ -100,11 +88,6 @@ def _run_up(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.json and not args.headless:
         raise UsageError("wa-devtunnel up: --json needs --headless")
-    if settings.tunnel == "ngrok":
-        print(
-            "[warning] the ngrok tunnel is not available in this version yet; running local-only.",
-            file=sys.stderr,
-        )
     if not args.headless:
         print(
             "[info] the TUI is not available in this version yet; running headless.",
@@ -127,9 +110,7 @@ def _run_sessions(settings: Settings) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `wa-devtunnel` console script."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if not args_list or (
-        args_list[0] not in SUBCOMMANDS and args_list[0] not in ("-h", "--help", "--version")
-    ):
+    if not args_list or (args_list[0] not in SUBCOMMANDS and args_list[0] not in ("-h", "--help", "--version")):
         args_list.insert(0, "up")
     try:
         args = build_parser().parse_args(args_list)

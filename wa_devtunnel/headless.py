@@ -16,6 +16,8 @@ from wa_devtunnel.engine.events import (
     Notice,
     ReceiverStarted,
     ReceiverStopped,
+    SelfTestFinished,
+    TunnelChanged,
 )
 from wa_devtunnel.engine.service import WebhookService
 from wa_devtunnel.settings import Settings
@@ -56,11 +58,17 @@ def format_exchange_line(view: ExchangeView) -> str:
 def startup_lines(started: ReceiverStarted) -> list[str]:
     """What goes into Meta's dashboard, ready to copy, and where the recording is."""
     lines = [f"Callback URL: {started.callback_url}", f"Verify token: {started.verify_token}"]
+    if started.public_url:
+        lines.append(f"  (public URL through the tunnel; local receiver at {started.local_url})")
     if started.verify_token_generated:
         lines.append(
             "  (generated for this session; to keep it, add it to .env: "
             f"echo 'WHATSAPP_VERIFY_TOKEN={started.verify_token}' >> .env)"
         )
+    if started.signatures_checked:
+        lines.append("Signatures: X-Hub-Signature-256 checked with your App Secret")
+    else:
+        lines.append("Signatures: not checked (set WHATSAPP_APP_SECRET to verify X-Hub-Signature-256)")
     if started.recording_path is not None:
         lines.append(f"Recording to: {started.recording_path}")
     else:
@@ -75,6 +83,8 @@ class HeadlessPrinter:
         self.out = out
         self.err = err
         self.json_lines = json_lines
+        self.started = False
+        self.callback_url = ""
 
     def _emit(self, stream: TextIO, line: str) -> None:
         stream.write(line + "\n")
@@ -86,6 +96,8 @@ class HeadlessPrinter:
     def render(self, event: EngineEvent) -> None:
         """Print one event."""
         if isinstance(event, ReceiverStarted):
+            self.started = True
+            self.callback_url = event.callback_url
             for line in startup_lines(event):
                 self._emit(self.err if self.json_lines else self.out, line)
             if self.json_lines:
@@ -108,11 +120,52 @@ class HeadlessPrinter:
                 self._json({"event": "notice", "level": event.level, "text": event.text})
             else:
                 self._emit(self.err, f"[{event.level}] {event.text}")
+        elif isinstance(event, TunnelChanged):
+            self._render_tunnel(event)
+        elif isinstance(event, SelfTestFinished):
+            line = f"Self-test: {'PASS' if event.ok else 'FAIL'} {event.detail} ({event.elapsed_ms:.0f} ms)"
+            if self.json_lines:
+                self._json(
+                    {
+                        "event": "selftest",
+                        "ok": event.ok,
+                        "callback_url": event.callback_url,
+                        "elapsed_ms": round(event.elapsed_ms, 1),
+                        "detail": event.detail,
+                    }
+                )
+            else:
+                self._emit(self.out, line)
         elif isinstance(event, ReceiverStopped):
             text = f"Stopped after {event.exchanges} exchange(s)."
             if event.recording_path is not None:
                 text += f" Recording: {event.recording_path}"
             self._emit(self.err, text)
+
+    def _render_tunnel(self, event: TunnelChanged) -> None:
+        if self.json_lines:
+            self._json(
+                {
+                    "event": "tunnel",
+                    "state": event.state,
+                    "provider": event.provider,
+                    "public_url": event.public_url,
+                    "callback_url": event.callback_url,
+                    "reason": event.reason,
+                }
+            )
+            return
+        if event.state == "starting":
+            self._emit(self.err, f"Starting the {event.provider} tunnel...")
+        elif event.state == "reconnecting":
+            self._emit(self.err, f"[error] TUNNEL DOWN ({event.provider}): {event.reason}; reconnecting")
+        elif event.state == "up" and self.started:
+            changed = event.callback_url != self.callback_url
+            self.callback_url = event.callback_url
+            self._emit(self.err, f"Tunnel back up ({event.provider}).")
+            if changed:
+                self._emit(self.err, "[warning] The public URL changed: paste the new Callback URL into Meta.")
+                self._emit(self.out, f"Callback URL: {event.callback_url}")
 
 
 async def run_headless(
@@ -136,6 +189,7 @@ async def run_headless(
             for event in await subscription.get_batch():
                 printer.render(event)
 
+    await service.prepare(printer.err)
     await service.start()
     printer_task = asyncio.create_task(pump())
     try:

@@ -6,7 +6,7 @@ import os
 import secrets
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -60,6 +60,7 @@ class Settings:
     ngrok_authtoken: str | None = None
     ngrok_domain: str | None = None
     ngrok_path: str | None = None
+    tunnel_timeout_s: float = 20.0
     forward_to: str | None = None
     recordings_dir: Path = Path(DEFAULT_RECORDINGS_DIR)
     record: bool = True
@@ -72,7 +73,6 @@ class Settings:
     phone_number_id: str | None = None
     graph_url: str = DEFAULT_GRAPH_URL
     graph_version: str = DEFAULT_GRAPH_VERSION
-    warnings: tuple[str, ...] = field(default=())
 
     def handshake_tokens(self) -> list[tuple[str, str]]:
         """Every (account, token) pair the handshake accepts."""
@@ -114,9 +114,7 @@ def generate_verify_token() -> str:
     return "wa-" + secrets.token_urlsafe(24).replace("-", "x").replace("_", "y")
 
 
-def read_environment(
-    env_file: Path | None, environ: Mapping[str, str] | None = None
-) -> dict[str, str]:
+def read_environment(env_file: Path | None, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """Merge `.env` under the process environment (a variable already set wins, as with dotenv)."""
     merged: dict[str, str] = {}
     if env_file is not None and env_file.is_file():
@@ -149,6 +147,16 @@ def _positive_int(value: Any, setting: str) -> int:
     return number
 
 
+def _seconds(value: Any, setting: str) -> float:
+    try:
+        seconds = float(str(value).strip())
+    except ValueError:
+        raise ConfigError(setting, f"{value!r} is not a number of seconds") from None
+    if not 0 < seconds <= 600:
+        raise ConfigError(setting, f"{seconds} must be between 0 and 600 seconds")
+    return seconds
+
+
 def _http_url(value: str, setting: str) -> str:
     parts = urlsplit(value.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -159,9 +167,7 @@ def _http_url(value: str, setting: str) -> str:
 def _webhook_path(value: str, setting: str) -> str:
     path = value.strip()
     if not path.startswith("/") or "?" in path or "#" in path or " " in path:
-        raise ConfigError(
-            setting, f"{value!r} must be a URL path starting with '/', e.g. {DEFAULT_PATH}"
-        )
+        raise ConfigError(setting, f"{value!r} must be a URL path starting with '/', e.g. {DEFAULT_PATH}")
     return path
 
 
@@ -211,9 +217,7 @@ def load_accounts(path: Path, setting: str = "--accounts") -> tuple[Account, ...
                 raise ConfigError(setting, f"{where} is missing {key}")
         token = _token(values["verify_token"], f"{where} verify_token")
         if any(a.name == values["name"] for a in accounts) or values["name"] == PRIMARY_ACCOUNT:
-            raise ConfigError(
-                setting, f"{where}: name {values['name']!r} is used twice or reserved"
-            )
+            raise ConfigError(setting, f"{where}: name {values['name']!r} is used twice or reserved")
         accounts.append(
             Account(
                 name=values["name"].strip(),
@@ -238,16 +242,11 @@ def load_settings(
     if "env_file" in flags and not env_file.is_file():
         raise ConfigError("--env-file", f"{env_file} does not exist")
     env = read_environment(env_file, environ)
-    warnings: list[str] = []
 
     port = (
         _port(flags["port"], "--port")
         if "port" in flags
-        else (
-            _port(env["WA_DEVTUNNEL_PORT"], "WA_DEVTUNNEL_PORT")
-            if env.get("WA_DEVTUNNEL_PORT")
-            else DEFAULT_PORT
-        )
+        else (_port(env["WA_DEVTUNNEL_PORT"], "WA_DEVTUNNEL_PORT") if env.get("WA_DEVTUNNEL_PORT") else DEFAULT_PORT)
     )
     path = _webhook_path(flags.get("path", DEFAULT_PATH), "--path")
     forward_raw = flags.get("forward_to") or env.get("WA_DEVTUNNEL_FORWARD_TO", "").strip() or None
@@ -307,6 +306,7 @@ def load_settings(
         ngrok_authtoken=authtoken,
         ngrok_domain=_optional(env, "NGROK_DOMAIN"),
         ngrok_path=_optional(env, "PYNGROK_NGROK_PATH"),
+        tunnel_timeout_s=_seconds(env.get("WA_DEVTUNNEL_TUNNEL_TIMEOUT", "20"), "WA_DEVTUNNEL_TUNNEL_TIMEOUT"),
         forward_to=forward_to,
         recordings_dir=recordings_dir,
         record=not flags.get("no_record", False),
@@ -319,7 +319,6 @@ def load_settings(
         phone_number_id=_optional(env, "WHATSAPP_PHONE_NUMBER_ID"),
         graph_url=(_optional(env, "META_GRAPH_URL") or DEFAULT_GRAPH_URL).rstrip("/"),
         graph_version=_optional(env, "META_GRAPH_VERSION") or DEFAULT_GRAPH_VERSION,
-        warnings=tuple(warnings),
     )
     if require_signature and not settings.signature_secrets():
         raise ConfigError(

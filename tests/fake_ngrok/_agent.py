@@ -183,6 +183,8 @@ class Agent:
             return json_response(200, self._status())
         if len(parts) >= 2 and parts[:2] == ["api", "requests"]:
             return self._requests(method, parts)
+        if parts[1:2] == ["endpoints"] and "no-endpoints-api" in self.settings.modes:
+            raise ApiError(404, 100, "not found", "this agent predates /api/endpoints")
         if len(parts) in (2, 3) and parts[1] in ("tunnels", "endpoints"):
             return await self._resource(request, parts[1], parts[2] if len(parts) == 3 else None)
         raise ApiError(404, 100, "not found", f"no route for {method} {request.path}")

@@ -7,7 +7,7 @@ API and really forwards each endpoint's HTTPS listener to its upstream.
 Knobs (environment):
     FAKE_NGROK_MODE       comma-separated: ok, no-authtoken, bad-authtoken, silent,
                           session-limit, too-old, domain-not-yours, domain-not-reserved,
-                          interstitial, die-after=<seconds>
+                          interstitial, no-endpoints-api, die-after=<seconds>
     FAKE_NGROK_CERT/KEY   PEM files for the public HTTPS listeners
     FAKE_NGROK_PUBLIC_HOST  host used in every public URL (default: the requested domain,
                           else "localhost")

@@ -43,6 +43,9 @@ class ReceiverStarted:
     verify_token_generated: bool
     recording_path: Path | None
     port: int
+    signatures_checked: bool = False
+    tunnel_state: str = "local-only"
+    public_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +72,28 @@ class Notice:
     text: str
 
 
-EngineEvent = ReceiverStarted | ExchangeRecorded | ReceiverStopped | Notice
+@dataclass(frozen=True, slots=True)
+class TunnelChanged:
+    """The tunnel's state: starting, up, reconnecting, failed or local-only (with the reason)."""
+
+    state: str
+    provider: str
+    public_url: str | None
+    callback_url: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SelfTestFinished:
+    """Our own handshake through the public URL: would Meta accept it?"""
+
+    ok: bool
+    callback_url: str
+    elapsed_ms: float
+    detail: str
+
+
+EngineEvent = ReceiverStarted | ExchangeRecorded | ReceiverStopped | Notice | TunnelChanged | SelfTestFinished
 
 
 class Subscription:

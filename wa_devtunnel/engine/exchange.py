@@ -75,9 +75,7 @@ def view_from_record(record: Mapping[str, Any]) -> ExchangeView:
     verify = record.get("verify")
     kind = str(record.get("kind", "other"))
     if kind == "verify" and isinstance(verify, Mapping):
-        headline = (
-            "OK: challenge echoed" if verify.get("ok") else f"FAILED: {verify.get('reason', '')}"
-        )
+        headline = "OK: challenge echoed" if verify.get("ok") else f"FAILED: {verify.get('reason', '')}"
     elif kind == "event":
         headline = str(summary.get("headline", ""))
     else:

@@ -197,11 +197,10 @@ def _answer_event(
     return 200, "EVENT_RECEIVED", verdict
 
 
-def create_receiver_app(
-    config: ReceiverConfig, bus: EventBus, recorder: SessionRecorder | None
-) -> web.Application:
+def create_receiver_app(config: ReceiverConfig, bus: EventBus, recorder: SessionRecorder | None) -> web.Application:
     """App factory: one catch-all route so that every request is answered and recorded by us."""
-    app = web.Application(client_max_size=config.max_body_bytes + 1)
+    # Bodies are recorded, verified and forwarded exactly as sent: never decompressed on the way in.
+    app = web.Application(client_max_size=config.max_body_bytes + 1, handler_args={"auto_decompress": False})
     app[RECEIVER_STATE] = ReceiverState(config=config, recorder=recorder, bus=bus)
     app.router.add_route("*", "/{tail:.*}", handle_any)
     return app

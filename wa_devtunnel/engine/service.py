@@ -1,15 +1,36 @@
-"""The service: wires settings, recorder and receiver, and publishes what happens to front ends."""
+"""The service: wires settings, recorder, receiver and tunnel, and publishes what happens to front ends."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import ssl
+import sys
 from dataclasses import replace
+from typing import TextIO
 
 from aiohttp import web
 
-from wa_devtunnel.engine.events import EventBus, Notice, ReceiverStarted, ReceiverStopped
+from wa_devtunnel.engine.events import (
+    EventBus,
+    Notice,
+    ReceiverStarted,
+    ReceiverStopped,
+    SelfTestFinished,
+    TunnelChanged,
+)
 from wa_devtunnel.engine.receiver import RECEIVER_STATE, ReceiverConfig, create_receiver_app
 from wa_devtunnel.engine.recording import SessionRecorder
+from wa_devtunnel.engine.selftest import run_selftest
+from wa_devtunnel.engine.tunnel import NoTunnel, TunnelError, TunnelProvider
 from wa_devtunnel.settings import Settings
+
+LOCAL_ONLY_HINT = (
+    "Local only: Meta cannot reach this URL. Set NGROK_AUTHTOKEN "
+    "(https://dashboard.ngrok.com/get-started/your-authtoken) for a public HTTPS URL."
+)
+WATCH_INTERVAL_S = 1.0
+MAX_BACKOFF_S = 30.0
 
 
 def receiver_config(settings: Settings) -> ReceiverConfig:
@@ -25,21 +46,75 @@ def receiver_config(settings: Settings) -> ReceiverConfig:
     )
 
 
-class WebhookService:
-    """Starts and stops the receiver (and later the tunnel); front ends only subscribe to `bus`."""
+def tunnel_for(settings: Settings) -> TunnelProvider:
+    """The provider the settings ask for (ngrok is imported only when used)."""
+    if settings.tunnel == "ngrok":
+        from wa_devtunnel.engine.ngrok_tunnel import NgrokTunnel
 
-    def __init__(self, settings: Settings, bus: EventBus | None = None) -> None:
+        return NgrokTunnel(
+            settings.ngrok_authtoken,
+            settings.ngrok_domain,
+            settings.ngrok_path,
+            start_deadline_s=settings.tunnel_timeout_s,
+        )
+    return NoTunnel()
+
+
+class WebhookService:
+    """Starts and stops receiver and tunnel; front ends only subscribe to `bus`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        bus: EventBus | None = None,
+        tunnel: TunnelProvider | None = None,
+        selftest_ssl: ssl.SSLContext | None = None,
+    ) -> None:
         self.settings = settings
         self.bus = bus or EventBus()
+        self.tunnel = tunnel or tunnel_for(settings)
+        self.selftest_ssl = selftest_ssl
         self.recorder: SessionRecorder | None = None
         self._runner: web.AppRunner | None = None
         self._app: web.Application | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self.port = 0
+        self.public_url: str | None = None
         self.callback_url = ""
         self.local_url = ""
+        self.tunnel_state = "local-only"
+
+    async def prepare(self, progress: TextIO | None = None) -> None:
+        """Slow one-time work before any UI exists (the ngrok download); failures surface at start."""
+        with contextlib.suppress(TunnelError):
+            await self.tunnel.prepare(progress or sys.stderr)
 
     async def start(self) -> ReceiverStarted:
-        """Open the recording, bind the port (0 = any free one) and announce the callback URL."""
+        """Bind the receiver, open the tunnel (or explain why not), announce the callback URL."""
+        await self._start_receiver()
+        if self.tunnel.name != "none":
+            await self._open_tunnel()
+        started = ReceiverStarted(
+            callback_url=self.callback_url,
+            local_url=self.local_url,
+            verify_token=self.settings.verify_token,
+            verify_token_generated=self.settings.verify_token_generated,
+            recording_path=self.recorder.path if self.recorder else None,
+            port=self.port,
+            signatures_checked=bool(self.settings.signature_secrets()),
+            tunnel_state=self.tunnel_state,
+            public_url=self.public_url,
+        )
+        self.bus.publish(started)
+        if self.tunnel.name == "none" and self.settings.ngrok_authtoken is None:
+            self.bus.publish(Notice("info", LOCAL_ONLY_HINT))
+        if self.public_url:
+            self._spawn(self._selftest())
+        if self.tunnel.name != "none":
+            self._spawn(self._watch_tunnel())
+        return started
+
+    async def _start_receiver(self) -> None:
         if self.settings.record:
             self.recorder = SessionRecorder(self.settings.recordings_dir)
         self._app = create_receiver_app(receiver_config(self.settings), self.bus, self.recorder)
@@ -50,6 +125,9 @@ class WebhookService:
             await site.start()
         except OSError as exc:
             await self._cleanup()
+            if self.recorder is not None:
+                # Nothing was received: leave no empty session for `sessions` or `replay` to pick.
+                self.recorder.path.unlink(missing_ok=True)
             raise OSError(
                 exc.errno,
                 f"cannot listen on {self.settings.host}:{self.settings.port}: {exc.strerror}"
@@ -59,24 +137,73 @@ class WebhookService:
         self.port = addresses[0][1] if addresses else self.settings.port
         self.local_url = replace(self.settings, port=self.port).local_callback_url
         self.callback_url = self.local_url
-        started = ReceiverStarted(
-            callback_url=self.callback_url,
-            local_url=self.local_url,
-            verify_token=self.settings.verify_token,
-            verify_token_generated=self.settings.verify_token_generated,
-            recording_path=self.recorder.path if self.recorder else None,
-            port=self.port,
-        )
-        self.bus.publish(started)
-        if self.settings.tunnel == "none" and self.settings.ngrok_authtoken is None:
+
+    def _set_public_url(self, public_url: str | None) -> None:
+        self.public_url = public_url.rstrip("/") if public_url else None
+        self.callback_url = f"{self.public_url}{self.settings.path}" if self.public_url else self.local_url
+
+    def _publish_tunnel(self, state: str, reason: str = "") -> None:
+        self.tunnel_state = state
+        self.bus.publish(TunnelChanged(state, self.tunnel.name, self.public_url, self.callback_url, reason))
+
+    async def _open_tunnel(self) -> None:
+        self._publish_tunnel("starting")
+        try:
+            await self.tunnel.prepare(sys.stderr)
+            self._set_public_url(await self.tunnel.start(self.port))
+        except TunnelError as exc:
+            self._set_public_url(None)
+            self._publish_tunnel("failed", str(exc))
+            self.bus.publish(Notice("error", f"Tunnel failed: {exc}\n  Continuing local-only."))
+            return
+        self._publish_tunnel("up")
+
+    def _spawn(self, coroutine: object) -> None:
+        task = asyncio.ensure_future(coroutine)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _selftest(self) -> None:
+        result = await run_selftest(self.callback_url, self.settings.verify_token, ssl_context=self.selftest_ssl)
+        self.bus.publish(SelfTestFinished(result.ok, result.url, result.elapsed_ms, result.detail))
+
+    async def _watch_tunnel(self) -> None:
+        """Notice a dead agent or a changed URL, say so loudly, and reconnect with backoff."""
+        backoff = 1.0
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            if self.tunnel_state == "failed":
+                continue
+            health = self.tunnel.health()
+            if health.alive:
+                if health.public_url and health.public_url.rstrip("/") != self.public_url:
+                    self._set_public_url(health.public_url)
+                    self._publish_tunnel("up", "the public URL changed: update the Callback URL in Meta")
+                continue
+            previous = self.public_url
+            self._publish_tunnel("reconnecting", health.detail)
             self.bus.publish(
                 Notice(
-                    "info",
-                    "Local only: Meta cannot reach this URL. Set NGROK_AUTHTOKEN "
-                    "(https://dashboard.ngrok.com/get-started/your-authtoken) for a public HTTPS URL.",
+                    "error",
+                    f"Tunnel lost: {health.detail}. Meta's deliveries fail "
+                    "until it is back (Meta retries for up to 7 days).",
                 )
             )
-        return started
+            while True:
+                await self.tunnel.stop()
+                try:
+                    self._set_public_url(await self.tunnel.start(self.port))
+                    break
+                except TunnelError as exc:
+                    self._publish_tunnel("reconnecting", f"{exc.summary}; retrying in {backoff:.0f} s")
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF_S)
+            backoff = 1.0
+            changed = self.public_url != previous
+            self._publish_tunnel(
+                "up", "the public URL changed: update the Callback URL in Meta" if changed else "reconnected"
+            )
+            self._spawn(self._selftest())
 
     @property
     def exchanges(self) -> int:
@@ -91,14 +218,17 @@ class WebhookService:
             self.recorder.close()
 
     async def stop(self) -> None:
-        """Stop accepting requests, close the recording and say so."""
+        """Stop watching, close the tunnel (no orphan agent), stop the receiver, close the recording."""
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.tunnel.stop()
         if self._runner is None:
             return
         exchanges = self.exchanges
         await self._cleanup()
         self.bus.publish(
-            ReceiverStopped(
-                recording_path=self.recorder.path if self.recorder else None,
-                exchanges=exchanges,
-            )
+            ReceiverStopped(recording_path=self.recorder.path if self.recorder else None, exchanges=exchanges)
         )

@@ -18,9 +18,7 @@ SIGNATURE_HEADER = "X-Hub-Signature-256"
 LEGACY_SIGNATURE_HEADER = "X-Hub-Signature"
 NO_SECRET_DETAIL = "no App Secret configured: set WHATSAPP_APP_SECRET to verify X-Hub-Signature-256"
 NO_MATCH_DETAIL = "no configured App Secret matches (is WHATSAPP_APP_SECRET this app's secret?)"
-META_STYLE_DETAIL = (
-    "the signature matches this JSON re-serialised in Meta's style: a proxy re-encoded the body"
-)
+META_STYLE_DETAIL = "the signature matches this JSON re-serialised in Meta's style: a proxy re-encoded the body"
 
 _HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _HEX_SHA1 = re.compile(r"[0-9a-fA-F]{40}")
@@ -106,17 +104,12 @@ def _parse_header(header: str) -> tuple[bytes | None, str]:
         return None, f'{SIGNATURE_HEADER} does not start with "sha256=" ({_FORM})'
     hex_digest = hex_digest.strip()
     if not _HEX_SHA256.fullmatch(hex_digest):
-        return None, (
-            f"{SIGNATURE_HEADER} is malformed: {len(hex_digest)} characters after "
-            f'"sha256=" ({_FORM})'
-        )
+        return None, (f'{SIGNATURE_HEADER} is malformed: {len(hex_digest)} characters after "sha256=" ({_FORM})')
     note = "uppercase hex: Meta sends lowercase" if hex_digest != hex_digest.lower() else ""
     return bytes.fromhex(hex_digest), note
 
 
-def _missing(
-    body: bytes, legacy_header: str | None, configured: list[tuple[str, str]]
-) -> SignatureCheck:
+def _missing(body: bytes, legacy_header: str | None, configured: list[tuple[str, str]]) -> SignatureCheck:
     """Say the header is absent, and whether the legacy sha1 header would have passed."""
     detail = f"no {SIGNATURE_HEADER} header"
     if legacy_header and legacy_header.strip():
@@ -159,10 +152,7 @@ def _mismatch(
         return "the body is empty: was it read before the signature check?"
     trimmed_body = body.strip()
     if trimmed_body != body and any(_matches(key, trimmed_body, given) for key in keys):
-        return (
-            "the signature matches the body without its leading/trailing whitespace: "
-            "something added bytes around it"
-        )
+        return "the signature matches the body without its leading/trailing whitespace: something added bytes around it"
     for style, candidate in _reserialised(body):
         if candidate != body and any(_matches(key, candidate, given) for key in keys):
             if style == "Meta's style":

@@ -1,0 +1,110 @@
+"""Self-test: send Meta's handshake to the public URL and judge the answer as Meta would."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import ssl
+import time
+from dataclasses import dataclass
+from urllib.parse import urlencode
+
+import aiohttp
+
+from wa_devtunnel.engine.receiver import ORIGIN_HEADER
+
+META_BUDGET_S = 6.0
+META_USER_AGENT = "facebookexternalua"
+
+
+@dataclass(frozen=True, slots=True)
+class SelfTestResult:
+    """PASS with the round trip, or the precise reason Meta would refuse this URL."""
+
+    ok: bool
+    url: str
+    elapsed_ms: float
+    detail: str
+
+    def line(self) -> str:
+        """`Self-test: PASS ...` / `Self-test: FAIL ...` for headless output and the TUI header."""
+        verdict = "PASS" if self.ok else "FAIL"
+        return f"Self-test: {verdict} {self.detail} ({self.elapsed_ms:.0f} ms)"
+
+
+def judge_handshake_answer(status: int, content_type: str, body: str, challenge: str) -> tuple[bool, str]:
+    """Meta accepts only 200 + the exact challenge; explain every other answer."""
+    looks_html = "html" in content_type.lower() or body.lstrip().lower().startswith(("<!doctype", "<html"))
+    if status == 200 and body == challenge:
+        if not content_type.lower().startswith("text/plain"):
+            return (
+                True,
+                f"challenge echoed, but as {content_type or 'no content type'} (text/plain is safest)",
+            )
+        return True, "Meta's handshake answered through the tunnel: challenge echoed as text/plain"
+    if looks_html and ("ngrok" in body.lower() or status == 200):
+        return False, (
+            f"got an HTML page (HTTP {status}) instead of our answer: the tunnel shows an "
+            "interstitial/warning page, Meta would see that page, not the challenge"
+        )
+    if status == 404:
+        return False, "HTTP 404: the path does not reach the receiver (check --path and the URL in Meta)"
+    if status == 403:
+        return False, "HTTP 403: the receiver refused the verify token"
+    if status == 200 and body.strip('"') == challenge:
+        return False, "the challenge came back JSON-encoded (with quotes): Meta needs it verbatim"
+    if status == 200:
+        return False, f"HTTP 200 but the body is not the challenge ({body[:60]!r})"
+    if status in (502, 503, 504):
+        return False, f"HTTP {status} from the tunnel: it cannot reach the receiver's port"
+    return False, f"HTTP {status}: Meta needs 200 with the challenge"
+
+
+async def run_selftest(
+    callback_url: str,
+    verify_token: str,
+    *,
+    timeout_s: float = META_BUDGET_S,
+    ssl_context: ssl.SSLContext | None = None,
+) -> SelfTestResult:
+    """One handshake exactly like Meta's (random challenge, ~6 s budget), marked as ours."""
+    challenge = str(secrets.randbelow(9 * 10**9) + 10**9)
+    query = urlencode({"hub.mode": "subscribe", "hub.challenge": challenge, "hub.verify_token": verify_token})
+    headers = {"User-Agent": META_USER_AGENT, ORIGIN_HEADER: "selftest"}
+    started = time.perf_counter()
+
+    def elapsed() -> float:
+        return (time.perf_counter() - started) * 1000
+
+    try:
+        async with (
+            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session,
+            session.get(
+                f"{callback_url}?{query}",
+                headers=headers,
+                ssl=ssl_context if ssl_context is not None else True,
+            ) as response,
+        ):
+            body = await response.text(errors="replace")
+            ok, detail = judge_handshake_answer(
+                response.status, response.headers.get("Content-Type", ""), body, challenge
+            )
+    except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError, ssl.SSLError) as exc:
+        return SelfTestResult(
+            False,
+            callback_url,
+            elapsed(),
+            f"TLS failed: {exc}; Meta only accepts a publicly trusted certificate",
+        )
+    except TimeoutError:
+        return SelfTestResult(
+            False,
+            callback_url,
+            elapsed(),
+            f"no answer within {timeout_s:.0f} s: Meta gives up after about 6 s",
+        )
+    except aiohttp.ClientError as exc:
+        return SelfTestResult(False, callback_url, elapsed(), f"could not connect: {exc}")
+    except asyncio.CancelledError:
+        raise
+    return SelfTestResult(ok, callback_url, elapsed(), detail)

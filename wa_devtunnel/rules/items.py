@@ -1,0 +1,211 @@
+"""Typed webhook items, each rendering as one terminal-safe line, so front ends never walk Meta's JSON."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+TEXT_LIMIT = 60
+_CONTROL = {i: " " for i in (*range(32), *range(127, 160))}
+_QUOTED = frozenset({"text", "image", "video", "audio", "sticker", "interactive", "button"})
+
+
+def one_line(text: str, limit: int = TEXT_LIMIT) -> str:
+    """Squeeze untrusted text into one short terminal-safe line: no newlines, no escape codes."""
+    head = text[: limit * 2 + 16]
+    flat = " ".join(head.translate(_CONTROL).split())
+    if len(flat) > limit or len(text) > len(head):
+        return flat[: limit - 1].rstrip() + "…"
+    return flat
+
+
+def short_id(message_id: str) -> str:
+    """A wamid is ~60 base64 characters; its first 14 keep a line readable."""
+    clean = one_line(message_id, 80)
+    return clean if len(clean) <= 17 else clean[:14] + "..."
+
+
+def _quoted(text: str) -> str:
+    return f'"{one_line(text)}"' if text else ""
+
+
+@dataclass(frozen=True, slots=True)
+class MetaError:
+    """One item of Meta's errors[]: the code is what Meta's error-code table is keyed by."""
+
+    code: int | None
+    title: str
+    message: str
+    details: str
+
+    def line(self) -> str:
+        """`131049 This message was not delivered ...`: code, then title (else message)."""
+        code = "" if self.code is None else str(self.code)
+        words = (code, one_line(self.title or self.message or self.details, 120))
+        return " ".join(w for w in words if w) or "error without code or title"
+
+
+def _error_lines(errors: tuple[MetaError, ...], shown: int = 3) -> str:
+    more = f" (+{len(errors) - shown} more)" if len(errors) > shown else ""
+    return "; ".join(e.line() for e in errors[:shown]) + more
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """One messages[] item, flattened so front ends show any type without knowing its nesting."""
+
+    field: str
+    waba_id: str
+    phone_number_id: str
+    display_phone_number: str
+    account: str | None
+    message_id: str
+    sender: str
+    contact_name: str
+    type: str
+    # interactive.type, system.type, unsupported.type, button payload, document filename,
+    # location "lat,long", "voice" (audio), "removed" (reaction), order catalog id
+    subtype: str
+    text: str  # body, caption, reply title, emoji, place, contact names, order summary
+    timestamp: str
+    context_id: str  # the message replied to (for a reaction: the message reacted to)
+    forwarded: bool
+    referral: bool
+    media_id: str
+    errors: tuple[MetaError, ...]
+
+    def line(self) -> str:
+        """`text from 16505551234: "Does it come in another color?"`."""
+        label = self.type or "message"
+        if self.type in ("interactive", "system", "unsupported") and self.subtype:
+            label = f"{label} {self.subtype}"
+        line = f"{one_line(label, 40)} from {one_line(self.sender, 40) or 'unknown sender'}"
+        content = self._content()
+        if content:
+            line += f": {content}"
+        notes = []
+        if self.context_id and self.type != "reaction":
+            notes.append(f"reply to {short_id(self.context_id)}")
+        if self.forwarded:
+            notes.append("forwarded")
+        if self.referral:
+            notes.append("from an ad")
+        if notes:
+            line += f" ({', '.join(notes)})"
+        if self.errors and self.type != "unsupported":
+            line += f" [{_error_lines(self.errors)}]"
+        return line
+
+    def _content(self) -> str:
+        kind, sub, text = self.type, self.subtype, self.text
+        if kind == "reaction":
+            what = one_line(text, 12) if text else "removed"
+            return f"{what} on {short_id(self.context_id)}" if self.context_id else what
+        if kind == "audio" and sub == "voice":
+            return "voice note"
+        if kind == "document":
+            return " ".join(w for w in (one_line(sub, 40), _quoted(text)) if w)
+        if kind == "button" and sub:
+            return " ".join(w for w in (_quoted(text), f"(payload {one_line(sub, 40)})") if w)
+        if kind == "location":
+            return " ".join(w for w in (one_line(text, 80), f"({one_line(sub)})" if sub else "") if w)
+        if kind == "unsupported":
+            return _error_lines(self.errors)
+        return _quoted(text) if kind in _QUOTED else one_line(text, 80)
+
+
+@dataclass(frozen=True, slots=True)
+class StatusUpdate:
+    """One statuses[] item: what happened to a message the business sent."""
+
+    field: str
+    waba_id: str
+    phone_number_id: str
+    display_phone_number: str
+    account: str | None
+    status_id: str
+    status: str
+    recipient_id: str
+    timestamp: str
+    pricing_category: str
+    pricing_model: str
+    conversation_category: str
+    errors: tuple[MetaError, ...]
+
+    def line(self) -> str:
+        """`read wamid.HBgLMTY1...`, or `failed 131049 This message was not delivered ...`."""
+        status = one_line(self.status, 30) or "status"
+        if self.errors:
+            return f"{status} {_error_lines(self.errors)}"
+        return f"{status} {short_id(self.status_id)}".rstrip()
+
+
+_FIELD_NOUNS = {
+    "message_template_status_update": "template",
+    "message_template_quality_update": "template quality",
+    "message_template_components_update": "template components",
+    "template_category_update": "template category",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FieldUpdate:
+    """A non-message field (templates, account, quality, calls, echoes ...) or an unknown one."""
+
+    field: str
+    waba_id: str
+    event: str
+    subject: str
+    detail: str
+    raw_keys: tuple[str, ...]
+
+    def line(self) -> str:
+        """`template order_confirmation APPROVED`, `account_update ACCOUNT_VIOLATION`."""
+        noun = _FIELD_NOUNS.get(self.field) or one_line(self.field, 60) or "change"
+        words = (noun, one_line(self.subject, 60), one_line(self.event, 60))
+        line = " ".join(w for w in words if w)
+        return f"{line} ({one_line(self.detail, 100)})" if self.detail else line
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeError:
+    """An item of value.errors[]: Meta could not deliver something at all."""
+
+    field: str
+    waba_id: str
+    error: MetaError
+
+    def line(self) -> str:
+        """`error 131000 Something went wrong (details)`."""
+        details = self.error.details
+        extra = f" ({one_line(details, 100)})" if details and details != self.error.title else ""
+        return f"error {self.error.line()}{extra}"
+
+
+Item = InboundMessage | StatusUpdate | FieldUpdate | ChangeError
+_KINDS: dict[type, str] = {
+    InboundMessage: "message",
+    StatusUpdate: "status",
+    FieldUpdate: "field",
+    ChangeError: "error",
+}
+_NAMES = {cls: tuple(f.name for f in fields(cls)) for cls in (*_KINDS, MetaError)}
+
+
+def _error_dict(error: MetaError) -> dict[str, Any]:
+    return {name: getattr(error, name) for name in _NAMES[MetaError]}
+
+
+def _item_dict(item: Item) -> dict[str, Any]:
+    out: dict[str, Any] = {"kind": _KINDS[type(item)]}
+    for name in _NAMES[type(item)]:
+        value = getattr(item, name)
+        if name == "errors":
+            value = [_error_dict(e) for e in value]
+        elif name == "error":
+            value = _error_dict(value)
+        elif name == "raw_keys":
+            value = list(value)
+        out[name] = value
+    out["line"] = item.line()
+    return out
