@@ -89,10 +89,9 @@ def _run_up(settings: Settings, args: argparse.Namespace) -> int:
     if args.json and not args.headless:
         raise UsageError("wa-devtunnel up: --json needs --headless")
     if not args.headless:
-        print(
-            "[info] the TUI is not available in this version yet; running headless.",
-            file=sys.stderr,
-        )
+        from wa_devtunnel.tui.launch import run_tui
+
+        return run_tui(settings)
     try:
         return asyncio.run(run_headless(settings, json_lines=args.json))
     except OSError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,9 @@ class ExchangeView:
     flags: tuple[str, ...]
     elapsed_ms: float
     origin: str
+    offset: int = -1
+    message_types: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,7 @@ class Notice:
 
     level: str
     text: str
+    topic: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +149,11 @@ class EventBus:
 
     def __init__(self) -> None:
         self._subscriptions: list[Subscription] = []
+        self._listeners: list[Callable[[EngineEvent], None]] = []
+
+    def add_listener(self, listener: Callable[[EngineEvent], None]) -> None:
+        """A plain callback, called in the engine's thread; it must only queue the event and return."""
+        self._listeners.append(listener)
 
     def subscribe(self, maxsize: int = 100_000) -> Subscription:
         """Register a subscriber; it sees events published from now on."""
@@ -161,3 +170,26 @@ class EventBus:
         """Hand the event to every subscriber without waiting on any of them."""
         for subscription in list(self._subscriptions):
             subscription.deliver(event)
+        for listener in list(self._listeners):
+            listener(event)
+
+
+class EventInbox:
+    """A thread-safe hand-off from the engine thread to a UI that drains it at its own pace."""
+
+    def __init__(self) -> None:
+        self._events: deque[EngineEvent] = deque()
+
+    def __call__(self, event: EngineEvent) -> None:
+        """Listener: O(1), never blocks the engine."""
+        self._events.append(event)
+
+    def take(self, limit: int) -> list[EngineEvent]:
+        """Up to `limit` events, oldest first (coalesced into one UI update)."""
+        taken: list[EngineEvent] = []
+        while self._events and len(taken) < limit:
+            taken.append(self._events.popleft())
+        return taken
+
+    def __len__(self) -> int:
+        return len(self._events)

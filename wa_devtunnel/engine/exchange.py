@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -67,13 +67,15 @@ def build_record(
     return record
 
 
-def view_from_record(record: Mapping[str, Any]) -> ExchangeView:
+def view_from_record(record: Mapping[str, Any], offset: int = -1) -> ExchangeView:
     """The small display view of a record, whether it came live or from a file."""
     request = record.get("request") or {}
     response = record.get("response") or {}
     summary = record.get("summary") or {}
     verify = record.get("verify")
     kind = str(record.get("kind", "other"))
+    raw_items = summary.get("items") if isinstance(summary, Mapping) else None
+    items = [i for i in raw_items if isinstance(i, Mapping)] if isinstance(raw_items, list) else []
     if kind == "verify" and isinstance(verify, Mapping):
         headline = "OK: challenge echoed" if verify.get("ok") else f"FAILED: {verify.get('reason', '')}"
     elif kind == "event":
@@ -98,4 +100,11 @@ def view_from_record(record: Mapping[str, Any]) -> ExchangeView:
         flags=tuple(summary.get("flags", ()) or ()),
         elapsed_ms=float(record.get("elapsed_ms", 0.0) or 0.0),
         origin=str(record.get("origin", "meta")),
+        offset=offset,
+        message_types=_distinct(item.get("type") for item in items if item.get("kind") == "message"),
+        statuses=_distinct(item.get("status") for item in items if item.get("kind") == "status"),
     )
+
+
+def _distinct(values: Iterable[Any]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(str(v) for v in values if v))

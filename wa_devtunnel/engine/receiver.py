@@ -78,10 +78,10 @@ def _matches_webhook_path(path: str, webhook_path: str) -> bool:
 
 def _commit(state: ReceiverState, record: dict[str, Any]) -> None:
     """Persist before answering (nothing acknowledged is ever lost), then notify front ends."""
-    if state.recorder is not None:
-        state.recorder.append(record)
+    offset = state.recorder.append(record) if state.recorder is not None else -1
     state.exchanges += 1
-    state.bus.publish(ExchangeRecorded(view=view_from_record(record), record=record))
+    view = view_from_record(record, offset)
+    state.bus.publish(ExchangeRecorded(view=view, record=record))
 
 
 async def handle_any(request: web.Request) -> web.StreamResponse:

@@ -42,21 +42,25 @@ class SessionRecorder:
         stamp = started.strftime(_STAMP_FORMAT)
         self.path, self._fd = _create_session_file(directory, stamp, suffix)
         self._seq = 0
+        self._size = 0
 
     def next_seq(self) -> int:
         """Hands out 1, 2, 3 ... so every record in the file has its own sequence number."""
         self._seq += 1
         return self._seq
 
-    def append(self, record: dict[str, Any]) -> None:
-        """Writes the record as one line with one write(2) on the O_APPEND descriptor."""
+    def append(self, record: dict[str, Any]) -> int:
+        """Writes the record as one line with one write(2); returns its byte offset for later lookup."""
         if self._fd is None:
             raise ValueError(f"recording {self.path} is closed")
         data = _encode_line(record)
+        offset = self._size
         view = memoryview(data)
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
+        self._size += len(data)
+        return offset
 
     def close(self) -> None:
         """Flushes the file to disk once at the end; calling it again does nothing."""
@@ -177,6 +181,18 @@ def read_recording(path: Path) -> RecordingRead:
         elif record is not None:
             records.append(record)
     return RecordingRead(path=path, records=tuple(records), problems=tuple(problems))
+
+
+def read_record_at(path: Path, offset: int) -> dict[str, Any] | None:
+    """One record by the offset `append` returned: front ends keep offsets, not bodies, in memory."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(offset)
+            raw = handle.readline()
+    except OSError:
+        return None
+    record, _problem = _decode_line(raw.rstrip(b"\n"))
+    return record
 
 
 def _decode_line(raw: bytes) -> tuple[dict[str, Any] | None, str]:

@@ -107,7 +107,7 @@ class WebhookService:
         )
         self.bus.publish(started)
         if self.tunnel.name == "none" and self.settings.ngrok_authtoken is None:
-            self.bus.publish(Notice("info", LOCAL_ONLY_HINT))
+            self.bus.publish(Notice("info", LOCAL_ONLY_HINT, topic="local-only"))
         if self.public_url:
             self._spawn(self._selftest())
         if self.tunnel.name != "none":

@@ -1,0 +1,1 @@
+"""The Textual inspector: the face of wa-devtunnel (front-end layer only)."""

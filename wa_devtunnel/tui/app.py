@@ -1,0 +1,341 @@
+"""The inspector app: composition of header, live list, detail and search; state lives in tui.model."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Iterable, Mapping
+from concurrent.futures import Future
+from typing import Any
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Static, TabbedContent, TabPane
+
+from wa_devtunnel.engine.events import (
+    EngineEvent,
+    EventInbox,
+    ExchangeRecorded,
+    ExchangeView,
+    Notice,
+    ReceiverStarted,
+    SelfTestFinished,
+    TunnelChanged,
+)
+from wa_devtunnel.engine.recording import read_record_at, read_recording
+from wa_devtunnel.engine.runner import EngineThread
+from wa_devtunnel.engine.sample import send_sample_event
+from wa_devtunnel.tui.detail import body_renderable, headers_renderable, signature_renderable, summary_renderable
+from wa_devtunnel.tui.header import HeaderState, StatusHeader
+from wa_devtunnel.tui.help import HelpScreen
+from wa_devtunnel.tui.model import FILTER_HELP, ExchangeStore, ListFilter, parse_filter, text_in_record
+from wa_devtunnel.tui.rows import columns, row_cells
+from wa_devtunnel.tui.welcome import welcome_text
+
+DRAIN_INTERVAL_S = 0.05
+DRAIN_BATCH = 2000
+MAX_TABLE_ROWS = 10_000
+
+
+class InspectorApp(App[None]):
+    """wa-devtunnel's live view: keyboard first, never in the receiver's way."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "wa-devtunnel"
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+        Binding("slash", "search", "Filter"),
+        Binding("x", "clear_filters", "Clear"),
+        Binding("e", "problems_only", "Problems"),
+        Binding("f", "follow", "Follow"),
+        Binding("u", "copy_url", "Copy URL"),
+        Binding("t", "copy_token", "Copy token"),
+        Binding("s", "send_sample", "Sample"),
+        Binding("question_mark", "help", "Help"),
+        Binding("r", "reveal_token", "Reveal token", show=False),
+        Binding("b", "toggle_raw", "Raw body", show=False),
+        Binding("end", "follow", "Follow", show=False),
+        Binding("1", "tab('summary')", "Summary", show=False),
+        Binding("2", "tab('body')", "Body", show=False),
+        Binding("3", "tab('headers')", "Headers", show=False),
+        Binding("4", "tab('signature')", "Signature", show=False),
+    ]
+
+    def __init__(self, engine: EngineThread, inbox: EventInbox, started: ReceiverStarted) -> None:
+        super().__init__()
+        self.engine = engine
+        self.inbox = inbox
+        self.store = ExchangeStore()
+        self.filter = ListFilter()
+        self.state = HeaderState(
+            callback_url=started.callback_url,
+            verify_token=started.verify_token,
+            tunnel_state=started.tunnel_state,
+            recording=started.recording_path,
+            forward_to=engine.service.settings.forward_to,
+        )
+        self.started = started
+        self.raw_body = False
+        self.with_accounts = bool(engine.service.settings.accounts)
+        self.selected_id: str | None = None
+        self._moving_cursor = False
+
+    def compose(self) -> ComposeResult:
+        yield StatusHeader(id="status")
+        yield DataTable(id="exchanges", cursor_type="row", zebra_stripes=True)
+        with ContentSwitcher(initial="welcome", id="lower"):
+            yield VerticalScroll(Static(id="welcome-text"), id="welcome")
+            with TabbedContent(id="detail"):
+                for name in ("summary", "body", "headers", "signature"):
+                    with TabPane(name.capitalize(), id=name):
+                        yield VerticalScroll(Static(id=f"{name}-text"))
+        yield Input(placeholder=FILTER_HELP, id="search")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for column in columns(self.with_accounts):
+            table.add_column(column, key=column.lower())
+        self.query_one("#search").display = False
+        self.query_one("#welcome-text", Static).update(welcome_text(self.started, self.engine.service.settings))
+        self._refresh_header()
+        table.focus()
+        self.set_interval(DRAIN_INTERVAL_S, self.drain)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self.exit)
+
+    # Engine events -----------------------------------------------------------------------------
+
+    def drain(self) -> None:
+        """Apply everything the engine published since the last tick, as one batch."""
+        events = self.inbox.take(DRAIN_BATCH)
+        if events:
+            self.apply_events(events)
+
+    def apply_events(self, events: Iterable[EngineEvent]) -> None:
+        """Update the model, then the widgets once."""
+        new_rows: list[ExchangeView] = []
+        for event in events:
+            if isinstance(event, ExchangeRecorded):
+                self.store.add(event.view, event.record)
+                self.filter.note_arrival(event.view, event.record)
+                if self.filter.shows(event.view):
+                    new_rows.append(event.view)
+            elif isinstance(event, TunnelChanged):
+                self.state.tunnel_state, self.state.tunnel_reason = event.state, event.reason
+                if event.callback_url != self.state.callback_url and event.state == "up":
+                    self.notify(f"New Callback URL: {event.callback_url}. Paste it into Meta.", severity="warning")
+                self.state.callback_url = event.callback_url
+                if event.state == "reconnecting":
+                    self.notify(f"Tunnel down: {event.reason}", severity="error", timeout=8)
+            elif isinstance(event, SelfTestFinished):
+                verdict = "PASS" if event.ok else "FAIL"
+                self.state.selftest, self.state.selftest_ok = f"{verdict} {event.elapsed_ms:.0f} ms", event.ok
+                if not event.ok:
+                    self.notify(f"Self-test failed: {event.detail}", severity="error", timeout=10)
+            elif isinstance(event, Notice) and event.topic != "local-only":  # the welcome panel says it
+                severity = {"error": "error", "warning": "warning"}.get(event.level, "information")
+                self.notify(event.text, severity=severity, timeout=8)  # type: ignore[arg-type]
+            elif isinstance(event, ReceiverStarted):
+                self.state.callback_url = event.callback_url
+        if new_rows:
+            self._append_rows(new_rows)
+        self._refresh_header()
+
+    def _append_rows(self, views: list[ExchangeView]) -> None:
+        table = self.query_one(DataTable)
+        for view in views:
+            table.add_row(*row_cells(view, self.with_accounts), key=view.id)
+        overflow = table.row_count - MAX_TABLE_ROWS
+        if overflow > 0:
+            for row_key in list(table.rows)[:overflow]:
+                table.remove_row(row_key)
+        self.query_one(ContentSwitcher).current = "detail"
+        if self.state.following:
+            self._move_cursor(table.row_count - 1)
+
+    def _move_cursor(self, row: int) -> None:
+        table = self.query_one(DataTable)
+        self._moving_cursor = True
+        try:
+            table.move_cursor(row=row, animate=False)
+        finally:
+            self._moving_cursor = False
+        self._show_selected()
+
+    def _rebuild_table(self) -> None:
+        table = self.query_one(DataTable)
+        table.clear()
+        visible = [view for view in self.store.views if self.filter.shows(view)][-MAX_TABLE_ROWS:]
+        for view in visible:
+            table.add_row(*row_cells(view, self.with_accounts), key=view.id)
+        if visible:
+            self._move_cursor(table.row_count - 1)
+        self._refresh_header()
+
+    def _refresh_header(self) -> None:
+        self.state.counters = self.store.counters
+        self.state.filter_text = self.filter.describe()
+        self.query_one(StatusHeader).show(self.state)
+
+    # Selection and detail ----------------------------------------------------------------------
+
+    @on(DataTable.RowHighlighted)
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if self._moving_cursor:
+            return
+        table = self.query_one(DataTable)
+        self.state.following = table.cursor_row >= table.row_count - 1
+        self._refresh_header()
+        self._show_selected()
+
+    def _record_for(self, view: ExchangeView) -> Mapping[str, Any] | None:
+        record = self.store.cached(view.id)
+        if record is None and view.offset >= 0 and self.started.recording_path is not None:
+            record = read_record_at(self.started.recording_path, view.offset)
+            if record is not None:
+                self.store.remember(view.id, record)
+        return record
+
+    def _show_selected(self) -> None:
+        table = self.query_one(DataTable)
+        if table.row_count == 0:
+            return
+        row_key, _ = table.coordinate_to_cell_key(table.cursor_coordinate)
+        view = self.store.by_id.get(str(row_key.value))
+        if view is None:
+            return
+        self.selected_id = view.id
+        record = self._record_for(view)
+        if record is None:
+            self.query_one("#summary-text", Static).update(f"{view.headline}\n(full record no longer available)")
+            return
+        self.query_one("#summary-text", Static).update(summary_renderable(record))
+        self.query_one("#body-text", Static).update(body_renderable(record, self.raw_body))
+        self.query_one("#headers-text", Static).update(headers_renderable(record))
+        self.query_one("#signature-text", Static).update(signature_renderable(record))
+
+    # Actions -----------------------------------------------------------------------------------
+
+    def action_follow(self) -> None:
+        """Jump to the newest exchange and keep following."""
+        self.state.following = True
+        table = self.query_one(DataTable)
+        if table.row_count:
+            self._move_cursor(table.row_count - 1)
+        self._refresh_header()
+
+    def action_copy_url(self) -> None:
+        """Copy the callback URL (OSC 52 works over SSH)."""
+        self.copy_to_clipboard(self.state.callback_url)
+        self.notify(f"Copied: {self.state.callback_url}")
+
+    def action_copy_token(self) -> None:
+        """Copy the verify token without showing it."""
+        self.copy_to_clipboard(self.state.verify_token)
+        self.notify("Verify token copied")
+
+    def action_reveal_token(self) -> None:
+        """Show or mask the verify token."""
+        self.state.token_revealed = not self.state.token_revealed
+        self._refresh_header()
+
+    def action_toggle_raw(self) -> None:
+        """Pretty JSON or the exact bytes."""
+        self.raw_body = not self.raw_body
+        self._show_selected()
+        self.query_one(TabbedContent).active = "body"
+
+    def action_tab(self, name: str) -> None:
+        """Switch the detail tab."""
+        self.query_one(ContentSwitcher).current = "detail"
+        self.query_one(TabbedContent).active = name
+
+    def action_help(self) -> None:
+        """Every key and the filter syntax."""
+        self.push_screen(HelpScreen(self.BINDINGS))
+
+    def action_search(self) -> None:
+        """Open the filter bar."""
+        search = self.query_one("#search", Input)
+        search.display = True
+        search.focus()
+
+    def action_clear_filters(self) -> None:
+        """Show everything again."""
+        self.filter = ListFilter()
+        search = self.query_one("#search", Input)
+        search.value = ""
+        search.display = False
+        self.query_one(DataTable).focus()
+        self._rebuild_table()
+
+    def action_problems_only(self) -> None:
+        """Only failed handshakes, bad signatures and non-2xx answers."""
+        self.filter.problems_only = not self.filter.problems_only
+        self._rebuild_table()
+
+    @on(Input.Submitted, "#search")
+    def _search_submitted(self, event: Input.Submitted) -> None:
+        query = parse_filter(event.value)
+        for problem in query.problems:
+            self.notify(problem, severity="warning")
+        self.filter = ListFilter(query=query, problems_only=self.filter.problems_only)
+        self.query_one(DataTable).focus()
+        if query.text:
+            self._find_text(query.text)
+        else:
+            self._rebuild_table()
+
+    def on_key(self, event: Any) -> None:
+        search = self.query_one("#search", Input)
+        if event.key == "escape" and search.has_focus:
+            search.display = bool(search.value)
+            self.query_one(DataTable).focus()
+
+    @work(thread=True, exclusive=True, group="search")
+    def _find_text(self, text: str) -> None:
+        """Search bodies in the recording file (memory holds only summaries)."""
+        matches = {eid for eid, record in self.store.records.items() if text_in_record(record, text)}
+        path = self.started.recording_path
+        if path is not None and path.exists():
+            matches |= {str(r.get("id")) for r in read_recording(path).records if text_in_record(r, text)}
+        self.call_from_thread(self._text_found, text, matches)
+
+    def _text_found(self, text: str, matches: set[str]) -> None:
+        if self.filter.query.text == text:
+            self.filter.text_matches |= matches
+            self._rebuild_table()
+            self.notify(f"{len(self.filter.text_matches)} exchange(s) contain {text!r}")
+
+    def action_send_sample(self) -> None:
+        """POST a signed sample event to our own receiver."""
+        settings = self.engine.service.settings
+        future = self.engine.submit(send_sample_event(self.engine.service.local_url, settings.app_secret))
+        future.add_done_callback(self._sample_sent)
+
+    def _sample_sent(self, future: Future[int]) -> None:
+        try:
+            status = future.result()
+        except Exception as exc:  # any failure is shown, never raised into the UI thread
+            self.call_from_thread(self.notify, f"Sample failed: {exc}", severity="error")
+            return
+        self.call_from_thread(self.notify, f"Sample event sent: HTTP {status}")
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        """Every action in the command palette (ctrl+p)."""
+        yield from super().get_system_commands(screen)
+        for binding in self.BINDINGS:
+            if isinstance(binding, Binding) and binding.description and "(" not in binding.action:
+                yield SystemCommand(binding.description, f"key: {binding.key}", self._runner(binding.action))
+
+    def _runner(self, action: str) -> Any:
+        async def run() -> None:
+            await self.run_action(action)
+
+        return run

@@ -1,0 +1,43 @@
+"""The `?` screen: every key and the filter syntax, in one place."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Static
+
+from wa_devtunnel.tui.model import FILTER_HELP
+
+
+class HelpScreen(ModalScreen[None]):
+    """Modal key reference; any of escape, q or ? closes it."""
+
+    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll { width: 90%; max-width: 100; height: 80%; border: thick $accent; padding: 1 2;
+                                  background: $surface; }
+    """
+
+    def __init__(self, bindings: Iterable[BindingType]) -> None:
+        super().__init__()
+        self._bindings = [b for b in bindings if isinstance(b, Binding)]
+
+    def compose(self) -> ComposeResult:
+        table = Table(title="wa-devtunnel keys", show_edge=False, expand=True)
+        table.add_column("Key", style="bold cyan", no_wrap=True)
+        table.add_column("Action")
+        for binding in self._bindings:
+            table.add_row(binding.key.replace("slash", "/").replace("question_mark", "?"), binding.description)
+        table.add_row("up/down, pgup/pgdn", "move in the list (moving up pauses follow mode)")
+        table.add_row("ctrl+p", "command palette: find any action by name")
+        filters = Text.assemble(("\nFilter syntax (press /):\n", "bold"), FILTER_HELP.replace("  ", "\n"))
+        with VerticalScroll():
+            yield Static(table)
+            yield Static(filters)

@@ -1,0 +1,36 @@
+"""Starts the engine before the UI (downloads and tunnel errors stay readable), then runs the TUI."""
+
+from __future__ import annotations
+
+import sys
+
+from wa_devtunnel.engine.events import EventInbox
+from wa_devtunnel.engine.runner import EngineThread
+from wa_devtunnel.engine.service import WebhookService
+from wa_devtunnel.settings import Settings
+
+
+def run_tui(settings: Settings) -> int:
+    """The default command: engine on its own thread, the inspector in the foreground."""
+    from wa_devtunnel.tui.app import InspectorApp
+
+    engine = EngineThread(WebhookService(settings))
+    inbox = EventInbox()
+    engine.listen(inbox)
+    if settings.tunnel != "none":
+        print(f"Starting the {settings.tunnel} tunnel...", file=sys.stderr)
+    try:
+        started = engine.start(progress=sys.stderr)
+    except OSError as exc:
+        engine.stop()
+        print(f"error: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    try:
+        InspectorApp(engine, inbox, started).run()
+    finally:
+        exchanges = engine.service.exchanges
+        engine.stop()
+    print(f"Stopped after {exchanges} exchange(s).", file=sys.stderr)
+    if started.recording_path is not None:
+        print(f"Recording: {started.recording_path}", file=sys.stderr)
+    return 0

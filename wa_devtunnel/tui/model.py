@@ -1,0 +1,228 @@
+"""What the inspector remembers and how it filters: plain Python, testable without a terminal."""
+
+from __future__ import annotations
+
+import shlex
+from collections import OrderedDict, deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from wa_devtunnel.engine.events import ExchangeView
+
+# Filter keys a developer types in the search bar, e.g. `kind:verify sig:invalid type:text hello`.
+FILTER_KEYS = {
+    "kind": "kind",
+    "field": "field",
+    "type": "type",
+    "status": "status",
+    "sig": "sig",
+    "signature": "sig",
+    "account": "account",
+    "origin": "origin",
+    "flag": "flag",
+    "http": "http",
+}
+FILTER_HELP = (
+    "kind:verify|event|other  field:messages  type:text  status:failed  sig:invalid  "
+    "account:NAME  origin:meta|selftest|replay|sample  flag:batch|duplicate|dashboard-test  "
+    "http:4xx  -key:value excludes; other words search the bodies"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeFilter:
+    """A parsed search bar: key:value conditions (ANDed) plus free text matched against bodies."""
+
+    include: tuple[tuple[str, str], ...] = ()
+    exclude: tuple[tuple[str, str], ...] = ()
+    text: str = ""
+    problems: tuple[str, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        """Whether anything is filtered at all."""
+        return bool(self.include or self.exclude or self.text)
+
+    def describe(self) -> str:
+        """A short line for the status bar."""
+        parts = [f"{k}:{v}" for k, v in self.include] + [f"-{k}:{v}" for k, v in self.exclude]
+        if self.text:
+            parts.append(f'"{self.text}"')
+        return " ".join(parts)
+
+
+def parse_filter(query: str) -> ExchangeFilter:
+    """Turn `kind:event -sig:valid "not delivered"` into a filter; unknown keys are reported, not fatal."""
+    try:
+        tokens = shlex.split(query)
+    except ValueError:
+        tokens = query.split()
+    include: list[tuple[str, str]] = []
+    exclude: list[tuple[str, str]] = []
+    words: list[str] = []
+    problems: list[str] = []
+    for token in tokens:
+        negate = token.startswith("-") and ":" in token
+        body = token[1:] if negate else token
+        key, sep, value = body.partition(":")
+        if sep and key.lower() in FILTER_KEYS and value:
+            (exclude if negate else include).append((FILTER_KEYS[key.lower()], value.lower()))
+        elif sep and key and key.isalpha() and value and key.lower() not in FILTER_KEYS:
+            problems.append(f"unknown filter key {key!r}")
+            words.append(token)
+        else:
+            words.append(token)
+    return ExchangeFilter(tuple(include), tuple(exclude), " ".join(words), tuple(problems))
+
+
+def _values(view: ExchangeView, key: str) -> Iterable[str]:
+    if key == "kind":
+        return (view.kind,)
+    if key == "field":
+        return view.fields
+    if key == "type":
+        return view.message_types
+    if key == "status":
+        return view.statuses
+    if key == "sig":
+        return (view.signature,)
+    if key == "account":
+        return (view.account or "",)
+    if key == "origin":
+        return (view.origin,)
+    if key == "flag":
+        return view.flags + (("failed",) if view.verify_ok is False else ())
+    if key == "http":
+        return (str(view.status), f"{str(view.status)[:1]}xx")
+    return ()
+
+
+def matches_conditions(view: ExchangeView, flt: ExchangeFilter) -> bool:
+    """The key:value part of a filter (free text is matched against bodies separately)."""
+    for key, value in flt.include:
+        if not any(v.lower().startswith(value) for v in _values(view, key)):
+            return False
+    return all(not any(v.lower().startswith(value) for v in _values(view, key)) for key, value in flt.exclude)
+
+
+def text_in_record(record: Mapping[str, Any], text: str) -> bool:
+    """Free text: case-insensitive, across the body, path, query, headline and diagnosis."""
+    needle = text.lower()
+    request = record.get("request") or {}
+    summary = record.get("summary") or {}
+    haystacks = (
+        str(request.get("body", "")),
+        str(request.get("path", "")),
+        str(request.get("query", "")),
+        str(summary.get("headline", "")) if isinstance(summary, Mapping) else "",
+        str((record.get("verify") or {}).get("reason", "")),
+        str(record.get("signature_detail", "")),
+    )
+    return any(needle in h.lower() for h in haystacks)
+
+
+def is_problem(view: ExchangeView) -> bool:
+    """Rows that deserve attention: failed handshakes, bad signatures, non-2xx answers."""
+    return view.verify_ok is False or view.signature == "invalid" or view.status >= 400
+
+
+@dataclass(slots=True)
+class Counters:
+    """The header's tallies for the whole session."""
+
+    handshakes_ok: int = 0
+    handshakes_failed: int = 0
+    events: int = 0
+    signature_failures: int = 0
+    errors: int = 0
+    others: int = 0
+
+    def count(self, view: ExchangeView) -> None:
+        """Add one exchange."""
+        if view.kind == "verify":
+            if view.verify_ok:
+                self.handshakes_ok += 1
+            else:
+                self.handshakes_failed += 1
+        elif view.kind == "event":
+            self.events += 1
+        else:
+            self.others += 1
+        if view.signature == "invalid":
+            self.signature_failures += 1
+        if view.status >= 400 and view.kind != "other":
+            self.errors += 1
+
+
+@dataclass(slots=True)
+class ExchangeStore:
+    """Bounded memory of the session: every view (up to `max_views`) and a small cache of full records."""
+
+    max_views: int = 50_000
+    max_records: int = 300
+    views: deque[ExchangeView] = field(default_factory=deque)
+    counters: Counters = field(default_factory=Counters)
+    records: OrderedDict[str, Mapping[str, Any]] = field(default_factory=OrderedDict)
+    by_id: dict[str, ExchangeView] = field(default_factory=dict)
+    dropped: int = 0
+
+    def add(self, view: ExchangeView, record: Mapping[str, Any] | None = None) -> None:
+        """Remember one exchange; the oldest are forgotten beyond the caps (the recording keeps them)."""
+        self.views.append(view)
+        self.by_id[view.id] = view
+        self.counters.count(view)
+        if len(self.views) > self.max_views:
+            forgotten = self.views.popleft()
+            self.by_id.pop(forgotten.id, None)
+            self.dropped += 1
+        if record is not None:
+            self.remember(view.id, record)
+
+    def remember(self, exchange_id: str, record: Mapping[str, Any]) -> None:
+        """Keep a full record in the small LRU cache."""
+        self.records[exchange_id] = record
+        self.records.move_to_end(exchange_id)
+        while len(self.records) > self.max_records:
+            self.records.popitem(last=False)
+
+    def cached(self, exchange_id: str) -> Mapping[str, Any] | None:
+        """A full record if it is still cached."""
+        record = self.records.get(exchange_id)
+        if record is not None:
+            self.records.move_to_end(exchange_id)
+        return record
+
+
+@dataclass(slots=True)
+class ListFilter:
+    """What the list shows: the search bar's filter, 'problems only', and body matches for free text."""
+
+    query: ExchangeFilter = field(default_factory=ExchangeFilter)
+    problems_only: bool = False
+    text_matches: set[str] = field(default_factory=set)
+
+    @property
+    def active(self) -> bool:
+        """Whether anything is hidden."""
+        return self.query.active or self.problems_only
+
+    def shows(self, view: ExchangeView) -> bool:
+        """Whether one exchange belongs in the list."""
+        if self.problems_only and not is_problem(view):
+            return False
+        if self.query.text and view.id not in self.text_matches:
+            return False
+        return matches_conditions(view, self.query)
+
+    def note_arrival(self, view: ExchangeView, record: Mapping[str, Any] | None) -> None:
+        """Free-text matching for exchanges that arrive after the search started."""
+        if self.query.text and record is not None and text_in_record(record, self.query.text):
+            self.text_matches.add(view.id)
+
+    def describe(self) -> str:
+        """For the header."""
+        parts = ["problems only"] if self.problems_only else []
+        if self.query.active:
+            parts.append(self.query.describe())
+        return ", ".join(parts)
