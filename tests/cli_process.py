@@ -93,8 +93,7 @@ class CliProcess:
                 )
             time.sleep(0.02)
         raise AssertionError(
-            f"no 'Callback URL:' line within {timeout}s\nstdout:\n{self.stdout()}\n"
-            f"stderr:\n{self.stderr()}"
+            f"no 'Callback URL:' line within {timeout}s\nstdout:\n{self.stdout()}\nstderr:\n{self.stderr()}"
         )
 
     def stop(self, signum: int = signal.SIGTERM, timeout: float = STOP_TIMEOUT_S) -> int:

@@ -104,11 +104,11 @@ async def handle_any(request: web.Request) -> web.StreamResponse:
         body, oversized, seen_bytes = await _read_body(request, config.max_body_bytes)
     on_path = _matches_webhook_path(request.path, config.path)
     signature = SignatureVerdict.UNCHECKED.value
-    query = raw_query
+    # The token is redacted whatever the path or method (Meta's handshake may hit a mistyped path).
+    query = redact_verify_token(raw_query)
 
     if on_path and method == "GET":
         kind = "verify"
-        query = redact_verify_token(raw_query)
         attempt = decide_handshake(raw_query, config.handshake_tokens)
         status, text = attempt.status, attempt.body
         extra["verify"] = {"ok": attempt.ok, "reason": attempt.reason}

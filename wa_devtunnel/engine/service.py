@@ -130,8 +130,8 @@ class WebhookService:
                 self.recorder.path.unlink(missing_ok=True)
             raise OSError(
                 exc.errno,
-                f"cannot listen on {self.settings.host}:{self.settings.port}: {exc.strerror}"
-                " (is another wa-devtunnel running? use --port 0 for any free port)",
+                f"cannot listen on {self.settings.host}:{self.settings.port}: address already in use or "
+                "not available (is another wa-devtunnel running? use --port 0 for any free port)",
             ) from exc
         addresses = self._runner.addresses
         self.port = addresses[0][1] if addresses else self.settings.port
