@@ -48,6 +48,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--path", help=f"webhook path (default {DEFAULT_PATH})")
     up.add_argument("--tunnel", help="ngrok or none (default: ngrok when NGROK_AUTHTOKEN is set)")
     up.add_argument("--forward-to", help="also send every request to your backend at this URL")
+    up.add_argument("--forward-timeout", help="seconds to wait for the backend before answering 504 (default 10)")
+    up.add_argument(
+        "--ack-first",
+        action="store_true",
+        help="answer Meta 200 at once and forward in the background (slow backend, breakpoints)",
+    )
     up.add_argument("--headless", action="store_true", help="no TUI: one line per exchange on stdout")
     up.add_argument("--json", action="store_true", help="with --headless: JSON Lines on stdout")
     up.add_argument("--no-record", action="store_true", help="do not write a recording")
@@ -78,6 +84,8 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
         "accounts",
         "verify_token",
         "require_signature",
+        "forward_timeout",
+        "ack_first",
         "max_body_bytes",
     )
     return {key: getattr(args, key) for key in keys if getattr(args, key, None) not in (None, False)}

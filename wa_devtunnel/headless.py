@@ -13,6 +13,7 @@ from wa_devtunnel.engine.events import (
     EngineEvent,
     ExchangeRecorded,
     ExchangeView,
+    ForwardCompleted,
     Notice,
     ReceiverStarted,
     ReceiverStopped,
@@ -51,8 +52,20 @@ def format_exchange_line(view: ExchangeView) -> str:
         text += f"  (account {view.account})"
     if view.origin != "meta":
         text += f"  ({view.origin})"
+    text += forward_note(view.forward_status, view.forward_error, view.forward_pending)
     parts.append(text)
     return "  ".join(parts)
+
+
+def forward_note(status: int | None, error: str, pending: bool) -> str:
+    """`-> backend 200` / `-> BACKEND UNREACHABLE: ...` / `-> backend pending` for forwarded exchanges."""
+    if pending:
+        return "  -> backend pending (acknowledged first)"
+    if error:
+        return f"  -> BACKEND {error.upper() if error.startswith('backend unreachable') else error}"
+    if status is not None:
+        return f"  -> backend {status}"
+    return ""
 
 
 def startup_lines(started: ReceiverStarted) -> list[str]:
@@ -65,6 +78,8 @@ def startup_lines(started: ReceiverStarted) -> list[str]:
             "  (generated for this session; to keep it, add it to .env: "
             f"echo 'WHATSAPP_VERIFY_TOKEN={started.verify_token}' >> .env)"
         )
+    if started.forward_to:
+        lines.append(f"Forwarding to: {started.forward_to}")
     if started.signatures_checked:
         lines.append("Signatures: X-Hub-Signature-256 checked with your App Secret")
     else:
@@ -120,6 +135,19 @@ class HeadlessPrinter:
                 self._json({"event": "notice", "level": event.level, "text": event.text})
             else:
                 self._emit(self.err, f"[{event.level}] {event.text}")
+        elif isinstance(event, ForwardCompleted):
+            if self.json_lines:
+                self._json(
+                    {
+                        "event": "forward",
+                        "exchange_id": event.exchange_id,
+                        "seq": event.seq,
+                        "forward": dict(event.forward),
+                    }
+                )
+            else:
+                note = forward_note(event.forward.get("status"), str(event.forward.get("error") or ""), False)
+                self._emit(self.out, f"{'':8}  seq {event.seq} forwarded{note}")
         elif isinstance(event, TunnelChanged):
             self._render_tunnel(event)
         elif isinstance(event, SelfTestFinished):

@@ -62,6 +62,8 @@ class Settings:
     ngrok_path: str | None = None
     tunnel_timeout_s: float = 20.0
     forward_to: str | None = None
+    forward_timeout_s: float = 10.0
+    ack_first: bool = False
     recordings_dir: Path = Path(DEFAULT_RECORDINGS_DIR)
     record: bool = True
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -308,6 +310,10 @@ def load_settings(
         ngrok_path=_optional(env, "PYNGROK_NGROK_PATH"),
         tunnel_timeout_s=_seconds(env.get("WA_DEVTUNNEL_TUNNEL_TIMEOUT", "20"), "WA_DEVTUNNEL_TUNNEL_TIMEOUT"),
         forward_to=forward_to,
+        forward_timeout_s=_seconds(flags["forward_timeout"], "--forward-timeout")
+        if "forward_timeout" in flags
+        else _seconds(env.get("WA_DEVTUNNEL_FORWARD_TIMEOUT", "10"), "WA_DEVTUNNEL_FORWARD_TIMEOUT"),
+        ack_first=bool(flags.get("ack_first")),
         recordings_dir=recordings_dir,
         record=not flags.get("no_record", False),
         max_body_bytes=max_body,

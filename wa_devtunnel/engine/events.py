@@ -34,6 +34,9 @@ class ExchangeView:
     offset: int = -1
     message_types: tuple[str, ...] = ()
     statuses: tuple[str, ...] = ()
+    forward_status: int | None = None
+    forward_error: str = ""
+    forward_pending: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +52,7 @@ class ReceiverStarted:
     signatures_checked: bool = False
     tunnel_state: str = "local-only"
     public_url: str | None = None
+    forward_to: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +61,15 @@ class ExchangeRecorded:
 
     view: ExchangeView
     record: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardCompleted:
+    """With --ack-first: the backend's late answer to an exchange already acknowledged to Meta."""
+
+    exchange_id: str
+    seq: int
+    forward: Mapping[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +110,9 @@ class SelfTestFinished:
     detail: str
 
 
-EngineEvent = ReceiverStarted | ExchangeRecorded | ReceiverStopped | Notice | TunnelChanged | SelfTestFinished
+EngineEvent = (
+    ReceiverStarted | ExchangeRecorded | ForwardCompleted | ReceiverStopped | Notice | TunnelChanged | SelfTestFinished
+)
 
 
 class Subscription:

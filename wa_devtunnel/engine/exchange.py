@@ -74,6 +74,7 @@ def view_from_record(record: Mapping[str, Any], offset: int = -1) -> ExchangeVie
     summary = record.get("summary") or {}
     verify = record.get("verify")
     kind = str(record.get("kind", "other"))
+    forward = record.get("forward")
     raw_items = summary.get("items") if isinstance(summary, Mapping) else None
     items = [i for i in raw_items if isinstance(i, Mapping)] if isinstance(raw_items, list) else []
     if kind == "verify" and isinstance(verify, Mapping):
@@ -103,6 +104,9 @@ def view_from_record(record: Mapping[str, Any], offset: int = -1) -> ExchangeVie
         offset=offset,
         message_types=_distinct(item.get("type") for item in items if item.get("kind") == "message"),
         statuses=_distinct(item.get("status") for item in items if item.get("kind") == "status"),
+        forward_status=forward.get("status") if isinstance(forward, Mapping) else None,
+        forward_error=str(forward.get("error") or "") if isinstance(forward, Mapping) else "",
+        forward_pending=bool(forward.get("pending")) if isinstance(forward, Mapping) else False,
     )
 
 

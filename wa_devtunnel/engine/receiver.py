@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import count
@@ -10,8 +12,9 @@ from typing import Any
 
 from aiohttp import web
 
-from wa_devtunnel.engine.events import EventBus, ExchangeRecorded
+from wa_devtunnel.engine.events import EventBus, ExchangeRecorded, ForwardCompleted, Notice
 from wa_devtunnel.engine.exchange import build_record, header_pairs, utc_timestamp, view_from_record
+from wa_devtunnel.engine.forwarder import Forwarder, forward_headers
 from wa_devtunnel.engine.recording import SessionRecorder
 from wa_devtunnel.rules.handshake import decide_handshake, redact_verify_token
 from wa_devtunnel.rules.payload import SeenIds, decode_payload
@@ -35,6 +38,7 @@ class ReceiverConfig:
     accounts_by_phone_number_id: Mapping[str, str] = field(default_factory=dict)
     max_body_bytes: int = 3_670_016
     require_signature: bool = False
+    ack_first: bool = False
 
 
 @dataclass(slots=True)
@@ -47,6 +51,8 @@ class ReceiverState:
     seq: count[int] = field(default_factory=lambda: count(1))
     seen: SeenIds = field(default_factory=SeenIds)
     exchanges: int = 0
+    forwarder: Forwarder | None = None
+    background: set[asyncio.Task[None]] = field(default_factory=set)
 
 
 RECEIVER_STATE = web.AppKey("receiver_state", ReceiverState)
@@ -127,6 +133,26 @@ async def handle_any(request: web.Request) -> web.StreamResponse:
         kind = "other"
         status, text = 404, f"not found: the WhatsApp webhook listens on {config.path}"
 
+    content_type = "text/plain"
+    forward_later: list[tuple[str, str]] | None = None
+    if state.forwarder is not None and kind in ("verify", "event") and not oversized:
+        outgoing = forward_headers(
+            [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers],
+            request.remote,
+            request.host,
+            request.scheme,
+        )
+        if config.ack_first:
+            extra["forward"] = {"url": state.forwarder.target_url, "status": None, "pending": True}
+            forward_later = outgoing
+        else:
+            result = await state.forwarder.forward(method, raw_query, outgoing, body)
+            extra["forward"] = result.to_record()
+            status = result.relay_status
+            text = result.body.decode("utf-8", "replace") if result.error is None else result.error
+            content_type = result.content_type or content_type
+            if result.error is not None:
+                _backend_trouble(state, result.error)
     if oversized:
         extra["request_body_truncated"] = True
         extra["request_body_size"] = seen_bytes
@@ -146,10 +172,46 @@ async def handle_any(request: web.Request) -> web.StreamResponse:
         extra=extra,
     )
     _commit(state, record)
-    response = web.Response(status=status, text=text, content_type="text/plain")
+    if forward_later is not None and state.forwarder is not None:
+        task = asyncio.ensure_future(_forward_in_background(state, record, method, raw_query, forward_later, body))
+        state.background.add(task)
+        task.add_done_callback(state.background.discard)
+    response = web.Response(status=status, body=text.encode("utf-8"))
+    response.content_type = content_type.split(";")[0].strip() or "text/plain"
     if kind == "other" and status == 405:
         response.headers["Allow"] = "GET, POST"
     return response
+
+
+def _backend_trouble(state: ReceiverState, error: str) -> None:
+    state.bus.publish(Notice("error", f"Backend unreachable: {error}. Meta will retry this delivery.", topic="forward"))
+
+
+async def _forward_in_background(
+    state: ReceiverState,
+    record: dict[str, Any],
+    method: str,
+    raw_query: str,
+    headers: list[tuple[str, str]],
+    body: bytes,
+) -> None:
+    """--ack-first: Meta already has its 200; the backend's answer is recorded when it arrives."""
+    assert state.forwarder is not None
+    result = await state.forwarder.forward(method, raw_query, headers, body)
+    if result.error is not None:
+        _backend_trouble(state, result.error)
+    update = {
+        "v": record["v"],
+        "id": uuid.uuid4().hex,
+        "seq": next(state.seq),
+        "received_at": utc_timestamp(),
+        "kind": "forward_update",
+        "ref": record["id"],
+        "forward": result.to_record(),
+    }
+    if state.recorder is not None and not state.recorder.closed:
+        state.recorder.append(update)
+    state.bus.publish(ForwardCompleted(exchange_id=record["id"], seq=record["seq"], forward=update["forward"]))
 
 
 def _answer_event(
@@ -197,10 +259,12 @@ def _answer_event(
     return 200, "EVENT_RECEIVED", verdict
 
 
-def create_receiver_app(config: ReceiverConfig, bus: EventBus, recorder: SessionRecorder | None) -> web.Application:
+def create_receiver_app(
+    config: ReceiverConfig, bus: EventBus, recorder: SessionRecorder | None, forwarder: Forwarder | None = None
+) -> web.Application:
     """App factory: one catch-all route so that every request is answered and recorded by us."""
     # Bodies are recorded, verified and forwarded exactly as sent: never decompressed on the way in.
     app = web.Application(client_max_size=config.max_body_bytes + 1, handler_args={"auto_decompress": False})
-    app[RECEIVER_STATE] = ReceiverState(config=config, recorder=recorder, bus=bus)
+    app[RECEIVER_STATE] = ReceiverState(config=config, recorder=recorder, bus=bus, forwarder=forwarder)
     app.router.add_route("*", "/{tail:.*}", handle_any)
     return app

@@ -19,6 +19,7 @@ from wa_devtunnel.engine.events import (
     SelfTestFinished,
     TunnelChanged,
 )
+from wa_devtunnel.engine.forwarder import Forwarder
 from wa_devtunnel.engine.receiver import RECEIVER_STATE, ReceiverConfig, create_receiver_app
 from wa_devtunnel.engine.recording import SessionRecorder
 from wa_devtunnel.engine.selftest import run_selftest
@@ -43,6 +44,7 @@ def receiver_config(settings: Settings) -> ReceiverConfig:
         accounts_by_phone_number_id=settings.accounts_by_phone_number_id(),
         max_body_bytes=settings.max_body_bytes,
         require_signature=settings.require_signature,
+        ack_first=settings.ack_first,
     )
 
 
@@ -75,6 +77,7 @@ class WebhookService:
         self.tunnel = tunnel or tunnel_for(settings)
         self.selftest_ssl = selftest_ssl
         self.recorder: SessionRecorder | None = None
+        self.forwarder: Forwarder | None = None
         self._runner: web.AppRunner | None = None
         self._app: web.Application | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -104,6 +107,7 @@ class WebhookService:
             signatures_checked=bool(self.settings.signature_secrets()),
             tunnel_state=self.tunnel_state,
             public_url=self.public_url,
+            forward_to=self.settings.forward_to,
         )
         self.bus.publish(started)
         if self.tunnel.name == "none" and self.settings.ngrok_authtoken is None:
@@ -117,7 +121,9 @@ class WebhookService:
     async def _start_receiver(self) -> None:
         if self.settings.record:
             self.recorder = SessionRecorder(self.settings.recordings_dir)
-        self._app = create_receiver_app(receiver_config(self.settings), self.bus, self.recorder)
+        if self.settings.forward_to:
+            self.forwarder = Forwarder(self.settings.forward_to, self.settings.forward_timeout_s)
+        self._app = create_receiver_app(receiver_config(self.settings), self.bus, self.recorder, self.forwarder)
         self._runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
@@ -214,6 +220,12 @@ class WebhookService:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._app is not None:
+            pending = self._app[RECEIVER_STATE].background
+            if pending:  # --ack-first forwards still in flight: let them finish and be recorded
+                await asyncio.wait(list(pending), timeout=self.settings.forward_timeout_s + 1)
+        if self.forwarder is not None:
+            await self.forwarder.close()
         if self.recorder is not None:
             self.recorder.close()
 

@@ -128,9 +128,10 @@ class InspectorApp(App[None]):
                     new_rows.append(event.view)
             elif isinstance(event, TunnelChanged):
                 self.state.tunnel_state, self.state.tunnel_reason = event.state, event.reason
-                if event.callback_url != self.state.callback_url and event.state == "up":
+                if event.state == "up" and "changed" in event.reason:
                     self.notify(f"New Callback URL: {event.callback_url}. Paste it into Meta.", severity="warning")
-                self.state.callback_url = event.callback_url
+                if event.state in ("up", "failed"):
+                    self.state.callback_url = event.callback_url
                 if event.state == "reconnecting":
                     self.notify(f"Tunnel down: {event.reason}", severity="error", timeout=8)
             elif isinstance(event, SelfTestFinished):

@@ -1,0 +1,150 @@
+"""Forwarding to the developer's backend: exact bytes, original headers, the backend's answer relayed."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+# RFC 9110 hop-by-hop headers, plus the ones the client library must compute itself.
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "host",
+        "content-length",
+    }
+)
+DEFAULT_FORWARD_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class ForwardResult:
+    """What the backend answered (or why it could not), and how long it took."""
+
+    url: str
+    status: int | None
+    body: bytes
+    content_type: str
+    elapsed_ms: float
+    error: str | None = None
+    timed_out: bool = False
+
+    def to_record(self) -> dict[str, Any]:
+        """The `forward` object of a version-1 record."""
+        return {
+            "url": self.url,
+            "status": self.status,
+            "elapsed_ms": round(self.elapsed_ms, 3),
+            "error": self.error,
+            "body": self.body.decode("utf-8", "replace")[:4096],
+        }
+
+    @property
+    def relay_status(self) -> int:
+        """What Meta gets: the backend's status, or 502/504 when it could not answer."""
+        if self.status is not None:
+            return self.status
+        return 504 if self.timed_out else 502
+
+
+def forward_headers(
+    raw_headers: Sequence[tuple[str, str]], remote: str | None, host: str, proto: str
+) -> list[tuple[str, str]]:
+    """The original headers in order, minus hop-by-hop ones, plus X-Forwarded-*."""
+    headers = [(name, value) for name, value in raw_headers if name.lower() not in HOP_BY_HOP]
+    names = {name.lower() for name, _ in headers}
+    if remote:
+        existing = next((v for n, v in headers if n.lower() == "x-forwarded-for"), None)
+        headers = [(n, v) for n, v in headers if n.lower() != "x-forwarded-for"]
+        headers.append(("X-Forwarded-For", f"{existing}, {remote}" if existing else remote))
+    if "x-forwarded-proto" not in names:
+        headers.append(("X-Forwarded-Proto", proto))
+    if "x-forwarded-host" not in names and host:
+        headers.append(("X-Forwarded-Host", host))
+    return headers
+
+
+class Forwarder:
+    """One pooled client to the backend; created and closed on the engine's loop."""
+
+    def __init__(self, target_url: str, timeout_s: float = DEFAULT_FORWARD_TIMEOUT_S) -> None:
+        self.target_url = target_url
+        self.timeout_s = timeout_s
+        self._session: aiohttp.ClientSession | None = None
+
+    def _client(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(
+                auto_decompress=False,
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+                connector=aiohttp.TCPConnector(limit=100),
+                skip_auto_headers=("User-Agent", "Content-Type", "Accept", "Accept-Encoding"),
+            )
+        return self._session
+
+    def url_for(self, raw_query: str) -> str:
+        """The target URL with the original query string intact (the handshake needs it verbatim)."""
+        if not raw_query:
+            return self.target_url
+        joiner = "&" if "?" in self.target_url else "?"
+        return f"{self.target_url}{joiner}{raw_query}"
+
+    async def forward(
+        self, method: str, raw_query: str, headers: Sequence[tuple[str, str]], body: bytes
+    ) -> ForwardResult:
+        """Send one request as received; never raises for a backend problem."""
+        url = self.url_for(raw_query)
+        started = time.perf_counter()
+
+        def elapsed() -> float:
+            return (time.perf_counter() - started) * 1000
+
+        try:
+            async with self._client().request(
+                method,
+                URL(url, encoded=True),
+                data=body if body else None,
+                headers=list(headers),
+                allow_redirects=False,
+            ) as response:
+                payload = await response.read()
+                return ForwardResult(
+                    self.target_url, response.status, payload, response.headers.get("Content-Type", ""), elapsed()
+                )
+        except TimeoutError:
+            return ForwardResult(
+                self.target_url,
+                None,
+                b"",
+                "",
+                elapsed(),
+                f"backend did not answer within {self.timeout_s:g} s",
+                timed_out=True,
+            )
+        except aiohttp.ClientConnectorError as exc:
+            return ForwardResult(
+                self.target_url, None, b"", "", elapsed(), f"backend unreachable: {exc.os_error.strerror or exc}"
+            )
+        except (aiohttp.ClientError, OSError) as exc:
+            return ForwardResult(self.target_url, None, b"", "", elapsed(), f"backend error: {exc}")
+        except asyncio.CancelledError:
+            raise
+
+    async def close(self) -> None:
+        """Close the pool (idempotent)."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
