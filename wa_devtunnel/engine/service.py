@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import ssl
 import sys
 from dataclasses import replace
@@ -20,6 +21,7 @@ from wa_devtunnel.engine.events import (
     TunnelChanged,
 )
 from wa_devtunnel.engine.forwarder import Forwarder
+from wa_devtunnel.engine.instance import RunningInstance, remove_instance, write_instance
 from wa_devtunnel.engine.receiver import RECEIVER_STATE, ReceiverConfig, create_receiver_app
 from wa_devtunnel.engine.recording import SessionRecorder
 from wa_devtunnel.engine.selftest import run_selftest
@@ -110,6 +112,7 @@ class WebhookService:
             forward_to=self.settings.forward_to,
         )
         self.bus.publish(started)
+        self._announce_instance()
         if self.tunnel.name == "none" and self.settings.ngrok_authtoken is None:
             self.bus.publish(Notice("info", LOCAL_ONLY_HINT, topic="local-only"))
         if self.public_url:
@@ -148,7 +151,22 @@ class WebhookService:
         self.public_url = public_url.rstrip("/") if public_url else None
         self.callback_url = f"{self.public_url}{self.settings.path}" if self.public_url else self.local_url
 
+    def _announce_instance(self) -> None:
+        """Let other commands (replay, trigger, meta) find this receiver and its callback URL."""
+        instance = RunningInstance(
+            pid=os.getpid(),
+            local_url=self.local_url,
+            callback_url=self.callback_url,
+            public_url=self.public_url,
+            forward_to=self.settings.forward_to,
+            recording=str(self.recorder.path) if self.recorder else None,
+        )
+        with contextlib.suppress(OSError):
+            write_instance(self.settings.recordings_dir, instance)
+
     def _publish_tunnel(self, state: str, reason: str = "") -> None:
+        if state == "up" and self.local_url:
+            self._announce_instance()
         self.tunnel_state = state
         self.bus.publish(TunnelChanged(state, self.tunnel.name, self.public_url, self.callback_url, reason))
 
@@ -239,6 +257,7 @@ class WebhookService:
         await self.tunnel.stop()
         if self._runner is None:
             return
+        remove_instance(self.settings.recordings_dir)
         exchanges = self.exchanges
         await self._cleanup()
         self.bus.publish(
