@@ -62,7 +62,10 @@ def forward_note(status: int | None, error: str, pending: bool) -> str:
     if pending:
         return "  -> backend pending (acknowledged first)"
     if error:
-        return f"  -> BACKEND {error.upper() if error.startswith('backend unreachable') else error}"
+        prefix = "backend unreachable"
+        if error.startswith(prefix):
+            return f"  -> BACKEND UNREACHABLE{error[len(prefix):]}"
+        return f"  -> {error}"
     if status is not None:
         return f"  -> backend {status}"
     return ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,14 +60,28 @@ class ForwardResult:
         return 504 if self.timed_out else 502
 
 
+def end_to_end_headers(raw_headers: Iterable[Sequence[str]]) -> list[tuple[str, str]]:
+    """The original headers in order, minus hop-by-hop ones: what a proxy (or a replay) passes on."""
+    pairs = [(str(pair[0]), str(pair[1])) for pair in raw_headers]
+    # Headers named in Connection are hop-by-hop too (RFC 9110 section 7.6.1).
+    named = {
+        token.strip().lower()
+        for name, value in pairs
+        if name.lower() == "connection"
+        for token in value.split(",")
+        if token.strip()
+    }
+    return [(name, value) for name, value in pairs if name.lower() not in HOP_BY_HOP | named]
+
+
 def forward_headers(
     raw_headers: Sequence[tuple[str, str]], remote: str | None, host: str, proto: str
 ) -> list[tuple[str, str]]:
     """The original headers in order, minus hop-by-hop ones, plus X-Forwarded-*."""
-    headers = [(name, value) for name, value in raw_headers if name.lower() not in HOP_BY_HOP]
+    headers = end_to_end_headers(raw_headers)
     names = {name.lower() for name, _ in headers}
     if remote:
-        existing = next((v for n, v in headers if n.lower() == "x-forwarded-for"), None)
+        existing = ", ".join(v for n, v in headers if n.lower() == "x-forwarded-for")
         headers = [(n, v) for n, v in headers if n.lower() != "x-forwarded-for"]
         headers.append(("X-Forwarded-For", f"{existing}, {remote}" if existing else remote))
     if "x-forwarded-proto" not in names:
@@ -80,9 +94,12 @@ def forward_headers(
 class Forwarder:
     """One pooled client to the backend; created and closed on the engine's loop."""
 
-    def __init__(self, target_url: str, timeout_s: float = DEFAULT_FORWARD_TIMEOUT_S) -> None:
+    def __init__(
+        self, target_url: str, timeout_s: float = DEFAULT_FORWARD_TIMEOUT_S, max_connections: int = 100
+    ) -> None:
         self.target_url = target_url
         self.timeout_s = timeout_s
+        self.max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
 
     def _client(self) -> aiohttp.ClientSession:
@@ -90,7 +107,7 @@ class Forwarder:
             self._session = aiohttp.ClientSession(
                 auto_decompress=False,
                 timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-                connector=aiohttp.TCPConnector(limit=100),
+                connector=aiohttp.TCPConnector(limit=self.max_connections),
                 skip_auto_headers=("User-Agent", "Content-Type", "Accept", "Accept-Encoding"),
             )
         return self._session
