@@ -10,7 +10,6 @@ import asyncio
 import json
 import signal
 import socket
-import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from io import StringIO
@@ -592,17 +591,15 @@ async def test_handshake_with_backend_down_is_502(
 async def test_backend_slower_than_the_timeout_is_504(
     make_forwarding_receiver: Callable[..., Any], backend: Backend
 ) -> None:
-    backend.behaviour.delay_s = 1.0
+    backend.behaviour.delay_s = 5.0
     receiver = await make_forwarding_receiver(backend.url, timeout_s=0.2)
-    started = time.perf_counter()
     assert await receiver.sender().deliver(meta_body(), attempts=1) == [504]
-    assert time.perf_counter() - started < 0.9  # we gave up at the timeout, not when the backend answered
 
     (record,) = receiver.records()
     assert record["response"]["status"] == 504
     assert record["forward"]["status"] is None
     assert "did not answer within 0.2 s" in record["forward"]["error"]
-    assert 150 < record["forward"]["elapsed_ms"] < 900
+    assert 150 < record["forward"]["elapsed_ms"] < 5000  # gave up at the timeout, not when the backend answered
     notices = [e for e in receiver.events() if isinstance(e, Notice) and e.topic == "forward"]
     assert len(notices) == 1 and "did not answer" in notices[0].text
 
@@ -617,11 +614,11 @@ async def test_ack_first_answers_at_once_and_records_the_backend_later(
     receiver = await make_forwarding_receiver(backend.url, ack_first=True)
     body = meta_body()
     headers = receiver.sender().headers_for(body)
-    started = time.perf_counter()
     async with receiver.client.session.post(receiver.url, data=body, headers=headers) as response:
         assert response.status == 200
         assert await response.text() == "EVENT_RECEIVED"
-    assert time.perf_counter() - started < 0.4
+    # Meta has its answer while the backend is still working: no forward result exists yet.
+    assert not any(isinstance(e, ForwardCompleted) for e in receiver.events())
 
     (record,) = receiver.records()
     assert record["forward"] == {"url": backend.url, "status": None, "pending": True}

@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from wa_devtunnel import __version__
+from wa_devtunnel.engine.replay_source import parse_seq_ranges, parse_timestamp
+from wa_devtunnel.fixtures.cli_export import add_export_parser, run_export
 from wa_devtunnel.settings import DEFAULT_PATH, DEFAULT_PORT, ConfigError, Settings, load_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
-SUBCOMMANDS = ("up", "sessions")
+SUBCOMMANDS = ("up", "sessions", "replay", "trigger", "token", "export", "doctor", "meta")
 
 
 class UsageError(Exception):
@@ -65,10 +67,94 @@ def build_parser() -> argparse.ArgumentParser:
         help="answer 401/403 to missing/invalid X-Hub-Signature-256, like a strict app",
     )
     up.add_argument("--max-body-bytes", type=str, help="answer 413 above this size (default 3.5 MiB)")
+    up.add_argument(
+        "--register",
+        choices=("phone", "waba", "app"),
+        help="point Meta at this tunnel via the Graph API once it is up; undone on exit",
+    )
 
     sessions = commands.add_parser("sessions", help="list recorded sessions")
     _add_common(sessions)
+    from wa_devtunnel.trigger import add_trigger_parser
+    from wa_devtunnel.verify_token import add_token_parser
+
+    add_trigger_parser(commands)
+    add_token_parser(commands)
+    _add_replay(commands.add_parser("replay", help="send recorded webhooks again, e.g. to your backend"))
+    add_export_parser(commands, _add_common)
+    from wa_devtunnel.doctor_cli import add_doctor_parser
+    from wa_devtunnel.meta_cli import add_meta_parser
+
+    add_doctor_parser(commands, _add_common)
+    add_meta_parser(commands, _add_common)
     return parser
+
+
+def _parsed(parse: Any) -> Any:
+    """An argparse type from a parser that raises ValueError, so a bad value is a usage error."""
+
+    def convert(text: str) -> Any:
+        try:
+            return parse(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return convert
+
+
+def _positive(kind: type[int] | type[float]) -> Any:
+    """Counts, rates and timeouts: zero or negative is a usage error, not a hang or a crash."""
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise ValueError(f"{text!r} is not a {'whole number' if kind is int else 'number'}") from None
+        if value <= 0:
+            raise ValueError(f"{text} must be greater than 0")
+        return value
+
+    return _parsed(parse)
+
+
+def _add_replay(replay: argparse.ArgumentParser) -> None:
+    """`replay`: sources, --to, selection, signature mode, pacing, output."""
+    _add_common(replay)
+    replay.add_argument(
+        "recordings", nargs="*", metavar="RECORDING", help="session files (default: the latest session recorded)"
+    )
+    replay.add_argument("--to", metavar="URL", help="where to send (default: WA_DEVTUNNEL_FORWARD_TO)")
+    pick = replay.add_argument_group("selection (flags combine with AND; repeat a flag or use commas for OR)")
+    pick.add_argument("--id", action="append", help="exchange id, or the start of one")
+    pick.add_argument("--seq", action="append", type=_parsed(parse_seq_ranges), help="sequence numbers: 7, 3-9, 1,4-6")
+    pick.add_argument("--last", type=_positive(int), metavar="N", help="only the last N exchanges that match")
+    pick.add_argument("--field", action="append", help="webhook field, e.g. messages, account_update")
+    pick.add_argument("--type", action="append", help="message type, e.g. text, image, interactive")
+    pick.add_argument("--status", action="append", help="status update, e.g. delivered, read, failed")
+    pick.add_argument("--signature", action="append", help="recorded verdict: valid, invalid, missing, unchecked")
+    pick.add_argument("--origin", action="append", help="meta, sample or replay (self-tests are never replayed)")
+    pick.add_argument("--since", type=_parsed(parse_timestamp), help="received at or after (ISO, UTC by default)")
+    pick.add_argument("--until", type=_parsed(parse_timestamp), help="received at or before (ISO, UTC by default)")
+    pick.add_argument(
+        "--kind", choices=("event", "verify", "all"), help="default event (all when picking by --id/--seq)"
+    )
+    signing = replay.add_mutually_exclusive_group()
+    signing.add_argument("--resign", action="store_true", help="sign again with --app-secret / WHATSAPP_APP_SECRET")
+    signing.add_argument(
+        "--bad-signature", action="store_true", help="send a wrong X-Hub-Signature-256 to test your rejection path"
+    )
+    replay.add_argument("--app-secret", help="App Secret for --resign (default WHATSAPP_APP_SECRET)")
+    replay.add_argument(
+        "--verify-token", help="the target's verify token, for handshakes (default WHATSAPP_VERIFY_TOKEN)"
+    )
+    replay.add_argument(
+        "--concurrency", type=_positive(int), default=1, help="requests in flight (default 1: in order)"
+    )
+    replay.add_argument("--rate", type=_positive(float), metavar="R", help="at most R requests per second")
+    replay.add_argument("--timeout", type=_positive(float), metavar="S", help="seconds per request (default 10)")
+    replay.add_argument("--dry-run", action="store_true", help="print what would be sent; send nothing")
+    replay.add_argument("--json", action="store_true", help="print one JSON object (plan, results, summary)")
+    replay.add_argument("--no-record", action="store_true", help="do not record the replayed exchanges")
 
 
 def _flags(args: argparse.Namespace) -> dict[str, Any]:
@@ -87,6 +173,8 @@ def _flags(args: argparse.Namespace) -> dict[str, Any]:
         "forward_timeout",
         "ack_first",
         "max_body_bytes",
+        "app_secret",
+        "register",
     )
     return {key: getattr(args, key) for key in keys if getattr(args, key, None) not in (None, False)}
 
@@ -114,6 +202,17 @@ def _run_sessions(settings: Settings) -> int:
     return EXIT_OK
 
 
+def _run_replay(settings: Settings, args: argparse.Namespace) -> int:
+    from wa_devtunnel.engine.replay_source import ReplayError
+    from wa_devtunnel.replay_report import run_replay_command
+
+    try:
+        return run_replay_command(settings, args)
+    except ReplayError as exc:
+        print(f"wa-devtunnel replay: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `wa-devtunnel` console script."""
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -121,9 +220,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         args_list.insert(0, "up")
     try:
         args = build_parser().parse_args(args_list)
+        if args.command == "token":  # before settings: it must work while .env is missing or broken
+            from wa_devtunnel.verify_token import run_token
+
+            return run_token(args)
+        if args.command == "doctor":  # before settings: a broken .env is what it diagnoses
+            from wa_devtunnel.doctor_cli import run_doctor_command
+
+            return run_doctor_command(args)
         settings = load_settings(_flags(args))
+        if args.command == "meta":
+            from wa_devtunnel.meta_cli import run_meta_command
+
+            return run_meta_command(settings, args)
+        if args.command == "trigger":
+            from wa_devtunnel.trigger import run_trigger
+
+            return run_trigger(args, settings)
         if args.command == "sessions":
             return _run_sessions(settings)
+        if args.command == "replay":
+            return _run_replay(settings, args)
+        if args.command == "export":
+            return run_export(args, settings)
         return _run_up(settings, args)
     except UsageError as exc:
         print(str(exc), file=sys.stderr)

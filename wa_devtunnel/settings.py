@@ -20,6 +20,8 @@ DEFAULT_RECORDINGS_DIR = "recordings"
 DEFAULT_ACCOUNTS_FILE = "wa-devtunnel.toml"
 DEFAULT_GRAPH_URL = "https://graph.facebook.com"
 DEFAULT_GRAPH_VERSION = "v23.0"
+REGISTER_SCOPES = ("phone", "waba", "app")
+DEFAULT_QUIET_AFTER_REGISTER_S = 120.0
 # Meta documents payloads of up to 3 MB; leave headroom so a real delivery is never refused.
 DEFAULT_MAX_BODY_BYTES = 3 * 1024 * 1024 + 512 * 1024
 PRIMARY_ACCOUNT = "default"
@@ -75,6 +77,9 @@ class Settings:
     phone_number_id: str | None = None
     graph_url: str = DEFAULT_GRAPH_URL
     graph_version: str = DEFAULT_GRAPH_VERSION
+    register: str | None = None
+    quiet_after_register_s: float = DEFAULT_QUIET_AFTER_REGISTER_S
+    restore_verify_token: str | None = None
 
     def handshake_tokens(self) -> list[tuple[str, str]]:
         """Every (account, token) pair the handshake accepts."""
@@ -183,6 +188,28 @@ def _token(value: str, setting: str) -> str:
     if not value:
         raise ConfigError(setting, "is empty")
     return value
+
+
+def _quiet_seconds(value: str) -> float:
+    """0 turns the "no events since registering" hint off."""
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        raise ConfigError("WA_DEVTUNNEL_QUIET_AFTER_REGISTER", f"{value!r} is not a number of seconds") from None
+    if not 0 <= seconds <= 86400:
+        raise ConfigError("WA_DEVTUNNEL_QUIET_AFTER_REGISTER", f"{seconds:g} must be between 0 and 86400 seconds")
+    return seconds
+
+
+def missing_for_scope(settings: Settings, scope: str) -> list[str]:
+    """The settings a registration at `scope` needs and does not have."""
+    token = ("WHATSAPP_ACCESS_TOKEN", settings.access_token)
+    needed = {
+        "phone": [token, ("WHATSAPP_PHONE_NUMBER_ID", settings.phone_number_id)],
+        "waba": [token, ("WHATSAPP_BUSINESS_ACCOUNT_ID", settings.waba_id)],
+        "app": [("META_APP_ID", settings.app_id), ("WHATSAPP_APP_SECRET", settings.app_secret)],
+    }[scope]
+    return [name for name, value in needed if not value]
 
 
 def _optional(env: Mapping[str, str], name: str) -> str | None:
@@ -325,7 +352,18 @@ def load_settings(
         phone_number_id=_optional(env, "WHATSAPP_PHONE_NUMBER_ID"),
         graph_url=(_optional(env, "META_GRAPH_URL") or DEFAULT_GRAPH_URL).rstrip("/"),
         graph_version=_optional(env, "META_GRAPH_VERSION") or DEFAULT_GRAPH_VERSION,
+        register=flags.get("register") or None,
+        quiet_after_register_s=_quiet_seconds(
+            env.get("WA_DEVTUNNEL_QUIET_AFTER_REGISTER", "") or str(DEFAULT_QUIET_AFTER_REGISTER_S)
+        ),
+        restore_verify_token=_optional(env, "WA_DEVTUNNEL_RESTORE_VERIFY_TOKEN"),
     )
+    if settings.register is not None:
+        if settings.register not in REGISTER_SCOPES:
+            raise ConfigError("--register", f"{settings.register!r} is not a scope (phone, waba or app)")
+        missing = missing_for_scope(settings, settings.register)
+        if missing:
+            raise ConfigError("--register", f"{settings.register} needs {' and '.join(missing)} (see .env.example)")
     if require_signature and not settings.signature_secrets():
         raise ConfigError(
             "--require-signature",

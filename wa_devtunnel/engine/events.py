@@ -55,12 +55,43 @@ class ReceiverStarted:
     forward_to: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
 class ExchangeRecorded:
-    """A request was answered and (unless --no-record) is on disk."""
+    """A request was answered and (unless --no-record) is on disk.
 
-    view: ExchangeView
-    record: Mapping[str, Any]
+    The receiver publishes only the record; the display view is built on first read, by the front
+    end that wants it, so a receiver nobody watches never pays for it. Read-only once built.
+    """
+
+    __slots__ = ("_view", "offset", "record")
+
+    def __init__(self, view: ExchangeView | None, record: Mapping[str, Any], offset: int = -1) -> None:
+        object.__setattr__(self, "_view", view)
+        object.__setattr__(self, "record", record)
+        object.__setattr__(self, "offset", view.offset if view is not None else offset)
+
+    @property
+    def view(self) -> ExchangeView:
+        """The view of `record` (computed once; a race between threads only computes it twice)."""
+        view = self._view
+        if view is None:
+            from wa_devtunnel.engine.exchange import view_from_record  # exchange imports this module
+
+            view = view_from_record(self.record, self.offset)
+            object.__setattr__(self, "_view", view)
+        return view
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"ExchangeRecorded is read-only (cannot set {name!r})")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ExchangeRecorded):
+            return NotImplemented
+        return self.record == other.record and self.view == other.view
+
+    __hash__ = None  # type: ignore[assignment]  # like the dataclass it replaces: the record is a dict
+
+    def __repr__(self) -> str:
+        return f"ExchangeRecorded(view={self.view!r}, record={self.record!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,29 +194,31 @@ class EventBus:
     """Fan-out of engine events to front ends; publish is synchronous and non-blocking."""
 
     def __init__(self) -> None:
-        self._subscriptions: list[Subscription] = []
-        self._listeners: list[Callable[[EngineEvent], None]] = []
+        # Tuples, replaced (never mutated) on (un)subscribe: publish iterates them without copying.
+        self._subscriptions: tuple[Subscription, ...] = ()
+        self._listeners: tuple[Callable[[EngineEvent], None], ...] = ()
 
     def add_listener(self, listener: Callable[[EngineEvent], None]) -> None:
         """A plain callback, called in the engine's thread; it must only queue the event and return."""
-        self._listeners.append(listener)
+        self._listeners = (*self._listeners, listener)
 
     def subscribe(self, maxsize: int = 100_000) -> Subscription:
         """Register a subscriber; it sees events published from now on."""
         subscription = Subscription(self, maxsize)
-        self._subscriptions.append(subscription)
+        self._subscriptions = (*self._subscriptions, subscription)
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
         """Forget a subscriber (idempotent)."""
         if subscription in self._subscriptions:
-            self._subscriptions.remove(subscription)
+            index = self._subscriptions.index(subscription)
+            self._subscriptions = self._subscriptions[:index] + self._subscriptions[index + 1 :]
 
     def publish(self, event: EngineEvent) -> None:
         """Hand the event to every subscriber without waiting on any of them."""
-        for subscription in list(self._subscriptions):
+        for subscription in self._subscriptions:
             subscription.deliver(event)
-        for listener in list(self._listeners):
+        for listener in self._listeners:
             listener(event)
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import count
@@ -13,12 +12,12 @@ from typing import Any
 from aiohttp import web
 
 from wa_devtunnel.engine.events import EventBus, ExchangeRecorded, ForwardCompleted, Notice
-from wa_devtunnel.engine.exchange import build_record, header_pairs, utc_timestamp, view_from_record
+from wa_devtunnel.engine.exchange import build_record, header_pairs, new_exchange_id, utc_timestamp
 from wa_devtunnel.engine.forwarder import Forwarder, forward_headers
 from wa_devtunnel.engine.recording import SessionRecorder
 from wa_devtunnel.rules.handshake import decide_handshake, redact_verify_token
 from wa_devtunnel.rules.payload import SeenIds, decode_payload
-from wa_devtunnel.rules.signature import SignatureVerdict, check_signature
+from wa_devtunnel.rules.signature import SignatureVerdict, check_signature, encode_secrets
 
 # Our own tools (self-test, replay, sample key) mark their requests so they are never taken for Meta's.
 ORIGIN_HEADER = "X-WA-Devtunnel-Origin"
@@ -39,6 +38,11 @@ class ReceiverConfig:
     max_body_bytes: int = 3_670_016
     require_signature: bool = False
     ack_first: bool = False
+    # The App Secrets as HMAC keys, encoded once here rather than on every request.
+    encoded_secrets: tuple[tuple[str, bytes], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "encoded_secrets", encode_secrets(self.signature_secrets))
 
 
 @dataclass(slots=True)
@@ -64,6 +68,11 @@ async def _read_body(request: web.Request, limit: int) -> tuple[bytes, bool, int
     if declared is not None and declared > limit:
         prefix = await request.content.read(OVERSIZE_PREFIX_BYTES)
         return prefix, True, declared
+    if request.content.is_eof():  # a small body usually arrives whole with its headers: take it as is
+        body = request.content.read_nowait()
+        if len(body) <= limit:
+            return body, False, len(body)
+        return body[:OVERSIZE_PREFIX_BYTES], True, len(body)
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -86,8 +95,7 @@ def _commit(state: ReceiverState, record: dict[str, Any]) -> None:
     """Persist before answering (nothing acknowledged is ever lost), then notify front ends."""
     offset = state.recorder.append(record) if state.recorder is not None else -1
     state.exchanges += 1
-    view = view_from_record(record, offset)
-    state.bus.publish(ExchangeRecorded(view=view, record=record))
+    state.bus.publish(ExchangeRecorded(None, record, offset))
 
 
 async def handle_any(request: web.Request) -> web.StreamResponse:
@@ -111,7 +119,7 @@ async def handle_any(request: web.Request) -> web.StreamResponse:
     on_path = _matches_webhook_path(request.path, config.path)
     signature = SignatureVerdict.UNCHECKED.value
     # The token is redacted whatever the path or method (Meta's handshake may hit a mistyped path).
-    query = redact_verify_token(raw_query)
+    query = redact_verify_token(raw_query) if raw_query else raw_query
 
     if on_path and method == "GET":
         kind = "verify"
@@ -176,8 +184,9 @@ async def handle_any(request: web.Request) -> web.StreamResponse:
         task = asyncio.ensure_future(_forward_in_background(state, record, method, raw_query, forward_later, body))
         state.background.add(task)
         task.add_done_callback(state.background.discard)
-    response = web.Response(status=status, body=text.encode("utf-8"))
-    response.content_type = content_type.split(";")[0].strip() or "text/plain"
+    response = web.Response(status=status, body=text.encode("utf-8"), content_type="text/plain")
+    if content_type != "text/plain":  # the backend's, relayed
+        response.content_type = content_type.split(";")[0].strip() or "text/plain"
     if kind == "other" and status == 405:
         response.headers["Allow"] = "GET, POST"
     return response
@@ -202,7 +211,7 @@ async def _forward_in_background(
         _backend_trouble(state, result.error)
     update = {
         "v": record["v"],
-        "id": uuid.uuid4().hex,
+        "id": new_exchange_id(),
         "seq": next(state.seq),
         "received_at": utc_timestamp(),
         "kind": "forward_update",
@@ -234,6 +243,7 @@ def _answer_event(
         config.signature_secrets,
         config.wrong_signing_keys,
         legacy_header=request.headers.get("X-Hub-Signature"),
+        encoded=config.encoded_secrets,
     )
     extra["signature_detail"] = check.detail
     summary = decode_payload(

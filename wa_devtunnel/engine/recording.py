@@ -13,6 +13,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 RECORDING_VERSION = 1
 
 _STAMP_FORMAT = "%Y%m%d-%H%M%S"
@@ -112,6 +114,11 @@ def _create_session_file(directory: Path, stamp: str, suffix: str) -> tuple[Path
 
 def _encode_line(record: Mapping[str, Any]) -> bytes:
     """Raw UTF-8 keeps lines readable; lone surrogates (from odd headers) fall back to escapes."""
+    try:
+        # orjson writes the same compact raw-UTF-8 JSON in a fraction of the time (this runs per request).
+        return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+    except orjson.JSONEncodeError:
+        pass  # lone surrogates, ints beyond 64 bits, non-str keys...: the standard library handles them
     try:
         text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
         return (text + "\n").encode("utf-8")

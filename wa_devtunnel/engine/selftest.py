@@ -32,6 +32,11 @@ class SelfTestResult:
         return f"Self-test: {verdict} {self.detail} ({self.elapsed_ms:.0f} ms)"
 
 
+def new_challenge() -> str:
+    """A fresh numeric challenge like Meta's, so an endpoint that echoes a constant is caught."""
+    return str(secrets.randbelow(9 * 10**9) + 10**9)
+
+
 def judge_handshake_answer(status: int, content_type: str, body: str, challenge: str) -> tuple[bool, str]:
     """Meta accepts only 200 + the exact challenge; explain every other answer."""
     looks_html = "html" in content_type.lower() or body.lstrip().lower().startswith(("<!doctype", "<html"))
@@ -68,7 +73,7 @@ async def run_selftest(
     ssl_context: ssl.SSLContext | None = None,
 ) -> SelfTestResult:
     """One handshake exactly like Meta's (random challenge, ~6 s budget), marked as ours."""
-    challenge = str(secrets.randbelow(9 * 10**9) + 10**9)
+    challenge = new_challenge()
     query = urlencode({"hub.mode": "subscribe", "hub.challenge": challenge, "hub.verify_token": verify_token})
     headers = {"User-Agent": META_USER_AGENT, ORIGIN_HEADER: "selftest"}
     started = time.perf_counter()

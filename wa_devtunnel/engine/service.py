@@ -12,6 +12,7 @@ from typing import TextIO
 
 from aiohttp import web
 
+from wa_devtunnel.engine.diagnosis import UnknownNumberHints
 from wa_devtunnel.engine.events import (
     EventBus,
     Notice,
@@ -24,6 +25,7 @@ from wa_devtunnel.engine.forwarder import Forwarder
 from wa_devtunnel.engine.instance import RunningInstance, remove_instance, write_instance
 from wa_devtunnel.engine.receiver import RECEIVER_STATE, ReceiverConfig, create_receiver_app
 from wa_devtunnel.engine.recording import SessionRecorder
+from wa_devtunnel.engine.registration import Registrar, registrar_for
 from wa_devtunnel.engine.selftest import run_selftest
 from wa_devtunnel.engine.tunnel import NoTunnel, TunnelError, TunnelProvider
 from wa_devtunnel.settings import Settings
@@ -73,6 +75,7 @@ class WebhookService:
         bus: EventBus | None = None,
         tunnel: TunnelProvider | None = None,
         selftest_ssl: ssl.SSLContext | None = None,
+        registrar: Registrar | None = None,
     ) -> None:
         self.settings = settings
         self.bus = bus or EventBus()
@@ -88,6 +91,10 @@ class WebhookService:
         self.callback_url = ""
         self.local_url = ""
         self.tunnel_state = "local-only"
+        self.bus.add_listener(UnknownNumberHints(self.bus, settings.accounts_by_phone_number_id()))
+        self.registrar = registrar or registrar_for(settings)
+        if self.registrar is not None:
+            self.registrar.attach(self.bus)
 
     async def prepare(self, progress: TextIO | None = None) -> None:
         """Slow one-time work before any UI exists (the ngrok download); failures surface at start."""
@@ -115,6 +122,8 @@ class WebhookService:
         self._announce_instance()
         if self.tunnel.name == "none" and self.settings.ngrok_authtoken is None:
             self.bus.publish(Notice("info", LOCAL_ONLY_HINT, topic="local-only"))
+        if self.registrar is not None and not self.public_url:
+            self.bus.publish(self.registrar.unavailable_notice(self.tunnel_state))
         if self.public_url:
             self._spawn(self._selftest())
         if self.tunnel.name != "none":
@@ -190,6 +199,8 @@ class WebhookService:
     async def _selftest(self) -> None:
         result = await run_selftest(self.callback_url, self.settings.verify_token, ssl_context=self.selftest_ssl)
         self.bus.publish(SelfTestFinished(result.ok, result.url, result.elapsed_ms, result.detail))
+        if self.registrar is not None:  # after the self-test: Meta's own handshake comes next
+            await self.registrar.ensure(self.callback_url)
 
     async def _watch_tunnel(self) -> None:
         """Notice a dead agent or a changed URL, say so loudly, and reconnect with backoff."""
@@ -203,6 +214,7 @@ class WebhookService:
                 if health.public_url and health.public_url.rstrip("/") != self.public_url:
                     self._set_public_url(health.public_url)
                     self._publish_tunnel("up", "the public URL changed: update the Callback URL in Meta")
+                    self._spawn(self._selftest())
                 continue
             previous = self.public_url
             self._publish_tunnel("reconnecting", health.detail)
@@ -254,6 +266,8 @@ class WebhookService:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.registrar is not None:  # before the tunnel goes: undo what Meta routes to it
+            await self.registrar.close()
         await self.tunnel.stop()
         if self._runner is None:
             return

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import Any
 
 TEXT_LIMIT = 60
@@ -12,6 +13,9 @@ _QUOTED = frozenset({"text", "image", "video", "audio", "sticker", "interactive"
 
 def one_line(text: str, limit: int = TEXT_LIMIT) -> str:
     """Squeeze untrusted text into one short terminal-safe line: no newlines, no escape codes."""
+    # Fast path (most text): printable means no control codes and no whitespace but " ".
+    if len(text) <= limit and text.isprintable() and "  " not in text and text[:1] != " " != text[-1:]:
+        return text
     head = text[: limit * 2 + 16]
     flat = " ".join(head.translate(_CONTROL).split())
     if len(flat) > limit or len(text) > len(head):
@@ -190,22 +194,25 @@ _KINDS: dict[type, str] = {
     ChangeError: "error",
 }
 _NAMES = {cls: tuple(f.name for f in fields(cls)) for cls in (*_KINDS, MetaError)}
+# One C-level getter per class: this runs for every item of every request.
+_GETTERS = {cls: attrgetter(*names) for cls, names in _NAMES.items()}
+_ERROR_NAMES, _ERROR_GETTER = _NAMES[MetaError], _GETTERS[MetaError]
 
 
 def _error_dict(error: MetaError) -> dict[str, Any]:
-    return {name: getattr(error, name) for name in _NAMES[MetaError]}
+    return dict(zip(_ERROR_NAMES, _ERROR_GETTER(error), strict=True))
 
 
-def _item_dict(item: Item) -> dict[str, Any]:
-    out: dict[str, Any] = {"kind": _KINDS[type(item)]}
-    for name in _NAMES[type(item)]:
-        value = getattr(item, name)
-        if name == "errors":
-            value = [_error_dict(e) for e in value]
-        elif name == "error":
-            value = _error_dict(value)
-        elif name == "raw_keys":
-            value = list(value)
-        out[name] = value
-    out["line"] = item.line()
+def _item_dict(item: Item, line: str | None = None) -> dict[str, Any]:
+    """The item's fields in declaration order after its kind, then its line (pass it when known)."""
+    cls = type(item)
+    out: dict[str, Any] = {"kind": _KINDS[cls]}
+    out.update(zip(_NAMES[cls], _GETTERS[cls](item), strict=True))
+    if cls is FieldUpdate:
+        out["raw_keys"] = list(out["raw_keys"])
+    elif cls is ChangeError:
+        out["error"] = _error_dict(out["error"])
+    else:
+        out["errors"] = [_error_dict(e) for e in out["errors"]]
+    out["line"] = item.line() if line is None else line
     return out

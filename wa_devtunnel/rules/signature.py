@@ -23,6 +23,7 @@ META_STYLE_DETAIL = "the signature matches this JSON re-serialised in Meta's sty
 _HEX_SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 _HEX_SHA1 = re.compile(r"[0-9a-fA-F]{40}")
 _FORM = 'expected "sha256=" followed by 64 hex characters'
+_META_FORM_LENGTH = len("sha256=") + 64
 
 
 class SignatureVerdict(StrEnum):
@@ -48,18 +49,32 @@ def sign_body(body: bytes, app_secret: str) -> str:
     return "sha256=" + _digest(app_secret, body).hex()
 
 
+def encode_secrets(secrets: Sequence[tuple[str, str]]) -> tuple[tuple[str, bytes], ...]:
+    """The configured (label, App Secret) pairs as HMAC keys, encoded once instead of per request."""
+    return tuple((label, _utf8(secret)) for label, secret in secrets if secret)
+
+
 def check_signature(
     body: bytes,
     header: str | None,
     secrets: Sequence[tuple[str, str]],
     wrong_keys: Sequence[tuple[str, str]] = (),
     legacy_header: str | None = None,
+    *,
+    encoded: Sequence[tuple[str, bytes]] | None = None,
 ) -> SignatureCheck:
     """Check X-Hub-Signature-256 against each (label, App Secret) and explain a failure.
 
     `wrong_keys` are (label, key) pairs that developers mistake for the App Secret, such as
-    ("the verify token", token); they are tried only to diagnose a mismatch.
+    ("the verify token", token); they are tried only to diagnose a mismatch. `encoded` is
+    encode_secrets(secrets), when the caller keeps it.
     """
+    # Fast path: exactly Meta's form ("sha256=" + 64 lowercase hex) and a match; all else goes the long way.
+    if header is not None and len(header) == _META_FORM_LENGTH and header.isascii():
+        given = header.encode("ascii")
+        for label, key in encode_secrets(secrets) if encoded is None else encoded:
+            if hmac.compare_digest(given, b"sha256=" + hmac.digest(key, body, "sha256").hex().encode("ascii")):
+                return SignatureCheck(SignatureVerdict.VALID, f"matches the App Secret of '{label}'", label)
     configured = [(label, secret) for label, secret in secrets if secret]
     if not configured:
         return SignatureCheck(SignatureVerdict.UNCHECKED, NO_SECRET_DETAIL, None)

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import signal
 from collections.abc import Iterable, Mapping
-from concurrent.futures import Future
 from typing import Any
 
 from textual import on, work
@@ -316,17 +315,19 @@ class InspectorApp(App[None]):
 
     def action_send_sample(self) -> None:
         """POST a signed sample event to our own receiver."""
+        self._send_sample()
+
+    @work(group="sample")
+    async def _send_sample(self) -> None:
+        """The POST runs on the engine loop; awaiting its future here never makes the engine wait on the UI."""
         settings = self.engine.service.settings
         future = self.engine.submit(send_sample_event(self.engine.service.local_url, settings.app_secret))
-        future.add_done_callback(self._sample_sent)
-
-    def _sample_sent(self, future: Future[int]) -> None:
         try:
-            status = future.result()
-        except Exception as exc:  # any failure is shown, never raised into the UI thread
-            self.call_from_thread(self.notify, f"Sample failed: {exc}", severity="error")
+            status = await asyncio.wrap_future(future)
+        except Exception as exc:  # any failure is shown, never raised into the UI
+            self.notify(f"Sample failed: {exc}", severity="error")
             return
-        self.call_from_thread(self.notify, f"Sample event sent: HTTP {status}")
+        self.notify(f"Sample event sent: HTTP {status}")
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """Every action in the command palette (ctrl+p)."""

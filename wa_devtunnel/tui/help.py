@@ -27,13 +27,13 @@ class HelpScreen(ModalScreen[None]):
 
     def __init__(self, bindings: Iterable[BindingType]) -> None:
         super().__init__()
-        self._bindings = [b for b in bindings if isinstance(b, Binding)]
+        self._keys = [b for b in bindings if isinstance(b, Binding)]
 
     def compose(self) -> ComposeResult:
         table = Table(title="wa-devtunnel keys", show_edge=False, expand=True)
         table.add_column("Key", style="bold cyan", no_wrap=True)
         table.add_column("Action")
-        for binding in self._bindings:
+        for binding in self._keys:
             table.add_row(binding.key.replace("slash", "/").replace("question_mark", "?"), binding.description)
         table.add_row("up/down, pgup/pgdn", "move in the list (moving up pauses follow mode)")
         table.add_row("ctrl+p", "command palette: find any action by name")

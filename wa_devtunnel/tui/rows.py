@@ -8,7 +8,8 @@ from wa_devtunnel.engine.events import ExchangeView
 from wa_devtunnel.headless import local_clock
 from wa_devtunnel.tui.model import is_problem
 
-COLUMNS = ("Time", "Kind", "HTTP", "Sig", "Account", "Field", "Summary", "ms")
+# Summary last: it is the only long column, so a long one never pushes the others off screen.
+COLUMNS = ("Time", "Kind", "HTTP", "Sig", "Account", "Field", "ms", "Summary")
 SIGNATURE_BADGES = {
     "valid": ("✓ ok", "green"),
     "invalid": ("✗ BAD", "bold red"),
@@ -53,7 +54,7 @@ def row_cells(view: ExchangeView, with_accounts: bool = True) -> tuple[Text, ...
         Text(badge, style=badge_style),
         Text(view.account or "", style=base),
         Text(field, style=base),
-        Text(summary_text(view), style=base),
         Text(f"{view.elapsed_ms:.1f}", style="dim", justify="right"),
+        Text(summary_text(view), style=base),
     )
     return cells if with_accounts else cells[:4] + cells[5:]

@@ -1,0 +1,898 @@
+"""The live inspector under a burst: does the TUI keep up, stay responsive, and at what memory cost?
+
+    .venv/bin/python benchmarks/tui_burst.py [--requests N] [--concurrency C] [--modes tui,headless]
+                                             [--profile {auto,always,never}] [--profile-out FILE]
+
+One fresh process per mode, so that peak RSS (getrusage ru_maxrss) is comparable:
+
+* mode "tui": the real InspectorApp under Textual's headless driver (`run_test(headless=True,
+  size=(120, 40))`), fed by the real EngineThread exactly as `run_tui` wires it (port 0, a
+  SessionRecorder in a temp dir, an App Secret so every signature is verified);
+* mode "headless": `run_headless` (what `wa-devtunnel up --headless` runs) with its output going
+  to /dev/null through a thin wrapper that only reads the port and counts the exchange lines;
+* one client process per mode: aiohttp, C requests in flight, N signed Meta-shaped POSTs built
+  beforehand from wa_devtunnel.rules.samples (text, image, location, button, list, reaction and
+  status deliveries, each with its own wamid).
+
+Key latency (tui mode): a thread plays the terminal driver's role. Every 100 ms it takes a
+timestamp and hands a Key("r") event to the app's loop (call_soon_threadsafe + post_message,
+which is what Textual's input thread does), so time the loop spends blocked before the key is
+even dequeued is counted. "r" toggles the token reveal in the header: harmless, and it does not
+touch follow mode. Latency = until `action_reveal_token` has run ("handled"), and until the
+screen's next refresh after that ("painted"). `Pilot.press` is not used as the clock because it
+ends with `wait_for_idle`, which waits (up to 1 s, twice) for the whole process to stop using CPU:
+during a burst the engine thread never does, so it would measure the burst, not the key.
+
+Catch-up time: from the client's last response (CLOCK_MONOTONIC is shared between processes) to
+the moment the DataTable holds all N rows (and to the next refresh after that). For headless, to
+the moment the N-th exchange line has been written.
+
+After each mode the recording must hold exactly N lines, all events with a valid signature and
+HTTP 200, with contiguous seq; in tui mode the DataTable must hold exactly N rows.
+
+When a target is missed (catch-up > 10 s or worst key latency > 500 ms), or with --profile always,
+one more unmeasured tui run is made under cProfile (the UI thread, from ready to caught up) and
+the script prints where the UI thread's time goes.
+
+Exit status: 0 when every check and target passes, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import multiprocessing as mp
+import os
+import platform
+import pstats
+import resource
+import signal
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+# Only the standard library at module level: the server processes import this module too (spawn),
+# and anything imported here would inflate both modes' RSS. Each mode imports what it uses.
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script from anywhere, without installing the package
+    sys.path.insert(0, str(ROOT))
+
+APP_SECRET = "bench-app-secret-0123456789abcdef"
+VERIFY_TOKEN = "wa-bench-verify-token"
+HOST = "127.0.0.1"
+WEBHOOK_PATH = "/webhook/whatsapp"
+TERMINAL_SIZE = (120, 40)
+KEY = "r"  # reveal/mask the verify token: repaints the header, leaves follow mode alone
+KEY_PERIOD_S = 0.1
+IDLE_S = 2.0  # key presses before the burst, for a baseline
+START_TIMEOUT = 60.0
+BURST_TIMEOUT = 300.0
+CATCHUP_TIMEOUT = 120.0
+TARGET_CATCHUP_S = 10.0
+TARGET_KEY_WORST_MS = 500.0
+MODES = ("headless", "tui")
+
+
+def clock() -> float:
+    """CLOCK_MONOTONIC: the same clock in every process of this machine."""
+    return time.clock_gettime(time.CLOCK_MONOTONIC)
+
+
+def rss_mib() -> float:
+    """Peak resident set size of this process so far (ru_maxrss is KiB on Linux, bytes on macOS)."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+
+
+def _proc_status_mib(field_name: str) -> float | None:
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(f"{field_name}:"):
+                return int(line.split()[1]) / 1024
+    return None
+
+
+def rss_now_mib() -> float | None:
+    """Current resident set size (Linux /proc), to tell a startup peak from growth under load."""
+    return _proc_status_mib("VmRSS")
+
+
+def rss_hwm_mib() -> float | None:
+    """Peak RSS of this process image (Linux VmHWM): a cross-check of ru_maxrss, reset by exec."""
+    return _proc_status_mib("VmHWM")
+
+
+def bench_settings(recordings_dir: Path) -> Any:
+    """Settings as `wa-devtunnel up --port 0` builds them, isolated from the developer's shell."""
+    from wa_devtunnel.settings import load_settings
+
+    return load_settings(
+        {
+            "host": HOST,
+            "port": "0",
+            "recordings_dir": str(recordings_dir),
+            "app_secret": APP_SECRET,
+            "verify_token": VERIFY_TOKEN,
+            "tunnel": "none",
+        },
+        environ={},  # nothing from the developer's shell or .env changes what is measured
+        cwd=recordings_dir,
+    )
+
+
+# --------------------------------------------------------------------------- payloads (client side)
+
+
+def build_payloads(count: int) -> list[tuple[bytes, dict[str, str]]]:
+    """N different signed deliveries: message types and statuses in rotation, each with its own wamid."""
+    import hmac
+
+    from wa_devtunnel.rules import samples
+
+    def one(i: int) -> dict[str, Any]:
+        wamid = f"wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUJCMDAw-bench-{i:06d}"
+        kind = i % 8
+        if kind == 0:
+            message = samples.text_message(f"Order #{i}: does it come in another color?", message_id=wamid)
+        elif kind == 1:
+            message = samples.image_message(f"Photo {i}: is this the blue one?", message_id=wamid)
+        elif kind == 2:
+            message = samples.location_message(message_id=wamid, latitude=37.44 + i / 1e6)
+        elif kind == 3:
+            message = samples.button_reply(message_id=wamid)
+        elif kind == 4:
+            message = samples.list_reply(message_id=wamid)
+        elif kind == 5:
+            message = samples.reaction_message(message_id=wamid)
+        else:
+            state = "delivered" if kind == 6 else "read"
+            change = samples.messages_change(statuses=[samples.status(state, message_id=wamid)])
+            return samples.envelope([change])
+        return samples.envelope([samples.messages_change([message])])
+
+    payloads = []
+    for i in range(count):
+        body = samples.meta_json(one(i))
+        digest = hmac.new(APP_SECRET.encode(), body, "sha256").hexdigest()
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "facebookexternalua",
+            "X-Hub-Signature-256": f"sha256={digest}",
+        }
+        payloads.append((body, headers))
+    return payloads
+
+
+# --------------------------------------------------------------------------- client process
+
+
+def client_main(conn: Connection, count: int, concurrency: int) -> None:
+    """Build the payloads, say ready, then fire them all when told to."""
+    try:
+        import aiohttp
+
+        payloads = build_payloads(count)
+        sizes = [len(body) for body, _ in payloads]
+        conn.send(("ready", min(sizes), max(sizes)))
+        _, url = conn.recv()
+        result = asyncio.run(_burst(aiohttp, url, payloads, concurrency))
+        conn.send(("done", result))
+    except BaseException as exc:  # report instead of leaving the parent waiting
+        with contextlib.suppress(OSError):
+            conn.send(("error", f"client: {type(exc).__name__}: {exc}"))
+        raise
+
+
+async def _burst(aiohttp: Any, url: str, payloads: list[tuple[bytes, dict[str, str]]], concurrency: int) -> dict:
+    statuses: Counter[int] = Counter()
+    errors: Counter[str] = Counter()
+    latencies: list[float] = []
+    pending = deque(payloads)
+    last = 0.0
+
+    async def worker(session: Any) -> None:
+        nonlocal last
+        while pending:
+            body, headers = pending.popleft()
+            began = clock()
+            try:
+                async with session.post(url, data=body, headers=headers) as response:
+                    await response.read()
+                    statuses[response.status] += 1
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                errors[type(exc).__name__] += 1
+                continue
+            last = clock()
+            latencies.append(last - began)
+
+    connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        first = clock()
+        await asyncio.gather(*(worker(session) for _ in range(min(concurrency, len(payloads)))))
+    latencies.sort()
+    p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] * 1000 if latencies else 0.0
+    return {
+        "first": first,
+        "last": last,
+        "seconds": last - first,
+        "statuses": dict(statuses),
+        "errors": dict(errors),
+        "p99_ms": p99,
+    }
+
+
+# --------------------------------------------------------------------------- server process: common
+
+
+def server_main(conn: Connection, mode: str, recordings_dir: str, count: int, profile_path: str) -> None:
+    """Entry point of a server process (one mode, one fresh interpreter)."""
+    try:
+        target = _tui_server if mode == "tui" else _headless_server
+        asyncio.run(target(conn, Path(recordings_dir), count, profile_path or None))
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            conn.send(("error", f"{mode}: {type(exc).__name__}: {exc}"))
+        raise
+
+
+def _command_queue(conn: Connection) -> asyncio.Queue[tuple[Any, ...]]:
+    loop = asyncio.get_running_loop()
+    commands: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+    loop.add_reader(conn.fileno(), lambda: commands.put_nowait(conn.recv()))
+    return commands
+
+
+async def _expect(commands: asyncio.Queue[tuple[Any, ...]], name: str, timeout: float) -> tuple[Any, ...]:
+    message = await asyncio.wait_for(commands.get(), timeout)
+    if message[0] != name:
+        raise RuntimeError(f"expected {name!r} from the parent, got {message[0]!r}")
+    return message
+
+
+@dataclass
+class CpuMark:
+    wall: float = field(default_factory=clock)
+    process: float = field(default_factory=time.process_time)
+    main_thread: float = field(default_factory=time.thread_time)
+
+
+def cpu_between(before: CpuMark, after: CpuMark) -> dict[str, float]:
+    return {
+        "wall_s": after.wall - before.wall,
+        "process_cpu_s": after.process - before.process,
+        "main_thread_cpu_s": after.main_thread - before.main_thread,
+    }
+
+
+# --------------------------------------------------------------------------- server process: tui
+
+
+class KeyProbe:
+    """Plays the terminal's input thread: a key every period, timed until the app has handled it."""
+
+    def __init__(self, app: Any, loop: asyncio.AbstractEventLoop, key: str, period: float) -> None:
+        from textual import events
+
+        self._events = events
+        self.app = app
+        self.loop = loop
+        self.key = key
+        self.period = period
+        self.sent: deque[float] = deque()  # presses not yet handled, oldest first
+        self.samples: list[tuple[float, float, float]] = []  # (pressed, handled, painted)
+        self._handled: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="key-probe", daemon=True)
+        self.presses = 0
+        self.all_painted = asyncio.Event()
+        # The action the key is bound to, timed on the instance (the product code is untouched).
+        original = app.action_reveal_token
+
+        def timed_action() -> None:
+            original()
+            handled = clock()
+            if self.sent:
+                pressed = self.sent.popleft()
+                app.call_after_refresh(self._painted, pressed, handled)
+
+        app.action_reveal_token = timed_action
+
+    def _painted(self, pressed: float, handled: float) -> None:
+        self.samples.append((pressed, handled, clock()))
+        if self._stop.is_set() and len(self.samples) >= self.presses:
+            self.all_painted.set()
+
+    def _post(self) -> None:
+        event = self._events.Key(self.key, self.key)
+        event.set_sender(self.app)
+        self.app.post_message(event)
+
+    def _run(self) -> None:
+        deadline = clock()
+        while True:
+            deadline += self.period
+            if self._stop.wait(max(0.0, deadline - clock())):
+                return
+            self.sent.append(clock())
+            self.presses += 1
+            self.loop.call_soon_threadsafe(self._post)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        """Stop pressing; wait until every press made so far has been handled and painted."""
+        self._stop.set()
+        self._thread.join()
+        if len(self.samples) < self.presses:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.all_painted.wait(), timeout)
+
+
+class TableWatch:
+    """Notes when the DataTable first holds `expected` rows, and how long each UI batch took."""
+
+    def __init__(self, app: Any, expected: int) -> None:
+        self.app = app
+        self.expected = expected
+        self.full_at: float | None = None
+        self.painted_at: float | None = None
+        self.painted = asyncio.Event()
+        self.batches: list[tuple[float, float, int]] = []  # (started, seconds, events)
+        apply_events = app.apply_events
+
+        def timed_apply(events: Any) -> None:
+            events = list(events)
+            began = clock()
+            apply_events(events)
+            done = clock()
+            self.batches.append((began, done - began, len(events)))
+            if self.full_at is None and self._rows() >= expected:
+                self.full_at = done
+                app.call_after_refresh(self._painted)
+
+        app.apply_events = timed_apply
+
+    def _rows(self) -> int:
+        from textual.widgets import DataTable
+
+        return self.app.query_one(DataTable).row_count
+
+    def _painted(self) -> None:
+        self.painted_at = clock()
+        self.painted.set()
+
+
+async def _tui_server(conn: Connection, recordings_dir: Path, count: int, profile_path: str | None) -> None:
+    from textual.widgets import DataTable
+
+    from wa_devtunnel.engine.events import EventInbox
+    from wa_devtunnel.engine.runner import EngineThread
+    from wa_devtunnel.engine.service import WebhookService
+    from wa_devtunnel.tui.app import InspectorApp
+
+    commands = _command_queue(conn)
+    loop = asyncio.get_running_loop()
+    engine = EngineThread(WebhookService(bench_settings(recordings_dir)))  # as run_tui wires it
+    inbox = EventInbox()
+    engine.listen(inbox)
+    started = engine.start(progress=io.StringIO())
+    app = InspectorApp(engine, inbox, started)
+    probe = KeyProbe(app, loop, KEY, KEY_PERIOD_S)
+    watch = TableWatch(app, count)
+    profiler = None
+    result: dict[str, Any] = {}
+    try:
+        async with app.run_test(headless=True, size=TERMINAL_SIZE) as pilot:
+            await pilot.pause()
+            result["rss_ready_mib"], result["rss_now_ready_mib"] = rss_mib(), rss_now_mib()
+            conn.send(("ready", started.port, str(started.recording_path)))
+            probe.start()
+            if profile_path:
+                import cProfile
+
+                profiler = cProfile.Profile()
+                profiler.enable()
+            before = CpuMark()
+            _, first, last = await _expect(commands, "burst_done", BURST_TIMEOUT + START_TIMEOUT)
+            # The burst is over on the wire; the UI may still be working through the inbox.
+            remaining = max(1.0, last + CATCHUP_TIMEOUT - clock())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(watch.painted.wait(), remaining)
+            after = CpuMark()
+            result["rss_now_caught_up_mib"] = rss_now_mib()
+            if profiler is not None:
+                profiler.disable()
+                profiler.dump_stats(profile_path)
+            await probe.stop()
+            table = app.query_one(DataTable)
+            keys = [str(k.value) for k in table.rows]
+            result.update(
+                rows=table.row_count,
+                unique_rows=len(set(keys)),
+                store_events=app.store.counters.events,
+                inbox_left=len(inbox),
+                following=app.state.following,
+                full_at=watch.full_at,
+                painted_at=watch.painted_at,
+                batches=watch.batches,
+                presses=probe.presses,
+                key_samples=probe.samples,
+                cpu=cpu_between(before, after),
+                first=first,
+                last=last,
+            )
+            if probe.presses % 2:  # leave the token masked, as the user found it
+                await pilot.press(KEY)
+    finally:
+        engine.stop()
+    result["exchanges"] = engine.service.exchanges
+    result["rss_peak_mib"], result["rss_hwm_mib"] = rss_mib(), rss_hwm_mib()  # nothing big is loaded after this
+    conn.send(("result", result))
+
+
+# --------------------------------------------------------------------------- server process: headless
+
+
+class SniffingDevNull(io.TextIOBase):
+    """run_headless's stdout: every write goes to /dev/null; we only read the port and count lines."""
+
+    def __init__(self, on_port: Any, on_exchange: Any) -> None:
+        self._sink = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._on_port = on_port
+        self._on_exchange = on_exchange
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._sink.write(text)
+        if "sig=" in text:
+            self._on_exchange()
+        elif text.startswith("Callback URL: "):
+            self._on_port(int(text.split()[2].rsplit(":", 1)[1].split("/", 1)[0]))
+        return len(text)
+
+    def flush(self) -> None:
+        self._sink.flush()
+
+    def close(self) -> None:
+        super().close()  # flushes
+        self._sink.close()
+
+
+async def _headless_server(conn: Connection, recordings_dir: Path, count: int, profile_path: str | None) -> None:
+    from wa_devtunnel.headless import run_headless
+
+    commands = _command_queue(conn)
+    loop = asyncio.get_running_loop()
+    port: asyncio.Future[int] = loop.create_future()
+    printed = 0
+    full_at: float | None = None
+    full = asyncio.Event()
+
+    def on_exchange() -> None:
+        nonlocal printed, full_at
+        printed += 1
+        if printed == count:
+            full_at = clock()
+            full.set()
+
+    out = SniffingDevNull(lambda p: port.done() or port.set_result(p), on_exchange)
+    err = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - closed below
+    result: dict[str, Any] = {}
+    task = asyncio.create_task(run_headless(bench_settings(recordings_dir), out=out, err=err))
+    try:
+        bound = await asyncio.wait_for(asyncio.shield(port), START_TIMEOUT)
+        result["rss_ready_mib"], result["rss_now_ready_mib"] = rss_mib(), rss_now_mib()
+        recordings = sorted(recordings_dir.glob("*.jsonl"))
+        conn.send(("ready", bound, str(recordings[-1]) if recordings else ""))
+        before = CpuMark()
+        _, first, last = await _expect(commands, "burst_done", BURST_TIMEOUT + START_TIMEOUT)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(full.wait(), max(1.0, last + CATCHUP_TIMEOUT - clock()))
+        after = CpuMark()
+        result["rss_now_caught_up_mib"] = rss_now_mib()
+        result.update(
+            rows=printed, full_at=full_at, painted_at=full_at, cpu=cpu_between(before, after), first=first, last=last
+        )
+    finally:
+        os.kill(os.getpid(), signal.SIGTERM)  # run_headless's own way out: stop, close the recording
+        await asyncio.wait_for(task, 30)
+        out.close()
+        err.close()
+    result["rss_peak_mib"], result["rss_hwm_mib"] = rss_mib(), rss_hwm_mib()
+    conn.send(("result", result))
+
+
+# --------------------------------------------------------------------------- orchestration
+
+
+class Child:
+    """A child process and its end of the control pipe."""
+
+    def __init__(self, name: str, process: Any, conn: Connection) -> None:
+        self.name = name
+        self.process = process
+        self.conn = conn
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        self.conn.send(message)
+
+    def receive(self, timeout: float) -> tuple[Any, ...]:
+        deadline = time.monotonic() + timeout
+        while not self.conn.poll(0.2):
+            if not self.process.is_alive():
+                raise RuntimeError(f"{self.name} exited with {self.process.exitcode}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name}: no answer within {timeout:.0f}s")
+        reply = self.conn.recv()
+        if reply[0] == "error":
+            raise RuntimeError(reply[1])
+        return reply
+
+    def close(self) -> None:
+        self.process.join(15)
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(5)
+
+
+def start_child(ctx: Any, name: str, target: Any, *args: Any) -> Child:
+    parent_end, child_end = ctx.Pipe()
+    process = ctx.Process(target=target, args=(child_end, *args), name=name, daemon=True)
+    process.start()
+    child_end.close()
+    return Child(name, process, parent_end)
+
+
+@dataclass
+class ModeResult:
+    mode: str
+    client: dict[str, Any]
+    server: dict[str, Any]
+    recording: Path
+    checks: list[tuple[str, bool, str]] = field(default_factory=list)
+
+    @property
+    def rps(self) -> float:
+        seconds = self.client["seconds"]
+        return sum(self.client["statuses"].values()) / seconds if seconds > 0 else 0.0
+
+    def catchup(self, key: str = "full_at") -> float | None:
+        at = self.server.get(key)
+        return None if at is None else at - self.client["last"]
+
+    def key_latencies_ms(self, phase: str, which: int = 1) -> list[float]:
+        """which=1: pressed -> handled; which=2: pressed -> painted."""
+        first, last = self.client["first"], self.client["last"]
+        end = self.server.get("painted_at") or float("inf")
+        out = []
+        for sample in self.server.get("key_samples", []):
+            pressed = sample[0]
+            inside = {
+                "idle": pressed < first,
+                "burst": first <= pressed <= end,  # requests in flight, then the UI's catch-up
+                "wire": first <= pressed <= last,  # requests in flight
+            }[phase]
+            if inside:
+                out.append((sample[which] - pressed) * 1000)
+        return sorted(out)
+
+
+def quantile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def check_recording(path: Path, expected: int) -> tuple[bool, str]:
+    from wa_devtunnel.engine.recording import read_recording
+
+    read = read_recording(path)
+    records = read.records
+    kinds = Counter(r.get("kind") for r in records)
+    signatures = Counter(r.get("signature") for r in records)
+    statuses = Counter((r.get("response") or {}).get("status") for r in records)
+    seqs = [r.get("seq") for r in records]
+    ok = (
+        len(records) == expected
+        and not read.problems
+        and kinds == Counter({"event": expected})
+        and signatures == Counter({"valid": expected})
+        and statuses == Counter({200: expected})
+        and seqs == list(range(1, expected + 1))
+    )
+    detail = (
+        f"{len(records)} lines, damaged {len(read.problems)}, kinds {dict(kinds)}, "
+        f"signatures {dict(signatures)}, HTTP {dict(statuses)}, "
+        f"seq {'contiguous' if seqs == list(range(1, expected + 1)) else 'GAPS'}"
+    )
+    return ok, detail
+
+
+def run_mode(ctx: Any, mode: str, args: argparse.Namespace, tmp: Path, profile_path: str = "") -> ModeResult:
+    recordings_dir = tmp / f"{mode}{'-profiled' if profile_path else ''}"
+    server = start_child(ctx, mode, server_main, mode, str(recordings_dir), args.requests, profile_path)
+    client = start_child(ctx, f"client-{mode}", client_main, args.requests, args.concurrency)
+    try:
+        _, port, recording = server.receive(START_TIMEOUT)
+        _, smallest, largest = client.receive(START_TIMEOUT)
+        print(
+            f"  {mode}: server pid {server.process.pid} on port {port}, client pid {client.process.pid} "
+            f"({args.requests} bodies, {smallest}-{largest} bytes)",
+            flush=True,
+        )
+        time.sleep(IDLE_S)  # baseline key presses (tui) before the burst
+        client.send(("run", f"http://{HOST}:{port}{WEBHOOK_PATH}"))
+        _, burst = client.receive(BURST_TIMEOUT)
+        server.send(("burst_done", burst["first"], burst["last"]))
+        _, result = server.receive(CATCHUP_TIMEOUT + 60)
+    finally:
+        client.close()
+        server.close()
+    outcome = ModeResult(mode, burst, result, Path(recording))
+    n = args.requests
+    answered = burst["statuses"].get(200, 0)
+    outcome.checks.append(
+        ("client", answered == n and not burst["errors"], f"HTTP {burst['statuses']} errors {burst['errors']}")
+    )
+    ok, detail = check_recording(outcome.recording, n)
+    outcome.checks.append(("recording", ok, detail))
+    if mode == "tui":
+        outcome.checks.append(("exchanges", result["exchanges"] == n, f"{result['exchanges']} answered by the engine"))
+    else:
+        outcome.checks.append(("printed", result["rows"] == n, f"{result['rows']} exchange lines written"))
+    if mode == "tui":
+        rows_ok = result["rows"] == n and result["unique_rows"] == n and result["store_events"] == n
+        outcome.checks.append(
+            (
+                "datatable",
+                rows_ok and result["inbox_left"] == 0,
+                f"{result['rows']} rows ({result['unique_rows']} unique), store {result['store_events']} events, "
+                f"inbox left {result['inbox_left']}, following {result['following']}",
+            )
+        )
+        lost = result["presses"] - len(result["key_samples"])
+        outcome.checks.append(("keys", lost == 0, f"{result['presses']} pressed, {lost} not handled"))
+    return outcome
+
+
+def fmt(value: float | None, spec: str = ".2f", unit: str = "") -> str:
+    if value is None or value != value:  # None or NaN
+        return "n/a"
+    return f"{value:{spec}}{unit}"
+
+
+def report(results: dict[str, ModeResult], n: int) -> tuple[list[str], bool]:
+    header = (
+        f"{'mode':<9} {'req/s':>7} {'burst s':>7} {'catch-up s':>10} {'key p95 ms':>10} {'key worst ms':>12} "
+        f"{'RSS ready MiB':>13} {'RSS peak MiB':>12} {'CPU s':>6}"
+    )
+    lines = [header, "-" * len(header)]
+    targets_ok = True
+    for mode, r in results.items():
+        burst = r.key_latencies_ms("burst")
+        catchup = r.catchup("painted_at")
+        lines.append(
+            f"{mode:<9} {r.rps:>7.0f} {r.client['seconds']:>7.2f} {fmt(catchup, '>10.2f'):>10} "
+            f"{fmt(quantile(burst, 0.95), '>10.1f'):>10} {fmt(burst[-1] if burst else None, '>12.1f'):>12} "
+            f"{r.server['rss_ready_mib']:>13.1f} {r.server['rss_peak_mib']:>12.1f} "
+            f"{r.server['cpu']['process_cpu_s']:>6.2f}"
+        )
+        if mode == "tui":
+            worst = burst[-1] if burst else float("inf")
+            targets_ok = targets_ok and catchup is not None and catchup <= TARGET_CATCHUP_S
+            targets_ok = targets_ok and worst <= TARGET_KEY_WORST_MS
+    if "tui" in results and "headless" in results:
+        tui, headless = results["tui"].server, results["headless"].server
+        lines.append(
+            f"RSS ratio tui/headless: peak {tui['rss_peak_mib'] / headless['rss_peak_mib']:.2f}x "
+            f"(+{tui['rss_peak_mib'] - headless['rss_peak_mib']:.1f} MiB), ready "
+            f"{tui['rss_ready_mib'] / headless['rss_ready_mib']:.2f}x; growth during the burst: tui "
+            f"+{tui['rss_peak_mib'] - tui['rss_ready_mib']:.1f} MiB, headless "
+            f"+{headless['rss_peak_mib'] - headless['rss_ready_mib']:.1f} MiB"
+        )
+    lines.append(
+        "catch-up = client's last response -> all rows in the DataTable and the screen refreshed (tui) / "
+        f"{n}th line written (headless); key = pressed -> action handled, during burst + catch-up; "
+        "CPU s = server process CPU from ready to caught up"
+    )
+    for mode, r in results.items():
+        lines.append("")
+        lines.append(f"{mode}:")
+        s = r.server
+        if mode == "tui":
+            for phase, title in (("idle", "idle (before)"), ("wire", "while in flight"), ("burst", "burst+catch-up")):
+                handled, painted = r.key_latencies_ms(phase, 1), r.key_latencies_ms(phase, 2)
+                lines.append(
+                    f"  keys {title:<16} n={len(handled):>3}  handled p50 {fmt(quantile(handled, 0.5), '.1f')} "
+                    f"p95 {fmt(quantile(handled, 0.95), '.1f')} worst {fmt(handled[-1] if handled else None, '.1f')} ms"
+                    f" | painted p50 {fmt(quantile(painted, 0.5), '.1f')} p95 {fmt(quantile(painted, 0.95), '.1f')} "
+                    f"worst {fmt(painted[-1] if painted else None, '.1f')} ms"
+                )
+            batches = s["batches"]
+            during = [b for b in batches if b[2]]
+            if during:
+                seconds = sorted(b[1] * 1000 for b in during)
+                sizes = [b[2] for b in during]
+                lines.append(
+                    f"  UI batches (apply_events) {len(during)}: events/batch median {statistics.median(sizes):.0f} "
+                    f"max {max(sizes)}; ms/batch median {statistics.median(seconds):.1f} p95 "
+                    f"{quantile(seconds, 0.95):.1f} max {seconds[-1]:.1f}; total {sum(seconds) / 1000:.2f} s "
+                    f"= {sum(seconds) / sum(sizes) * 1000:.0f} us/event"
+                )
+            lines.append(
+                f"  catch-up: rows complete {fmt(r.catchup('full_at'), '.2f', ' s')}, refreshed "
+                f"{fmt(r.catchup('painted_at'), '.2f', ' s')} after the last response"
+            )
+        lines.append(
+            f"  RSS: peak {s['rss_peak_mib']:.1f} MiB (VmHWM {fmt(s.get('rss_hwm_mib'), '.1f')}; peak when ready "
+            f"{s['rss_ready_mib']:.1f}); current when ready "
+            f"{fmt(s.get('rss_now_ready_mib'), '.1f')}, when caught up {fmt(s.get('rss_now_caught_up_mib'), '.1f')} MiB"
+        )
+        cpu = s["cpu"]
+        lines.append(
+            f"  CPU ready -> caught up: {cpu['wall_s']:.2f} s wall, process {cpu['process_cpu_s']:.2f} s "
+            f"(main thread {cpu['main_thread_cpu_s']:.2f} s, other threads "
+            f"{cpu['process_cpu_s'] - cpu['main_thread_cpu_s']:.2f} s); "
+            f"{cpu['process_cpu_s'] / n * 1e6:.0f} us/request"
+        )
+        lines.append(f"  client p99 {r.client['p99_ms']:.1f} ms; recording {r.recording.name}")
+        for name, ok, detail in r.checks:
+            lines.append(f"  check {name:<10} {'OK' if ok else 'FAILED'}  {detail}")
+    return lines, targets_ok
+
+
+def profile_report(stats_path: Path, top: int) -> list[str]:
+    """Where the UI thread's time goes: our functions, then Textual/Rich by cumulative and self time."""
+    stats = pstats.Stats(str(stats_path))
+    raw: dict[tuple[str, int, str], tuple[int, int, float, float, Any]] = stats.stats  # type: ignore[attr-defined]
+    idle_keys = {k for k in raw if k[0] == "~" and ("select." in k[2] or "poll" in k[2])}
+    idle = sum(raw[k][2] for k in idle_keys)
+    raw = {k: v for k, v in raw.items() if k not in idle_keys}
+    total = sum(v[2] for v in raw.values())
+
+    def label(key: tuple[str, int, str]) -> str:
+        filename, line, name = key
+        if filename == "~":
+            return name
+        parts = Path(filename).parts
+        for anchor in ("wa_devtunnel", "textual", "rich", "asyncio", "benchmarks"):
+            if anchor in parts:
+                return f"{'/'.join(parts[parts.index(anchor):])}:{line}:{name}"
+        return f"{Path(filename).name}:{line}:{name}"
+
+    out = [
+        f"UI thread CPU under cProfile: {total:.2f} s (+{idle:.2f} s waiting in epoll); shares, not absolutes",
+        "",
+        "wa_devtunnel (cumulative):",
+        f"  {'cum s':>7} {'self s':>7} {'cum %':>6} {'calls':>8}  function",
+    ]
+    ours = sorted(
+        ((k, v) for k, v in raw.items() if "wa_devtunnel" in Path(k[0]).parts), key=lambda kv: kv[1][3], reverse=True
+    )
+    for key, (_, calls, tt, ct, _) in ours[:top]:
+        out.append(f"  {ct:>7.2f} {tt:>7.2f} {100 * ct / total:>5.1f}% {calls:>8}  {label(key)}")
+    out += ["", "textual / rich (cumulative):", f"  {'cum s':>7} {'self s':>7} {'cum %':>6} {'calls':>8}  function"]
+    lib = sorted(
+        ((k, v) for k, v in raw.items() if {"textual", "rich"} & set(Path(k[0]).parts)),
+        key=lambda kv: kv[1][3],
+        reverse=True,
+    )
+    for key, (_, calls, tt, ct, _) in lib[:top]:
+        out.append(f"  {ct:>7.2f} {tt:>7.2f} {100 * ct / total:>5.1f}% {calls:>8}  {label(key)}")
+    out += ["", "hottest overall (self time):", f"  {'self s':>7} {'self %':>6} {'calls':>8}  function"]
+    for key, (_, calls, tt, _, _) in sorted(raw.items(), key=lambda kv: kv[1][2], reverse=True)[:top]:
+        out.append(f"  {tt:>7.2f} {100 * tt / total:>5.1f}% {calls:>8}  {label(key)}")
+    return out
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=5000, help="POSTs in the burst (5000)")
+    parser.add_argument("--concurrency", type=int, default=32, help="requests in flight (32)")
+    parser.add_argument("--modes", default=",".join(MODES), help="comma-separated, run in this order")
+    parser.add_argument(
+        "--profile",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="profile the TUI's UI thread when a target is missed (auto), always, or never",
+    )
+    parser.add_argument("--profile-out", type=Path, help="also save the raw cProfile stats here")
+    parser.add_argument("--top", type=int, default=15, help="rows per profile table (15)")
+    args = parser.parse_args(argv)
+    args.modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    if not args.modes or set(args.modes) - set(MODES):
+        parser.error(f"--modes takes a comma-separated subset of {','.join(MODES)}")
+    if args.requests < 1 or args.concurrency < 1:
+        parser.error("--requests and --concurrency must be at least 1")
+    return args
+
+
+def small_process_context() -> Any:
+    """Children forked from a forkserver started while this process is still small.
+
+    Linux keeps ru_maxrss across execve and counts the pre-exec image's peak: a child started with
+    "spawn" or subprocess reports at least this parent's peak RSS, whatever it uses itself. A child
+    forked from a fresh forkserver starts from the forkserver's few MiB, the same for every mode.
+    """
+    if "forkserver" not in mp.get_all_start_methods():
+        return mp.get_context("spawn")  # ru_maxrss then includes this parent's peak (VmHWM does not)
+    from multiprocessing import forkserver
+
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload([])
+    forkserver.ensure_running()  # now, before this process imports Textual or reads recordings
+    return ctx
+
+
+def run(args: argparse.Namespace) -> int:
+    ctx = small_process_context()
+    import aiohttp
+    import textual
+
+    import wa_devtunnel
+
+    print(
+        f"wa-devtunnel TUI burst benchmark: python {platform.python_version()}, textual {textual.__version__}, "
+        f"aiohttp {aiohttp.__version__}, {os.cpu_count()} CPUs, load avg "
+        f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
+    print(f"measuring wa_devtunnel from {Path(wa_devtunnel.__file__).parent}")
+    print(
+        f"{args.requests} signed POSTs, concurrency {args.concurrency}, "
+        f"terminal {TERMINAL_SIZE[0]}x{TERMINAL_SIZE[1]}, key {KEY!r} every {KEY_PERIOD_S * 1000:.0f} ms; "
+        f"one fresh process per mode ({ctx.get_start_method()})"
+    )
+    results: dict[str, ModeResult] = {}
+    profile_lines: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="wa-devtunnel-tui-bench-") as tmp:
+        tmp_path = Path(tmp)
+        for mode in args.modes:
+            results[mode] = run_mode(ctx, mode, args, tmp_path)
+        lines, targets_ok = report(results, args.requests)
+        checks_ok = all(ok for r in results.values() for _, ok, _ in r.checks)
+        if "tui" in results and (args.profile == "always" or (args.profile == "auto" and not targets_ok)):
+            stats_path = tmp_path / "tui.prof"
+            print("  profiling: one more tui run under cProfile (not counted)", flush=True)
+            profiled = run_mode(ctx, "tui", args, tmp_path, str(stats_path))
+            handled = profiled.key_latencies_ms("burst")
+            profile_lines = [
+                f"profiled run: {profiled.rps:.0f} req/s, catch-up {fmt(profiled.catchup('painted_at'), '.2f', ' s')}, "
+                f"key worst {fmt(handled[-1] if handled else None, '.0f', ' ms')} (cProfile slows the UI thread)",
+                *profile_report(stats_path, args.top),
+            ]
+            if args.profile_out:
+                args.profile_out.write_bytes(stats_path.read_bytes())
+                profile_lines.append(f"raw stats saved to {args.profile_out}")
+    out = ["", *lines]
+    target_line = (
+        f"targets (tui): catch-up <= {TARGET_CATCHUP_S:.0f} s and worst key latency <= {TARGET_KEY_WORST_MS:.0f} ms: "
+        f"{'PASS' if targets_ok else 'FAIL'}; checks: {'PASS' if checks_ok else 'FAIL'}"
+    )
+    out += ["", target_line]
+    if profile_lines:
+        out += ["", "profile of the TUI's UI thread (cProfile):", *(f"  {x}" if x else "" for x in profile_lines)]
+    out.append(f"\nload avg at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print("\n".join(out))
+    return 0 if targets_ok and checks_ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

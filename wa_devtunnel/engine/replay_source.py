@@ -1,0 +1,212 @@
+"""Which recorded exchanges a replay sends: reading session files and applying the selection."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from wa_devtunnel.engine.events import ExchangeView
+from wa_devtunnel.engine.exchange import view_from_record
+from wa_devtunnel.engine.recording import _session_paths, read_recording, request_body
+
+REPLAY_SUFFIX = "replay"
+REPLAYABLE_KINDS = ("event", "verify")
+_REPLAY_FILE_RE = re.compile(rf"-{REPLAY_SUFFIX}(-\d+)?\.jsonl$")
+_SEQ_RE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
+
+
+class ReplayError(Exception):
+    """The replay cannot start (no recording, nothing selected, missing secret/token): exit 2."""
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedExchange:
+    """One replayable record, with the file it came from and its display view."""
+
+    session: Path
+    record: Mapping[str, Any]
+    view: ExchangeView
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """What to replay; categories are ANDed, values inside one category are ORed."""
+
+    ids: tuple[str, ...] = ()
+    seqs: tuple[tuple[int, int], ...] = ()
+    last: int | None = None
+    fields: tuple[str, ...] = ()
+    types: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+    signatures: tuple[str, ...] = ()
+    origins: tuple[str, ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+    kind: str | None = None
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        """Events by default; everything replayable when exchanges are picked by id or seq."""
+        kind = self.kind or ("all" if self.ids or self.seqs else "event")
+        return REPLAYABLE_KINDS if kind == "all" else (kind,)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedRecordings:
+    """Every replayable exchange of the sources, in file order, plus what was skipped and why."""
+
+    paths: tuple[Path, ...]
+    exchanges: tuple[RecordedExchange, ...]
+    problems: tuple[str, ...]
+
+
+def parse_seq_ranges(text: str) -> tuple[tuple[int, int], ...]:
+    """`3`, `5-9` or `1,4-6` into inclusive ranges; ValueError names the bad part."""
+    ranges = []
+    for part in text.split(","):
+        match = _SEQ_RE.match(part)
+        if not match:
+            raise ValueError(f"{part.strip()!r} is not a sequence number or range like 5-9")
+        low = int(match.group(1))
+        high = int(match.group(2) or low)
+        if high < low:
+            raise ValueError(f"{part.strip()!r} ends before it starts")
+        ranges.append((low, high))
+    return tuple(ranges)
+
+
+def parse_timestamp(text: str) -> datetime:
+    """ISO 8601 (`2026-11-26T21:55:00Z`, `2026-11-26 21:55`, `2026-11-26`); no zone means UTC like the records."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not an ISO timestamp such as 2026-11-26T21:55:00Z") from None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def is_replay_session(path: Path) -> bool:
+    """Sessions written by `replay` itself, which are never the default source."""
+    return bool(_REPLAY_FILE_RE.search(path.name))
+
+
+def default_source(recordings_dir: Path) -> Path:
+    """The latest session that Meta (not a previous replay) wrote to."""
+    candidates = [path for path in _session_paths(recordings_dir) if not is_replay_session(path)]
+    if not candidates:
+        raise ReplayError(
+            f"no recordings in {recordings_dir}: run `wa-devtunnel` to record webhooks, "
+            "or name a session file (wa-devtunnel sessions lists them)"
+        )
+    return candidates[-1]
+
+
+def load_recordings(paths: Sequence[Path]) -> LoadedRecordings:
+    """Read each file; a missing or unreadable file is a ReplayError, a damaged line a problem."""
+    exchanges: list[RecordedExchange] = []
+    problems: list[str] = []
+    for path in paths:
+        try:
+            read = read_recording(path)
+        except IsADirectoryError:
+            raise ReplayError(f"{path} is a directory, not a session file") from None
+        except OSError as exc:
+            raise ReplayError(f"cannot read {path}: {exc.strerror or exc}") from None
+        problems += [f"{path.name}: {problem}" for problem in read.problems]
+        for record in read.records:
+            exchange, problem = _replayable(path, record)
+            if exchange is not None:
+                exchanges.append(exchange)
+            elif problem:
+                problems.append(f"{path.name}: {problem}")
+    return LoadedRecordings(tuple(paths), tuple(exchanges), tuple(problems))
+
+
+def _replayable(path: Path, record: Mapping[str, Any]) -> tuple[RecordedExchange | None, str]:
+    """Skip what is not a webhook Meta could send again: late forward answers, our self-tests."""
+    kind = record.get("kind")
+    if kind not in REPLAYABLE_KINDS or record.get("origin") == "selftest":
+        return None, ""
+    where = f"seq {record.get('seq', '?')}"
+    if record.get("request_body_truncated"):
+        return None, f"{where} skipped: its body was too large and only a prefix was recorded"
+    request = record.get("request")
+    if not isinstance(request, Mapping):
+        return None, f"{where} skipped: no request"
+    try:
+        body = request_body(request)
+    except ValueError as exc:
+        return None, f"{where} skipped: {exc}"
+    return RecordedExchange(path, record, view_from_record(record), body), ""
+
+
+def select(exchanges: Iterable[RecordedExchange], selection: Selection) -> list[RecordedExchange]:
+    """Apply the selection in recording order; --last takes the last N of what matched."""
+    chosen = [exchange for exchange in exchanges if _matches(exchange.view, selection)]
+    if selection.last is not None:
+        chosen = chosen[-selection.last :] if selection.last else []
+    return chosen
+
+
+def _matches(view: ExchangeView, selection: Selection) -> bool:
+    if view.kind not in selection.kinds:
+        return False
+    picked = any(view.id.startswith(prefix) for prefix in selection.ids) or any(
+        low <= view.seq <= high for low, high in selection.seqs
+    )
+    if (selection.ids or selection.seqs) and not picked:
+        return False
+    conditions = (
+        (selection.fields, view.fields),
+        (selection.types, view.message_types),
+        (selection.statuses, view.statuses),
+        (selection.signatures, (view.signature,)),
+        (selection.origins, (view.origin,)),
+    )
+    if not all(_any_of(wanted, have) for wanted, have in conditions):
+        return False
+    if selection.since is None and selection.until is None:
+        return True
+    try:
+        moment = parse_timestamp(view.received_at)
+    except ValueError:
+        return False
+    return (selection.since is None or moment >= selection.since) and (
+        selection.until is None or moment <= selection.until
+    )
+
+
+def _any_of(wanted: tuple[str, ...], have: Iterable[str]) -> bool:
+    """No condition matches everything; otherwise one value must match, ignoring case."""
+    if not wanted:
+        return True
+    lowered = {value.lower() for value in have}
+    return any(value.lower() in lowered for value in wanted)
+
+
+def describe_selection(selection: Selection) -> str:
+    """A short line for the 'nothing matched' message, so the developer sees what was asked."""
+    parts = [f"kind {'/'.join(selection.kinds)}"]
+    for label, values in (
+        ("id", selection.ids),
+        ("field", selection.fields),
+        ("type", selection.types),
+        ("status", selection.statuses),
+        ("signature", selection.signatures),
+        ("origin", selection.origins),
+    ):
+        if values:
+            parts.append(f"{label} {','.join(values)}")
+    if selection.seqs:
+        parts.append("seq " + ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in selection.seqs))
+    if selection.since:
+        parts.append(f"since {selection.since.isoformat()}")
+    if selection.until:
+        parts.append(f"until {selection.until.isoformat()}")
+    if selection.last is not None:
+        parts.append(f"last {selection.last}")
+    return ", ".join(parts)
