@@ -1,15 +1,17 @@
 """Replay throughput and forwarding overhead, each measured against its baseline in the same run.
 
     .venv/bin/python benchmarks/replay.py [--events N] [--concurrency C] [--rounds R]
-                                          [--forward-requests M] [--forward-concurrency F]
+                                          [--forward-requests M] [--forward-concurrency F] [--warmup W]
 
 1. Replay: N signed, Meta-shaped events (distinct message ids) are written straight to a session
    file with SessionRecorder + build_record. The replay engine loads, selects and plans them exactly
    as `wa-devtunnel replay` does, then sends them with `--concurrency C` (recording every replay to
    a new session file, as the CLI does by default). The baseline is a plain aiohttp client loop
-   posting the same bodies with the same headers at the same concurrency. Rounds alternate
-   (plain, ours, plain, ours ...) so the noise of a shared machine lands on both; the ratio of the
-   median rates is checked against 0.8.
+   posting the same bodies with the same headers at the same concurrency. A third client, the
+   engine with --no-record, shows what recording costs. Rounds alternate (plain, ours, ours
+   --no-record, plain ...) so the noise of a shared machine lands on all; the ratio of the median
+   rates (ours, recording, over plain) is checked against 0.8. Client CPU per request is printed
+   too: it is less sensitive to a busy machine than wall time.
 2. Forwarding overhead: M requests at concurrency F, posted directly to the backend, and to our
    receiver (WebhookService with forward_to = the backend, in its own process, recording and
    verifying signatures as `wa-devtunnel --forward-to` does). Added latency = ours - direct, at p50
@@ -65,6 +67,8 @@ from wa_devtunnel.settings import DEFAULT_PATH, load_settings  # noqa: E402
 APP_SECRET = "bench-app-secret-0123456789abcdef"
 HOST = "127.0.0.1"
 TARGET_RATIO = 0.8
+PLAIN, OURS, OURS_NO_RECORD = "plain aiohttp loop", "wa-devtunnel replay", "replay --no-record"
+CLIENTS = (PLAIN, OURS, OURS_NO_RECORD)
 ROUND_TIMEOUT = 600.0
 
 
@@ -234,13 +238,15 @@ async def plain_loop(url: str, plan: Sequence[PlannedRequest], concurrency: int)
     return LoadResult(len(plan), seconds, dict(statuses), latencies)
 
 
-async def ours(plan: Sequence[PlannedRequest], options: ReplayOptions, recordings: Path) -> LoadResult:
-    """The replay engine as `wa-devtunnel replay --concurrency C` runs it, recording every replay."""
-    with SessionRecorder(recordings, suffix="replay") as recorder:
+async def ours(plan: Sequence[PlannedRequest], options: ReplayOptions, recordings: Path | None) -> LoadResult:
+    """The replay engine as `wa-devtunnel replay --concurrency C` runs it (recording unless `recordings` is None)."""
+    with contextlib.ExitStack() as stack:
+        recorder = stack.enter_context(SessionRecorder(recordings, suffix="replay")) if recordings else None
         started = time.perf_counter()
         results = await send_plan(plan, options, recorder)
         seconds = time.perf_counter() - started
-        recorder.close()  # one fsync of the whole file, reported apart: it is disk time, not sending
+        if recorder is not None:
+            recorder.close()  # one fsync of the whole file, reported apart: it is disk time, not sending
         closed = time.perf_counter() - started - seconds
     statuses = Counter(str(r.answer.status) if r.answer.status is not None else "error" for r in results)
     return LoadResult(len(results), seconds, dict(statuses), [r.answer.elapsed_ms for r in results], closed)
@@ -312,15 +318,15 @@ def run(args: argparse.Namespace) -> int:
             )
             print(f"1. replay, concurrency {args.concurrency}\n{header}\n{'-' * len(header)}")
             for number in range(1, args.rounds + 1):
-                for name in ("plain aiohttp loop", "wa-devtunnel replay"):
+                for name in CLIENTS:
                     cpu_before = time.process_time()
-                    if name == "plain aiohttp loop":
+                    if name == PLAIN:
                         result = asyncio.run(plain_loop(backend_url, plan, args.concurrency))
                     else:
-                        result = asyncio.run(ours(plan, options, tmp_path / "replays"))
+                        result = asyncio.run(ours(plan, options, tmp_path / "replays" if name == OURS else None))
                     result = replace(result, cpu_seconds=time.process_time() - cpu_before)
                     replay_rows.append((number, name, result))
-                    fsync = f"  (+{result.fsync_seconds:.2f} s fsync at close)" if result.fsync_seconds else ""
+                    fsync = f"  (+{result.fsync_seconds:.2f} s fsync at close)" if name == OURS else ""
                     print(
                         f"{number:>5}  {name:<22} {result.requests:>8} {result.seconds:>8.2f} {result.rate:>8.0f} "
                         f"{result.cpu_seconds / result.requests * 1e6:>10.0f}  "
@@ -346,12 +352,17 @@ def run(args: argparse.Namespace) -> int:
         replay_files = sorted((tmp_path / "replays").glob("*.jsonl"))
         replay_lines = [len(read_recording(path).records) for path in replay_files]
 
-    plain_rates = [r.rate for _, name, r in replay_rows if name.startswith("plain")]
-    our_rates = [r.rate for _, name, r in replay_rows if name.startswith("wa-")]
-    ratio = statistics.median(our_rates) / statistics.median(plain_rates)
+    rates = {c: statistics.median(r.rate for _, name, r in replay_rows if name == c) for c in CLIENTS}
+    cpu_us = {
+        c: statistics.median(r.cpu_seconds / r.requests * 1e6 for _, name, r in replay_rows if name == c)
+        for c in CLIENTS
+    }
+    by_round = {(number, name): r for number, name, r in replay_rows}
+    per_round = [by_round[n, OURS].rate / by_round[n, PLAIN].rate for n in range(1, args.rounds + 1)]
+    ratio = rates[OURS] / rates[PLAIN]
     failed = sum(r.failures for _, _, r in replay_rows) + failures
     # Each warm-up request reaches the backend three times: plain, ours, and forwarded by the receiver.
-    sent = args.events * args.rounds * 2 + 3 * min(args.warmup, args.events)
+    sent = args.events * args.rounds * len(CLIENTS) + 3 * min(args.warmup, args.events)
     direct, via = (sorted(latencies[k]) for k in ("direct", "receiver"))
 
     def q(values: list[float], fraction: float) -> float:
@@ -368,23 +379,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"   ({len(direct)} requests each way; the receiver recorded {receiver_counts['exchanges']} exchanges)")
 
     passed = ratio >= args.target and failed == 0
-    per_round = [o.rate / p.rate for (_, _, p), (_, _, o) in zip(replay_rows[0::2], replay_rows[1::2], strict=True)]
     bytes_ok = backend_counts.get("valid") == sent and not backend_counts.get("invalid")
     records_ok = replay_lines == [args.events] * args.rounds
-    print("\nsummary")
-    print(
-        f"   replay rate (median)  plain {statistics.median(plain_rates):>7.0f} req/s   "
-        f"ours {statistics.median(our_rates):>7.0f} req/s   ratio ours/plain {ratio:.3f} "
-        f"(per round: {', '.join(f'{x:.3f}' for x in per_round)})"
-    )
-    cpu_us = {
-        side: statistics.median(r.cpu_seconds / r.requests * 1e6 for _, name, r in replay_rows if name.startswith(side))
-        for side in ("plain", "wa-")
-    }
-    print(
-        f"   client CPU per request (median)  plain {cpu_us['plain']:.0f} us   ours {cpu_us['wa-']:.0f} us "
-        "(ours includes building and writing one recording line per replay)"
-    )
+    print("\nsummary (medians)")
+    for client in CLIENTS:
+        print(
+            f"   {client:<22} {rates[client]:>7.0f} req/s  {rates[client] / rates[PLAIN]:>6.3f}x plain   "
+            f"client CPU {cpu_us[client]:>4.0f} us/request"
+        )
+    print(f"   ratio {OURS} / {PLAIN}: {ratio:.3f} (per round: {', '.join(f'{x:.3f}' for x in per_round)})")
     verdict = "PASS" if passed else "FAIL"
     print(f"   target ours/plain >= {args.target:.2f}: {verdict}" + (f" ({failed} requests failed)" if failed else ""))
     print(f"   backend signature checks after the replay rounds: {backend_counts} (expected valid={sent})")

@@ -19,6 +19,7 @@ from tests.conftest import VERIFY_TOKEN
 from tests.fake_graph import EXPIRED_TOKEN, PHONE_NUMBER_ID, WABA_ID, FakeGraph
 from tests.fake_ngrok import FakeNgrok, MakeFakeNgrok
 from wa_devtunnel.cli import main
+from wa_devtunnel.engine.instance import RunningInstance, write_instance
 from wa_devtunnel.engine.ngrok_tunnel import NgrokTunnel
 from wa_devtunnel.engine.runner import EngineThread
 from wa_devtunnel.engine.service import WebhookService
@@ -248,3 +249,23 @@ def test_up_register_follows_the_tunnel_and_cleans_up_on_exit(
     assert "(re-registered: the tunnel URL changed)" in stderr
     assert f"[info] --register phone: removed the phone number override of {PHONE_NUMBER_ID}" in stderr
     assert [h.ok for h in threaded_fake_graph.handshakes] == [True, True]
+
+
+def test_meta_status_without_any_id_exits_2(graph_env: Callable[..., None], capsys: pytest.CaptureFixture[str]) -> None:
+    graph_env(META_APP_ID="", WHATSAPP_BUSINESS_ACCOUNT_ID="", WHATSAPP_PHONE_NUMBER_ID="")
+    code, _, err = meta(capsys, "status")
+    assert code == 2 and err.startswith("meta status needs META_APP_ID, WHATSAPP_BUSINESS_ACCOUNT_ID or")
+
+
+def test_subscribe_refuses_a_local_only_instance(
+    tmp_path: Path, graph_env: Callable[..., None], threaded_fake_graph: FakeGraph, capsys: pytest.CaptureFixture[str]
+) -> None:
+    local = "http://127.0.0.1:8765/webhook/whatsapp"
+    write_instance(tmp_path / "recordings", RunningInstance(os.getpid(), local, local, None, None, None))
+    code, _, err = meta(capsys, "subscribe")
+    assert code == 2
+    assert err.strip() == (
+        f"error: the running wa-devtunnel is local-only ({local}): Meta cannot reach it; "
+        "set NGROK_AUTHTOKEN and restart it (or pass --url)"
+    )
+    assert threaded_fake_graph.requests == []

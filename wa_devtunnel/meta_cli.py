@@ -135,10 +135,15 @@ def _status_lines(status: dict[str, Any], ours: str | None) -> list[str]:
     return lines
 
 
-def _callback_url(settings: Settings, url: str | None) -> str | None:
+def _callback_url(settings: Settings, url: str | None, *, public: bool = False) -> str | None:
     if url:
         return url
     instance = read_instance(settings.recordings_dir)
+    if instance is not None and public and not instance.public_url:
+        raise MetaUsageError(
+            f"the running wa-devtunnel is local-only ({instance.callback_url}): Meta cannot reach it; "
+            "set NGROK_AUTHTOKEN and restart it (or pass --url)"
+        )
     return instance.callback_url if instance else None
 
 
@@ -177,7 +182,7 @@ async def _unsubscribe(graph: GraphClient, settings: Settings, scope: str, url: 
 
 
 async def _run(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    url = _callback_url(settings, args.url)
+    url = _callback_url(settings, args.url, public=args.action == "subscribe")
     async with GraphClient.from_settings(settings) as graph:
         if args.action == "status":
             return await routing_status(graph, settings)
@@ -194,6 +199,13 @@ async def _run(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
 
 def run_meta_command(settings: Settings, args: argparse.Namespace) -> int:
     """0 done, 1 Meta refused (its message verbatim), 2 usage or missing settings."""
+    if args.action == "status" and not (settings.app_id or settings.waba_id or settings.phone_number_id):
+        print(
+            "meta status needs META_APP_ID, WHATSAPP_BUSINESS_ACCOUNT_ID or WHATSAPP_PHONE_NUMBER_ID "
+            "(with WHATSAPP_APP_SECRET / WHATSAPP_ACCESS_TOKEN; see .env.example)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     if args.action != "status":
         missing = missing_for_scope(settings, args.scope)
         if missing:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import gc
 import math
+import queue
+import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -63,6 +65,33 @@ class TokenBucket:
             await self._sleep((1 - self._tokens) / self.rate)
 
 
+class _RecordWriter:
+    """Appends replay records on a thread, so the event loop keeps sending while lines reach the disk."""
+
+    def __init__(self, recorder: SessionRecorder) -> None:
+        self.recorder = recorder
+        self.error: Exception | None = None
+        self._queue: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="wa-devtunnel-replay-recorder", daemon=True)
+        self._thread.start()
+
+    def put(self, record: dict[str, Any]) -> None:
+        self._queue.put(record)
+
+    def _run(self) -> None:
+        while (record := self._queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self.recorder.append(record)
+                except (OSError, ValueError) as exc:  # disk full, recorder closed: keep sending, report at the end
+                    self.error = exc
+
+    def finish(self) -> None:
+        """Every record put so far is written when this returns."""
+        self._queue.put(None)
+        self._thread.join()
+
+
 def judge(planned: PlannedRequest, answer: ForwardResult) -> tuple[bool, str]:
     """Meta's own criteria: 2xx acknowledges an event, 200 + the exact challenge passes a handshake."""
     if answer.error is not None:
@@ -85,10 +114,11 @@ async def send_plan(
     forwarder = Forwarder(options.target_url, options.timeout_s, max_connections=max(options.concurrency, 1))
     bucket = TokenBucket(options.rate) if options.rate else None
     results: list[ReplayResult | None] = [None] * len(plan)
-    queue = iter(plan)
+    pending = iter(plan)
+    writer = _RecordWriter(recorder) if recorder is not None and not recorder.closed else None
 
     async def worker() -> None:
-        for planned in queue:
+        for planned in pending:
             if bucket is not None:
                 await bucket.take()
             sent_at = utc_timestamp()
@@ -96,8 +126,8 @@ async def send_plan(
             ok, detail = judge(planned, answer)
             result = ReplayResult(planned, answer, ok, detail)
             results[planned.index] = result
-            if recorder is not None and not recorder.closed:
-                recorder.append(replay_record(result, options, sent_at, recorder.next_seq()))
+            if writer is not None:
+                writer.put(replay_record(result, options, sent_at, writer.recorder.next_seq()))
             if on_result is not None:
                 on_result(result)
 
@@ -110,6 +140,10 @@ async def send_plan(
     finally:
         gc.unfreeze()
         await forwarder.close()
+        if writer is not None:
+            await asyncio.to_thread(writer.finish)
+    if writer is not None and writer.error is not None:
+        raise OSError(f"could not record the replay to {writer.recorder.path}: {writer.error}")
     return [result for result in results if result is not None]
 
 
