@@ -8,9 +8,11 @@ runs on port 0; the CLI runs in a worker thread (it owns its own event loop) or 
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import re
+import signal
 import socket
 import sys
 from collections.abc import Awaitable, Callable
@@ -31,9 +33,10 @@ from wa_devtunnel.engine.exchange import build_record, view_from_record
 from wa_devtunnel.engine.forwarder import Forwarder
 from wa_devtunnel.engine.receiver import ORIGIN_HEADER, ReceiverConfig, create_receiver_app
 from wa_devtunnel.engine.recording import SessionRecorder, read_recording, request_body
-from wa_devtunnel.engine.replay import TokenBucket, send_plan
+from wa_devtunnel.engine.replay import ReplayNotRecorded, TokenBucket, send_plan
 from wa_devtunnel.engine.replay_plan import ReplayOptions, SignatureMode, plan_replay
 from wa_devtunnel.engine.replay_source import ReplayError, Selection, load_recordings, select
+from wa_devtunnel.replay_report import ProgressLine
 from wa_devtunnel.rules import samples
 from wa_devtunnel.rules.payload import decode_payload
 
@@ -740,3 +743,81 @@ async def test_python_dash_m_replay_end_to_end(
     assert stderr == b"", "no progress bar when stderr is not a terminal"
     assert "Result:  5 ok, 0 failed" in stdout.decode()
     assert len(backend.behaviour.received) == 5
+
+
+class FullDisk(SessionRecorder):
+    """A recorder whose disk fills up after the first line."""
+
+    appended = 0
+
+    def append(self, record: dict[str, Any]) -> int:
+        self.appended += 1
+        if self.appended > 1:
+            raise OSError(28, "No space left on device")
+        return super().append(record)
+
+
+async def test_every_replay_is_on_disk_when_send_plan_returns_or_the_failure_is_said(
+    meta_session: Path, recordings: Path, start_backend: Any
+) -> None:
+    backend = await start_backend(reject_bad_signature=False)
+    options = ReplayOptions(backend.url, concurrency=3)
+    plan = plan_replay(load_recordings([meta_session]).exchanges[1:], options)
+    with SessionRecorder(recordings, suffix="replay") as recorder:
+        results = await send_plan(plan, options, recorder)
+        written = read_recording(recorder.path).records  # before close: the writer thread has finished
+        assert sorted(r["replay_of"]["seq"] for r in written) == EVENT_SEQS
+        assert len(results) == 6
+
+    with FullDisk(recordings, suffix="replay") as full, pytest.raises(ReplayNotRecorded) as failure:
+        await send_plan(plan, options, full)
+    assert "No space left on device" in str(failure.value) and str(full.path) in str(failure.value)
+    assert [r.ok for r in failure.value.results] == [True] * 6, "everything was still sent"
+    assert len(read_recording(full.path).records) == 1
+
+
+async def test_an_unwritable_recordings_dir_is_a_clear_error(
+    meta_session: Path, tmp_path: Path, start_backend: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    backend = await start_backend()
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    code, out, err = await replay(capsys, str(meta_session), "--to", backend.url, "--recordings-dir", str(not_a_dir))
+    assert (code, out) == (2, "")
+    assert "cannot record the replay" in err and "Traceback" not in err
+    assert backend.arrivals == 0
+
+
+def test_progress_line_draws_count_and_rate_and_clears() -> None:
+    stream = io.StringIO()
+    progress = ProgressLine(stream, 3)
+    for _ in range(3):
+        progress.update(None)  # type: ignore[arg-type]
+    progress.clear()
+    drawn = stream.getvalue()
+    assert drawn.startswith("\rreplaying [") and "3/3" in drawn and "/s" in drawn
+    assert drawn.endswith("\r")
+    silent = ProgressLine(None, 3)
+    silent.update(None)  # type: ignore[arg-type]
+    assert silent.done == 1
+
+
+async def test_ctrl_c_stops_the_replay_and_keeps_what_was_answered(
+    meta_session: Path, recordings: Path, start_backend: Any, tmp_path: Path
+) -> None:
+    backend = await start_backend(delay_s=0.4, reject_bad_signature=False)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "wa_devtunnel", "replay", "--to", backend.url, "--recordings-dir", str(recordings),
+        cwd=tmp_path, env=minimal_env(tmp_path), stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    for _ in range(300):
+        if len(backend.behaviour.received) >= 2:
+            break
+        await asyncio.sleep(0.02)
+    process.send_signal(signal.SIGINT)
+    _, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
+    assert process.returncode == 1
+    match = re.search(r"interrupted: (\d) of 6 requests answered", stderr.decode())
+    assert match, stderr.decode()
+    [path] = replay_files(recordings)
+    assert len(read_recording(path).records) == int(match.group(1)) >= 1, "every answered replay is on disk"

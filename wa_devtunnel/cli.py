@@ -211,6 +211,9 @@ def _run_replay(settings: Settings, args: argparse.Namespace) -> int:
     except ReplayError as exc:
         print(f"wa-devtunnel replay: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # the recordings directory cannot be created or written
+        print(f"wa-devtunnel replay: cannot record the replay: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_USAGE
 
 
 def main(argv: Sequence[str] | None = None) -> int:

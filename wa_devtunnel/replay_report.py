@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from wa_devtunnel.engine.recording import SessionRecorder
-from wa_devtunnel.engine.replay import ReplayResult, ReplaySummary, send_plan, summarize
+from wa_devtunnel.engine.replay import ReplayNotRecorded, ReplayResult, ReplaySummary, send_plan, summarize
 from wa_devtunnel.engine.replay_plan import PlannedRequest, ReplayOptions, SignatureMode, plan_replay
 from wa_devtunnel.engine.replay_source import (
     REPLAY_SUFFIX,
@@ -106,17 +106,18 @@ def run_replay_command(settings: Settings, args: argparse.Namespace) -> int:
             print("\n".join(dry_run_lines(plan, options, multi)))
         return 0
     recorder = SessionRecorder(settings.recordings_dir, suffix=REPLAY_SUFFIX) if settings.record else None
-    progress = ProgressLine(sys.stderr, len(plan)) if sys.stderr.isatty() else None
+    progress = ProgressLine(sys.stderr if sys.stderr.isatty() else None, len(plan))
     started = time.perf_counter()
+    not_recorded = ""
     try:
-        results = asyncio.run(send_plan(plan, options, recorder, progress.update if progress else None))
+        results = asyncio.run(send_plan(plan, options, recorder, progress.update))
+    except ReplayNotRecorded as exc:
+        results, not_recorded = exc.results, str(exc)
     except KeyboardInterrupt:
-        done = progress.done if progress else "some"
-        print(f"\ninterrupted after {done} of {len(plan)} requests", file=sys.stderr)
+        print(f"\ninterrupted: {progress.done} of {len(plan)} requests answered", file=sys.stderr)
         return 1
     finally:
-        if progress is not None:
-            progress.clear()
+        progress.clear()
         if recorder is not None:
             recorder.close()
             if recorder.path.stat().st_size == 0:  # nothing was sent: leave no empty session behind
@@ -127,7 +128,9 @@ def run_replay_command(settings: Settings, args: argparse.Namespace) -> int:
         print(json.dumps(_json_report(paths, options, plan, results, summary, recording, loaded.problems)))
     else:
         print("\n".join(summary_lines(paths, options, results, summary, recording, multi)))
-    return 0 if summary.failed == 0 else 1
+    if not_recorded:
+        print(f"error: {not_recorded}", file=sys.stderr)
+    return 0 if summary.failed == 0 and not not_recorded else 1
 
 
 def _session_path(name: str, recordings_dir: Path) -> Path:
@@ -138,18 +141,18 @@ def _session_path(name: str, recordings_dir: Path) -> Path:
 
 
 class ProgressLine:
-    """A one-line progress bar on a terminal, redrawn at most ten times a second."""
+    """Counts answers; on a terminal also draws a one-line bar, redrawn at most ten times a second."""
 
     WIDTH = 24
 
-    def __init__(self, stream: TextIO, total: int) -> None:
+    def __init__(self, stream: TextIO | None, total: int) -> None:
         self.stream, self.total, self.done = stream, total, 0
         self.started = self._drawn = time.perf_counter()
 
     def update(self, _result: ReplayResult) -> None:
         self.done += 1
         now = time.perf_counter()
-        if now - self._drawn < 0.1 and self.done < self.total:
+        if self.stream is None or (now - self._drawn < 0.1 and self.done < self.total):
             return
         self._drawn = now
         filled = self.WIDTH * self.done // max(self.total, 1)
@@ -159,6 +162,8 @@ class ProgressLine:
         self.stream.flush()
 
     def clear(self) -> None:
+        if self.stream is None:
+            return
         self.stream.write("\r" + " " * (self.WIDTH + 48) + "\r")
         self.stream.flush()
 

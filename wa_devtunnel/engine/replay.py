@@ -65,6 +65,14 @@ class TokenBucket:
             await self._sleep((1 - self._tokens) / self.rate)
 
 
+class ReplayNotRecorded(Exception):
+    """Everything was sent, but the replay session could not be written (disk full...): exit 1, say so."""
+
+    def __init__(self, results: list[ReplayResult], message: str) -> None:
+        super().__init__(message)
+        self.results = results
+
+
 class _RecordWriter:
     """Appends replay records on a thread, so the event loop keeps sending while lines reach the disk."""
 
@@ -76,6 +84,7 @@ class _RecordWriter:
         self._thread.start()
 
     def put(self, record: dict[str, Any]) -> None:
+        """Hands the record over without waiting: the event loop never blocks on the disk."""
         self._queue.put(record)
 
     def _run(self) -> None:
@@ -142,9 +151,10 @@ async def send_plan(
         await forwarder.close()
         if writer is not None:
             await asyncio.to_thread(writer.finish)
+    done = [result for result in results if result is not None]
     if writer is not None and writer.error is not None:
-        raise OSError(f"could not record the replay to {writer.recorder.path}: {writer.error}")
-    return [result for result in results if result is not None]
+        raise ReplayNotRecorded(done, f"could not record the replay to {writer.recorder.path}: {writer.error}")
+    return done
 
 
 def replay_record(result: ReplayResult, options: ReplayOptions, sent_at: str, seq: int) -> dict[str, Any]:
