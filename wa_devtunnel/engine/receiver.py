@@ -60,6 +60,7 @@ class ReceiverState:
 
 
 RECEIVER_STATE = web.AppKey("receiver_state", ReceiverState)
+_UNCHECKED = SignatureVerdict.UNCHECKED.value
 
 
 async def _read_body(request: web.Request, limit: int) -> tuple[bytes, bool, int]:
@@ -117,7 +118,7 @@ async def handle_any(request: web.Request) -> web.StreamResponse:
     if request.can_read_body:
         body, oversized, seen_bytes = await _read_body(request, config.max_body_bytes)
     on_path = _matches_webhook_path(request.path, config.path)
-    signature = SignatureVerdict.UNCHECKED.value
+    signature = _UNCHECKED
     # The token is redacted whatever the path or method (Meta's handshake may hit a mistyped path).
     query = redact_verify_token(raw_query) if raw_query else raw_query
 
@@ -276,5 +277,8 @@ def create_receiver_app(
     # Bodies are recorded, verified and forwarded exactly as sent: never decompressed on the way in.
     app = web.Application(client_max_size=config.max_body_bytes + 1, handler_args={"auto_decompress": False})
     app[RECEIVER_STATE] = ReceiverState(config=config, recorder=recorder, bus=bus, forwarder=forwarder)
+    if config.path.startswith("/") and not {"{", "}", "%"} & set(config.path):
+        # Meta's deliveries find the handler by a dict lookup instead of the catch-all's regex.
+        app.router.add_route("*", config.path, handle_any)
     app.router.add_route("*", "/{tail:.*}", handle_any)
     return app

@@ -25,7 +25,9 @@ def _meta_error(raw: Any) -> MetaError:
 
 
 def _errors(raw: Any) -> tuple[MetaError, ...]:
-    return tuple(_meta_error(e) for e in _list(raw))
+    if not raw or not isinstance(raw, list):  # the usual case, without building a generator
+        return ()
+    return tuple(_meta_error(e) for e in raw)
 
 
 Content = tuple[str, str, str]  # subtype, text, media_id

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import signal
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from textual import on, work
@@ -20,15 +23,20 @@ from wa_devtunnel.engine.events import (
     EventInbox,
     ExchangeRecorded,
     ExchangeView,
+    ForwardCompleted,
     Notice,
     ReceiverStarted,
     SelfTestFinished,
     TunnelChanged,
 )
-from wa_devtunnel.engine.recording import read_record_at, read_recording
+from wa_devtunnel.engine.recording import read_record_at, read_recording, request_body
+from wa_devtunnel.engine.replay_live import replay_through_receiver
+from wa_devtunnel.engine.replay_source import ReplayError
 from wa_devtunnel.engine.runner import EngineThread
 from wa_devtunnel.engine.sample import send_sample_event
+from wa_devtunnel.rules.samples import meta_json
 from wa_devtunnel.tui.detail import body_renderable, headers_renderable, signature_renderable, summary_renderable
+from wa_devtunnel.tui.editor import BodyEditor, edit_with_external_editor, editable_text
 from wa_devtunnel.tui.header import HeaderState, StatusHeader
 from wa_devtunnel.tui.help import HelpScreen
 from wa_devtunnel.tui.model import FILTER_HELP, ExchangeStore, ListFilter, parse_filter, text_in_record
@@ -55,6 +63,8 @@ class InspectorApp(App[None]):
         Binding("u", "copy_url", "Copy URL"),
         Binding("t", "copy_token", "Copy token"),
         Binding("s", "send_sample", "Sample"),
+        Binding("p", "replay", "Replay"),
+        Binding("E", "edit_and_send", "Edit+send", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("r", "reveal_token", "Reveal token", show=False),
         Binding("b", "toggle_raw", "Raw body", show=False),
@@ -143,9 +153,35 @@ class InspectorApp(App[None]):
                 self.notify(event.text, severity=severity, timeout=8)  # type: ignore[arg-type]
             elif isinstance(event, ReceiverStarted):
                 self.state.callback_url = event.callback_url
+            elif isinstance(event, ForwardCompleted):
+                self._forward_completed(event)
         if new_rows:
             self._append_rows(new_rows)
         self._refresh_header()
+
+    def _forward_completed(self, event: ForwardCompleted) -> None:
+        """--ack-first: the backend's late answer updates the row and the detail."""
+        view = self.store.by_id.get(event.exchange_id)
+        if view is None:
+            return
+        updated = replace(
+            view,
+            forward_status=event.forward.get("status"),
+            forward_error=str(event.forward.get("error") or ""),
+            forward_pending=False,
+        )
+        self.store.replace(updated)
+        record = self.store.cached(view.id)
+        if record is not None:
+            self.store.remember(view.id, {**record, "forward": dict(event.forward)})
+        table = self.query_one(DataTable)
+        if view.id in table.rows:
+            for column, cell in zip(table.columns, row_cells(updated, self.with_accounts), strict=True):
+                table.update_cell(view.id, column, cell)
+        if self.selected_id == view.id:
+            self._show_selected()
+        if event.forward.get("error"):
+            self.notify(f"Backend: {event.forward['error']}", severity="error")
 
     def _append_rows(self, views: list[ExchangeView]) -> None:
         table = self.query_one(DataTable)
@@ -328,6 +364,57 @@ class InspectorApp(App[None]):
             self.notify(f"Sample failed: {exc}", severity="error")
             return
         self.notify(f"Sample event sent: HTTP {status}")
+
+    def _selected_record(self) -> Mapping[str, Any] | None:
+        view = self.store.by_id.get(self.selected_id or "")
+        return self._record_for(view) if view is not None else None
+
+    def action_replay(self) -> None:
+        """Send the selected exchange again, through our receiver to the forward target."""
+        record = self._selected_record()
+        if record is None or record.get("kind") not in ("event", "verify"):
+            self.notify("Select an event or a handshake to replay", severity="warning")
+            return
+        self._replay(record, None)
+
+    async def action_edit_and_send(self) -> None:
+        """Edit the selected event's body ($EDITOR, else in-app), then re-sign and send it."""
+        record = self._selected_record()
+        if record is None or record.get("kind") != "event":
+            self.notify("Select an event to edit and re-send", severity="warning")
+            return
+        text = editable_text(request_body(record.get("request") or {}))
+        if os.environ.get("VISUAL") or os.environ.get("EDITOR"):
+            with self.suspend():
+                edited = edit_with_external_editor(text)
+            self._send_edited(record, edited)
+        else:
+            self.push_screen(BodyEditor(text), lambda edited: self._send_edited(record, edited))
+
+    def _send_edited(self, record: Mapping[str, Any], edited: str | None) -> None:
+        if edited is None or edited == editable_text(request_body(record.get("request") or {})):
+            self.notify("Nothing changed: not sent")
+            return
+        try:
+            body = meta_json(json.loads(edited))
+        except ValueError as exc:
+            self.notify(f"Not sent: the body is not valid JSON ({exc})", severity="error")
+            return
+        self._replay(record, body)
+
+    @work(group="replay")
+    async def _replay(self, record: Mapping[str, Any], edited_body: bytes | None) -> None:
+        service = self.engine.service
+        try:
+            result = await asyncio.wrap_future(
+                self.engine.submit(replay_through_receiver(record, service.settings, service.local_url, edited_body))
+            )
+        except ReplayError as exc:
+            self.notify(f"Not sent: {exc}", severity="error")
+            return
+        target = service.settings.forward_to or "wa-devtunnel's own receiver (no --forward-to)"
+        what = "Edited body re-signed and sent" if edited_body is not None else f"Replayed seq {record.get('seq')}"
+        self.notify(f"{what} to {target}: HTTP {result.relay_status}")
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """Every action in the command palette (ctrl+p)."""

@@ -179,6 +179,16 @@ class ExchangeStore:
         if record is not None:
             self.remember(view.id, record)
 
+    def replace(self, view: ExchangeView) -> None:
+        """Swap in an updated view (e.g. a late forward result), keeping its place."""
+        if view.id not in self.by_id:
+            return
+        self.by_id[view.id] = view
+        for index in range(len(self.views) - 1, -1, -1):  # late updates concern recent exchanges
+            if self.views[index].id == view.id:
+                self.views[index] = view
+                break
+
     def remember(self, exchange_id: str, record: Mapping[str, Any]) -> None:
         """Keep a full record in the small LRU cache."""
         self.records[exchange_id] = record

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 
 from wa_devtunnel.engine.events import ExchangeView
-from wa_devtunnel.headless import local_clock
+from wa_devtunnel.headless import forward_note, local_clock
 from wa_devtunnel.tui.model import is_problem
 
 # Summary last: it is the only long column, so a long one never pushes the others off screen.
@@ -28,7 +28,7 @@ def summary_text(view: ExchangeView) -> str:
         text += "  [" + ", ".join(notable) + "]"
     if view.origin != "meta":
         text = f"({view.origin}) {text}"
-    return text
+    return text + forward_note(view.forward_status, view.forward_error, view.forward_pending)
 
 
 def columns(with_accounts: bool) -> tuple[str, ...]:

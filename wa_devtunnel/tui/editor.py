@@ -1,0 +1,69 @@
+"""Editing a body before re-sending: $EDITOR when set, else an in-app editor."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import tempfile
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Static, TextArea
+
+
+def editable_text(body: bytes) -> str:
+    """Pretty JSON is easier to edit; what is sent is re-serialised in Meta's compact style."""
+    try:
+        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+    except ValueError:
+        return body.decode("utf-8", "replace")
+
+
+def edit_with_external_editor(text: str) -> str | None:
+    """Run $VISUAL/$EDITOR on a temp file (the caller suspends the UI); None if unchanged or failed."""
+    command = os.environ.get("VISUAL") or os.environ.get("EDITOR")
+    if not command:
+        return None
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False, encoding="utf-8") as handle:
+        handle.write(text)
+        path = Path(handle.name)
+    try:
+        if subprocess.call([*shlex.split(command), str(path)]) != 0:
+            return None
+        edited = path.read_text(encoding="utf-8")
+    finally:
+        path.unlink(missing_ok=True)
+    return edited if edited != text else None
+
+
+class BodyEditor(ModalScreen[str | None]):
+    """In-app editor: ctrl+s re-signs and sends, escape cancels."""
+
+    BINDINGS = [Binding("ctrl+s", "send", "Re-sign and send"), Binding("escape", "cancel", "Cancel")]
+    DEFAULT_CSS = """
+    BodyEditor { align: center middle; }
+    BodyEditor > Vertical { width: 95%; height: 90%; border: thick $accent; background: $surface; }
+    BodyEditor TextArea { height: 1fr; }
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self._text = text
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Static("Edit the body, then ctrl+s to re-sign with your App Secret and send; escape cancels.")
+            yield TextArea(self._text, language="json", id="body-editor")
+
+    def action_send(self) -> None:
+        """Hand the edited text back to the app."""
+        self.dismiss(self.query_one(TextArea).text)
+
+    def action_cancel(self) -> None:
+        """Nothing is sent."""
+        self.dismiss(None)
