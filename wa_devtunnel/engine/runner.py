@@ -1,4 +1,4 @@
-"""Runs the service on its own thread and event loop, so a busy UI never delays an answer to Meta."""
+"""Runs the service on its own thread and loop: the receiver never awaits the UI (they still share the CPU)."""
 
 from __future__ import annotations
 

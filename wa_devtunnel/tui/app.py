@@ -44,8 +44,11 @@ from wa_devtunnel.tui.rows import columns, row_cells
 from wa_devtunnel.tui.welcome import welcome_text
 
 DRAIN_INTERVAL_S = 0.05
-DRAIN_BATCH = 2000
+DRAIN_BATCH = 500
 MAX_TABLE_ROWS = 10_000
+# DataTable.remove_row costs O(rows): trim rarely, by rebuilding with the newest rows.
+TRIM_SLACK_ROWS = 2_500
+DETAIL_REFRESH_S = 0.25
 
 
 class InspectorApp(App[None]):
@@ -93,6 +96,7 @@ class InspectorApp(App[None]):
         self.with_accounts = bool(engine.service.settings.accounts)
         self.selected_id: str | None = None
         self._moving_cursor = False
+        self._detail_pending = False
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="status")
@@ -187,21 +191,29 @@ class InspectorApp(App[None]):
         table = self.query_one(DataTable)
         for view in views:
             table.add_row(*row_cells(view, self.with_accounts), key=view.id)
-        overflow = table.row_count - MAX_TABLE_ROWS
-        if overflow > 0:
-            for row_key in list(table.rows)[:overflow]:
-                table.remove_row(row_key)
+        if table.row_count > MAX_TABLE_ROWS + TRIM_SLACK_ROWS:
+            self._rebuild_table()
+            return
         self.query_one(ContentSwitcher).current = "detail"
         if self.state.following:
-            self._move_cursor(table.row_count - 1)
+            self._move_cursor(table.row_count - 1, deferred_detail=True)
 
-    def _move_cursor(self, row: int) -> None:
+    def _move_cursor(self, row: int, deferred_detail: bool = False) -> None:
         table = self.query_one(DataTable)
         self._moving_cursor = True
         try:
             table.move_cursor(row=row, animate=False)
         finally:
             self._moving_cursor = False
+        if not deferred_detail:
+            self._show_selected()
+        elif not self._detail_pending:
+            # Under a burst, redraw the four detail panes a few times a second, not for every batch.
+            self._detail_pending = True
+            self.set_timer(DETAIL_REFRESH_S, self._deferred_detail)
+
+    def _deferred_detail(self) -> None:
+        self._detail_pending = False
         self._show_selected()
 
     def _rebuild_table(self) -> None:
