@@ -40,7 +40,7 @@ from wa_devtunnel.tui.editor import BodyEditor, edit_with_external_editor, edita
 from wa_devtunnel.tui.header import HeaderState, StatusHeader
 from wa_devtunnel.tui.help import HelpScreen
 from wa_devtunnel.tui.model import FILTER_HELP, ExchangeStore, ListFilter, parse_filter, text_in_record
-from wa_devtunnel.tui.rows import columns, row_cells
+from wa_devtunnel.tui.rows import NARROW_WIDTH, columns, row_cells
 from wa_devtunnel.tui.welcome import welcome_text
 
 DRAIN_INTERVAL_S = 0.05
@@ -94,6 +94,7 @@ class InspectorApp(App[None]):
         self.started = started
         self.raw_body = False
         self.with_accounts = bool(engine.service.settings.accounts)
+        self.shown_columns = columns(self.with_accounts)
         self.selected_id: str | None = None
         self._moving_cursor = False
         self._detail_pending = False
@@ -112,8 +113,7 @@ class InspectorApp(App[None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for column in columns(self.with_accounts):
-            table.add_column(column, key=column.lower())
+        self._set_columns(self.size.width < NARROW_WIDTH)
         self.query_one("#search").display = False
         self.query_one("#welcome-text", Static).update(welcome_text(self.started, self.engine.service.settings))
         self._refresh_header()
@@ -121,6 +121,20 @@ class InspectorApp(App[None]):
         self.set_interval(DRAIN_INTERVAL_S, self.drain)
         with contextlib.suppress(NotImplementedError, RuntimeError):
             asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self.exit)
+
+    def _set_columns(self, narrow: bool) -> None:
+        """Pick the columns for this width; a narrow terminal keeps time, status, signature, summary."""
+        self.shown_columns = columns(self.with_accounts, narrow)
+        table = self.query_one(DataTable)
+        table.clear(columns=True)
+        for column in self.shown_columns:
+            table.add_column(column, key=column.lower())
+
+    def on_resize(self, event: Any) -> None:
+        narrow = event.size.width < NARROW_WIDTH
+        if narrow != (self.shown_columns != columns(self.with_accounts, False)):
+            self._set_columns(narrow)
+            self._rebuild_table()
 
     # Engine events -----------------------------------------------------------------------------
 
@@ -180,7 +194,7 @@ class InspectorApp(App[None]):
             self.store.remember(view.id, {**record, "forward": dict(event.forward)})
         table = self.query_one(DataTable)
         if view.id in table.rows:
-            for column, cell in zip(table.columns, row_cells(updated, self.with_accounts), strict=True):
+            for column, cell in zip(table.columns, row_cells(updated, self.shown_columns), strict=True):
                 table.update_cell(view.id, column, cell)
         if self.selected_id == view.id:
             self._show_selected()
@@ -190,7 +204,7 @@ class InspectorApp(App[None]):
     def _append_rows(self, views: list[ExchangeView]) -> None:
         table = self.query_one(DataTable)
         for view in views:
-            table.add_row(*row_cells(view, self.with_accounts), key=view.id)
+            table.add_row(*row_cells(view, self.shown_columns), key=view.id)
         if table.row_count > MAX_TABLE_ROWS + TRIM_SLACK_ROWS:
             self._rebuild_table()
             return
@@ -221,7 +235,7 @@ class InspectorApp(App[None]):
         table.clear()
         visible = [view for view in self.store.views if self.filter.shows(view)][-MAX_TABLE_ROWS:]
         for view in visible:
-            table.add_row(*row_cells(view, self.with_accounts), key=view.id)
+            table.add_row(*row_cells(view, self.shown_columns), key=view.id)
         if visible:
             self._move_cursor(table.row_count - 1)
         self._refresh_header()

@@ -51,37 +51,63 @@ class StatusHeader(Static):
     StatusHeader { height: auto; max-height: 6; padding: 0 1; }
     """
 
+    _state: HeaderState | None = None
+
     def show(self, state: HeaderState) -> None:
-        """Re-render from the state."""
+        """Re-render from the state, flowing the items onto as few lines as the width allows."""
+        self._state = state
         token = state.verify_token if state.token_revealed else mask_token(state.verify_token)
-        first = Text.assemble(("Callback URL: ", "bold"), (state.callback_url, "bold underline"), ("  u copy", "dim"))
-        second = Text.assemble(("Verify token: ", "bold"), token, ("  t copy r reveal", "dim"), ("  Tunnel: ", "bold"))
-        second.append(state.tunnel_state, TUNNEL_STYLES.get(state.tunnel_state, ""))
+        items: list[Text] = [
+            Text.assemble(("Verify token: ", "bold"), token, (" (t copy, r show)", "dim")),
+        ]
+        tunnel = Text.assemble(("Tunnel: ", "bold"), (state.tunnel_state, TUNNEL_STYLES.get(state.tunnel_state, "")))
         if state.tunnel_reason:
-            second.append(f" ({state.tunnel_reason.splitlines()[0][:60]})", "dim")
+            tunnel.append(f" ({state.tunnel_reason.splitlines()[0][:60]})", "dim")
+        items.append(tunnel)
         if state.selftest:
-            second.append("  Self-test: ", "bold")
-            second.append(state.selftest, "green" if state.selftest_ok else "bold red")
+            items.append(
+                Text.assemble(("Self-test: ", "bold"), (state.selftest, "green" if state.selftest_ok else "bold red"))
+            )
         c = state.counters
-        third = Text.assemble(
-            ("Verify ", "bold"),
-            (f"{c.handshakes_ok} ok", "green"),
-            "/",
-            (f"{c.handshakes_failed} failed", "bold red" if c.handshakes_failed else ""),
-            ("  Events ", "bold"),
-            str(c.events),
-            ("  Bad sig ", "bold"),
-            (str(c.signature_failures), "bold red" if c.signature_failures else ""),
-            ("  Errors ", "bold"),
-            (str(c.errors), "bold red" if c.errors else ""),
-            ("  ", ""),
-            ("FOLLOW" if state.following else "PAUSED f=follow", "reverse" if state.following else "bold yellow"),
-        )
+        items += [
+            Text.assemble(
+                ("Verify ", "bold"),
+                (f"{c.handshakes_ok} ok", "green"),
+                "/",
+                (f"{c.handshakes_failed} failed", "bold red" if c.handshakes_failed else ""),
+            ),
+            Text.assemble(("Events ", "bold"), str(c.events)),
+            Text.assemble(
+                ("Bad sig ", "bold"), (str(c.signature_failures), "bold red" if c.signature_failures else "")
+            ),
+            Text.assemble(("Errors ", "bold"), (str(c.errors), "bold red" if c.errors else "")),
+            Text("FOLLOW", "reverse") if state.following else Text("PAUSED f=follow", "bold yellow"),
+        ]
         if state.filter_text:
-            third.append(f"  Filter: {state.filter_text}", "bold magenta")
-        third.append("  Rec: ", "bold")
-        third.append(state.recording.name if state.recording else "off")
+            items.append(Text(f"Filter: {state.filter_text}", "bold magenta"))
         if state.forward_to:
-            third.append("  Forward: ", "bold")
-            third.append(state.forward_to)
-        self.update(Text("\n").join([first, second, third]))
+            items.append(Text.assemble(("Forward: ", "bold"), state.forward_to))
+        items.append(Text.assemble(("Rec: ", "bold"), state.recording.name if state.recording else "off"))
+        first = Text.assemble(("Callback URL: ", "bold"), (state.callback_url, "bold underline"), (" (u copy)", "dim"))
+        self.update(Text("\n").join([first, *flow(items, max(self.size.width - 2, 40))]))
+
+    def on_resize(self) -> None:
+        """Re-flow for the new width."""
+        if self._state is not None:
+            self.show(self._state)
+
+
+def flow(items: list[Text], width: int) -> list[Text]:
+    """Greedy line filling: a narrow terminal gets more lines, a wide one fewer."""
+    lines: list[Text] = []
+    current = Text()
+    for item in items:
+        if current.cell_len and current.cell_len + 2 + item.cell_len > width:
+            lines.append(current)
+            current = Text()
+        if current.cell_len:
+            current.append("  ")
+        current.append_text(item)
+    if current.cell_len:
+        lines.append(current)
+    return lines

@@ -18,6 +18,26 @@ SIGNATURE_BADGES = {
 }
 
 
+# Long field names shortened for the list (the detail shows the full name).
+SHORT_FIELDS = {
+    "message_template_status_update": "template_status",
+    "message_template_quality_update": "template_quality",
+    "message_template_components_update": "template_comp",
+    "template_category_update": "template_category",
+    "phone_number_quality_update": "phone_quality",
+    "phone_number_name_update": "phone_name",
+    "business_capability_update": "capability",
+    "account_review_update": "account_review",
+}
+FIELD_WIDTH = 16
+
+
+def short_field(field: str) -> str:
+    """A field name that fits the column."""
+    short = SHORT_FIELDS.get(field, field)
+    return short if len(short) <= FIELD_WIDTH else short[: FIELD_WIDTH - 1] + "…"
+
+
 def summary_text(view: ExchangeView) -> str:
     """The one-line WhatsApp summary, with our own traffic labelled."""
     text = view.headline
@@ -31,30 +51,39 @@ def summary_text(view: ExchangeView) -> str:
     return text + forward_note(view.forward_status, view.forward_error, view.forward_pending)
 
 
-def columns(with_accounts: bool) -> tuple[str, ...]:
-    """The list's columns; Account only when several accounts are configured."""
-    return COLUMNS if with_accounts else tuple(c for c in COLUMNS if c != "Account")
+NARROW_WIDTH = 110
 
 
-def row_cells(view: ExchangeView, with_accounts: bool = True) -> tuple[Text, ...]:
+def columns(with_accounts: bool, narrow: bool = False) -> tuple[str, ...]:
+    """The list's columns: Account only with several accounts; a narrow terminal keeps the essentials."""
+    dropped = set() if with_accounts else {"Account"}
+    if narrow:
+        dropped |= {"Kind", "Field", "ms"}
+    return tuple(c for c in COLUMNS if c not in dropped)
+
+
+def row_cells(view: ExchangeView, shown: tuple[str, ...] = COLUMNS) -> tuple[Text, ...]:
     """Cells for the DataTable; failed handshakes and other problems stand out in red."""
     problem = is_problem(view)
     base = "bold red" if view.verify_ok is False else ("red" if problem else "")
     badge, badge_style = SIGNATURE_BADGES.get(view.signature, (view.signature, ""))
     if view.kind != "event":
         badge, badge_style = "", ""
-    field = view.fields[0] if view.fields else ""
+    field = short_field(view.fields[0]) if view.fields else ""
     if len(view.fields) > 1:
         field += f" +{len(view.fields) - 1}"
     status_style = "green" if 200 <= view.status < 300 else "bold red" if view.status >= 400 else ""
-    cells = (
-        Text(local_clock(view.received_at), style=base or "dim"),
-        Text(view.kind, style=base or ("cyan" if view.kind == "verify" else "")),
-        Text(str(view.status), style=base or status_style),
-        Text(badge, style=badge_style),
-        Text(view.account or "", style=base),
-        Text(field, style=base),
-        Text(f"{view.elapsed_ms:.1f}", style="dim", justify="right"),
-        Text(summary_text(view), style=base),
-    )
-    return cells if with_accounts else cells[:4] + cells[5:]
+    summary = summary_text(view)
+    if "Field" not in shown and view.fields and view.fields[0] != "messages" and not summary.startswith("batch"):
+        summary = f"{short_field(view.fields[0])}: {summary}"
+    cells = {
+        "Time": Text(local_clock(view.received_at), style=base or "dim"),
+        "Kind": Text(view.kind, style=base or ("cyan" if view.kind == "verify" else "")),
+        "HTTP": Text(str(view.status), style=base or status_style),
+        "Sig": Text(badge, style=badge_style),
+        "Account": Text(view.account or "", style=base),
+        "Field": Text(field, style=base),
+        "ms": Text(f"{view.elapsed_ms:.1f}", style="dim", justify="right"),
+        "Summary": Text(summary, style=base),
+    }
+    return tuple(cells[name] for name in shown)
