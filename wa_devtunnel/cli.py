@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from wa_devtunnel import __version__
-from wa_devtunnel.engine.replay_source import parse_seq_ranges, parse_timestamp
 from wa_devtunnel.fixtures.cli_export import add_export_parser, run_export
+from wa_devtunnel.selection_args import add_selection_arguments, positive
 from wa_devtunnel.settings import DEFAULT_PATH, DEFAULT_PORT, ConfigError, Settings, load_settings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -90,33 +90,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _parsed(parse: Any) -> Any:
-    """An argparse type from a parser that raises ValueError, so a bad value is a usage error."""
-
-    def convert(text: str) -> Any:
-        try:
-            return parse(text)
-        except ValueError as exc:
-            raise argparse.ArgumentTypeError(str(exc)) from None
-
-    return convert
-
-
-def _positive(kind: type[int] | type[float]) -> Any:
-    """Counts, rates and timeouts: zero or negative is a usage error, not a hang or a crash."""
-
-    def parse(text: str) -> int | float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise ValueError(f"{text!r} is not a {'whole number' if kind is int else 'number'}") from None
-        if value <= 0:
-            raise ValueError(f"{text} must be greater than 0")
-        return value
-
-    return _parsed(parse)
-
-
 def _add_replay(replay: argparse.ArgumentParser) -> None:
     """`replay`: sources, --to, selection, signature mode, pacing, output."""
     _add_common(replay)
@@ -124,17 +97,12 @@ def _add_replay(replay: argparse.ArgumentParser) -> None:
         "recordings", nargs="*", metavar="RECORDING", help="session files (default: the latest session recorded)"
     )
     replay.add_argument("--to", metavar="URL", help="where to send (default: WA_DEVTUNNEL_FORWARD_TO)")
-    pick = replay.add_argument_group("selection (flags combine with AND; repeat a flag or use commas for OR)")
-    pick.add_argument("--id", action="append", help="exchange id, or the start of one")
-    pick.add_argument("--seq", action="append", type=_parsed(parse_seq_ranges), help="sequence numbers: 7, 3-9, 1,4-6")
-    pick.add_argument("--last", type=_positive(int), metavar="N", help="only the last N exchanges that match")
-    pick.add_argument("--field", action="append", help="webhook field, e.g. messages, account_update")
-    pick.add_argument("--type", action="append", help="message type, e.g. text, image, interactive")
-    pick.add_argument("--status", action="append", help="status update, e.g. delivered, read, failed")
-    pick.add_argument("--signature", action="append", help="recorded verdict: valid, invalid, missing, unchecked")
-    pick.add_argument("--origin", action="append", help="meta, sample or replay (self-tests are never replayed)")
-    pick.add_argument("--since", type=_parsed(parse_timestamp), help="received at or after (ISO, UTC by default)")
-    pick.add_argument("--until", type=_parsed(parse_timestamp), help="received at or before (ISO, UTC by default)")
+    add_selection_arguments(
+        replay,
+        "selection (flags combine with AND; repeat a flag or use commas for OR)",
+        "meta, sample or replay (self-tests are never replayed)",
+    )
+    pick = replay.add_argument_group("kind")
     pick.add_argument(
         "--kind", choices=("event", "verify", "all"), help="default event (all when picking by --id/--seq)"
     )
@@ -148,10 +116,10 @@ def _add_replay(replay: argparse.ArgumentParser) -> None:
         "--verify-token", help="the target's verify token, for handshakes (default WHATSAPP_VERIFY_TOKEN)"
     )
     replay.add_argument(
-        "--concurrency", type=_positive(int), default=1, help="requests in flight (default 1: in order)"
+        "--concurrency", type=positive(int), default=1, help="requests in flight (default 1: in order)"
     )
-    replay.add_argument("--rate", type=_positive(float), metavar="R", help="at most R requests per second")
-    replay.add_argument("--timeout", type=_positive(float), metavar="S", help="seconds per request (default 10)")
+    replay.add_argument("--rate", type=positive(float), metavar="R", help="at most R requests per second")
+    replay.add_argument("--timeout", type=positive(float), metavar="S", help="seconds per request (default 10)")
     replay.add_argument("--dry-run", action="store_true", help="print what would be sent; send nothing")
     replay.add_argument("--json", action="store_true", help="print one JSON object (plan, results, summary)")
     replay.add_argument("--no-record", action="store_true", help="do not record the replayed exchanges")
