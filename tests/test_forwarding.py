@@ -484,17 +484,6 @@ async def test_handshake_refused_by_the_backend_is_refused_to_meta(
     assert record["response"]["status"] == 403
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "receiver.handle_any keeps its own token check in record['verify'] after the backend answered the "
-        "handshake: Meta got 200 + the challenge, yet the record and view say ok=False, so headless/TUI print "
-        "'FAILED: token mismatch: unknown token' for a handshake that succeeded (and the converse: our token "
-        "matches, the backend says 403, the line says OK). Fix: for a forwarded verify GET without error, set "
-        "extra['verify'] = {'ok': result.status == 200 and body == hub.challenge, 'reason': '' or "
-        "f'backend answered {result.status}'} (keep the local verdict under e.g. extra['verify']['local'])."
-    ),
-)
 async def test_handshake_verdict_reflects_the_backends_answer(
     make_forwarding_receiver: Callable[..., Any], backend: Backend
 ) -> None:
@@ -834,3 +823,41 @@ def test_cli_headless_forwards_and_prints_the_backend_status(tmp_path: Path) -> 
     assert len(event_lines) == 1 and "sig=valid" in event_lines[0], lines
     assert event_lines[0].endswith("-> backend 200"), lines
     assert "Traceback" not in stderr
+
+
+# --------------------------------------------------------------------------- strictness, handshakes, exact relay
+
+
+async def test_require_signature_refuses_before_the_backend(
+    make_forwarding_receiver: Callable[..., Any], backend: Backend
+) -> None:
+    receiver = await make_forwarding_receiver(backend.url, require_signature=True)
+    body = meta_body()
+    async with receiver.client.session.post(receiver.url, data=body) as response:  # no signature at all
+        assert response.status == 401
+    assert backend.behaviour.received == []
+    (record,) = receiver.records()
+    assert "forward" not in record
+
+
+async def test_ack_first_still_lets_the_backend_answer_the_handshake(
+    make_forwarding_receiver: Callable[..., Any], backend: Backend
+) -> None:
+    receiver = await make_forwarding_receiver(backend.url, ack_first=True)
+    result = await receiver.sender().handshake(BACKEND_TOKEN)
+    assert result.accepted, result
+    (record,) = receiver.records()
+    assert record["verify"]["ok"] is True
+    assert record["verify"]["local"]["ok"] is False  # our own token differs; the backend's answer is what counts
+
+
+async def test_backend_answer_is_relayed_byte_for_byte(
+    make_forwarding_receiver: Callable[..., Any], backend: Backend
+) -> None:
+    backend.behaviour.status = 500
+    receiver = await make_forwarding_receiver(backend.url)
+    body = meta_body()
+    async with receiver.client.session.post(receiver.url, data=body, headers=receiver.sender().headers_for(body)) as r:
+        assert r.status == 500
+        assert await r.read() == b"backend says 500"
+        assert r.headers["Content-Type"].startswith("text/plain")

@@ -15,6 +15,7 @@ from wa_devtunnel.engine.recording import RECORDING_VERSION, encode_body
 # Header values that are someone's credentials; kept out of recordings and logs.
 REDACTED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 _REDACTED_HEADER_BYTES = frozenset(name.encode("ascii") for name in REDACTED_HEADERS)
+_REDACTED_NAME_LENGTHS = frozenset(map(len, REDACTED_HEADERS))  # most names need no lower() at all
 
 # Exchange ids: 128 random bits like a uuid4, from a private generator seeded by os.urandom (a tenth
 # of uuid4's cost per request); reseeded in a forked child so two processes never share a stream.
@@ -46,7 +47,12 @@ def utc_timestamp(moment: datetime | None = None) -> str:
 def header_pairs(raw_headers: Sequence[tuple[bytes, bytes]]) -> list[list[str]]:
     """Headers in arrival order and original case, decoded losslessly, credentials redacted."""
     return [
-        [name.decode("latin-1"), "REDACTED" if name.lower() in _REDACTED_HEADER_BYTES else value.decode("latin-1")]
+        [
+            name.decode("latin-1"),
+            "REDACTED"
+            if len(name) in _REDACTED_NAME_LENGTHS and name.lower() in _REDACTED_HEADER_BYTES
+            else value.decode("latin-1"),
+        ]
         for name, value in raw_headers
     ]
 

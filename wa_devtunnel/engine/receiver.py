@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import count
 from typing import Any
+from urllib.parse import parse_qsl
 
 from aiohttp import web
 
@@ -17,7 +18,7 @@ from wa_devtunnel.engine.forwarder import Forwarder, forward_headers
 from wa_devtunnel.engine.recording import SessionRecorder
 from wa_devtunnel.rules.handshake import decide_handshake, redact_verify_token
 from wa_devtunnel.rules.payload import SeenIds, decode_payload
-from wa_devtunnel.rules.signature import SignatureVerdict, check_signature, encode_secrets
+from wa_devtunnel.rules.signature import SignatureVerdict, SigningKey, check_signature, signing_keys
 
 # Our own tools (self-test, replay, sample key) mark their requests so they are never taken for Meta's.
 ORIGIN_HEADER = "X-WA-Devtunnel-Origin"
@@ -39,10 +40,10 @@ class ReceiverConfig:
     require_signature: bool = False
     ack_first: bool = False
     # The App Secrets as HMAC keys, encoded once here rather than on every request.
-    encoded_secrets: tuple[tuple[str, bytes], ...] = field(init=False, repr=False, compare=False)
+    signing_keys: tuple[SigningKey, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "encoded_secrets", encode_secrets(self.signature_secrets))
+        object.__setattr__(self, "signing_keys", signing_keys(self.signature_secrets))
 
 
 @dataclass(slots=True)
@@ -65,15 +66,15 @@ _UNCHECKED = SignatureVerdict.UNCHECKED.value
 
 async def _read_body(request: web.Request, limit: int) -> tuple[bytes, bool, int]:
     """Read the raw body up to `limit`; return (bytes kept, oversized?, bytes seen)."""
-    declared = request.content_length
-    if declared is not None and declared > limit:
-        prefix = await request.content.read(OVERSIZE_PREFIX_BYTES)
-        return prefix, True, declared
     if request.content.is_eof():  # a small body usually arrives whole with its headers: take it as is
         body = request.content.read_nowait()
         if len(body) <= limit:
             return body, False, len(body)
         return body[:OVERSIZE_PREFIX_BYTES], True, len(body)
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        prefix = await request.content.read(OVERSIZE_PREFIX_BYTES)
+        return prefix, True, declared
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -142,26 +143,32 @@ async def handle_any(request: web.Request) -> web.StreamResponse:
         kind = "other"
         status, text = 404, f"not found: the WhatsApp webhook listens on {config.path}"
 
-    content_type = "text/plain"
+    relayed: bytes | None = None
+    relayed_type = ""
     forward_later: list[tuple[str, str]] | None = None
-    if state.forwarder is not None and kind in ("verify", "event") and not oversized:
+    # With --require-signature a bad signature is refused here, like a strict app: it never reaches the backend.
+    refused_here = config.require_signature and status in (401, 403) and kind == "event"
+    if state.forwarder is not None and kind in ("verify", "event") and not oversized and not refused_here:
         outgoing = forward_headers(
             [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers],
             request.remote,
             request.host,
             request.scheme,
         )
-        if config.ack_first:
+        if config.ack_first and kind == "event":  # the handshake is the backend's to answer, always
             extra["forward"] = {"url": state.forwarder.target_url, "status": None, "pending": True}
             forward_later = outgoing
         else:
             result = await state.forwarder.forward(method, raw_query, outgoing, body)
             extra["forward"] = result.to_record()
             status = result.relay_status
-            text = result.body.decode("utf-8", "replace") if result.error is None else result.error
-            content_type = result.content_type or content_type
+            relayed = result.body if result.error is None else result.error.encode("utf-8")
+            relayed_type = result.content_type if result.error is None else ""
+            text = relayed.decode("utf-8", "replace")
             if result.error is not None:
                 _backend_trouble(state, result.error)
+            if kind == "verify":
+                extra["verify"] = _backend_verdict(raw_query, result.status, result.body, extra["verify"])
     if oversized:
         extra["request_body_truncated"] = True
         extra["request_body_size"] = seen_bytes
@@ -185,16 +192,34 @@ async def handle_any(request: web.Request) -> web.StreamResponse:
         task = asyncio.ensure_future(_forward_in_background(state, record, method, raw_query, forward_later, body))
         state.background.add(task)
         task.add_done_callback(state.background.discard)
-    response = web.Response(status=status, body=text.encode("utf-8"), content_type="text/plain")
-    if content_type != "text/plain":  # the backend's, relayed
-        response.content_type = content_type.split(";")[0].strip() or "text/plain"
+    if relayed is not None:  # the backend's answer, byte for byte, with its own Content-Type
+        response = web.Response(status=status, body=relayed)
+        response.headers["Content-Type"] = relayed_type or "text/plain"
+    else:
+        response = web.Response(status=status, body=text.encode("utf-8"), content_type="text/plain")
     if kind == "other" and status == 405:
         response.headers["Allow"] = "GET, POST"
     return response
 
 
 def _backend_trouble(state: ReceiverState, error: str) -> None:
-    state.bus.publish(Notice("error", f"Backend unreachable: {error}. Meta will retry this delivery.", topic="forward"))
+    text = f"{error[:1].upper()}{error[1:]}. Meta will retry this delivery."
+    state.bus.publish(Notice("error", text, topic="forward"))
+
+
+def _backend_verdict(raw_query: str, status: int | None, body: bytes, local: dict[str, Any]) -> dict[str, Any]:
+    """A forwarded handshake passes or fails by what Meta got from the backend; our own check is kept too."""
+    challenge = next((v for k, v in parse_qsl(raw_query, keep_blank_values=True) if k == "hub.challenge"), None)
+    ok = status == 200 and challenge is not None and body == challenge.encode("utf-8")
+    if ok:
+        reason = ""
+    elif status is None:
+        reason = "the backend did not answer"
+    elif status == 200:
+        reason = "the backend answered 200 but not with the challenge verbatim"
+    else:
+        reason = f"the backend refused it (HTTP {status})"
+    return {"ok": ok, "reason": reason, "local": dict(local)}
 
 
 async def _forward_in_background(
@@ -244,7 +269,7 @@ def _answer_event(
         config.signature_secrets,
         config.wrong_signing_keys,
         legacy_header=request.headers.get("X-Hub-Signature"),
-        encoded=config.encoded_secrets,
+        keys=config.signing_keys,
     )
     extra["signature_detail"] = check.detail
     summary = decode_payload(
@@ -253,7 +278,11 @@ def _answer_event(
         seen=state.seen,
     )
     extra["summary"] = summary.to_dict()
-    accounts = {getattr(item, "account", None) for item in summary.items} - {None}
+    accounts = set()
+    for item in summary.items:
+        account = getattr(item, "account", None)  # field updates and change errors have none
+        if account is not None:
+            accounts.add(account)
     if len(accounts) == 1:
         extra["account"] = accounts.pop()
     elif check.account and check.verdict is SignatureVerdict.VALID:

@@ -91,7 +91,9 @@ class WebhookService:
         self.callback_url = ""
         self.local_url = ""
         self.tunnel_state = "local-only"
-        self.bus.add_listener(UnknownNumberHints(self.bus, settings.accounts_by_phone_number_id()))
+        known_numbers = settings.accounts_by_phone_number_id()
+        if known_numbers:  # the decoder flags unknown numbers only against configured ones
+            self.bus.add_listener(UnknownNumberHints(self.bus, known_numbers))
         self.registrar = registrar or registrar_for(settings)
         if self.registrar is not None:
             self.registrar.attach(self.bus)

@@ -14,6 +14,9 @@ def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
+_NUMBERS = (int, float)
+
+
 def _str(value: Any) -> str:
     """Text of a JSON scalar; lone surrogates replaced so the summary always encodes as UTF-8."""
     if isinstance(value, str):
@@ -24,7 +27,7 @@ def _str(value: Any) -> str:
         except UnicodeEncodeError:
             return value.encode("utf-8", "replace").decode("utf-8")
         return value
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if value is None or isinstance(value, bool) or not isinstance(value, _NUMBERS):  # None: the usual miss
         return ""
     return str(value)
 

@@ -173,9 +173,10 @@ class _Decoder:
             self.items.append(ChangeError(field, waba_id, _meta_error(error)))
 
     def messages(self, value: dict[str, Any], where: _Where) -> None:
-        contacts = _list(value.get("contacts"))
-        by_id = _contacts_by_id(contacts)
-        for index, raw in enumerate(_list(value.get("messages"))):
+        messages = _list(value.get("messages"))
+        contacts = _list(value.get("contacts")) if messages else []
+        by_id = _contacts_by_id(contacts) if contacts else {}
+        for index, raw in enumerate(messages):
             message = _inbound(_obj(raw), where, contacts, by_id, index)
             if message.message_id == DASHBOARD_TEST_MESSAGE_ID:
                 self.flags.add("dashboard-test")
@@ -280,7 +281,7 @@ def _decode(body: bytes, accounts: Mapping[str, str] | None, seen: SeenIds | Non
     if len(decoder.items) > 1:
         decoder.flags.add("batch")
     fields_seen = tuple(decoder.fields)
-    lines = tuple(item.line() for item in decoder.items)
+    lines = tuple([item.line() for item in decoder.items])
     headline = problem or _headline(decoder.items, lines, fields_seen, len(entries))
-    flags = tuple(flag for flag in _FLAG_ORDER if flag in decoder.flags)
+    flags = tuple([flag for flag in _FLAG_ORDER if flag in decoder.flags]) if decoder.flags else ()
     return WebhookSummary(not problem, problem, obj, fields_seen, tuple(decoder.items), flags, headline, lines)

@@ -49,9 +49,21 @@ def sign_body(body: bytes, app_secret: str) -> str:
     return "sha256=" + _digest(app_secret, body).hex()
 
 
-def encode_secrets(secrets: Sequence[tuple[str, str]]) -> tuple[tuple[str, bytes], ...]:
-    """The configured (label, App Secret) pairs as HMAC keys, encoded once instead of per request."""
-    return tuple((label, _utf8(secret)) for label, secret in secrets if secret)
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    """One configured App Secret as an HMAC key, with the verdict a match gives: both built once."""
+
+    key: bytes
+    match: SignatureCheck
+
+
+def signing_keys(secrets: Sequence[tuple[str, str]]) -> tuple[SigningKey, ...]:
+    """The configured (label, App Secret) pairs, ready for the per-request check."""
+    return tuple(
+        SigningKey(_utf8(secret), SignatureCheck(SignatureVerdict.VALID, f"matches the App Secret of '{label}'", label))
+        for label, secret in secrets
+        if secret
+    )
 
 
 def check_signature(
@@ -61,20 +73,20 @@ def check_signature(
     wrong_keys: Sequence[tuple[str, str]] = (),
     legacy_header: str | None = None,
     *,
-    encoded: Sequence[tuple[str, bytes]] | None = None,
+    keys: Sequence[SigningKey] | None = None,
 ) -> SignatureCheck:
     """Check X-Hub-Signature-256 against each (label, App Secret) and explain a failure.
 
     `wrong_keys` are (label, key) pairs that developers mistake for the App Secret, such as
-    ("the verify token", token); they are tried only to diagnose a mismatch. `encoded` is
-    encode_secrets(secrets), when the caller keeps it.
+    ("the verify token", token); they are tried only to diagnose a mismatch. `keys` is
+    signing_keys(secrets), when the caller keeps it.
     """
     # Fast path: exactly Meta's form ("sha256=" + 64 lowercase hex) and a match; all else goes the long way.
     if header is not None and len(header) == _META_FORM_LENGTH and header.isascii():
         given = header.encode("ascii")
-        for label, key in encode_secrets(secrets) if encoded is None else encoded:
-            if hmac.compare_digest(given, b"sha256=" + hmac.digest(key, body, "sha256").hex().encode("ascii")):
-                return SignatureCheck(SignatureVerdict.VALID, f"matches the App Secret of '{label}'", label)
+        for signing in signing_keys(secrets) if keys is None else keys:
+            if hmac.compare_digest(given, b"sha256=" + hmac.digest(signing.key, body, "sha256").hex().encode("ascii")):
+                return signing.match
     configured = [(label, secret) for label, secret in secrets if secret]
     if not configured:
         return SignatureCheck(SignatureVerdict.UNCHECKED, NO_SECRET_DETAIL, None)

@@ -49,6 +49,7 @@ MAX_TABLE_ROWS = 10_000
 # DataTable.remove_row costs O(rows): trim rarely, by rebuilding with the newest rows.
 TRIM_SLACK_ROWS = 2_500
 DETAIL_REFRESH_S = 0.25
+BURST_ROWS = 3
 
 
 class InspectorApp(App[None]):
@@ -210,7 +211,9 @@ class InspectorApp(App[None]):
             return
         self.query_one(ContentSwitcher).current = "detail"
         if self.state.following:
-            self._move_cursor(table.row_count - 1, deferred_detail=True)
+            # A trickle shows at once; under a burst the detail is redrawn a few times a second.
+            burst = len(views) > BURST_ROWS or self._detail_pending
+            self._move_cursor(table.row_count - 1, deferred_detail=burst)
 
     def _move_cursor(self, row: int, deferred_detail: bool = False) -> None:
         table = self.query_one(DataTable)
