@@ -27,9 +27,12 @@ class UnknownNumberHints:
 
     def __call__(self, event: EngineEvent) -> None:
         """Cheap for every other event: the decoder already flagged the interesting ones."""
-        if not isinstance(event, ExchangeRecorded) or UNKNOWN_FLAG not in event.view.flags:
+        if not isinstance(event, ExchangeRecorded):
             return
+        # Read the record, not the view: building the view costs the receiver time on every request.
         summary = event.record.get("summary") or {}
+        if not isinstance(summary, Mapping) or UNKNOWN_FLAG not in (summary.get("flags") or ()):
+            return
         for item in summary.get("items", ()) or ():
             number = str(item.get("phone_number_id") or "") if isinstance(item, Mapping) else ""
             if number and number not in self.known and number not in self.told:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import FrozenInstanceError, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,7 @@ class ExchangeRecorded:
         return view
 
     def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError(f"ExchangeRecorded is read-only (cannot set {name!r})")
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ExchangeRecorded):

@@ -195,8 +195,11 @@ _KINDS: dict[type, str] = {
 }
 _NAMES = {cls: tuple(f.name for f in fields(cls)) for cls in (*_KINDS, MetaError)}
 # Fields that are not JSON-ready as they are: the expression that makes them so.
-_CONVERTED = {"errors": "[_error_dict(e) for e in item.errors]", "error": "_error_dict(item.error)"}
-_CONVERTED["raw_keys"] = "list(item.raw_keys)"
+_CONVERTED = {
+    "errors": "[_error_dict(e) for e in item.errors]",
+    "error": "_error_dict(item.error)",
+    "raw_keys": "list(item.raw_keys)",
+}
 
 
 def _compile_dict(cls: type, head: str = "", tail: str = "", env: dict[str, Any] | None = None) -> Callable[..., Any]:
