@@ -16,14 +16,14 @@ from textual.widgets import ContentSwitcher, DataTable, Input, Static, TabbedCon
 
 from tests.conftest import APP_SECRET, VERIFY_TOKEN
 from tests.meta_client import MetaLikeSender
-from wa_devtunnel.engine.events import EventInbox, ReceiverStarted
+from wa_devtunnel.engine.events import ReceiverStarted
 from wa_devtunnel.engine.runner import EngineThread
-from wa_devtunnel.engine.service import WebhookService
 from wa_devtunnel.rules import samples
 from wa_devtunnel.settings import load_settings
 from wa_devtunnel.tui.app import InspectorApp
 from wa_devtunnel.tui.header import mask_token
 from wa_devtunnel.tui.help import HelpScreen
+from wa_devtunnel.tui.launch import start_engine
 
 WAIT_S = 5.0
 FAILED_131049 = "failed 131049 This message was not delivered to maintain healthy ecosystem engagement."
@@ -46,11 +46,8 @@ async def inspector(tmp_path: Path) -> AsyncIterator[Inspector]:
         environ={"WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN, "WHATSAPP_APP_SECRET": APP_SECRET},
         cwd=tmp_path,
     )
-    engine = EngineThread(WebhookService(settings))
-    inbox = EventInbox()
-    engine.listen(inbox)
+    engine, inbox, started = start_engine(settings, timeout=10)
     try:
-        started = engine.start(timeout=10)
         app = InspectorApp(engine, inbox, started)
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot.pause()

@@ -16,13 +16,11 @@ from textual.widgets import DataTable, TextArea
 from tests.backend_app import BackendBehaviour, create_backend_app
 from tests.conftest import APP_SECRET, VERIFY_TOKEN
 from tests.meta_client import MetaLikeSender
-from wa_devtunnel.engine.events import EventInbox
-from wa_devtunnel.engine.runner import EngineThread
-from wa_devtunnel.engine.service import WebhookService
 from wa_devtunnel.rules import samples
 from wa_devtunnel.settings import load_settings
 from wa_devtunnel.tui.app import InspectorApp
 from wa_devtunnel.tui.editor import BodyEditor
+from wa_devtunnel.tui.launch import start_engine
 
 
 class Live(NamedTuple):
@@ -52,16 +50,15 @@ async def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator
         environ={"WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN, "WHATSAPP_APP_SECRET": APP_SECRET},
         cwd=tmp_path,
     )
-    engine = EngineThread(WebhookService(settings))
-    inbox = EventInbox()
-    engine.listen(inbox)
     try:
-        started = engine.start(timeout=10)
-        app = InspectorApp(engine, inbox, started)
-        async with app.run_test(size=(140, 40)) as pilot:
-            yield Live(app, pilot, behaviour, started.callback_url)
+        engine, inbox, started = start_engine(settings, timeout=10)
+        try:
+            app = InspectorApp(engine, inbox, started)
+            async with app.run_test(size=(140, 40)) as pilot:
+                yield Live(app, pilot, behaviour, started.callback_url)
+        finally:
+            engine.stop()
     finally:
-        engine.stop()
         await runner.cleanup()
 
 

@@ -23,7 +23,8 @@ from wa_devtunnel.engine.replay_source import (
     load_recordings,
     select,
 )
-from wa_devtunnel.settings import Settings, _http_url
+from wa_devtunnel.progress import TerminalBar
+from wa_devtunnel.settings import Settings, http_url
 
 BODY_PREVIEW = 200
 MAX_PROBLEMS_SHOWN = 10
@@ -59,7 +60,7 @@ def selection_from_args(args: argparse.Namespace) -> Selection:
 def options_from_args(settings: Settings, args: argparse.Namespace) -> ReplayOptions:
     """--to (or the forward target), signature mode, secret, the target's token, pacing."""
     if args.to:
-        target = _http_url(args.to, "--to")
+        target = http_url(args.to, "--to")
     elif settings.forward_to:
         target = settings.forward_to
     else:
@@ -141,31 +142,20 @@ def _session_path(name: str, recordings_dir: Path) -> Path:
 
 
 class ProgressLine:
-    """Counts answers; on a terminal also draws a one-line bar, redrawn at most ten times a second."""
-
-    WIDTH = 24
+    """Counts answers; on a terminal also draws the shared progress bar with the rate."""
 
     def __init__(self, stream: TextIO | None, total: int) -> None:
-        self.stream, self.total, self.done = stream, total, 0
-        self.started = self._drawn = time.perf_counter()
+        self.total, self.done = total, 0
+        self._bar = TerminalBar(stream, "replaying", 24, show_rate=True) if stream is not None else None
 
     def update(self, _result: ReplayResult) -> None:
         self.done += 1
-        now = time.perf_counter()
-        if self.stream is None or (now - self._drawn < 0.1 and self.done < self.total):
-            return
-        self._drawn = now
-        filled = self.WIDTH * self.done // max(self.total, 1)
-        rate = self.done / (now - self.started) if now > self.started else 0.0
-        bar = "#" * filled + "." * (self.WIDTH - filled)
-        self.stream.write(f"\rreplaying [{bar}] {self.done}/{self.total}  {rate:,.0f}/s ")
-        self.stream.flush()
+        if self._bar is not None:
+            self._bar.draw(self.done, self.total, newline_when_done=False)
 
     def clear(self) -> None:
-        if self.stream is None:
-            return
-        self.stream.write("\r" + " " * (self.WIDTH + 48) + "\r")
-        self.stream.flush()
+        if self._bar is not None:
+            self._bar.clear()
 
 
 def _plural(count: int, noun: str) -> str:

@@ -116,6 +116,13 @@ class Settings:
         return f"http://{host}:{self.port}{self.path}"
 
 
+def mask(secret: str) -> str:
+    """Enough to recognise a secret, never enough to use it (doctor, token, meta)."""
+    if len(secret) < 12:
+        return f"…{len(secret)} chars"
+    return f"{secret[:4]}…{secret[-2:]}"
+
+
 def generate_verify_token() -> str:
     """A strong, URL- and dashboard-safe token for one session."""
     return "wa-" + secrets.token_urlsafe(24).replace("-", "x").replace("_", "y")
@@ -164,7 +171,7 @@ def _seconds(value: Any, setting: str) -> float:
     return seconds
 
 
-def _http_url(value: str, setting: str) -> str:
+def http_url(value: str, setting: str) -> str:
     parts = urlsplit(value.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(setting, f"{value!r} is not an http:// or https:// URL")
@@ -280,7 +287,7 @@ def load_settings(
     path = _webhook_path(flags.get("path", DEFAULT_PATH), "--path")
     forward_raw = flags.get("forward_to") or env.get("WA_DEVTUNNEL_FORWARD_TO", "").strip() or None
     forward_setting = "--forward-to" if flags.get("forward_to") else "WA_DEVTUNNEL_FORWARD_TO"
-    forward_to = _http_url(forward_raw, forward_setting) if forward_raw else None
+    forward_to = http_url(forward_raw, forward_setting) if forward_raw else None
     recordings_dir = Path(
         flags.get("recordings_dir")
         or env.get("WA_DEVTUNNEL_RECORDINGS_DIR", "").strip()
@@ -370,5 +377,5 @@ def load_settings(
             "needs an App Secret: set WHATSAPP_APP_SECRET (App Dashboard > App settings > Basic)",
         )
     if settings.graph_url != DEFAULT_GRAPH_URL:
-        _http_url(settings.graph_url, "META_GRAPH_URL")
+        http_url(settings.graph_url, "META_GRAPH_URL")
     return settings

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from wa_devtunnel.cli import EXIT_FAILED, EXIT_OK, UsageError
 from wa_devtunnel.envfile import EnvEdit, EnvEditError, current_value, new_env_text, set_value
-from wa_devtunnel.settings import generate_verify_token
+from wa_devtunnel.settings import generate_verify_token, mask
 
 TOKEN_VARIABLE = "WHATSAPP_VERIFY_TOKEN"
 EXAMPLE_NAME = ".env.example"
@@ -31,10 +31,6 @@ def add_token_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     parser.add_argument("--write-env", action="store_true", help=f"set {TOKEN_VARIABLE} in the .env file")
     parser.add_argument("--force", action="store_true", help="with --write-env: replace a token without asking")
     parser.add_argument("--env-file", type=Path, help="with --write-env: the file to edit (default ./.env)")
-
-
-def _masked(token: str) -> str:
-    return token[:6] + "…" if len(token) > 10 else "***"
 
 
 def _ask_on_terminal(question: str) -> bool | None:
@@ -95,7 +91,7 @@ def write_token(
     existing = current_value(text, TOKEN_VARIABLE)
     if existing and not force:
         question = (
-            f"{env_path} already sets {TOKEN_VARIABLE} ({_masked(existing)}). Replace it? "
+            f"{env_path} already sets {TOKEN_VARIABLE} ({mask(existing)}). Replace it? "
             "Meta's dashboard must then get the new token too. [y/N] "
         )
         answer = ask(question)

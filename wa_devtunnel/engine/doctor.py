@@ -14,7 +14,7 @@ from typing import Any
 from dotenv.parser import parse_stream
 
 from wa_devtunnel.engine.instance import RunningInstance
-from wa_devtunnel.settings import ConfigError, Settings, load_settings, read_environment
+from wa_devtunnel.settings import ConfigError, Settings, load_settings, mask, read_environment
 
 URL_SAFE = re.compile(r"^[A-Za-z0-9._~-]+$")
 APP_SECRET_SHAPE = re.compile(r"^[0-9a-f]{32}$")
@@ -57,13 +57,6 @@ class DoctorInput:
     url: str | None
     instance: RunningInstance | None
     ssl_context: ssl.SSLContext | None = None
-
-
-def mask(secret: str) -> str:
-    """Enough to recognise a secret, never enough to use it."""
-    if len(secret) < 12:
-        return f"…{len(secret)} chars"
-    return f"{secret[:4]}…{secret[-2:]}"
 
 
 def env_file_problems(path: Path) -> tuple[str, ...]:

@@ -8,7 +8,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import count
 from typing import Any
-from urllib.parse import parse_qsl
 
 from aiohttp import web
 
@@ -123,6 +122,7 @@ async def handle_any(request: web.Request) -> web.StreamResponse:
     # The token is redacted whatever the path or method (Meta's handshake may hit a mistyped path).
     query = redact_verify_token(raw_query) if raw_query else raw_query
 
+    attempt = None
     if on_path and method == "GET":
         kind = "verify"
         attempt = decide_handshake(raw_query, config.handshake_tokens)
@@ -167,8 +167,8 @@ async def handle_any(request: web.Request) -> web.StreamResponse:
             text = relayed.decode("utf-8", "replace")
             if result.error is not None:
                 _backend_trouble(state, result.error)
-            if kind == "verify":
-                extra["verify"] = _backend_verdict(raw_query, result.status, result.body, extra["verify"])
+            if attempt is not None:  # a forwarded handshake
+                extra["verify"] = _backend_verdict(attempt.challenge, result.status, result.body, extra["verify"])
     if oversized:
         extra["request_body_truncated"] = True
         extra["request_body_size"] = seen_bytes
@@ -207,9 +207,8 @@ def _backend_trouble(state: ReceiverState, error: str) -> None:
     state.bus.publish(Notice("error", text, topic="forward"))
 
 
-def _backend_verdict(raw_query: str, status: int | None, body: bytes, local: dict[str, Any]) -> dict[str, Any]:
+def _backend_verdict(challenge: str | None, status: int | None, body: bytes, local: dict[str, Any]) -> dict[str, Any]:
     """A forwarded handshake passes or fails by what Meta got from the backend; our own check is kept too."""
-    challenge = next((v for k, v in parse_qsl(raw_query, keep_blank_values=True) if k == "hub.challenge"), None)
     ok = status == 200 and challenge is not None and body == challenge.encode("utf-8")
     if ok:
         reason = ""

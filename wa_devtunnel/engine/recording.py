@@ -246,7 +246,7 @@ def _natural_key(path: Path) -> list[Any]:
     return [int(part) if index % 2 else part for index, part in enumerate(parts)]
 
 
-def _session_paths(directory: Path) -> list[Path]:
+def session_paths(directory: Path) -> list[Path]:
     directory = Path(directory)
     if not directory.is_dir():
         return []
@@ -286,7 +286,7 @@ def _session_info(path: Path) -> SessionInfo:
 def list_sessions(directory: Path) -> list[SessionInfo]:
     """Every recording in the directory, oldest first (file names start with the UTC time)."""
     sessions = []
-    for path in _session_paths(directory):
+    for path in session_paths(directory):
         try:
             sessions.append(_session_info(path))
         except FileNotFoundError:
@@ -296,7 +296,7 @@ def list_sessions(directory: Path) -> list[SessionInfo]:
 
 def latest_session(directory: Path) -> Path | None:
     """The most recent recording, which `replay` and `export` use when none is named."""
-    paths = _session_paths(directory)
+    paths = session_paths(directory)
     return paths[-1] if paths else None
 
 

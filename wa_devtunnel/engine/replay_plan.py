@@ -6,14 +6,13 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from urllib.parse import urlencode
 
 from wa_devtunnel.engine.exchange import REDACTED_HEADERS
 from wa_devtunnel.engine.forwarder import DEFAULT_FORWARD_TIMEOUT_S, Forwarder, end_to_end_headers
 from wa_devtunnel.engine.receiver import ORIGIN_HEADER
 from wa_devtunnel.engine.replay_source import RecordedExchange, ReplayError
 from wa_devtunnel.engine.selftest import new_challenge
-from wa_devtunnel.rules.handshake import redact_verify_token
+from wa_devtunnel.rules.handshake import redact_verify_token, verification_query
 from wa_devtunnel.rules.signature import LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER, sign_body
 
 REPLAY_ORIGIN = "replay"
@@ -97,9 +96,7 @@ def _plan_one(
     ]
     if exchange.view.kind == "verify":
         challenge = new_challenge()
-        query = urlencode(
-            {"hub.mode": "subscribe", "hub.challenge": challenge, "hub.verify_token": options.verify_token or ""}
-        )
+        query = verification_query(challenge, options.verify_token or "")
         headers.append((ORIGIN_HEADER, REPLAY_ORIGIN))
         return PlannedRequest(index, exchange, "GET", query, tuple(headers), b"", "none", challenge)
     body = exchange.body if edited_body is None else edited_body

@@ -11,7 +11,7 @@ from typing import Any
 
 from wa_devtunnel.engine.events import ExchangeView
 from wa_devtunnel.engine.exchange import view_from_record
-from wa_devtunnel.engine.recording import _session_paths, read_recording, request_body
+from wa_devtunnel.engine.recording import read_recording, request_body, session_paths
 
 REPLAY_SUFFIX = "replay"
 REPLAYABLE_KINDS = ("event", "verify")
@@ -96,7 +96,7 @@ def is_replay_session(path: Path) -> bool:
 
 def default_source(recordings_dir: Path) -> Path:
     """The latest session that Meta (not a previous replay) wrote to."""
-    candidates = [path for path in _session_paths(recordings_dir) if not is_replay_session(path)]
+    candidates = [path for path in session_paths(recordings_dir) if not is_replay_session(path)]
     if not candidates:
         raise ReplayError(
             f"no recordings in {recordings_dir}: run `wa-devtunnel` to record webhooks, "

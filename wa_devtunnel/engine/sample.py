@@ -5,11 +5,8 @@ from __future__ import annotations
 import secrets
 import time
 
-import aiohttp
-
-from wa_devtunnel.engine.receiver import ORIGIN_HEADER
+from wa_devtunnel.engine.trigger_sender import Delivery, send_deliveries
 from wa_devtunnel.rules import samples
-from wa_devtunnel.rules.signature import sign_body
 
 
 def sample_event_body() -> bytes:
@@ -24,13 +21,7 @@ def sample_event_body() -> bytes:
 
 async def send_sample_event(url: str, app_secret: str | None) -> int:
     """POST it like Meta would (signed when an App Secret is set); return the receiver's status."""
-    body = sample_event_body()
-    headers = {"Content-Type": "application/json", "User-Agent": "wa-devtunnel-sample", ORIGIN_HEADER: "sample"}
-    if app_secret:
-        headers["X-Hub-Signature-256"] = sign_body(body, app_secret)
-    async with (
-        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session,
-        session.post(url, data=body, headers=headers) as response,
-    ):
-        await response.read()
-        return response.status
+    (result,) = await send_deliveries(url, [Delivery("sample", sample_event_body())], app_secret)
+    if result.status is None:
+        raise ConnectionError(result.error or "no answer")
+    return result.status

@@ -7,11 +7,11 @@ import secrets
 import ssl
 import time
 from dataclasses import dataclass
-from urllib.parse import urlencode
 
 import aiohttp
 
 from wa_devtunnel.engine.receiver import ORIGIN_HEADER
+from wa_devtunnel.rules.handshake import verification_query
 
 META_BUDGET_S = 6.0
 META_USER_AGENT = "facebookexternalua"
@@ -74,7 +74,7 @@ async def run_selftest(
 ) -> SelfTestResult:
     """One handshake exactly like Meta's (random challenge, ~6 s budget), marked as ours."""
     challenge = new_challenge()
-    query = urlencode({"hub.mode": "subscribe", "hub.challenge": challenge, "hub.verify_token": verify_token})
+    query = verification_query(challenge, verify_token)
     headers = {"User-Agent": META_USER_AGENT, ORIGIN_HEADER: "selftest"}
     started = time.perf_counter()
 

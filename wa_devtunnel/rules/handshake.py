@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, unquote, unquote_plus
+from urllib.parse import parse_qsl, unquote, unquote_plus, urlencode
 
 MODE = "hub.mode"
 CHALLENGE = "hub.challenge"
@@ -70,6 +70,11 @@ def decide_handshake(query: str, tokens: Sequence[tuple[str, str]]) -> VerifyAtt
         mode=mode,
         challenge=challenge,
     )
+
+
+def verification_query(challenge: str, verify_token: str) -> str:
+    """The query string Meta sends to verify a callback URL (self-test, replays, fakes)."""
+    return urlencode({MODE: SUBSCRIBE, CHALLENGE: challenge, VERIFY_TOKEN: verify_token})
 
 
 def redact_verify_token(query: str) -> str:
