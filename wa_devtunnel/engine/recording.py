@@ -57,10 +57,11 @@ class SessionRecorder:
             raise ValueError(f"recording {self.path} is closed")
         data = _encode_line(record)
         offset = self._size
-        view = memoryview(data)
-        while view:
-            written = os.write(self._fd, view)
-            view = view[written:]
+        written = os.write(self._fd, data)
+        if written < len(data):  # a short write (disk full, signal): finish the line
+            view = memoryview(data)[written:]
+            while view:
+                view = view[os.write(self._fd, view) :]
         self._size += len(data)
         return offset
 

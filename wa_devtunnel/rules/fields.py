@@ -18,18 +18,23 @@ _NUMBERS = (int, float)
 
 
 def _str(value: Any) -> str:
-    """Text of a JSON scalar; lone surrogates replaced so the summary always encodes as UTF-8."""
-    if isinstance(value, str):
-        if value.isascii():
-            return value
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return value.encode("utf-8", "replace").decode("utf-8")
+    """Text of a JSON scalar ("" for null, booleans, objects and arrays).
+
+    Strings come back as they are: the decoder's documents never hold lone surrogates (orjson
+    refuses them and payload._load_json replaces them on its json.loads path).
+    """
+    if value.__class__ is str:
         return value
+    if isinstance(value, str):
+        return str(value)
     if value is None or isinstance(value, bool) or not isinstance(value, _NUMBERS):  # None: the usual miss
         return ""
     return str(value)
+
+
+def _texts(value: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
+    """_str of several keys in one call: the per-message hot path reads many scalars at once."""
+    return [v if v.__class__ is str else _str(v) for v in map(value.get, keys)]
 
 
 Update = tuple[str, str, str]  # event, subject, detail

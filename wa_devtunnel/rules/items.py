@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, NamedTuple
 
 TEXT_LIMIT = 60
 _CONTROL = {i: " " for i in (*range(32), *range(127, 160))}
 _QUOTED = frozenset({"text", "image", "video", "audio", "sticker", "interactive", "button"})
+_TYPES = _QUOTED | {"document", "location", "contacts", "reaction", "order", "system", "unsupported", "request_welcome"}
 
 
 def one_line(text: str, limit: int = TEXT_LIMIT) -> str:
@@ -33,8 +33,7 @@ def _quoted(text: str) -> str:
     return f'"{one_line(text)}"' if text else ""
 
 
-@dataclass(frozen=True, slots=True)
-class MetaError:
+class MetaError(NamedTuple):
     """One item of Meta's errors[]: the code is what Meta's error-code table is keyed by."""
 
     code: int | None
@@ -54,8 +53,7 @@ def _error_lines(errors: tuple[MetaError, ...], shown: int = 3) -> str:
     return "; ".join(e.line() for e in errors[:shown]) + more
 
 
-@dataclass(frozen=True, slots=True)
-class InboundMessage:
+class InboundMessage(NamedTuple):
     """One messages[] item, flattened so front ends show any type without knowing its nesting."""
 
     field: str
@@ -80,22 +78,28 @@ class InboundMessage:
 
     def line(self) -> str:
         """`text from 16505551234: "Does it come in another color?"`."""
-        label = self.type or "message"
-        if self.type in ("interactive", "system", "unsupported") and self.subtype:
+        label, sender = self.type or "message", self.sender
+        if label in ("interactive", "system", "unsupported") and self.subtype:
             label = f"{label} {self.subtype}"
-        line = f"{one_line(label, 40)} from {one_line(self.sender, 40) or 'unknown sender'}"
+        elif label not in _TYPES:  # Meta's own type names need no cleaning; anything else does
+            label = one_line(label, 40)
+        # A phone number (the usual sender) is already one short clean word.
+        if not (sender.isdigit() and len(sender) <= 40):
+            sender = one_line(sender, 40) or "unknown sender"
+        line = f"{label} from {sender}"
         content = self._content()
         if content:
             line += f": {content}"
-        notes = []
-        if self.context_id and self.type != "reaction":
-            notes.append(f"reply to {short_id(self.context_id)}")
-        if self.forwarded:
-            notes.append("forwarded")
-        if self.referral:
-            notes.append("from an ad")
-        if notes:
-            line += f" ({', '.join(notes)})"
+        if self.context_id or self.forwarded or self.referral:
+            notes = []
+            if self.context_id and self.type != "reaction":
+                notes.append(f"reply to {short_id(self.context_id)}")
+            if self.forwarded:
+                notes.append("forwarded")
+            if self.referral:
+                notes.append("from an ad")
+            if notes:
+                line += f" ({', '.join(notes)})"
         if self.errors and self.type != "unsupported":
             line += f" [{_error_lines(self.errors)}]"
         return line
@@ -118,8 +122,7 @@ class InboundMessage:
         return _quoted(text) if kind in _QUOTED else one_line(text, 80)
 
 
-@dataclass(frozen=True, slots=True)
-class StatusUpdate:
+class StatusUpdate(NamedTuple):
     """One statuses[] item: what happened to a message the business sent."""
 
     field: str
@@ -152,8 +155,7 @@ _FIELD_NOUNS = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class FieldUpdate:
+class FieldUpdate(NamedTuple):
     """A non-message field (templates, account, quality, calls, echoes ...) or an unknown one."""
 
     field: str
@@ -171,8 +173,7 @@ class FieldUpdate:
         return f"{line} ({one_line(self.detail, 100)})" if self.detail else line
 
 
-@dataclass(frozen=True, slots=True)
-class ChangeError:
+class ChangeError(NamedTuple):
     """An item of value.errors[]: Meta could not deliver something at all."""
 
     field: str
@@ -193,10 +194,10 @@ _KINDS: dict[type, str] = {
     FieldUpdate: "field",
     ChangeError: "error",
 }
-_NAMES = {cls: tuple(f.name for f in fields(cls)) for cls in (*_KINDS, MetaError)}
+_NAMES: dict[type, tuple[str, ...]] = {cls: cls._fields for cls in (*_KINDS, MetaError)}
 # Fields that are not JSON-ready as they are: the expression that makes them so.
 _CONVERTED = {
-    "errors": "[_error_dict(e) for e in item.errors]",
+    "errors": "[_error_dict(e) for e in item.errors] if item.errors else []",
     "error": "_error_dict(item.error)",
     "raw_keys": "list(item.raw_keys)",
 }

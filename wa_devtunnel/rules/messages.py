@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from wa_devtunnel.rules.fields import _list, _obj, _str
+from wa_devtunnel.rules.fields import _list, _obj, _str, _texts
 from wa_devtunnel.rules.items import InboundMessage, MetaError, StatusUpdate, one_line
 
 
@@ -99,11 +99,14 @@ def _contacts_by_id(contacts: list[Any]) -> dict[str, dict[str, Any]]:
     return by_id
 
 
+_MESSAGE_KEYS = ("type", "from", "id", "timestamp")
+
+
 def _inbound(
     m: dict[str, Any], where: _Where, contacts: list[Any], by_id: dict[str, Any], index: int
 ) -> InboundMessage:
-    kind = _str(m.get("type"))
-    sender = _str(m.get("from")) or _str(m.get("from_user_id"))
+    kind, sender, message_id, timestamp = _texts(m, _MESSAGE_KEYS)
+    sender = sender or _str(m.get("from_user_id"))
     contact = by_id.get(sender) if sender else None
     if contact is None:
         contact = _obj(contacts[index]) if index < len(contacts) else {}
@@ -114,25 +117,31 @@ def _inbound(
         sender = _str(contact.get("wa_id")) or _str(contact.get("user_id")) or handle
     raw = m.get(kind) if kind else None
     subtype, text, media_id = _content(kind, raw)
-    context = _obj(m.get("context"))
-    context_id = _str(context.get("id"))
+    context = m.get("context")
+    if context is None:  # the usual case: not a reply, not forwarded
+        context_id, forwarded = "", False
+    else:
+        context = _obj(context)
+        context_id = _str(context.get("id"))
+        forwarded = context.get("forwarded") is True or context.get("frequently_forwarded") is True
     if kind == "reaction":
         context_id = _str(_obj(raw).get("message_id"))
-    forwarded = context.get("forwarded") is True or context.get("frequently_forwarded") is True
+    referral = m.get("referral")
+    errors = m.get("errors")
     return InboundMessage(
         *where,
-        _str(m.get("id")),
+        message_id,
         sender,
         _str(profile.get("name")),
         kind,
         subtype,
         text,
-        _str(m.get("timestamp")),
+        timestamp,
         context_id,
         forwarded,
-        bool(_obj(m.get("referral"))),
+        referral is not None and bool(_obj(referral)),
         media_id,
-        _errors(m.get("errors")),
+        _errors(errors) if errors else (),
     )
 
 

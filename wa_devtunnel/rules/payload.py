@@ -9,13 +9,12 @@ from __future__ import annotations
 import json
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass
 from itertools import islice
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
-from wa_devtunnel.rules.fields import FieldRule, Update, _list, _obj, _str, field_updates
+from wa_devtunnel.rules.fields import FieldRule, Update, _list, _obj, _str, _texts, field_updates
 from wa_devtunnel.rules.items import (
     _KINDS,
     TEXT_LIMIT,
@@ -59,15 +58,14 @@ DASHBOARD_TEST_ENTRY_ID = "0"
 DASHBOARD_TEST_PHONE_NUMBER_ID = "123456123"
 DASHBOARD_TEST_MESSAGE_ID = "ABGGFlA5Fpa"
 _MAX_RAW_KEYS = 50
-# orjson parses in a third of the time but reads integers beyond 64 bits as floats and nests deeper
-# than json.loads can: bodies that might hold either (a run of 19 digits, 500 brackets) skip it.
+# orjson parses in a third of the time but reads integers beyond 64 bits as floats: a body where
+# a run of 19 digits may be a number goes to json.loads. (Deeper than 1024, orjson sends it there too.)
 _DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
 _LONG_NUMBER = b"0" * 19
-_MAX_FAST_OPENERS = 500
+_BEFORE_A_NUMBER = frozenset(b":,[ \t\r\n")
 
 
-@dataclass(frozen=True, slots=True)
-class WebhookSummary:
+class WebhookSummary(NamedTuple):
     """The WhatsApp view of one POST body: every item in order, plus what is odd about it."""
 
     ok: bool
@@ -121,7 +119,9 @@ class SeenIds:
 
 
 class _Decoder:
-    """Walks entry[] x changes[] once, collecting items and flags."""
+    """Walks entry[] x changes[] once, collecting items and flags (runs on every request: kept lean)."""
+
+    __slots__ = ("accounts", "fields", "flags", "items", "seen")
 
     def __init__(self, accounts: Mapping[str, str] | None, seen: SeenIds | None) -> None:
         self.accounts = accounts or {}
@@ -131,13 +131,14 @@ class _Decoder:
         self.flags: set[str] = set()
 
     def entry(self, raw: Any) -> None:
-        if not isinstance(raw, dict):
+        if raw.__class__ is not dict and not isinstance(raw, dict):
             self.malformed("", "", f"entry is {type(raw).__name__}, not an object")
             return
         waba_id = _str(raw.get("id"))
         if waba_id == DASHBOARD_TEST_ENTRY_ID:
             self.flags.add("dashboard-test")
-        for change in _list(raw.get("changes")):
+        changes = raw.get("changes")
+        for change in changes if changes.__class__ is list else _list(changes):
             if isinstance(change, dict):
                 self.change(change, waba_id)
             else:
@@ -147,50 +148,58 @@ class _Decoder:
         self.items.append(FieldUpdate(field, waba_id, "", "", detail, ()))
 
     def change(self, change: dict[str, Any], waba_id: str) -> None:
-        field = _str(change.get("field"))
+        field, value = change.get("field"), change.get("value")
+        field = field if field.__class__ is str else _str(field)
         if field:
             self.fields[field] = None
-        value = change.get("value")
         if not isinstance(value, dict):
             kind = type(value).__name__ if "value" in change else "missing"
             self.malformed(field, waba_id, f"value is {kind}, not an object")
             return
-        metadata = _obj(value.get("metadata"))
-        phone_number_id = _str(metadata.get("phone_number_id"))
+        phone_number_id, display = _texts(_obj(value.get("metadata")), _METADATA_KEYS)
         if phone_number_id == DASHBOARD_TEST_PHONE_NUMBER_ID:
             self.flags.add("dashboard-test")
-        if self.accounts and phone_number_id and phone_number_id not in self.accounts:
+        accounts = self.accounts
+        if accounts and phone_number_id and phone_number_id not in accounts:
             self.flags.add("unknown-phone-number-id")
         if field == "messages":
-            account = self.accounts.get(phone_number_id) if phone_number_id else None
-            display = _str(metadata.get("display_phone_number"))
+            account = accounts.get(phone_number_id) if accounts and phone_number_id else None
             self.messages(value, _Where(field, waba_id, phone_number_id, display, account))
         else:
             raw_keys = tuple(islice(value, _MAX_RAW_KEYS))
             for event, subject, detail in field_updates(field, value):
                 self.items.append(FieldUpdate(field, waba_id, event, subject, detail, raw_keys))
-        for error in _list(value.get("errors")):
-            self.items.append(ChangeError(field, waba_id, _meta_error(error)))
+        errors = value.get("errors")
+        if errors:
+            for error in _list(errors):
+                self.items.append(ChangeError(field, waba_id, _meta_error(error)))
 
     def messages(self, value: dict[str, Any], where: _Where) -> None:
-        messages = _list(value.get("messages"))
-        contacts = _list(value.get("contacts")) if messages else []
-        by_id = _contacts_by_id(contacts) if contacts else {}
-        for index, raw in enumerate(messages):
-            message = _inbound(_obj(raw), where, contacts, by_id, index)
-            if message.message_id == DASHBOARD_TEST_MESSAGE_ID:
-                self.flags.add("dashboard-test")
-            self.remember(f"message:{message.message_id}" if message.message_id else "")
-            self.items.append(message)
-        for raw in _list(value.get("statuses")):
-            status = _status(_obj(raw), where)
-            key = f"status:{status.status_id}:{status.status}" if status.status_id else ""
-            self.remember(key)
-            self.items.append(status)
+        items, seen = self.items, self.seen
+        messages, statuses = value.get("messages"), value.get("statuses")
+        if messages:
+            messages = _list(messages)
+            contacts = _list(value.get("contacts"))
+            by_id = _contacts_by_id(contacts) if contacts else {}
+            for index, raw in enumerate(messages):
+                message = _inbound(_obj(raw), where, contacts, by_id, index)
+                message_id = message.message_id
+                if message_id:
+                    if message_id == DASHBOARD_TEST_MESSAGE_ID:
+                        self.flags.add("dashboard-test")
+                    if seen is not None and seen.seen_before(f"message:{message_id}"):
+                        self.flags.add("duplicate")
+                items.append(message)
+        if statuses:
+            for raw in _list(statuses):
+                status = _status(_obj(raw), where)
+                key = f"status:{status.status_id}:{status.status}" if status.status_id else ""
+                if key and seen is not None and seen.seen_before(key):
+                    self.flags.add("duplicate")
+                items.append(status)
 
-    def remember(self, key: str) -> None:
-        if key and self.seen is not None and self.seen.seen_before(key):
-            self.flags.add("duplicate")
+
+_METADATA_KEYS = ("phone_number_id", "display_phone_number")
 
 
 _FLAG_ORDER = ("batch", "dashboard-test", "unknown-phone-number-id", "duplicate")
@@ -245,14 +254,32 @@ def decode_payload(
         return _refused(f"decoder error: {type(exc).__name__}")
 
 
+def _may_hold_a_big_integer(body: bytes) -> bool:
+    """A run of 19+ digits where a JSON number can start; runs inside ids ("US.1234...") don't count."""
+    digits = body.translate(_DIGITS_AS_ZERO)
+    start = digits.find(_LONG_NUMBER)
+    while start != -1:
+        before = start - 1 if start and digits[start - 1] == 45 else start  # 45: a minus sign
+        if before == 0 or digits[before - 1] in _BEFORE_A_NUMBER:
+            return True
+        start = digits.find(_LONG_NUMBER, start + len(_LONG_NUMBER))
+    return False
+
+
 def _load_json(body: bytes) -> Any:
-    """json.loads(body), exactly: orjson's result where the two agree, else the standard library's."""
-    if body.count(b"{") + body.count(b"[") < _MAX_FAST_OPENERS and _LONG_NUMBER not in body.translate(_DIGITS_AS_ZERO):
+    """json.loads(body), exactly, except that lone surrogates (from "\\ud800" escapes) become "?"."""
+    if not _may_hold_a_big_integer(body):
         try:
-            return orjson.loads(body)
+            return orjson.loads(body)  # orjson refuses lone surrogates, so its strings are always clean
         except orjson.JSONDecodeError:
-            pass  # NaN, a BOM, UTF-16, lone surrogates... or invalid: json.loads decides and explains
-    return json.loads(body)
+            pass  # NaN, a BOM, UTF-16, lone surrogates, too deep... or invalid: json.loads decides and explains
+    document = json.loads(body)
+    text = json.dumps(document, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # the summary must always encode as UTF-8
+        return json.loads(text.encode("utf-8", "replace"))
+    return document
 
 
 def _decode(body: bytes, accounts: Mapping[str, str] | None, seen: SeenIds | None) -> WebhookSummary:
