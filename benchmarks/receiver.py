@@ -128,43 +128,69 @@ def server_main(kind: str, conn: Connection, recordings_dir: str) -> None:
         raise
 
 
-async def _serve(kind: str, conn: Connection, recordings_dir: Path) -> None:
-    loop = asyncio.get_running_loop()
-    commands: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-    loop.add_reader(conn.fileno(), lambda: commands.put_nowait(conn.recv()))
+@dataclass
+class Serving:
+    """A started server of either kind: its port, its recording, and how to stop it."""
 
+    port: int
+    recording: str | None
     service: WebhookService | None = None
     runner: web.AppRunner | None = None
     pump: asyncio.Task[None] | None = None
+
+    async def stop(self) -> int:
+        """Stop serving; returns the exchanges our receiver counted (0 for bare)."""
+        exchanges = 0
+        if self.service is not None:
+            exchanges = self.service.exchanges
+            await self.service.stop()  # closes (and fsyncs) the recording
+        if self.runner is not None:
+            await self.runner.cleanup()
+        if self.pump is not None:
+            self.pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.pump
+        return exchanges
+
+
+async def start_serving(kind: str, recordings_dir: Path) -> Serving:
+    """Bind port 0 and serve `kind`: the bare app, or our receiver as the headless CLI builds it."""
     if kind == "bare":
         runner = web.AppRunner(bare_app(), access_log=None, handle_signals=False)
         await runner.setup()
         await web.TCPSite(runner, HOST, 0).start()
-        port, recording = runner.addresses[0][1], None
-    else:
-        settings = load_settings(
-            {
-                "host": HOST,
-                "port": "0",
-                "recordings_dir": str(recordings_dir),
-                "app_secret": APP_SECRET,
-                "verify_token": VERIFY_TOKEN,
-                "tunnel": "none",
-            },
-            environ={},  # nothing from the developer's shell or .env changes what is measured
-            cwd=recordings_dir,
-        )
-        service = WebhookService(settings)
-        subscription = service.bus.subscribe()
+        return Serving(port=runner.addresses[0][1], recording=None, runner=runner)
+    settings = load_settings(
+        {
+            "host": HOST,
+            "port": "0",
+            "recordings_dir": str(recordings_dir),
+            "app_secret": APP_SECRET,
+            "verify_token": VERIFY_TOKEN,
+            "tunnel": "none",
+        },
+        environ={},  # nothing from the developer's shell or .env changes what is measured
+        cwd=recordings_dir,
+    )
+    service = WebhookService(settings)
+    subscription = service.bus.subscribe()
 
-        async def drain() -> None:  # run_headless's pump, minus printer.render
-            while True:
-                await subscription.get_batch()
+    async def drain() -> None:  # run_headless's pump, minus printer.render
+        while True:
+            await subscription.get_batch()
 
-        pump = asyncio.create_task(drain())
-        started = await service.start()
-        port = started.port
-        recording = str(started.recording_path) if started.recording_path else None
+    pump = asyncio.create_task(drain())
+    started = await service.start()
+    recording = str(started.recording_path) if started.recording_path else None
+    return Serving(port=started.port, recording=recording, service=service, pump=pump)
+
+
+async def _serve(kind: str, conn: Connection, recordings_dir: Path) -> None:
+    loop = asyncio.get_running_loop()
+    commands: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+    loop.add_reader(conn.fileno(), lambda: commands.put_nowait(conn.recv()))
+    serving = await start_serving(kind, recordings_dir)
+    port, recording = serving.port, serving.recording
     conn.send(("ready", port, recording))
 
     profiler: cProfile.Profile | None = None
@@ -184,16 +210,7 @@ async def _serve(kind: str, conn: Connection, recordings_dir: Path) -> None:
         elif command == "stop":
             break
     loop.remove_reader(conn.fileno())
-    exchanges = 0
-    if service is not None:
-        exchanges = service.exchanges
-        await service.stop()  # closes (and fsyncs) the recording
-    if runner is not None:
-        await runner.cleanup()
-    if pump is not None:
-        pump.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await pump
+    exchanges = await serving.stop()
     conn.send(("stopped", exchanges))
 
 
