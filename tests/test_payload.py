@@ -114,6 +114,22 @@ def test_terminal_escape_codes_never_reach_the_line() -> None:
     assert "\x00" not in message.line()
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("type", "\x1b[2Jtext\nmore"),
+        ("from", "1650\n\x1b[31m5551234"),
+        ("interactive", {"type": "button_reply\x1b[2J\n" + "x" * 80, "button_reply": {"title": "Yes"}}),
+    ],
+)
+def test_odd_types_senders_and_subtypes_are_cleaned_too(field: str, value: Any) -> None:
+    message = samples.button_reply() if field == "interactive" else text_message()
+    message[field] = value
+    line = only(decode_messages(message)).line()
+    assert "\x1b" not in line and "\n" not in line
+    assert len(line.split(" from ")[0]) <= 40
+
+
 def test_read_status_headline() -> None:
     summary = decode_payload(body_of(messages_change(statuses=[samples.status("read")])))
     status = only(summary)
@@ -793,6 +809,15 @@ def test_lone_surrogates_are_replaced_so_the_summary_encodes() -> None:
     summary = decode_payload(body)
     assert only(summary).text == "? oops"
     assert_sane(summary)
+
+
+@pytest.mark.parametrize("number", ["123456789012345678901234", "-18446744073709551617"])
+def test_integers_beyond_64_bits_keep_every_digit(number: str) -> None:
+    body = samples.text_message_payload().replace(
+        f'"phone_number_id":"{PHONE_NUMBER_ID}"'.encode(), f'"phone_number_id": {number}'.encode()
+    )
+    assert number.encode() in body
+    assert only(decode_payload(body)).phone_number_id == number
 
 
 def test_to_dict_shape() -> None:

@@ -80,7 +80,7 @@ class InboundMessage(NamedTuple):
         """`text from 16505551234: "Does it come in another color?"`."""
         label, sender = self.type or "message", self.sender
         if label in ("interactive", "system", "unsupported") and self.subtype:
-            label = f"{label} {self.subtype}"
+            label = one_line(f"{label} {self.subtype}", 40)
         elif label not in _TYPES:  # Meta's own type names need no cleaning; anything else does
             label = one_line(label, 40)
         # A phone number (the usual sender) is already one short clean word.
