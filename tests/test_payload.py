@@ -820,6 +820,13 @@ def test_integers_beyond_64_bits_keep_every_digit(number: str) -> None:
     assert only(decode_payload(body)).phone_number_id == number
 
 
+def test_nesting_limit_does_not_depend_on_the_stack() -> None:
+    deep = b'{"object":"whatsapp_business_account","entry":[],"x":' + b"[" * 1000 + b"]" * 1000 + b"}"
+    assert decode_payload(deep).ok
+    too_deep = b'{"object":"whatsapp_business_account","entry":[],"x":' + b"[" * 1100 + b"]" * 1100 + b"}"
+    assert decode_payload(too_deep).problem == "body is not JSON: nested too deeply"
+
+
 def test_to_dict_shape() -> None:
     change = messages_change(
         [text_message()], statuses=[samples.status("failed")], errors=[samples.meta_error(1)]

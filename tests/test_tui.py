@@ -21,6 +21,7 @@ from wa_devtunnel.engine.runner import EngineThread
 from wa_devtunnel.rules import samples
 from wa_devtunnel.settings import load_settings
 from wa_devtunnel.tui.app import InspectorApp
+from wa_devtunnel.tui.detail import body_renderable
 from wa_devtunnel.tui.header import mask_token
 from wa_devtunnel.tui.help import HelpScreen
 from wa_devtunnel.tui.launch import start_engine
@@ -393,3 +394,19 @@ async def test_local_only_welcome_until_traffic(inspector: Inspector, meta: Meta
     assert (await meta.handshake(VERIFY_TOKEN)).accepted
     await wait_rows(inspector, 1)
     assert app.query_one(ContentSwitcher).current == "detail"
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ("[" * 5000 + "]" * 5000, "nested too deeply to pretty-print"),
+        ("[" * 100_000, "nested too deeply to pretty-print"),
+        ('{"object": "whatsapp_business_account"}', "pretty-printed"),
+        ("{not json", "not JSON"),
+    ],
+)
+def test_detail_body_never_raises_on_hostile_nesting(body: str, expected: str) -> None:
+    record = {"request": {"method": "POST", "path": "/webhook/whatsapp", "body": body}}
+    console = Console(file=io.StringIO(), width=100)
+    console.print(body_renderable(record, raw=False))
+    assert expected in console.file.getvalue()  # type: ignore[attr-defined]

@@ -267,7 +267,10 @@ def _may_hold_a_big_integer(body: bytes) -> bool:
 
 
 def _load_json(body: bytes) -> Any:
-    """json.loads(body), exactly, except that lone surrogates (from "\\ud800" escapes) become "?"."""
+    """What json.loads(body) gives, with two differences: lone surrogates (from "\\ud800" escapes,
+    in keys and values) become "?" so the summary always encodes; and bodies orjson reads parse up to
+    its 1024 levels of nesting, where json.loads gives up near 1000 (less on a deep stack). Bodies
+    only json.loads reads (NaN, a BOM, UTF-16, integers beyond 64 bits) keep its limit."""
     if not _may_hold_a_big_integer(body):
         try:
             return orjson.loads(body)  # orjson refuses lone surrogates, so its strings are always clean

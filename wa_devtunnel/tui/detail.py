@@ -122,6 +122,8 @@ def body_renderable(record: Mapping[str, Any], raw: bool) -> RenderableType:
         pretty = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
     except ValueError:
         return Group(Text(f"not JSON{note}", style="dim"), Text(text))
+    except RecursionError:  # a hostile body nested ~1000 deep: show it as it came
+        return Group(Text(f"{len(body)} bytes, nested too deeply to pretty-print{note}", style="dim"), Text(text))
     return Group(
         Text(f"{len(body)} bytes, pretty-printed (b: raw bytes){note}", style="dim"),
         Syntax(pretty, "json", word_wrap=True, theme="ansi_dark"),
