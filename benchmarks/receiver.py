@@ -30,7 +30,6 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
-import hmac
 import multiprocessing as mp
 import os
 import platform
@@ -56,6 +55,7 @@ import wa_devtunnel  # noqa: E402
 from wa_devtunnel.engine.recording import read_recording  # noqa: E402
 from wa_devtunnel.engine.service import WebhookService  # noqa: E402
 from wa_devtunnel.rules import samples  # noqa: E402
+from wa_devtunnel.rules.signature import sign_body  # noqa: E402
 from wa_devtunnel.settings import DEFAULT_PATH, load_settings  # noqa: E402
 
 APP_SECRET = "bench-app-secret-0123456789abcdef"
@@ -95,11 +95,10 @@ PAYLOADS = {"text": text_payload, "batch": batch_payload}
 
 def signed_headers(body: bytes) -> dict[str, str]:
     """What Meta's webhook delivery carries: JSON, and the HMAC-SHA256 of the raw body."""
-    digest = hmac.new(APP_SECRET.encode(), body, "sha256").hexdigest()
     return {
         "Content-Type": "application/json",
         "User-Agent": "facebookexternalua",
-        "X-Hub-Signature-256": f"sha256={digest}",
+        "X-Hub-Signature-256": sign_body(body, APP_SECRET),
     }
 
 

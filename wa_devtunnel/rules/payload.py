@@ -131,14 +131,13 @@ class _Decoder:
         self.flags: set[str] = set()
 
     def entry(self, raw: Any) -> None:
-        if raw.__class__ is not dict and not isinstance(raw, dict):
+        if not isinstance(raw, dict):
             self.malformed("", "", f"entry is {type(raw).__name__}, not an object")
             return
         waba_id = _str(raw.get("id"))
         if waba_id == DASHBOARD_TEST_ENTRY_ID:
             self.flags.add("dashboard-test")
-        changes = raw.get("changes")
-        for change in changes if changes.__class__ is list else _list(changes):
+        for change in _list(raw.get("changes")):
             if isinstance(change, dict):
                 self.change(change, waba_id)
             else:
@@ -148,8 +147,7 @@ class _Decoder:
         self.items.append(FieldUpdate(field, waba_id, "", "", detail, ()))
 
     def change(self, change: dict[str, Any], waba_id: str) -> None:
-        field, value = change.get("field"), change.get("value")
-        field = field if field.__class__ is str else _str(field)
+        field, value = _str(change.get("field")), change.get("value")
         if field:
             self.fields[field] = None
         if not isinstance(value, dict):
