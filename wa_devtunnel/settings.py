@@ -25,6 +25,13 @@ DEFAULT_QUIET_AFTER_REGISTER_S = 120.0
 # Meta documents payloads of up to 3 MB; leave headroom so a real delivery is never refused.
 DEFAULT_MAX_BODY_BYTES = 3 * 1024 * 1024 + 512 * 1024
 PRIMARY_ACCOUNT = "default"
+# Limits for a public URL: generous for Meta's real traffic, tight enough that strangers can't starve us.
+DEFAULT_MAX_SESSION_BYTES = 512 * 1024 * 1024
+DEFAULT_MAX_CONNECTIONS = 256
+DEFAULT_HEADER_TIMEOUT_S = 10.0
+DEFAULT_BODY_TIMEOUT_S = 30.0
+DEFAULT_IDLE_TIMEOUT_S = 15.0
+DEFAULT_ACK_FIRST_BACKLOG_BYTES = 64 * 1024 * 1024
 
 
 class ConfigError(Exception):
@@ -80,6 +87,12 @@ class Settings:
     register: str | None = None
     quiet_after_register_s: float = DEFAULT_QUIET_AFTER_REGISTER_S
     restore_verify_token: str | None = None
+    max_session_bytes: int = DEFAULT_MAX_SESSION_BYTES
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    header_timeout_s: float = DEFAULT_HEADER_TIMEOUT_S
+    body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
+    ack_first_backlog_bytes: int = DEFAULT_ACK_FIRST_BACKLOG_BYTES
 
     def handshake_tokens(self) -> list[tuple[str, str]]:
         """Every (account, token) pair the handshake accepts."""
@@ -169,6 +182,17 @@ def _seconds(value: Any, setting: str) -> float:
     if not 0 < seconds <= 600:
         raise ConfigError(setting, f"{seconds} must be between 0 and 600 seconds")
     return seconds
+
+
+def _limit(env: Mapping[str, str], name: str, default: int) -> int:
+    """A resource limit from the environment (a positive whole number), or its default."""
+    raw = env.get(name, "").strip()
+    return _positive_int(raw, name) if raw else default
+
+
+def _limit_seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name, "").strip()
+    return _seconds(raw, name) if raw else default
 
 
 def http_url(value: str, setting: str) -> str:
@@ -364,6 +388,12 @@ def load_settings(
             env.get("WA_DEVTUNNEL_QUIET_AFTER_REGISTER", "") or str(DEFAULT_QUIET_AFTER_REGISTER_S)
         ),
         restore_verify_token=_optional(env, "WA_DEVTUNNEL_RESTORE_VERIFY_TOKEN"),
+        max_session_bytes=_limit(env, "WA_DEVTUNNEL_MAX_SESSION_BYTES", DEFAULT_MAX_SESSION_BYTES),
+        max_connections=_limit(env, "WA_DEVTUNNEL_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS),
+        header_timeout_s=_limit_seconds(env, "WA_DEVTUNNEL_HEADER_TIMEOUT", DEFAULT_HEADER_TIMEOUT_S),
+        body_timeout_s=_limit_seconds(env, "WA_DEVTUNNEL_BODY_TIMEOUT", DEFAULT_BODY_TIMEOUT_S),
+        idle_timeout_s=_limit_seconds(env, "WA_DEVTUNNEL_IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT_S),
+        ack_first_backlog_bytes=_limit(env, "WA_DEVTUNNEL_ACK_FIRST_BACKLOG_BYTES", DEFAULT_ACK_FIRST_BACKLOG_BYTES),
     )
     if settings.register is not None:
         if settings.register not in REGISTER_SCOPES:

@@ -141,8 +141,28 @@ class SelfTestFinished:
     detail: str
 
 
+@dataclass(frozen=True, slots=True)
+class RecordingHealth:
+    """Writing the recording failed (ok=False: Meta gets 503 until it works again) or recovered (ok=True).
+
+    Persistent state, not a toast: front ends keep showing the failure until an ok=True event.
+    """
+
+    ok: bool
+    path: Path | None
+    reason: str = ""
+    refused: int = 0
+
+
 EngineEvent = (
-    ReceiverStarted | ExchangeRecorded | ForwardCompleted | ReceiverStopped | Notice | TunnelChanged | SelfTestFinished
+    ReceiverStarted
+    | ExchangeRecorded
+    | ForwardCompleted
+    | ReceiverStopped
+    | Notice
+    | TunnelChanged
+    | SelfTestFinished
+    | RecordingHealth
 )
 
 
