@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from wa_devtunnel.engine.events import EventBus
+from wa_devtunnel.engine.origin import ORIGIN_HEADER, origin_header
 from wa_devtunnel.engine.receiver import ReceiverConfig, create_receiver_app
 from wa_devtunnel.engine.recording import SessionRecorder, read_recording
 
@@ -19,10 +20,15 @@ VERIFY_TOKEN = "wa-test-verify-token"
 class ReceiverHarness:
     """A receiver behind aiohttp's test client, with its recording readable at any time."""
 
-    def __init__(self, client: Any, recorder: SessionRecorder, bus: EventBus) -> None:
+    def __init__(self, client: Any, recorder: SessionRecorder, bus: EventBus, config: ReceiverConfig) -> None:
         self.client = client
         self.recorder = recorder
         self.bus = bus
+        self.config = config
+
+    def origin(self, label: str) -> dict[str, str]:
+        """The header our own tools send, with this session's key, so the receiver labels it."""
+        return {ORIGIN_HEADER: origin_header(label, self.config.origin_key)}
 
     def records(self) -> list[dict[str, Any]]:
         read = read_recording(self.recorder.path)
@@ -42,9 +48,10 @@ def make_receiver(aiohttp_client: Callable[..., Any], tmp_path: Path) -> Callabl
         options.update(overrides)
         bus = EventBus()
         recorder = SessionRecorder(tmp_path / "recordings")
-        app = create_receiver_app(ReceiverConfig(**options), bus, recorder)
+        config = ReceiverConfig(**options)
+        app = create_receiver_app(config, bus, recorder)
         client = await aiohttp_client(app)
-        return ReceiverHarness(client, recorder, bus)
+        return ReceiverHarness(client, recorder, bus, config)
 
     return factory
 

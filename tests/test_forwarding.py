@@ -26,7 +26,7 @@ from tests.conftest import APP_SECRET, VERIFY_TOKEN, ReceiverHarness
 from tests.meta_client import MetaLikeSender, meta_signature
 from wa_devtunnel.engine.events import EngineEvent, EventBus, ExchangeRecorded, ForwardCompleted, Notice, Subscription
 from wa_devtunnel.engine.exchange import view_from_record
-from wa_devtunnel.engine.forwarder import Forwarder
+from wa_devtunnel.engine.forwarder import Forwarder, forward_headers
 from wa_devtunnel.engine.receiver import RECEIVER_STATE, ReceiverConfig, create_receiver_app
 from wa_devtunnel.engine.recording import SessionRecorder, read_recording, request_body
 from wa_devtunnel.engine.service import WebhookService
@@ -133,7 +133,7 @@ class ForwardingHarness(ReceiverHarness):
     def __init__(
         self, client: Any, recorder: SessionRecorder, bus: EventBus, subscription: Subscription, forwarder: Forwarder
     ) -> None:
-        super().__init__(client, recorder, bus)
+        super().__init__(client, recorder, bus, client.server.app[RECEIVER_STATE].config)
         self.subscription = subscription
         self.forwarder = forwarder
         self._skipped: list[EngineEvent] = []
@@ -363,29 +363,44 @@ async def test_headers_keep_order_case_and_duplicates_minus_hop_by_hop(
     assert [n for n, _ in recorded] == ["Host", *(n for n, _ in sent), "Content-Length"]
 
 
-async def test_tunnel_x_forwarded_headers_are_extended_not_replaced(
+async def test_behind_the_tunnel_only_the_nearest_hop_is_believed(
     make_forwarding_receiver: Callable[..., Any], backend: Backend
 ) -> None:
-    """Behind ngrok: X-Forwarded-For gets our peer appended; the tunnel's Proto and Host stay."""
+    """Behind ngrok: the agent's own X-Forwarded-For entry and Proto count; a sender's made-up ones do not."""
     body = meta_body()
     receiver = await make_forwarding_receiver(backend.url)
     port = receiver.client.server.port
-    head = _signed_head(
-        port,
-        body,
+    head = [
+        f"POST {WEBHOOK} HTTP/1.1",
+        "Host: abc123.ngrok-free.app",  # ngrok keeps the public Host
         "User-Agent: facebookexternalua",
         "Content-Type: application/json",
         f"X-Hub-Signature-256: {meta_signature(body, APP_SECRET)}",
-        "X-Forwarded-For: 173.252.95.7",
+        "X-Forwarded-For: 10.6.6.6, 173.252.95.7",  # the sender's claim, then what the agent appended
         "X-Forwarded-Proto: https",
-        "X-Forwarded-Host: abc123.ngrok-free.app",
+        "X-Forwarded-Host: evil.example",
+        "Forwarded: for=10.6.6.6;host=evil.example;proto=http",
+        "X-Real-IP: 10.6.6.6",
+        f"Content-Length: {len(body)}",
         "Connection: close",
-    )
+    ]
     assert await raw_request(port, head, body) == (200, b"backend says 200")
-    assert backend.header("X-Forwarded-For") == ["173.252.95.7, 127.0.0.1"]
+    assert backend.header("X-Forwarded-For") == ["173.252.95.7"]
     assert backend.header("X-Forwarded-Proto") == ["https"]
     assert backend.header("X-Forwarded-Host") == ["abc123.ngrok-free.app"]
+    assert backend.header("Forwarded") == [] and backend.header("X-Real-IP") == []
     assert backend.behaviour.received[0].signature_ok is True
+
+
+def test_a_remote_peer_cannot_claim_another_client() -> None:
+    """Not through our tunnel (e.g. --host 0.0.0.0 on a LAN): every client-sent proxy header is replaced."""
+    sent = [("X-Forwarded-For", "1.2.3.4"), ("X-Forwarded-Proto", "https"), ("X-Real-IP", "1.2.3.4"), ("A", "b")]
+    assert forward_headers(sent, "192.168.1.20", "laptop:8765", "http") == [
+        ("A", "b"),
+        ("X-Forwarded-For", "192.168.1.20"),
+        ("X-Forwarded-Proto", "http"),
+        ("X-Forwarded-Host", "laptop:8765"),
+    ]
 
 
 async def test_chunked_request_arrives_whole_without_transfer_encoding(
@@ -431,7 +446,7 @@ async def test_headers_named_in_connection_are_hop_by_hop_too(
     assert backend.header("X-Hop-Secret") == []
 
 
-async def test_every_x_forwarded_for_line_is_kept_in_the_chain(
+async def test_of_several_x_forwarded_for_lines_only_the_last_entry_counts(
     make_forwarding_receiver: Callable[..., Any], backend: Backend
 ) -> None:
     body = meta_body()
@@ -447,7 +462,7 @@ async def test_every_x_forwarded_for_line_is_kept_in_the_chain(
         "Connection: close",
     )
     assert await raw_request(port, head, body) == (200, b"backend says 200")
-    assert ", ".join(backend.header("X-Forwarded-For")) == "173.252.95.7, 10.0.0.2, 127.0.0.1"
+    assert backend.header("X-Forwarded-For") == ["10.0.0.2"]
 
 
 # --------------------------------------------------------------------------- the handshake

@@ -229,11 +229,14 @@ async def test_duplicate_query_parameters_refused_and_recorded(receiver: Receive
 async def test_other_paths_and_methods_are_recorded_as_other(receiver: ReceiverHarness) -> None:
     scan = await receiver.client.get("/wp-login.php?x=1")
     assert scan.status == 404
-    assert "/webhook/whatsapp" in await scan.text()
+    assert await scan.text() == "Not Found"  # a scanner learns nothing, not even the webhook path
     put = await receiver.client.put(WEBHOOK, data=b"{}")
     assert put.status == 405
     assert put.headers["Allow"] == "GET, POST"
+    assert await put.text() == "Method Not Allowed"
     first, second = receiver.records()
+    assert first["reason"] == "not the webhook path (/webhook/whatsapp)"
+    assert second["reason"].startswith("method PUT not allowed")
     assert (first["kind"], first["request"]["path"], first["request"]["query"]) == (
         "other",
         "/wp-login.php",
@@ -261,10 +264,24 @@ async def test_credentials_in_headers_are_redacted(receiver: ReceiverHarness) ->
 async def test_selftest_origin_is_marked(receiver: ReceiverHarness) -> None:
     await receiver.client.get(
         f"{WEBHOOK}?hub.mode=subscribe&hub.challenge=7&hub.verify_token={VERIFY_TOKEN}",
-        headers={"X-WA-Devtunnel-Origin": "selftest"},
+        headers=receiver.origin("selftest"),
     )
     (record,) = receiver.records()
     assert record["origin"] == "selftest"
+    # The session key proves the label; it is never written down.
+    assert ["X-WA-Devtunnel-Origin", "selftest"] in record["request"]["headers"]
+    assert receiver.config.origin_key not in json.dumps(record)
+
+
+@pytest.mark.parametrize(
+    "claim", ["selftest", "replay", "sample", "replay; key=guess", "replay; key=", "sample; key=x; key=y"]
+)
+async def test_a_stranger_cannot_label_requests_as_ours(receiver: ReceiverHarness, claim: str) -> None:
+    """The URL is public: an origin label without this session's key counts for nothing."""
+    response = await receiver.client.post(WEBHOOK, data=b"{}", headers={"X-WA-Devtunnel-Origin": claim})
+    assert response.status == 200
+    (record,) = receiver.records()
+    assert record["origin"] == "meta"
 
 
 async def test_every_item_of_a_batch_is_in_the_summary(receiver: ReceiverHarness) -> None:

@@ -31,7 +31,8 @@ from wa_devtunnel.cli import main
 from wa_devtunnel.engine.events import EventBus
 from wa_devtunnel.engine.exchange import build_record, view_from_record
 from wa_devtunnel.engine.forwarder import Forwarder
-from wa_devtunnel.engine.receiver import ORIGIN_HEADER, ReceiverConfig, create_receiver_app
+from wa_devtunnel.engine.origin import ORIGIN_HEADER
+from wa_devtunnel.engine.receiver import ReceiverConfig, create_receiver_app
 from wa_devtunnel.engine.recording import SessionRecorder, read_recording, request_body
 from wa_devtunnel.engine.replay import ReplayNotRecorded, TokenBucket, send_plan
 from wa_devtunnel.engine.replay_plan import ReplayOptions, SignatureMode, plan_replay
@@ -89,7 +90,7 @@ async def meta_session(make_receiver: Callable[..., Awaitable[Any]]) -> Path:
         assert await MetaLikeSender(client.session, url, secret).deliver(body, attempts=1) == [200]
     async with client.get("/.env") as response:  # seq 8: a scanner, kind "other"
         assert response.status == 404
-    selftest = {"Content-Type": "application/json", ORIGIN_HEADER: "selftest"}
+    selftest = {"Content-Type": "application/json", **harness.origin("selftest")}
     async with client.post(WEBHOOK, data=EVENTS[0][1], headers=selftest) as response:  # seq 9
         assert response.status == 200
     harness.recorder.append({"v": 1, "id": "late", "seq": 10, "kind": "forward_update", "ref": "x", "forward": {}})
@@ -663,7 +664,9 @@ async def test_replay_through_a_running_receiver_reaches_the_backend(
     server = await aiohttp_server(create_receiver_app(config, EventBus(), recorder, forwarder))
     try:
         exchanges = select(load_recordings([meta_session]).exchanges, Selection(signatures=("valid",)))
-        options = ReplayOptions(str(server.make_url(WEBHOOK)), signature=SignatureMode.ORIGINAL)
+        options = ReplayOptions(
+            str(server.make_url(WEBHOOK)), signature=SignatureMode.ORIGINAL, origin_key=config.origin_key
+        )
         results = await send_plan(plan_replay(exchanges, options), options)
     finally:
         await forwarder.close()

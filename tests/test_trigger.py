@@ -121,7 +121,9 @@ async def test_every_kind_arrives_signed_and_decodes_as_that_kind(
     [record] = receiver.records()
     assert record["response"]["status"] == 200
     assert record["signature"] == "valid"
-    assert record["origin"] == "sample"
+    # Marked as a sample, but no running instance vouches for it with its key: counted as Meta's.
+    assert record["origin"] == "meta"
+    assert ["X-WA-Devtunnel-Origin", "sample"] in record["request"]["headers"]
     body = request_body(record["request"])
     headers = {name.lower(): value for name, value in record["request"]["headers"]}
     assert headers["x-hub-signature-256"] == meta_signature(body, APP_SECRET)
@@ -295,7 +297,7 @@ async def test_forward_target_is_the_default_when_set(
     assert code == 1
     [record] = receiver.records()
     assert record["request"]["path"] == "/backend/hook"
-    assert "404" in out and "answered: not found" in out
+    assert "404" in out and "answered: Not Found" in out
 
 
 async def test_list_shows_every_kind(capsys: pytest.CaptureFixture[str]) -> None:
@@ -360,7 +362,9 @@ async def test_a_refusing_target_exits_1_and_shows_its_answer(
     receiver = await make_receiver(require_signature=True)
     code, out, _ = await trigger(capsys, "text", "--to", url_of(receiver), "--app-secret", "not-the-app-secret")
     assert code == 1
-    assert "403" in out and "answered: signature invalid" in out
+    assert "403" in out and "answered: Forbidden" in out  # the target tells a sender nothing more
+    [record] = receiver.records()
+    assert record["signature_detail"] == "no configured App Secret matches (is WHATSAPP_APP_SECRET this app's secret?)"
 
 
 async def test_dry_run_prints_meta_style_bodies_and_sends_nothing(capsys: pytest.CaptureFixture[str]) -> None:

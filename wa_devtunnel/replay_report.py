@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from wa_devtunnel.engine.instance import origin_key_for
 from wa_devtunnel.engine.recording import SessionRecorder
 from wa_devtunnel.engine.replay import ReplayNotRecorded, ReplayResult, ReplaySummary, send_plan, summarize
 from wa_devtunnel.engine.replay_plan import PlannedRequest, ReplayOptions, SignatureMode, plan_replay
@@ -77,6 +78,7 @@ def options_from_args(settings: Settings, args: argparse.Namespace) -> ReplayOpt
         concurrency=args.concurrency,
         rate=args.rate,
         timeout_s=args.timeout or settings.forward_timeout_s,
+        origin_key=origin_key_for(settings.recordings_dir, target),
     )
 
 

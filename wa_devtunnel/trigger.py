@@ -11,7 +11,8 @@ from random import Random
 from urllib.parse import urlsplit
 
 from wa_devtunnel.cli import EXIT_FAILED, EXIT_OK, UsageError
-from wa_devtunnel.engine.receiver import ORIGIN_HEADER
+from wa_devtunnel.engine.instance import origin_key_for
+from wa_devtunnel.engine.origin import ORIGIN_HEADER
 from wa_devtunnel.engine.trigger_sender import DEFAULT_TIMEOUT_S, Delivery, DeliveryResult, send_deliveries
 from wa_devtunnel.rules import catalogue
 from wa_devtunnel.rules.items import one_line
@@ -217,7 +218,12 @@ def run_trigger(args: argparse.Namespace, settings: Settings) -> int:
     width = max(len(d.label) + (len(AGAIN_NOTE) if d.again else 0) for d in plan)
     results = asyncio.run(
         send_deliveries(
-            url, plan, secret, timeout_s=args.timeout, on_result=lambda r: print(format_result(r, width), flush=True)
+            url,
+            plan,
+            secret,
+            timeout_s=args.timeout,
+            on_result=lambda r: print(format_result(r, width), flush=True),
+            origin_key=origin_key_for(settings.recordings_dir, url),
         )
     )
     if len(plan) > 1:

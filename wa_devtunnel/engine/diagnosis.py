@@ -7,13 +7,19 @@ from collections.abc import Mapping
 from wa_devtunnel.engine.events import EngineEvent, EventBus, ExchangeRecorded, Notice
 
 UNKNOWN_FLAG = "unknown-phone-number-id"
+# The value is the sender's to choose: a few distinct hints per session, each cut short.
+MAX_HINTS = 5
+MAX_SHOWN_CHARS = 32
 
 
 def unknown_number_hint(phone_number_id: str) -> str:
     """The one line a developer needs when events arrive for a number they did not configure."""
+    shown = phone_number_id if len(phone_number_id) <= MAX_SHOWN_CHARS else phone_number_id[:MAX_SHOWN_CHARS] + "…"
+    if not shown.isdigit():  # Meta's ids are digits: anything else is not worth a copy-paste line
+        return f"phone_number_id {shown!r} matches no configured account (and is not one of Meta's numeric ids)"
     return (
-        f"phone_number_id {phone_number_id} matches no configured account: set "
-        f"WHATSAPP_PHONE_NUMBER_ID={phone_number_id} or add it to wa-devtunnel.toml"
+        f"phone_number_id {shown} matches no configured account: set "
+        f"WHATSAPP_PHONE_NUMBER_ID={shown} or add it to wa-devtunnel.toml"
     )
 
 
@@ -35,6 +41,9 @@ class UnknownNumberHints:
             return
         for item in summary.get("items", ()) or ():
             number = str(item.get("phone_number_id") or "") if isinstance(item, Mapping) else ""
-            if number and number not in self.known and number not in self.told:
+            if number and number not in self.known and number not in self.told and len(self.told) <= MAX_HINTS:
                 self.told.add(number)
-                self.bus.publish(Notice("hint", unknown_number_hint(number), topic=UNKNOWN_FLAG))
+                text = unknown_number_hint(number)
+                if len(self.told) > MAX_HINTS:
+                    text = "More events name phone_number_ids that match no configured account (not listed)."
+                self.bus.publish(Notice("hint", text, topic=UNKNOWN_FLAG))

@@ -74,19 +74,45 @@ def end_to_end_headers(raw_headers: Iterable[Sequence[str]]) -> list[tuple[str, 
     return [(name, value) for name, value in pairs if name.lower() not in HOP_BY_HOP | named]
 
 
+# Proxy headers a client can simply make up: never passed on, always rebuilt from what we know.
+CLIENT_PROXY_HEADERS = frozenset(
+    {
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-forwarded-port",
+        "x-forwarded-server",
+        "x-forwarded-prefix",
+        "forwarded",
+        "x-real-ip",
+        "x-client-ip",
+        "true-client-ip",
+    }
+)
+_LOOPBACK = ("127.", "::1", "::ffff:127.")
+
+
 def forward_headers(
     raw_headers: Sequence[tuple[str, str]], remote: str | None, host: str, proto: str
 ) -> list[tuple[str, str]]:
-    """The original headers in order, minus hop-by-hop ones, plus X-Forwarded-*."""
+    """The original headers in order, minus hop-by-hop ones and client-made proxy headers, plus our X-Forwarded-*.
+
+    Only the nearest hop is believed: from a loopback peer (the tunnel agent on this machine) the last
+    X-Forwarded-For entry and X-Forwarded-Proto value are the ones it added; anything earlier is the
+    sender's own claim. The host is the Host the request arrived with (the public one through ngrok).
+    """
     headers = end_to_end_headers(raw_headers)
-    names = {name.lower() for name, _ in headers}
-    if remote:
-        existing = ", ".join(v for n, v in headers if n.lower() == "x-forwarded-for")
-        headers = [(n, v) for n, v in headers if n.lower() != "x-forwarded-for"]
-        headers.append(("X-Forwarded-For", f"{existing}, {remote}" if existing else remote))
-    if "x-forwarded-proto" not in names:
-        headers.append(("X-Forwarded-Proto", proto))
-    if "x-forwarded-host" not in names and host:
+    client, scheme = remote or "", proto
+    if remote and remote.startswith(_LOOPBACK):
+        chain = [part.strip() for n, v in headers if n.lower() == "x-forwarded-for" for part in v.split(",")]
+        client = next((part for part in reversed(chain) if part), client)
+        protos = [v.strip().lower() for n, v in headers if n.lower() == "x-forwarded-proto"]
+        scheme = protos[-1] if protos and protos[-1] in ("http", "https") else scheme
+    headers = [(n, v) for n, v in headers if n.lower() not in CLIENT_PROXY_HEADERS]
+    if client:
+        headers.append(("X-Forwarded-For", client))
+    headers.append(("X-Forwarded-Proto", scheme))
+    if host:
         headers.append(("X-Forwarded-Host", host))
     return headers
 

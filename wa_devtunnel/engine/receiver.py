@@ -11,19 +11,22 @@ from typing import Any
 
 from aiohttp import web
 
-from wa_devtunnel.engine.events import EventBus, ExchangeRecorded, ForwardCompleted, Notice
+from wa_devtunnel.engine.events import EventBus, ExchangeRecorded, ForwardCompleted, Notice, RecordingHealth
 from wa_devtunnel.engine.exchange import build_record, header_pairs, new_exchange_id, utc_timestamp
 from wa_devtunnel.engine.forwarder import Forwarder, forward_headers
+from wa_devtunnel.engine.origin import ORIGIN_HEADER, new_origin_key, trusted_origin, without_key
 from wa_devtunnel.engine.recording import SessionRecorder
 from wa_devtunnel.rules.handshake import decide_handshake, redact_verify_token
-from wa_devtunnel.rules.payload import SeenIds, decode_payload
-from wa_devtunnel.rules.signature import SignatureVerdict, SigningKey, check_signature, signing_keys
+from wa_devtunnel.rules.payload import SeenIds, WebhookSummary, decode_payload
+from wa_devtunnel.rules.signature import SignatureCheck, SignatureVerdict, SigningKey, check_signature, signing_keys
 
-# Our own tools (self-test, replay, sample key) mark their requests so they are never taken for Meta's.
-ORIGIN_HEADER = "X-WA-Devtunnel-Origin"
-KNOWN_ORIGINS = frozenset({"selftest", "replay", "sample"})
 # How much of an oversized body is kept in the recording (the rest is not read at all).
 OVERSIZE_PREFIX_BYTES = 64 * 1024
+# Bodies above this are verified and decoded in a worker thread: the event loop keeps answering meanwhile.
+OFFLOAD_BODY_BYTES = 64 * 1024
+# Strangers learn nothing from an answer: the reason goes to our own screen and recording only.
+GENERIC_ANSWERS = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed"}
+RECORDING_FAILED_ANSWER = "Service Unavailable: not recorded, please retry"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +41,9 @@ class ReceiverConfig:
     max_body_bytes: int = 3_670_016
     require_signature: bool = False
     ack_first: bool = False
+    ack_first_backlog_bytes: int = 64 * 1024 * 1024
+    # Only requests carrying this session's key may label themselves selftest/sample/replay.
+    origin_key: str = field(default_factory=new_origin_key, repr=False)
     # The App Secrets as HMAC keys, encoded once here rather than on every request.
     signing_keys: tuple[SigningKey, ...] = field(init=False, repr=False, compare=False)
 
@@ -57,6 +63,9 @@ class ReceiverState:
     exchanges: int = 0
     forwarder: Forwarder | None = None
     background: set[asyncio.Task[None]] = field(default_factory=set)
+    backlog_bytes: int = 0
+    recording_failed: bool = False
+    refused_unrecorded: int = 0
 
 
 RECEIVER_STATE = web.AppKey("receiver_state", ReceiverState)
@@ -92,11 +101,44 @@ def _matches_webhook_path(path: str, webhook_path: str) -> bool:
     return path == webhook_path or path.rstrip("/") == webhook_path.rstrip("/")
 
 
-def _commit(state: ReceiverState, record: dict[str, Any]) -> None:
-    """Persist before answering (nothing acknowledged is ever lost), then notify front ends."""
-    offset = state.recorder.append(record) if state.recorder is not None else -1
+def _commit(state: ReceiverState, record: dict[str, Any]) -> bool:
+    """Persist before answering (nothing acknowledged is ever lost), then notify front ends.
+
+    False when the line could not be written whole: the caller answers 503 so Meta retries, and the
+    record (marked with the error) still reaches the front ends.
+    """
+    offset = -1
+    recorded = True
+    if state.recorder is not None:
+        try:
+            offset = state.recorder.append(record)
+        except OSError as exc:
+            recorded = False
+            _recording_trouble(state, record, exc)
+        else:
+            if state.recording_failed:
+                _recording_recovered(state)
     state.exchanges += 1
     state.bus.publish(ExchangeRecorded(None, record, offset))
+    return recorded
+
+
+def _recording_trouble(state: ReceiverState, record: dict[str, Any], exc: OSError) -> None:
+    """The line is not on disk: the answer becomes 503 and the front ends raise a persistent warning."""
+    reason = str(exc) or type(exc).__name__
+    record["response"] = {"status": 503, "body": RECORDING_FAILED_ANSWER}
+    record["recording_error"] = reason
+    state.refused_unrecorded += 1
+    if not state.recording_failed:
+        state.recording_failed = True
+        path = state.recorder.path if state.recorder is not None else None
+        state.bus.publish(RecordingHealth(False, path, reason, state.refused_unrecorded))
+
+
+def _recording_recovered(state: ReceiverState) -> None:
+    state.recording_failed = False
+    path = state.recorder.path if state.recorder is not None else None
+    state.bus.publish(RecordingHealth(True, path, "", state.refused_unrecorded))
 
 
 async def handle_any(request: web.Request) -> web.StreamResponse:
@@ -108,8 +150,11 @@ async def handle_any(request: web.Request) -> web.StreamResponse:
     method = request.method
     raw_query = request.rel_url.raw_query_string
     headers = header_pairs(request.raw_headers)
-    origin = request.headers.get(ORIGIN_HEADER, "")
-    extra: dict[str, Any] = {"origin": origin if origin in KNOWN_ORIGINS else "meta"}
+    origin_value = request.headers.get(ORIGIN_HEADER)
+    extra: dict[str, Any] = {"origin": trusted_origin(origin_value, config.origin_key)}
+    if origin_value is not None:  # the session key is never written down
+        wanted = ORIGIN_HEADER.lower()
+        headers = [[name, without_key(value) if name.lower() == wanted else value] for name, value in headers]
     if request.remote:
         extra["remote"] = request.remote
     body = b""
@@ -132,16 +177,15 @@ async def handle_any(request: web.Request) -> web.StreamResponse:
             extra["account"] = attempt.account
     elif on_path and method == "POST":
         kind = "event"
-        status, text, signature = _answer_event(state, request, body, oversized, seen_bytes, extra)
+        status, text, signature = await _answer_event(state, request, body, oversized, seen_bytes, extra)
     elif on_path:
         kind = "other"
-        status, text = (
-            405,
-            f"method {method} not allowed: Meta sends GET (handshake) and POST (events)",
-        )
+        status, text = 405, GENERIC_ANSWERS[405]
+        extra["reason"] = f"method {method} not allowed: Meta sends GET (handshake) and POST (events)"
     else:
         kind = "other"
-        status, text = 404, f"not found: the WhatsApp webhook listens on {config.path}"
+        status, text = 404, GENERIC_ANSWERS[404]
+        extra["reason"] = f"not the webhook path ({config.path})"
 
     relayed: bytes | None = None
     relayed_type = ""
@@ -155,10 +199,13 @@ async def handle_any(request: web.Request) -> web.StreamResponse:
             request.host,
             request.scheme,
         )
-        if config.ack_first and kind == "event":  # the handshake is the backend's to answer, always
+        # The handshake is the backend's to answer, always; past the backlog cap, back-pressure instead of memory.
+        if config.ack_first and kind == "event" and state.backlog_bytes + len(body) <= config.ack_first_backlog_bytes:
             extra["forward"] = {"url": state.forwarder.target_url, "status": None, "pending": True}
             forward_later = outgoing
         else:
+            if config.ack_first and kind == "event":
+                extra["forward_inline"] = f"--ack-first backlog full ({state.backlog_bytes} bytes waiting)"
             result = await state.forwarder.forward(method, raw_query, outgoing, body)
             extra["forward"] = result.to_record()
             status = result.relay_status
@@ -166,7 +213,7 @@ async def handle_any(request: web.Request) -> web.StreamResponse:
             relayed_type = result.content_type if result.error is None else ""
             text = relayed.decode("utf-8", "replace")
             if result.error is not None:
-                _backend_trouble(state, result.error)
+                _backend_trouble(state, result.error, retried=True)
             if attempt is not None:  # a forwarded handshake
                 extra["verify"] = _backend_verdict(attempt.challenge, result.status, result.body, extra["verify"])
     if oversized:
@@ -187,24 +234,39 @@ async def handle_any(request: web.Request) -> web.StreamResponse:
         signature=signature,
         extra=extra,
     )
-    _commit(state, record)
+    if not _commit(state, record):
+        return _plain(503, RECORDING_FAILED_ANSWER)
     if forward_later is not None and state.forwarder is not None:
+        state.backlog_bytes += len(body)
         task = asyncio.ensure_future(_forward_in_background(state, record, method, raw_query, forward_later, body))
         state.background.add(task)
         task.add_done_callback(state.background.discard)
     if relayed is not None:  # the backend's answer, byte for byte, with its own Content-Type
         response = web.Response(status=status, body=relayed)
         response.headers["Content-Type"] = relayed_type or "text/plain"
-    else:
-        response = web.Response(status=status, body=text.encode("utf-8"), content_type="text/plain")
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+    response = _plain(status, text)
     if kind == "other" and status == 405:
         response.headers["Allow"] = "GET, POST"
     return response
 
 
-def _backend_trouble(state: ReceiverState, error: str) -> None:
-    text = f"{error[:1].upper()}{error[1:]}. Meta will retry this delivery."
-    state.bus.publish(Notice("error", text, topic="forward"))
+def _plain(status: int, text: str) -> web.Response:
+    """Our own answers: UTF-8 text that no browser may sniff into HTML (the challenge is sender-chosen)."""
+    response = web.Response(status=status, body=text.encode("utf-8"), content_type="text/plain", charset="utf-8")
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _backend_trouble(state: ReceiverState, error: str, *, retried: bool) -> None:
+    """Say what failed and what happens next: Meta retries a non-200, not an event it already has a 200 for."""
+    consequence = (
+        "Meta got that answer and will retry this delivery."
+        if retried
+        else "Meta already had its 200 (--ack-first) and will not retry: replay it (p, or wa-devtunnel replay)."
+    )
+    state.bus.publish(Notice("error", f"{error[:1].upper()}{error[1:]}. {consequence}", topic="forward"))
 
 
 def _backend_verdict(challenge: str | None, status: int | None, body: bytes, local: dict[str, Any]) -> dict[str, Any]:
@@ -231,9 +293,12 @@ async def _forward_in_background(
 ) -> None:
     """--ack-first: Meta already has its 200; the backend's answer is recorded when it arrives."""
     assert state.forwarder is not None
-    result = await state.forwarder.forward(method, raw_query, headers, body)
+    try:
+        result = await state.forwarder.forward(method, raw_query, headers, body)
+    finally:
+        state.backlog_bytes -= len(body)
     if result.error is not None:
-        _backend_trouble(state, result.error)
+        _backend_trouble(state, result.error, retried=False)
     update = {
         "v": record["v"],
         "id": new_exchange_id(),
@@ -244,11 +309,14 @@ async def _forward_in_background(
         "forward": result.to_record(),
     }
     if state.recorder is not None and not state.recorder.closed:
-        state.recorder.append(update)
+        try:
+            state.recorder.append(update)
+        except OSError as exc:  # the exchange itself is on disk; only the backend's late answer is lost
+            state.bus.publish(Notice("error", f"Could not record the backend's answer to seq {record['seq']}: {exc}"))
     state.bus.publish(ForwardCompleted(exchange_id=record["id"], seq=record["seq"], forward=update["forward"]))
 
 
-def _answer_event(
+async def _answer_event(
     state: ReceiverState,
     request: web.Request,
     body: bytes,
@@ -262,21 +330,62 @@ def _answer_event(
         limit = config.max_body_bytes
         extra["summary"] = {"ok": False, "problem": f"body of {seen_bytes} bytes exceeds {limit}"}
         return 413, f"payload too large: {seen_bytes} bytes (limit {limit})", "unchecked"
+    signature_header = request.headers.get("X-Hub-Signature-256")
+    legacy_header = request.headers.get("X-Hub-Signature")
+    if len(body) > OFFLOAD_BODY_BYTES:  # hashing and decoding megabytes must not hold the event loop
+        check, summary = await asyncio.get_running_loop().run_in_executor(
+            None, _verify_and_decode, state, body, signature_header, legacy_header
+        )
+    else:
+        check, summary = _verify_and_decode(state, body, signature_header, legacy_header)
+    extra["signature_detail"] = check.detail
+    verdict = check.verdict.value
+    refused = _refusal(config, check)
+    if summary is None:
+        extra["summary"] = {"ok": False, "problem": "not decoded: refused for its signature (--require-signature)"}
+    else:
+        extra["summary"] = summary.to_dict()
+        _label_account(summary, check, extra)
+    if refused is not None:
+        return refused, GENERIC_ANSWERS[refused], verdict
+    assert summary is not None
+    if not body:
+        return 400, "empty body: Meta always sends a JSON object", verdict
+    if not summary.ok and summary.problem.startswith(("body is not JSON", "JSON is not an object")):
+        return 400, summary.problem, verdict
+    return 200, "EVENT_RECEIVED", verdict
+
+
+def _refusal(config: ReceiverConfig, check: SignatureCheck) -> int | None:
+    """With --require-signature a missing signature is 401 and a wrong one 403, like a strict app."""
+    if config.require_signature and check.verdict is SignatureVerdict.MISSING:
+        return 401
+    if config.require_signature and check.verdict is SignatureVerdict.INVALID:
+        return 403
+    return None
+
+
+def _verify_and_decode(
+    state: ReceiverState, body: bytes, signature_header: str | None, legacy_header: str | None
+) -> tuple[SignatureCheck, WebhookSummary | None]:
+    """The signature first; the decoding (the expensive part) only for a body that will be accepted."""
+    config = state.config
     check = check_signature(
         body,
-        request.headers.get("X-Hub-Signature-256"),
+        signature_header,
         config.signature_secrets,
         config.wrong_signing_keys,
-        legacy_header=request.headers.get("X-Hub-Signature"),
+        legacy_header=legacy_header,
         keys=config.signing_keys,
     )
-    extra["signature_detail"] = check.detail
-    summary = decode_payload(
-        body,
-        accounts_by_phone_number_id=config.accounts_by_phone_number_id,
-        seen=state.seen,
-    )
-    extra["summary"] = summary.to_dict()
+    if _refusal(config, check) is not None:
+        return check, None
+    summary = decode_payload(body, accounts_by_phone_number_id=config.accounts_by_phone_number_id, seen=state.seen)
+    return check, summary
+
+
+def _label_account(summary: WebhookSummary, check: SignatureCheck, extra: dict[str, Any]) -> None:
+    """The account the items name, or the one whose App Secret signed the body."""
     accounts = set()
     for item in summary.items:
         account = getattr(item, "account", None)  # field updates and change errors have none
@@ -286,16 +395,6 @@ def _answer_event(
         extra["account"] = accounts.pop()
     elif check.account and check.verdict is SignatureVerdict.VALID:
         extra["account"] = check.account
-    verdict = check.verdict.value
-    if config.require_signature and check.verdict is SignatureVerdict.MISSING:
-        return 401, f"signature required: {check.detail}", verdict
-    if config.require_signature and check.verdict is SignatureVerdict.INVALID:
-        return 403, f"signature invalid: {check.detail}", verdict
-    if not body:
-        return 400, "empty body: Meta always sends a JSON object", verdict
-    if not summary.ok and summary.problem.startswith(("body is not JSON", "JSON is not an object")):
-        return 400, summary.problem, verdict
-    return 200, "EVENT_RECEIVED", verdict
 
 
 def create_receiver_app(

@@ -15,13 +15,22 @@ from wa_devtunnel.settings import Settings
 
 
 async def replay_through_receiver(
-    record: Mapping[str, Any], settings: Settings, local_url: str, edited_body: bytes | None = None
+    record: Mapping[str, Any],
+    settings: Settings,
+    local_url: str,
+    edited_body: bytes | None = None,
+    origin_key: str | None = None,
 ) -> ForwardResult:
     """Send one recorded exchange again (an edited body is re-signed); the receiver forwards it."""
     exchange = RecordedExchange(
         session=Path(""), record=record, view=view_from_record(record), body=request_body(record.get("request") or {})
     )
-    options = ReplayOptions(target_url=local_url, app_secret=settings.app_secret, verify_token=settings.verify_token)
+    options = ReplayOptions(
+        target_url=local_url,
+        app_secret=settings.app_secret,
+        verify_token=settings.verify_token,
+        origin_key=origin_key,
+    )
     edits = {exchange.view.id: edited_body} if edited_body is not None else None
     (planned,) = plan_replay([exchange], options, edits)
     sender = Forwarder(local_url, settings.forward_timeout_s + 5)

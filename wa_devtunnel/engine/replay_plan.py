@@ -9,7 +9,7 @@ from enum import StrEnum
 
 from wa_devtunnel.engine.exchange import REDACTED_HEADERS
 from wa_devtunnel.engine.forwarder import DEFAULT_FORWARD_TIMEOUT_S, Forwarder, end_to_end_headers
-from wa_devtunnel.engine.receiver import ORIGIN_HEADER
+from wa_devtunnel.engine.origin import ORIGIN_HEADER, origin_header
 from wa_devtunnel.engine.replay_source import RecordedExchange, ReplayError
 from wa_devtunnel.engine.selftest import new_challenge
 from wa_devtunnel.rules.handshake import redact_verify_token, verification_query
@@ -37,6 +37,8 @@ class ReplayOptions:
     concurrency: int = 1
     rate: float | None = None
     timeout_s: float = DEFAULT_FORWARD_TIMEOUT_S
+    # The running wa-devtunnel's key when it is the target, so it records these as replays.
+    origin_key: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +99,7 @@ def _plan_one(
     if exchange.view.kind == "verify":
         challenge = new_challenge()
         query = verification_query(challenge, options.verify_token or "")
-        headers.append((ORIGIN_HEADER, REPLAY_ORIGIN))
+        headers.append((ORIGIN_HEADER, origin_header(REPLAY_ORIGIN, options.origin_key)))
         return PlannedRequest(index, exchange, "GET", query, tuple(headers), b"", "none", challenge)
     body = exchange.body if edited_body is None else edited_body
     signature = options.signature
@@ -114,7 +116,7 @@ def _plan_one(
         mode = "resigned" if signature is SignatureMode.RESIGN else "bad"
         headers = [(n, v) for n, v in headers if n.lower() != LEGACY_SIGNATURE_HEADER.lower()]
         headers = _with_header(headers, SIGNATURE_HEADER, sign_body(body, key))
-    headers.append((ORIGIN_HEADER, REPLAY_ORIGIN))
+    headers.append((ORIGIN_HEADER, origin_header(REPLAY_ORIGIN, options.origin_key)))
     return PlannedRequest(index, exchange, "POST", str(request.get("query") or ""), tuple(headers), body, mode)
 
 

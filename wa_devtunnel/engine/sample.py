@@ -19,9 +19,9 @@ def sample_event_body() -> bytes:
     )
 
 
-async def send_sample_event(url: str, app_secret: str | None) -> int:
+async def send_sample_event(url: str, app_secret: str | None, origin_key: str | None = None) -> int:
     """POST it like Meta would (signed when an App Secret is set); return the receiver's status."""
-    (result,) = await send_deliveries(url, [Delivery("sample", sample_event_body())], app_secret)
+    (result,) = await send_deliveries(url, [Delivery("sample", sample_event_body())], app_secret, origin_key=origin_key)
     if result.status is None:
         raise ConnectionError(result.error or "no answer")
     return result.status

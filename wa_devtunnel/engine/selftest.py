@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from wa_devtunnel.engine.receiver import ORIGIN_HEADER
+from wa_devtunnel.engine.origin import ORIGIN_HEADER, origin_header
 from wa_devtunnel.rules.handshake import verification_query
 
 META_BUDGET_S = 6.0
@@ -71,11 +71,12 @@ async def run_selftest(
     *,
     timeout_s: float = META_BUDGET_S,
     ssl_context: ssl.SSLContext | None = None,
+    origin_key: str | None = None,
 ) -> SelfTestResult:
     """One handshake exactly like Meta's (random challenge, ~6 s budget), marked as ours."""
     challenge = new_challenge()
     query = verification_query(challenge, verify_token)
-    headers = {"User-Agent": META_USER_AGENT, ORIGIN_HEADER: "selftest"}
+    headers = {"User-Agent": META_USER_AGENT, ORIGIN_HEADER: origin_header("selftest", origin_key)}
     started = time.perf_counter()
 
     def elapsed() -> float:

@@ -49,6 +49,7 @@ def receiver_config(settings: Settings) -> ReceiverConfig:
         max_body_bytes=settings.max_body_bytes,
         require_signature=settings.require_signature,
         ack_first=settings.ack_first,
+        ack_first_backlog_bytes=settings.ack_first_backlog_bytes,
     )
 
 
@@ -171,6 +172,7 @@ class WebhookService:
             public_url=self.public_url,
             forward_to=self.settings.forward_to,
             recording=str(self.recorder.path) if self.recorder else None,
+            origin_key=self.origin_key,
         )
         with contextlib.suppress(OSError):
             write_instance(self.settings.recordings_dir, instance)
@@ -199,7 +201,9 @@ class WebhookService:
         task.add_done_callback(self._tasks.discard)
 
     async def _selftest(self) -> None:
-        result = await run_selftest(self.callback_url, self.settings.verify_token, ssl_context=self.selftest_ssl)
+        result = await run_selftest(
+            self.callback_url, self.settings.verify_token, ssl_context=self.selftest_ssl, origin_key=self.origin_key
+        )
         self.bus.publish(SelfTestFinished(result.ok, result.url, result.elapsed_ms, result.detail))
         if self.registrar is not None:  # after the self-test: Meta's own handshake comes next
             await self.registrar.ensure(self.callback_url)
@@ -242,6 +246,11 @@ class WebhookService:
                 "up", "the public URL changed: update the Callback URL in Meta" if changed else "reconnected"
             )
             self._spawn(self._selftest())
+
+    @property
+    def origin_key(self) -> str | None:
+        """The key our own requests carry so the receiver labels them (and nobody else's)."""
+        return self._app[RECEIVER_STATE].config.origin_key if self._app else None
 
     @property
     def exchanges(self) -> int:

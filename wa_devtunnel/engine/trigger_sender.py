@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-from wa_devtunnel.engine.receiver import ORIGIN_HEADER
+from wa_devtunnel.engine.origin import ORIGIN_HEADER, origin_header
 from wa_devtunnel.engine.selftest import META_USER_AGENT
 from wa_devtunnel.rules.items import one_line
 from wa_devtunnel.rules.signature import LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER, sign_body
@@ -44,9 +44,13 @@ class DeliveryResult:
         return self.status is not None and 200 <= self.status < 300
 
 
-def meta_headers(body: bytes, app_secret: str | None) -> dict[str, str]:
+def meta_headers(body: bytes, app_secret: str | None, origin_key: str | None = None) -> dict[str, str]:
     """The headers Meta sends (signatures when a secret is known), plus our origin mark."""
-    headers = {"Content-Type": "application/json", "User-Agent": META_USER_AGENT, ORIGIN_HEADER: "sample"}
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": META_USER_AGENT,
+        ORIGIN_HEADER: origin_header("sample", origin_key),
+    }
     if app_secret:
         headers[SIGNATURE_HEADER] = sign_body(body, app_secret)
         legacy = hmac.new(app_secret.encode("utf-8"), body, hashlib.sha1).hexdigest()
@@ -54,10 +58,13 @@ def meta_headers(body: bytes, app_secret: str | None) -> dict[str, str]:
     return headers
 
 
-async def _post(session: aiohttp.ClientSession, url: str, delivery: Delivery, secret: str | None) -> DeliveryResult:
+async def _post(
+    session: aiohttp.ClientSession, url: str, delivery: Delivery, secret: str | None, origin_key: str | None
+) -> DeliveryResult:
     started = time.perf_counter()
+    headers = meta_headers(delivery.body, secret, origin_key)
     try:
-        async with session.post(url, data=delivery.body, headers=meta_headers(delivery.body, secret)) as response:
+        async with session.post(url, data=delivery.body, headers=headers) as response:
             answer = (await response.read()).decode("utf-8", "replace")
             elapsed = (time.perf_counter() - started) * 1000
             return DeliveryResult(delivery, response.status, elapsed, answer)
@@ -80,13 +87,14 @@ async def send_deliveries(
     *,
     timeout_s: float = DEFAULT_TIMEOUT_S,
     on_result: Callable[[DeliveryResult], None] = lambda result: None,
+    origin_key: str | None = None,
 ) -> list[DeliveryResult]:
     """POST one after the other (the order is the point of --sequence); stop when nothing listens."""
     results: list[DeliveryResult] = []
     timeout = aiohttp.ClientTimeout(total=timeout_s)
     async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session:
         for delivery in deliveries:
-            result = await _post(session, url, delivery, app_secret)
+            result = await _post(session, url, delivery, app_secret, origin_key)
             results.append(result)
             on_result(result)
             if result.unreachable:

@@ -55,7 +55,7 @@ def decide_handshake(query: str, tokens: Sequence[tuple[str, str]]) -> VerifyAtt
         return VerifyAttempt(
             ok=False,
             status=403,
-            body=f"verification failed: {reason}",
+            body="Forbidden",  # a stranger learns nothing; the reason is for our own screen and recording
             reason=reason,
             account=account,
             mode=mode,
