@@ -191,7 +191,7 @@ def test_an_empty_token_line_is_filled_without_asking(workdir: Path, capsys: pyt
     assert code == 0
     expected = f"# mine\r\nWHATSAPP_APP_SECRET=s3cret\r\nWHATSAPP_VERIFY_TOKEN={out.strip()}\r\nexport X='y'"
     assert env.read_bytes() == expected.encode()
-    assert mode_of(env) == 0o640, "an existing file keeps its mode"
+    assert mode_of(env) == 0o600, "it holds secrets: tightened when we write it"
 
 
 def test_an_existing_token_is_not_replaced_without_a_terminal(
@@ -253,3 +253,41 @@ def test_a_file_that_is_not_utf8_is_left_alone(workdir: Path, capsys: pytest.Cap
     code, _, err = run(["token", "--write-env"], capsys)
     assert code == 1 and "not UTF-8" in err
     assert env.read_bytes() == b"A=\xff\xfe\n"
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o666, 0o604, 0o600, 0o400])
+def test_write_env_leaves_an_existing_env_private(
+    mode: int, workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    env = workdir / ".env"
+    env.write_bytes(b"A=1\n")
+    os.chmod(env, mode)
+    code, out, err = run(["token", "--write-env"], capsys)
+    assert code == 0
+    assert env.read_bytes() == f"A=1\n{KEY}={out.strip()}\n".encode()
+    assert mode_of(env) == 0o600
+    if mode != 0o600:
+        assert f"Its mode is now 0600 (was {mode:04o})" in err
+    else:
+        assert "mode" not in err
+
+
+def test_write_env_through_a_symlink_tightens_the_real_file(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    real = workdir / "secrets.env"
+    real.write_bytes(b"A=1\n")
+    os.chmod(real, 0o644)
+    (workdir / ".env").symlink_to(real)
+    assert run(["token", "--write-env"], capsys)[0] == 0
+    assert (workdir / ".env").is_symlink()
+    assert mode_of(real) == 0o600
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can write a file that belongs to another user")
+def test_root_writing_a_users_env_gives_it_back_to_them(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    env = workdir / ".env"
+    env.write_bytes(b"A=1\n")
+    os.chmod(env, 0o644)
+    os.chown(env, 65534, 65534)
+    assert run(["token", "--write-env"], capsys)[0] == 0
+    info = env.stat()
+    assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (65534, 65534, 0o600)

@@ -15,6 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from wa_devtunnel.engine import recording
 from wa_devtunnel.engine.recording import (
     RECORDING_VERSION,
     SessionInfo,
@@ -23,9 +24,13 @@ from wa_devtunnel.engine.recording import (
     format_sessions_table,
     latest_session,
     list_sessions,
+    read_record_at,
     read_recording,
     request_body,
 )
+from wa_devtunnel.rules.payload import decode_payload
+from wa_devtunnel.rules.sample_messages import text_message
+from wa_devtunnel.rules.samples import envelope, messages_change, meta_json
 
 APP_SECRET = "0123456789abcdef0123456789abcdef"
 STARTED = datetime(2026, 11, 26, 21, 55, 0, tzinfo=UTC)
@@ -393,3 +398,54 @@ def test_recording_file_is_not_world_readable_even_with_open_umask(tmp_path: Pat
         os.umask(previous)
     assert stat.S_IMODE(recorder.path.stat().st_mode) == 0o600
     assert stat.S_IMODE(recorder.path.parent.stat().st_mode) == 0o700
+
+
+def test_an_odd_header_does_not_escape_a_non_ascii_body(tmp_path: Path) -> None:
+    """The lone-surrogate fallback escapes only the surrogate; the body stays raw UTF-8 (not 3x as \\u00e4)."""
+    body = ("Grüße " * 1000).encode()
+    record = make_record(1, body)
+    record["request"]["headers"].append(["X-Odd", "caf\udce9"])
+    with SessionRecorder(tmp_path, now=fixed_clock()) as recorder:
+        recorder.append(record)
+    raw = recorder.path.read_bytes()
+    assert body in raw
+    assert b"caf\\udce9" in raw
+    assert len(raw) < len(body) + 400
+    assert read_recording(recorder.path).records == (record,)
+
+
+def summarized(body: bytes) -> dict[str, Any]:
+    record = make_record(1, body)
+    record["summary"] = decode_payload(body).to_dict()
+    return record
+
+
+def batch_body(count: int) -> bytes:
+    messages = [text_message("Does it come in another color?", message_id=f"wamid.{i}") for i in range(count)]
+    return meta_json(envelope([messages_change(messages)]))
+
+
+def test_a_huge_body_is_not_tripled_by_its_summary(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """summary.items repeat the body about 3x; above the limit the file leaves them to the reader."""
+    body = batch_body(200)
+    monkeypatch.setattr(recording, "SUMMARY_ITEMS_MAX_BODY", len(body) - 1)
+    record = summarized(body)
+    assert len(json.dumps(record["summary"])) > 2 * len(body)
+    with SessionRecorder(tmp_path, now=fixed_clock()) as recorder:
+        offset = recorder.append(record)
+    raw = recorder.path.read_bytes()
+    assert len(raw) < 1.25 * len(body)
+    stored = read_recording(recorder.path).records[0]
+    assert stored["summary"]["items_omitted"] == 200
+    assert "items" not in stored["summary"]
+    assert stored["summary"]["headline"] == record["summary"]["headline"]
+    assert request_body(stored["request"]) == body
+    assert read_record_at(recorder.path, offset) == record, "the detail view gets the items back"
+    assert "items" in record["summary"], "the caller's record is not changed"
+
+
+def test_a_normal_body_keeps_its_summary_items(tmp_path: Path) -> None:
+    record = summarized(batch_body(3))
+    with SessionRecorder(tmp_path, now=fixed_clock()) as recorder:
+        recorder.append(record)
+    assert read_recording(recorder.path).records == (record,)

@@ -17,6 +17,7 @@ from wa_devtunnel.settings import generate_verify_token, mask
 
 TOKEN_VARIABLE = "WHATSAPP_VERIFY_TOKEN"
 EXAMPLE_NAME = ".env.example"
+PRIVATE_MODE = 0o600  # .env holds the app secret and tokens: only its owner may read it
 DASHBOARD_HINT = "Paste it into App Dashboard > WhatsApp > Configuration > Verify token (the same value)."
 
 
@@ -52,26 +53,30 @@ def _example_text(env_path: Path) -> tuple[str | None, Path | None]:
 
 def _create_private(path: Path, text: str) -> None:
     """A new file that only its owner can read (it will hold secrets), never over an existing one."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE)
     with os.fdopen(fd, "wb") as handle:
-        os.fchmod(handle.fileno(), 0o600)
+        os.fchmod(handle.fileno(), PRIVATE_MODE)
         handle.write(text.encode("utf-8"))
 
 
-def _replace_atomically(path: Path, text: str) -> None:
-    """Write beside the file and rename over it: a crash never leaves a half-written .env; mode kept."""
+def _replace_atomically(path: Path, text: str) -> int:
+    """Rename a new copy over it (a crash never leaves half a .env), 0600 as it holds secrets; returns the old mode."""
     target = path.resolve()
-    mode = stat.S_IMODE(target.stat().st_mode)
+    info = target.stat()
     fd, temp = tempfile.mkstemp(prefix=".env.", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
+            os.fchmod(handle.fileno(), PRIVATE_MODE)
+            if (info.st_uid, info.st_gid) != (os.geteuid(), os.getegid()):
+                with contextlib.suppress(OSError):  # only root may give a file away; others keep their own
+                    os.fchown(handle.fileno(), info.st_uid, info.st_gid)
             handle.write(text.encode("utf-8"))
         os.replace(temp, target)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         raise
+    return stat.S_IMODE(info.st_mode)
 
 
 def write_token(
@@ -103,9 +108,10 @@ def write_token(
         if not answer:
             return EXIT_FAILED, f"Left {env_path} unchanged."
     edit: EnvEdit = set_value(text, TOKEN_VARIABLE, token)
-    _replace_atomically(env_path, edit.text)
+    old_mode = _replace_atomically(env_path, edit.text)
     done = {"filled": "Set", "replaced": "Replaced", "appended": "Added"}[edit.action]
-    return EXIT_OK, f"{done} {TOKEN_VARIABLE} in {env_path}."
+    tightened = f" Its mode is now 0600 (was {old_mode:04o}): it holds secrets." if old_mode != PRIVATE_MODE else ""
+    return EXIT_OK, f"{done} {TOKEN_VARIABLE} in {env_path}.{tightened}"
 
 
 def run_token(args: argparse.Namespace) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
+import errno
 import json
 import os
 import re
@@ -15,16 +17,46 @@ from typing import Any
 
 import orjson
 
+from wa_devtunnel.engine.recordings_dir import RecordingsDirError, create_session_file, prepare_recordings_directory
+from wa_devtunnel.rules.payload import decode_payload
+from wa_devtunnel.settings import DEFAULT_MAX_SESSION_BYTES
+
 RECORDING_VERSION = 1
+# Above this many characters of body, a line's summary keeps its headline and counts but not its items:
+# they would repeat the body about three times over, and readers rebuild them from request.body.
+SUMMARY_ITEMS_MAX_BODY = 1024 * 1024
 
 _STAMP_FORMAT = "%Y%m%d-%H%M%S"
 _STAMP_RE = re.compile(r"^(\d{8}-\d{6})")
 _SUFFIX_RE = re.compile(r"^[A-Za-z0-9_.-]*$")
-_MAX_NAME_ATTEMPTS = 1000
+_WHY = {
+    errno.ENOSPC: "disk full",
+    errno.EDQUOT: "disk quota exceeded",
+    errno.EFBIG: "file too large",
+    errno.EIO: "I/O error",
+    errno.EROFS: "file system is read-only",
+}
+
+
+class RecordingFailed(OSError):
+    """A line could not be written whole and was taken back: the exchange must not be acknowledged (503)."""
+
+    def __init__(self, code: int, reason: str, path: Path) -> None:
+        super().__init__(code, reason)
+        self.reason = reason
+        self.path = path
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 class SessionRecorder:
-    """Appends exchanges to one session file; each line survives kill -9 once append returns."""
+    """Appends exchanges to a session's files; each line survives kill -9 once append returns.
+
+    A line is written whole or not at all (a failed write is truncated away and RecordingFailed raised; the
+    next append tries again). A file that would grow past `max_bytes` is closed and the session continues
+    in `<stamp>-2.jsonl`, `-3`, ...: `path` is the file the last line went to, `paths` all of them.
+    """
 
     def __init__(
         self,
@@ -32,38 +64,121 @@ class SessionRecorder:
         *,
         suffix: str = "",
         now: Callable[[], datetime] | None = None,
+        max_bytes: int = DEFAULT_MAX_SESSION_BYTES,
     ) -> None:
         if not _SUFFIX_RE.match(suffix) or suffix.startswith("."):
             raise ValueError(f"recording suffix {suffix!r} may only use letters, digits, '_-.'")
+        if max_bytes < 1:
+            raise ValueError(f"max_bytes must be at least 1, not {max_bytes}")
         directory = Path(directory)
-        _make_private_directory(directory)
+        prepare_recordings_directory(directory)
         started = (now or _utc_now)()
         if started.tzinfo is not None:
             started = started.astimezone(UTC)
         self.started_at = started
         stamp = started.strftime(_STAMP_FORMAT)
-        self.path, self._fd = _create_session_file(directory, stamp, suffix)
+        self._directory = directory
+        self._base = f"{stamp}-{suffix}" if suffix else stamp
+        try:
+            self.path, self._fd, self._number = create_session_file(directory, self._base)
+        except OSError as exc:
+            raise RecordingsDirError(
+                exc.errno or errno.EIO,
+                f"cannot create a recording in {directory}: {exc.strerror or exc}; choose another directory "
+                "with --recordings-dir, or --no-record",
+                directory,
+            ) from exc
+        self._paths = [self.path]
+        self.max_bytes = max_bytes
         self._seq = 0
         self._size = 0
+        self._dirty = False  # a failed line could not be truncated away yet: do it before the next write
+        self.last_error: RecordingFailed | None = None
+        self.failed_appends = 0
 
     def next_seq(self) -> int:
-        """Hands out 1, 2, 3 ... so every record in the file has its own sequence number."""
+        """Hands out 1, 2, 3 ... so every record in the session has its own sequence number."""
         self._seq += 1
         return self._seq
 
     def append(self, record: dict[str, Any]) -> int:
-        """Writes the record as one line with one write(2); returns its byte offset for later lookup."""
+        """Writes the record as one whole line (one write(2)) and returns its offset in `self.path`.
+
+        Raises RecordingFailed when the line is not on disk; nothing of it is left in the file.
+        """
         if self._fd is None:
             raise ValueError(f"recording {self.path} is closed")
-        data = _encode_line(record)
-        offset = self._size
-        written = os.write(self._fd, data)
-        if written < len(data):  # a short write (disk full, signal): finish the line
-            view = memoryview(data)[written:]
-            while view:
-                view = view[os.write(self._fd, view) :]
-        self._size += len(data)
+        data = _encode_line(_for_disk(record))
+        if self._dirty:
+            self._truncate_leftover()
+        if self._size and self._size + len(data) > self.max_bytes:
+            self._roll_over()
+        fd, offset = self._fd, self._size
+        try:
+            written = os.write(fd, data)
+            if written != len(data):
+                _write_rest(fd, data, written)
+        except BaseException as exc:
+            failure = self._take_back(offset, exc)
+            if failure is None:
+                raise
+            raise failure from exc
+        self._size = offset + len(data)
+        if self.last_error is not None:
+            self.last_error, self.failed_appends = None, 0
         return offset
+
+    @property
+    def healthy(self) -> bool:
+        """False from a failed append until the next one succeeds (front ends keep warning meanwhile)."""
+        return self.last_error is None
+
+    @property
+    def paths(self) -> tuple[Path, ...]:
+        """Every file of this session, oldest first (more than one once it rolled over)."""
+        return tuple(self._paths)
+
+    def _take_back(self, offset: int, exc: BaseException) -> RecordingFailed | None:
+        """Truncates the partial line away; returns the failure to raise (None: re-raise a non-OSError)."""
+        try:
+            os.ftruncate(self._fd, offset)  # type: ignore[arg-type]
+            leftover = ""
+        except OSError as truncate_exc:
+            self._dirty = True
+            leftover = f"; the partial line could not be removed yet ({truncate_exc.strerror or truncate_exc})"
+        if not isinstance(exc, OSError):
+            return None
+        return self._failed(exc, "writing", leftover)
+
+    def _truncate_leftover(self) -> None:
+        try:
+            os.ftruncate(self._fd, self._size)  # type: ignore[arg-type]
+        except OSError as exc:
+            raise self._failed(exc, "removing a partial line from") from exc
+        self._dirty = False
+
+    def _roll_over(self) -> None:
+        """The next file of the session; the full one is flushed and closed only once the new one exists."""
+        try:
+            path, fd, number = create_session_file(self._directory, self._base, self._number + 1)
+        except OSError as exc:
+            raise self._failed(exc, "starting the next file after") from exc
+        old, self._fd = self._fd, fd
+        self.path, self._number, self._size = path, number, 0
+        self._paths.append(path)
+        with contextlib.suppress(OSError):  # its lines were written already; fsync only guards a power cut
+            os.fsync(old)  # type: ignore[arg-type]
+        with contextlib.suppress(OSError):
+            os.close(old)  # type: ignore[arg-type]
+
+    def _failed(self, exc: OSError, doing: str, extra: str = "") -> RecordingFailed:
+        code = exc.errno or errno.EIO
+        why = _WHY.get(code, "cannot write")
+        detail = exc.strerror or str(exc) or "short write"
+        failure = RecordingFailed(code, f"{why} ({detail}) {doing} {self.path}{extra}", self.path)
+        self.last_error = failure
+        self.failed_appends += 1
+        return failure
 
     def close(self) -> None:
         """Flushes the file to disk once at the end; calling it again does nothing."""
@@ -71,9 +186,17 @@ class SessionRecorder:
         if fd is None:
             return
         try:
+            if self._dirty:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, self._size)
             os.fsync(fd)
         finally:
             os.close(fd)
+            if self._size == 0 and len(self._paths) > 1:  # a part opened by a failed roll-over holds nothing
+                with contextlib.suppress(OSError):
+                    self.path.unlink()
+                    self._paths.pop()
+                    self.path = self._paths[-1]
 
     @property
     def closed(self) -> bool:
@@ -90,27 +213,43 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def _make_private_directory(directory: Path) -> None:
-    """Recordings hold customers' messages, so only the owner may list or read them."""
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
-    info = directory.stat()
-    if info.st_uid == os.geteuid() and info.st_mode & 0o777 != 0o700:
-        directory.chmod(0o700)
+def _write_rest(fd: int, data: bytes, written: int) -> None:
+    """A short write (disk almost full, signal): finish the line, or fail so the caller can take it back."""
+    view = memoryview(data)[written:]
+    while view:
+        count = os.write(fd, view)
+        if count <= 0:
+            raise OSError(errno.ENOSPC, "short write: the file system took no more bytes")
+        view = view[count:]
 
 
-def _create_session_file(directory: Path, stamp: str, suffix: str) -> tuple[Path, int]:
-    """O_EXCL guarantees two sessions started in the same second never share a file."""
-    base = f"{stamp}-{suffix}" if suffix else stamp
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
-    for attempt in range(1, _MAX_NAME_ATTEMPTS + 1):
-        path = directory / (f"{base}.jsonl" if attempt == 1 else f"{base}-{attempt}.jsonl")
-        try:
-            fd = os.open(path, flags, 0o600)
-        except FileExistsError:
-            continue
-        os.fchmod(fd, 0o600)
-        return path, fd
-    raise FileExistsError(f"no free recording name for {base} in {directory}")
+def _for_disk(record: dict[str, Any]) -> dict[str, Any]:
+    """A huge body's line leaves summary.items out (derived data, rebuilt by readers) instead of tripling."""
+    summary = record.get("summary")
+    if not isinstance(summary, dict) or not summary.get("items"):
+        return record
+    request = record.get("request")
+    body = request.get("body") if isinstance(request, dict) else None
+    if not isinstance(body, str) or len(body) <= SUMMARY_ITEMS_MAX_BODY:
+        return record
+    items = summary["items"]
+    compact = {key: value for key, value in summary.items() if key != "items"}
+    compact["items_omitted"] = len(items) if isinstance(items, list) else 0
+    return {**record, "summary": compact}
+
+
+def with_summary_items(record: dict[str, Any]) -> dict[str, Any]:
+    """Puts back summary.items that `_for_disk` left out, decoding request.body as the receiver did."""
+    summary = record.get("summary")
+    if not isinstance(summary, dict) or "items_omitted" not in summary or "items" in summary:
+        return record
+    try:
+        body = request_body(record.get("request") or {})
+    except (ValueError, AttributeError):
+        return record
+    restored = {key: value for key, value in summary.items() if key != "items_omitted"}
+    restored["items"] = decode_payload(body).to_dict()["items"]
+    return {**record, "summary": restored}
 
 
 def _encode_line(record: Mapping[str, Any]) -> bytes:
@@ -120,12 +259,10 @@ def _encode_line(record: Mapping[str, Any]) -> bytes:
         return orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
     except orjson.JSONEncodeError:
         pass  # lone surrogates, ints beyond 64 bits, non-str keys...: the standard library handles them
-    try:
-        text = json.dumps(record, ensure_ascii=False, separators=(",", ":"))
-        return (text + "\n").encode("utf-8")
-    except UnicodeEncodeError:
-        text = json.dumps(record, ensure_ascii=True, separators=(",", ":"))
-        return (text + "\n").encode("ascii")
+    text = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
+    # Only lone surrogates cannot be UTF-8; backslashreplace writes exactly their JSON escape (\udce9), so
+    # the rest of the line (a big non-ASCII body) stays raw instead of tripling as \u00e4 escapes.
+    return text.encode("utf-8", "backslashreplace")
 
 
 def encode_body(body: bytes) -> dict[str, str]:
@@ -200,7 +337,7 @@ def read_record_at(path: Path, offset: int) -> dict[str, Any] | None:
     except OSError:
         return None
     record, _problem = _decode_line(raw.rstrip(b"\n"))
-    return record
+    return None if record is None else with_summary_items(record)
 
 
 def _decode_line(raw: bytes) -> tuple[dict[str, Any] | None, str]:
@@ -248,6 +385,7 @@ def _natural_key(path: Path) -> list[Any]:
 
 
 def session_paths(directory: Path) -> list[Path]:
+    """Session files in the order they were started; a rolled-over session's `-2`, `-3`... follow it."""
     directory = Path(directory)
     if not directory.is_dir():
         return []
