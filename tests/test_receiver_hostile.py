@@ -213,3 +213,26 @@ async def test_recorded_headers_never_hold_the_origin_key(receiver: ReceiverHarn
     text = json.dumps(receiver.records())
     assert receiver.config.origin_key not in text
 
+
+
+async def test_a_strangers_unsigned_megabytes_are_not_even_read(make_receiver: Callable[..., Any]) -> None:
+    """--require-signature and no signature: 401 after the first 64 KiB; the recording keeps that start."""
+    receiver: ReceiverHarness = await make_receiver(require_signature=True)
+    body = big_batch(8000)
+    response = await receiver.client.post(WEBHOOK, data=body, headers={"Content-Type": "application/json"})
+    assert (response.status, await response.text()) == (401, "Unauthorized")
+    (record,) = receiver.records()
+    assert record["signature"] == "missing" and record["request_body_truncated"] is True
+    assert len(record["request"]["body"]) == receiver_module.OVERSIZE_PREFIX_BYTES
+    assert body.startswith(record["request"]["body"].encode())
+
+
+async def test_a_refused_big_body_is_recorded_by_its_start(make_receiver: Callable[..., Any]) -> None:
+    receiver: ReceiverHarness = await make_receiver(require_signature=True)
+    body = big_batch(3000)
+    assert len(body) > receiver_module.REFUSED_BODY_KEPT_BYTES
+    response = await receiver.client.post(WEBHOOK, data=body, headers=signed(body, "a-guess"))
+    assert response.status == 403
+    (record,) = receiver.records()
+    assert (record["request_body_size"], record["request_body_truncated"]) == (len(body), True)
+    assert len(record["request"]["body"]) == receiver_module.OVERSIZE_PREFIX_BYTES

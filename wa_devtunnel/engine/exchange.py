@@ -7,6 +7,7 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from wa_devtunnel.engine.events import ExchangeView
@@ -94,7 +95,7 @@ def build_record(
     return record
 
 
-def view_from_record(record: Mapping[str, Any], offset: int = -1) -> ExchangeView:
+def view_from_record(record: Mapping[str, Any], offset: int = -1, recording: Path | None = None) -> ExchangeView:
     """The small display view of a record, whether it came live or from a file."""
     get = record.get
     request = get("request") or {}
@@ -132,6 +133,7 @@ def view_from_record(record: Mapping[str, Any], offset: int = -1) -> ExchangeVie
         elapsed_ms=float(get("elapsed_ms", 0.0) or 0.0),
         origin=str(get("origin", "meta")),
         offset=offset,
+        recording=recording,
         message_types=types,
         statuses=statuses,
         forward_status=forward.get("status") if forward is not None else None,
