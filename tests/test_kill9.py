@@ -20,6 +20,7 @@ import aiohttp
 import pytest
 
 from tests.cli_process import APP_SECRET, CliProcess, running_cli
+from wa_devtunnel.engine.instance import instance_path
 from wa_devtunnel.engine.recording import read_recording, request_body
 from wa_devtunnel.rules import samples
 
@@ -160,13 +161,19 @@ def send_one_event(cli: CliProcess) -> bytes:
     return body
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize(
+    "signum", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP], ids=["SIGTERM", "SIGINT", "SIGHUP"]
+)
 def test_signal_stops_cleanly_and_keeps_the_recording(tmp_path: Path, signum: int) -> None:
+    """SIGHUP (the terminal closed) is a clean stop too: recording closed, instance file removed."""
     with running_cli(tmp_path) as cli:
+        assert instance_path(cli.recordings_dir).exists()
         body = send_one_event(cli)
         assert cli.stop(signum, timeout=5) == 0
         recording = cli.recording()
         stderr = cli.stderr()
+
+    assert not instance_path(cli.recordings_dir).exists()
 
     assert "Traceback" not in stderr
     assert str(recording.name) in stderr

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from wa_devtunnel import __version__
+from wa_devtunnel.engine.redaction import SECRET_SETTINGS, Redactor
 from wa_devtunnel.fixtures.cli_export import add_export_parser, run_export
 from wa_devtunnel.selection_args import add_selection_arguments, positive
-from wa_devtunnel.settings import DEFAULT_PATH, DEFAULT_PORT, ConfigError, Settings, load_settings
+from wa_devtunnel.settings import DEFAULT_PATH, DEFAULT_PORT, ConfigError, Settings, load_settings, read_environment
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 SUBCOMMANDS = ("up", "sessions", "replay", "trigger", "token", "export", "doctor", "meta")
@@ -184,6 +187,25 @@ def _run_replay(settings: Settings, args: argparse.Namespace) -> int:
         return EXIT_USAGE
 
 
+def _flag_values(args: Sequence[str], flag: str) -> list[str]:
+    """Every value given to `flag` (`--flag V` or `--flag=V`), read before argparse may fail."""
+    values = [arg.split("=", 1)[1] for arg in args if arg.startswith(f"{flag}=")]
+    values += [args[i + 1] for i, arg in enumerate(args[:-1]) if arg == flag]
+    return values
+
+
+def _print_error(text: str, args: Sequence[str]) -> None:
+    """Errors can echo a value (a token pasted into the wrong setting): mask every secret we know of."""
+    env_files = _flag_values(args, "--env-file") or [".env"]
+    try:
+        environ = read_environment(Path(env_files[-1]))
+    except ConfigError:
+        environ = dict(os.environ)
+    secrets = [(name, environ.get(name)) for name in SECRET_SETTINGS]
+    secrets += [("--app-secret", value) for value in _flag_values(args, "--app-secret")]
+    print(Redactor(secrets).text(text), file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `wa-devtunnel` console script."""
     args_list = list(sys.argv[1:] if argv is None else argv)
@@ -216,11 +238,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_export(args, settings)
         return _run_up(settings, args)
     except UsageError as exc:
-        print(str(exc), file=sys.stderr)
+        _print_error(str(exc), args_list)
         print("Try 'wa-devtunnel --help'.", file=sys.stderr)
         return EXIT_USAGE
     except ConfigError as exc:
-        print(f"configuration error: {exc}", file=sys.stderr)
+        _print_error(f"configuration error: {exc}", args_list)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_OK
+    except Exception:  # a bug: still a traceback, like Python's own, but never with a secret in it
+        _print_error(traceback.format_exc().rstrip(), args_list)
+        return EXIT_FAILED

@@ -206,13 +206,13 @@ async def run_headless(
     out: TextIO | None = None,
     err: TextIO | None = None,
 ) -> int:
-    """Run until Ctrl+C or SIGTERM, printing as exchanges happen; 0 on a clean stop."""
+    """Run until Ctrl+C, SIGTERM or SIGHUP (terminal closed), printing as exchanges happen; 0 on a clean stop."""
     printer = HeadlessPrinter(out or sys.stdout, err or sys.stderr, json_lines)
     service = WebhookService(settings)
     subscription = service.bus.subscribe()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)
 
     async def pump() -> None:
@@ -226,7 +226,7 @@ async def run_headless(
     try:
         await stop.wait()
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         await service.stop()
         await asyncio.sleep(0)

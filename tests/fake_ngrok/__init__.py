@@ -167,6 +167,24 @@ class FakeNgrok:
             return []
         return [json.loads(line) for line in self.argv_log.read_text().splitlines() if line]
 
+    @property
+    def env_log(self) -> Path:
+        return self.root / "env.jsonl"
+
+    def record_environments(self) -> None:
+        """From now on every run of the fake logs the environment it was started with."""
+        self.set_mode(self.mode, FAKE_NGROK_ENV_LOG=str(self.env_log))
+
+    def environments(self) -> list[dict[str, str]]:
+        """The environment of every run since `record_environments()`."""
+        if not self.env_log.exists():
+            return []
+        return [json.loads(line)["env"] for line in self.env_log.read_text().splitlines() if line]
+
+    def outlive_parent(self) -> None:
+        """Like the real agent: survive a killed wa-devtunnel (but still never this test process)."""
+        self.set_mode(self.mode, FAKE_NGROK_WATCH_PID=str(os.getpid()))
+
     def kill(self) -> None:
         """SIGKILL every live run of this fake, then clear pyngrok's state for it.
 

@@ -12,6 +12,9 @@ Knobs (environment):
     FAKE_NGROK_PUBLIC_HOST  host used in every public URL (default: the requested domain,
                           else "localhost")
     FAKE_NGROK_ARGV_LOG   append {"pid", "argv"} as a JSON line per invocation
+    FAKE_NGROK_ENV_LOG    append {"pid", "env"} (the environment it was started with) per invocation
+    FAKE_NGROK_WATCH_PID  exit when this process ends (default: the parent). Set it to the test
+                          process to outlive a killed wa-devtunnel, as the real agent does.
 """
 
 from __future__ import annotations
@@ -261,6 +264,18 @@ def record_argv(argv: list[str]) -> None:
         os.close(fd)
 
 
+def record_env() -> None:
+    target = os.environ.get("FAKE_NGROK_ENV_LOG")
+    if not target:
+        return
+    line = json.dumps({"pid": os.getpid(), "env": dict(os.environ)}) + "\n"
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
 def print_error(message: str) -> None:
     for line in message.replace("\r", "").split("\n"):
         print(f"ERROR:  {line}".rstrip(), file=sys.stderr)
@@ -268,6 +283,7 @@ def print_error(message: str) -> None:
 
 def main(argv: list[str]) -> int:
     record_argv(argv)
+    record_env()
     modes = Modes.from_env(os.environ.get("FAKE_NGROK_MODE", ""))
     version = TOO_OLD_VERSION if "too-old" in modes.names else AGENT_VERSION
     cli = parse_cli(argv)
@@ -306,7 +322,10 @@ def main(argv: list[str]) -> int:
 
 
 async def run_agent(cli: Cli, modes: Modes, version: str) -> int:
-    watchdog = asyncio.get_running_loop().create_task(_exit_with_parent(os.getppid()))
+    watched = os.environ.get("FAKE_NGROK_WATCH_PID")
+    watchdog = asyncio.get_running_loop().create_task(
+        _exit_with_parent(os.getppid()) if not watched else _exit_with_process(int(watched))
+    )
     if "silent" in modes.names:
         await watchdog
     paths, explicit = config_paths(cli)
@@ -412,6 +431,16 @@ async def _exit_with_parent(parent: int) -> None:
     while True:
         await asyncio.sleep(0.5)
         if os.getppid() != parent:
+            os._exit(0)
+
+
+async def _exit_with_process(pid: int) -> None:
+    """Outlive our parent (like the real agent), but never the test process named by the test."""
+    while True:
+        await asyncio.sleep(0.5)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
             os._exit(0)
 
 

@@ -217,6 +217,11 @@ class EventBus:
         # Tuples, replaced (never mutated) on (un)subscribe: publish iterates them without copying.
         self._subscriptions: tuple[Subscription, ...] = ()
         self._listeners: tuple[Callable[[EngineEvent], None], ...] = ()
+        self._redact: Callable[[EngineEvent], EngineEvent] | None = None
+
+    def set_redactor(self, redact: Callable[[EngineEvent], EngineEvent] | None) -> None:
+        """Every event but an exchange passes through `redact` first: no secret reaches a front end."""
+        self._redact = redact
 
     def add_listener(self, listener: Callable[[EngineEvent], None]) -> None:
         """A plain callback, called in the engine's thread; it must only queue the event and return."""
@@ -236,6 +241,9 @@ class EventBus:
 
     def publish(self, event: EngineEvent) -> None:
         """Hand the event to every subscriber without waiting on any of them."""
+        # Exchanges (the hot path) are request data, never engine text: one identity test, no redaction.
+        if event.__class__ is not ExchangeRecorded and self._redact is not None:
+            event = self._redact(event)
         for subscription in self._subscriptions:
             subscription.deliver(event)
         for listener in self._listeners:

@@ -22,7 +22,10 @@ from pyngrok.exception import (
     PyngrokNgrokInstallError,
 )
 
-from wa_devtunnel.engine.tunnel import TunnelError, TunnelHealth
+from wa_devtunnel.engine.agent_env import agent_env_launcher_line
+from wa_devtunnel.engine.processes import process_identity
+from wa_devtunnel.engine.redaction import Redactor
+from wa_devtunnel.engine.tunnel import AGENT_WORKDIR_PREFIX, AgentFootprint, TunnelError, TunnelHealth
 
 AUTHTOKEN_URL = "https://dashboard.ngrok.com/get-started/your-authtoken"
 DOMAINS_URL = "https://dashboard.ngrok.com/domains"
@@ -97,7 +100,7 @@ class NgrokTunnel:
         self.authtoken = authtoken
         self.domain = domain
         self.start_deadline_s = start_deadline_s
-        self._workdir = Path(tempfile.mkdtemp(prefix="wa-devtunnel-ngrok-"))
+        self._workdir = Path(tempfile.mkdtemp(prefix=AGENT_WORKDIR_PREFIX))
         self.binary_path = ngrok_path or conf.DEFAULT_NGROK_PATH
         # The agent's own stderr (its "ERROR: ..." banner) must never reach our terminal or TUI.
         launcher = self._workdir / "ngrok" if os.name == "posix" else Path(self.binary_path)
@@ -110,6 +113,9 @@ class NgrokTunnel:
         # pyngrok copies NGROK_AUTHTOKEN into `--authtoken` on the command line; the config file has it.
         self.config.auth_token = None
         self._public_url: str | None = None
+        self._agent_identity: tuple[int, str] | None = None
+        # The agent's own error texts repeat the authtoken (ERR_NGROK_105): never pass it on.
+        self._redactor = Redactor([("NGROK_AUTHTOKEN", authtoken)])
 
     @property
     def ngrok_path(self) -> str:
@@ -152,9 +158,10 @@ class NgrokTunnel:
         write_agent_config(self._workdir, self.authtoken or "")
         launcher = Path(self.config.ngrok_path)
         if launcher != Path(self.binary_path):
+            # Only what the agent needs of our environment (never the App Secret or access token).
+            command = agent_env_launcher_line(os.environ, self.binary_path)
             launcher.write_text(
-                f'#!/bin/sh\nexec {shlex.quote(self.binary_path)} "$@" 2>>{shlex.quote(str(self.stderr_log))}\n',
-                encoding="utf-8",
+                f'#!/bin/sh\n{command} "$@" 2>>{shlex.quote(str(self.stderr_log))}\n', encoding="utf-8"
             )
             launcher.chmod(0o700)
 
@@ -205,13 +212,13 @@ class NgrokTunnel:
             self._public_url = connecting.result()
         except PyngrokNgrokHTTPError as exc:
             self._kill_agent()
-            raise explain_agent_error(_api_error_text(exc)) from exc
+            raise explain_agent_error(self._redactor.text(_api_error_text(exc))) from None
         except PyngrokNgrokError as exc:
             self._kill_agent()
-            raise explain_agent_error(exc.ngrok_error or str(exc)) from exc
+            raise explain_agent_error(self._redactor.text(exc.ngrok_error or str(exc))) from None
         except PyngrokError as exc:
             self._kill_agent()
-            raise TunnelError(f"ngrok failed: {exc}") from exc
+            raise TunnelError(f"ngrok failed: {self._redactor.text(str(exc))}") from None
         return self._public_url
 
     def health(self) -> TunnelHealth:
@@ -222,6 +229,23 @@ class NgrokTunnel:
             detail = "the ngrok agent is gone" if code is None else f"the ngrok agent exited (code {code})"
             return TunnelHealth(alive=False, public_url=self._public_url, detail=detail)
         return TunnelHealth(alive=True, public_url=self._public_url)
+
+    def footprint(self) -> AgentFootprint | None:
+        """The agent's pid and start time (a recycled pid is never taken for it) and its temp files."""
+        if not self._workdir.exists():
+            return None
+        agent = self._running_agent()
+        pid = agent.proc.pid if agent is not None and agent.proc.poll() is None else 0
+        if pid and (self._agent_identity is None or self._agent_identity[0] != pid):
+            self._agent_identity = (pid, process_identity(pid) or "")
+        files = (self.config.config_path, self.config.ngrok_path, str(self.stderr_log))
+        return AgentFootprint(
+            pid=pid,
+            identity=self._agent_identity[1] if pid and self._agent_identity else "",
+            marker=str(self.config.config_path),
+            workdir=str(self._workdir),
+            files=tuple(path for path in files if Path(path).parent == self._workdir),
+        )
 
     def _kill_agent(self) -> None:
         agent = self._running_agent()

@@ -23,8 +23,11 @@ from wa_devtunnel.engine.events import (
 )
 from wa_devtunnel.engine.forwarder import Forwarder
 from wa_devtunnel.engine.instance import RunningInstance, remove_instance, write_instance
+from wa_devtunnel.engine.leftovers import clear_leftovers
+from wa_devtunnel.engine.processes import process_identity
 from wa_devtunnel.engine.receiver import RECEIVER_STATE, ReceiverConfig, create_receiver_app
 from wa_devtunnel.engine.recording import SessionRecorder
+from wa_devtunnel.engine.redaction import Redactor
 from wa_devtunnel.engine.registration import Registrar, registrar_for
 from wa_devtunnel.engine.selftest import run_selftest
 from wa_devtunnel.engine.tunnel import NoTunnel, TunnelError, TunnelProvider
@@ -80,6 +83,8 @@ class WebhookService:
     ) -> None:
         self.settings = settings
         self.bus = bus or EventBus()
+        self.redactor = Redactor.for_settings(settings)
+        self.bus.set_redactor(self.redactor.event if self.redactor else None)
         self.tunnel = tunnel or tunnel_for(settings)
         self.selftest_ssl = selftest_ssl
         self.recorder: SessionRecorder | None = None
@@ -106,6 +111,9 @@ class WebhookService:
 
     async def start(self) -> ReceiverStarted:
         """Bind the receiver, open the tunnel (or explain why not), announce the callback URL."""
+        left_behind = await asyncio.to_thread(clear_leftovers, self.settings.recordings_dir)
+        if left_behind:  # before our tunnel opens: a stale agent would hold the ngrok session
+            self.bus.publish(Notice("warning", left_behind, topic="leftovers"))
         await self._start_receiver()
         if self.tunnel.name != "none":
             await self._open_tunnel()
@@ -173,6 +181,8 @@ class WebhookService:
             forward_to=self.settings.forward_to,
             recording=str(self.recorder.path) if self.recorder else None,
             origin_key=self.origin_key,
+            identity=process_identity(os.getpid()) or "",
+            agent=self.tunnel.footprint(),
         )
         with contextlib.suppress(OSError):
             write_instance(self.settings.recordings_dir, instance)

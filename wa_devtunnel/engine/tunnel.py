@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol, TextIO
 
+# Every agent's private temp directory starts with this: cleanup after a crash deletes nothing else.
+AGENT_WORKDIR_PREFIX = "wa-devtunnel-ngrok-"
+
 
 class TunnelError(Exception):
     """A tunnel could not start or stay up; `advice` tells the developer what to do."""
@@ -29,6 +32,21 @@ class TunnelHealth:
     detail: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class AgentFootprint:
+    """What a running tunnel agent leaves on this machine, so a start after a crash can clean it up.
+
+    `identity` (process start time) and `marker` (a unique path on its command line) make sure a
+    recycled pid is never mistaken for the agent; `files` are the temp files holding the authtoken.
+    """
+
+    pid: int
+    identity: str
+    marker: str
+    workdir: str
+    files: tuple[str, ...] = ()
+
+
 class TunnelProvider(Protocol):
     """The small surface every provider implements (ngrok, none, later others)."""
 
@@ -45,6 +63,9 @@ class TunnelProvider(Protocol):
 
     async def stop(self) -> None:
         """Close the tunnel and leave no process behind (idempotent)."""
+
+    def footprint(self) -> AgentFootprint | None:
+        """The agent process and temp files to clean up if we are killed (None: nothing left)."""
 
 
 class NoTunnel:
@@ -65,3 +86,7 @@ class NoTunnel:
 
     async def stop(self) -> None:
         """Nothing to stop."""
+
+    def footprint(self) -> AgentFootprint | None:
+        """No agent, no files."""
+        return None

@@ -121,7 +121,8 @@ class InspectorApp(App[None]):
         table.focus()
         self.set_interval(DRAIN_INTERVAL_S, self.drain)
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, self.exit)
+            for signum in (signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal window was closed
+                asyncio.get_running_loop().add_signal_handler(signum, self.exit)
 
     def _set_columns(self, narrow: bool) -> None:
         """Pick the columns for this width; a narrow terminal keeps time, status, signature, summary."""

@@ -1,0 +1,55 @@
+"""After a kill -9 the next start stops the agent the dead instance left and deletes its token files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from pathlib import Path
+
+from wa_devtunnel.engine.instance import is_alive, load_instance, remove_instance
+from wa_devtunnel.engine.processes import command_line, stop_recorded_process
+from wa_devtunnel.engine.tunnel import AGENT_WORKDIR_PREFIX, AgentFootprint
+
+
+def _our_workdir(path: Path) -> bool:
+    """Only a real directory we created (name, owner): a tampered instance file deletes nothing else."""
+    try:
+        info = path.lstat()
+    except OSError:
+        return False
+    owner_ok = not hasattr(os, "getuid") or info.st_uid == os.getuid()
+    return stat.S_ISDIR(info.st_mode) and path.name.startswith(AGENT_WORKDIR_PREFIX) and owner_ok
+
+
+def _remove_files(agent: AgentFootprint) -> bool:
+    """Delete the agent's temp files and directory; True if anything was there."""
+    workdir = Path(agent.workdir)
+    if not _our_workdir(workdir):
+        return False
+    for name in agent.files:
+        path = Path(name)
+        if path.parent == workdir:
+            path.unlink(missing_ok=True)
+    shutil.rmtree(workdir, ignore_errors=True)
+    return True
+
+
+def clear_leftovers(recordings_dir: Path) -> str | None:
+    """Clean up after a dead instance of this project; what to tell the developer, or None if nothing."""
+    instance = load_instance(recordings_dir)
+    if instance is None or is_alive(instance):
+        return None  # nothing recorded, or another wa-devtunnel is running here: leave it all alone
+    done: list[str] = []
+    agent = instance.agent
+    if agent is not None and agent.pid > 0:
+        if stop_recorded_process(agent.pid, agent.identity, agent.marker):
+            done.append(f"stopped its ngrok agent (pid {agent.pid}), which was still serving its public URL")
+        elif agent.marker and agent.marker in command_line(agent.pid):
+            done.append(f"could not stop its ngrok agent (pid {agent.pid}): stop it yourself (kill {agent.pid})")
+    if agent is not None and _remove_files(agent):
+        done.append("deleted its agent config holding the ngrok authtoken")
+    remove_instance(recordings_dir, owner=instance.pid)
+    if not done:
+        done.append("removed its stale instance file")
+    return f"A previous wa-devtunnel (pid {instance.pid}) ended without cleaning up: {'; '.join(done)}."
