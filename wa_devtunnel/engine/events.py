@@ -37,6 +37,8 @@ class ExchangeView:
     forward_status: int | None = None
     forward_error: str = ""
     forward_pending: bool = False
+    # The session file `offset` refers to (a session rolls over into several files).
+    recording: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +64,15 @@ class ExchangeRecorded:
     end that wants it, so a receiver nobody watches never pays for it. Read-only once built.
     """
 
-    __slots__ = ("_view", "offset", "record")
+    __slots__ = ("_view", "offset", "path", "record")
 
-    def __init__(self, view: ExchangeView | None, record: Mapping[str, Any], offset: int = -1) -> None:
+    def __init__(
+        self, view: ExchangeView | None, record: Mapping[str, Any], offset: int = -1, path: Path | None = None
+    ) -> None:
         object.__setattr__(self, "_view", view)
         object.__setattr__(self, "record", record)
         object.__setattr__(self, "offset", view.offset if view is not None else offset)
+        object.__setattr__(self, "path", view.recording if view is not None else path)
 
     @property
     def view(self) -> ExchangeView:
@@ -76,7 +81,7 @@ class ExchangeRecorded:
         if view is None:
             from wa_devtunnel.engine.exchange import view_from_record  # exchange imports this module
 
-            view = view_from_record(self.record, self.offset)
+            view = view_from_record(self.record, self.offset, self.path)
             object.__setattr__(self, "_view", view)
         return view
 
