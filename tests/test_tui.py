@@ -400,8 +400,10 @@ async def test_local_only_welcome_until_traffic(inspector: Inspector, meta: Meta
     ("body", "expected"),
     [
         ("[" * 5000 + "]" * 5000, "nested too deeply to pretty-print"),
-        ("[" * 100_000, "nested too deeply to pretty-print"),
-        ('{"object": "whatsapp_business_account"}', "pretty-printed"),
+        ("[" * 60_000, "nested too deeply to pretty-print"),
+        ("[" * 100_000, "(showing 64 KiB of 98 KiB, as received"),  # too big to pretty-print in the UI at all
+        ('{"object": "whatsapp_business_account"}', "pretty-printed (b: raw bytes)"),
+        ('{"text": "' + "x" * 30_000 + '"}', "pretty-printed without colours"),  # highlighting would stall the UI
         ("{not json", "not JSON"),
     ],
 )

@@ -20,7 +20,7 @@ from textual.widgets import DataTable
 
 from tests.conftest import APP_SECRET, VERIFY_TOKEN
 from tests.meta_client import MetaLikeSender
-from wa_devtunnel.engine.events import EventInbox, ExchangeRecorded, ReceiverStarted
+from wa_devtunnel.engine.events import EventInbox, ExchangeRecorded, ReceiverStarted, RecordingHealth
 from wa_devtunnel.engine.exchange import view_from_record
 from wa_devtunnel.engine.runner import EngineThread
 from wa_devtunnel.engine.service import WebhookService
@@ -178,3 +178,18 @@ def test_local_only_start_up(snap_compare: Any, make_app: Callable[[RecordedTraf
         await pilot.pause(0.1)
 
     assert snap_compare(make_app([]), terminal_size=SIZE, run_before=run_before)
+
+
+def test_recording_failure_banner(
+    snap_compare: Any, make_app: Callable[[RecordedTraffic], InspectorApp], recorded_traffic: RecordedTraffic
+) -> None:
+    """The loud, persistent banner while writes fail (Meta gets 503): red, on top, with the reason."""
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await until_rows(pilot, 6)
+        app = pilot.app
+        assert isinstance(app, InspectorApp)
+        app.inbox(RecordingHealth(False, PINNED_RECORDING, "[Errno 28] No space left on device", refused=3))
+        await pilot.pause(0.2)
+
+    assert snap_compare(make_app(recorded_traffic), terminal_size=SIZE, run_before=run_before)

@@ -12,6 +12,7 @@ from typing import Any
 
 from wa_devtunnel.engine.doctor import CheckResult, Status, gather, run_doctor
 from wa_devtunnel.engine.instance import read_instance
+from wa_devtunnel.terminal_text import line, say_lines
 
 EXIT_OK, EXIT_FAILED = 0, 1
 NAME_WIDTH = 24
@@ -26,7 +27,10 @@ def add_doctor_parser(commands: Any, add_common: Callable[[argparse.ArgumentPars
 
 
 def format_report(results: Sequence[CheckResult]) -> list[str]:
-    """`FAIL  verify token   ...` then `        fix: ...`, and a one-line summary."""
+    """`FAIL  verify token   ...` then `        fix: ...`, and a one-line summary.
+
+    Details quote Meta's errors, the callback URL's answer and agent output: each line is escaped.
+    """
     lines: list[str] = []
     for result in results:
         lines.append(f"{result.status.value:<4}  {result.name:<{NAME_WIDTH}}{result.detail}")
@@ -34,7 +38,7 @@ def format_report(results: Sequence[CheckResult]) -> list[str]:
             lines.append(f"{'':6}{'':<{NAME_WIDTH}}fix: {result.fix}")
     counts = {status: sum(r.status is status for r in results) for status in Status}
     lines.append(", ".join(f"{counts[s]} {s.value}" for s in (Status.FAIL, Status.WARN, Status.PASS, Status.SKIP)))
-    return lines
+    return [line(text) for text in lines]
 
 
 def run_doctor_command(args: argparse.Namespace) -> int:
@@ -48,5 +52,5 @@ def run_doctor_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"ok": not failed, "checks": [r.as_dict() for r in results]}, indent=2))
     else:
-        print("\n".join(format_report(results)))
+        say_lines(format_report(results))
     return EXIT_FAILED if failed else EXIT_OK

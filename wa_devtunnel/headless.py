@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import sys
 from datetime import datetime
@@ -17,11 +16,13 @@ from wa_devtunnel.engine.events import (
     Notice,
     ReceiverStarted,
     ReceiverStopped,
+    RecordingHealth,
     SelfTestFinished,
     TunnelChanged,
 )
 from wa_devtunnel.engine.service import WebhookService
 from wa_devtunnel.settings import Settings
+from wa_devtunnel.terminal_text import block, json_text, line
 
 
 def local_clock(received_at: str) -> str:
@@ -34,7 +35,10 @@ def local_clock(received_at: str) -> str:
 
 
 def format_exchange_line(view: ExchangeView) -> str:
-    """`21:55:03  POST  200  event  sig=valid  messages: text from ...` with the diagnosis inline."""
+    """`21:55:03  POST  200  event  sig=valid  messages: text from ...` with the diagnosis inline.
+
+    Always exactly one line: a `\r` or line feed from the request is shown escaped, never obeyed.
+    """
     parts = [
         local_clock(view.received_at),
         f"{view.method:<5}",
@@ -54,7 +58,7 @@ def format_exchange_line(view: ExchangeView) -> str:
         text += f"  ({view.origin})"
     text += forward_note(view.forward_status, view.forward_error, view.forward_pending)
     parts.append(text)
-    return "  ".join(parts)
+    return line("  ".join(parts))
 
 
 def forward_note(status: int | None, error: str, pending: bool) -> str:
@@ -69,6 +73,14 @@ def forward_note(status: int | None, error: str, pending: bool) -> str:
     if status is not None:
         return f"  -> backend {status}"
     return ""
+
+
+def recording_failure_text(event: RecordingHealth) -> str:
+    """The loud words for a recorder that cannot write: why, where, and what Meta sees meanwhile."""
+    where = f" ({event.path})" if event.path is not None else ""
+    refused = f"; {event.refused} delivery(ies) refused so far" if event.refused else ""
+    reason = event.reason or "write failed"
+    return f"RECORDING FAILED: {reason}{where}. Meta gets 503 and will retry until writes work again{refused}."
 
 
 def startup_lines(started: ReceiverStarted) -> list[str]:
@@ -103,21 +115,25 @@ class HeadlessPrinter:
         self.json_lines = json_lines
         self.started = False
         self.callback_url = ""
+        self.recording_failure: str | None = None
 
-    def _emit(self, stream: TextIO, line: str) -> None:
-        stream.write(line + "\n")
+    def _emit(self, stream: TextIO, text: str) -> None:
+        """Every human line passes here: controls from a request or an agent are shown, never obeyed."""
+        stream.write(block(text) + "\n")
         stream.flush()
 
     def _json(self, payload: dict[str, Any]) -> None:
-        self._emit(self.out, json.dumps(payload, ensure_ascii=False))
+        stream = self.out
+        stream.write(json_text(payload) + "\n")
+        stream.flush()
 
     def render(self, event: EngineEvent) -> None:
         """Print one event."""
         if isinstance(event, ReceiverStarted):
             self.started = True
             self.callback_url = event.callback_url
-            for line in startup_lines(event):
-                self._emit(self.err if self.json_lines else self.out, line)
+            for text in startup_lines(event):
+                self._emit(self.err if self.json_lines else self.out, line(text))
             if self.json_lines:
                 recording = str(event.recording_path) if event.recording_path else None
                 self._json(
@@ -150,11 +166,13 @@ class HeadlessPrinter:
                 )
             else:
                 note = forward_note(event.forward.get("status"), str(event.forward.get("error") or ""), False)
-                self._emit(self.out, f"{'':8}  seq {event.seq} forwarded{note}")
+                self._emit(self.out, line(f"{'':8}  seq {event.seq} forwarded{note}"))
         elif isinstance(event, TunnelChanged):
             self._render_tunnel(event)
+        elif isinstance(event, RecordingHealth):
+            self._render_recording(event)
         elif isinstance(event, SelfTestFinished):
-            line = f"Self-test: {'PASS' if event.ok else 'FAIL'} {event.detail} ({event.elapsed_ms:.0f} ms)"
+            text = f"Self-test: {'PASS' if event.ok else 'FAIL'} {event.detail} ({event.elapsed_ms:.0f} ms)"
             if self.json_lines:
                 self._json(
                     {
@@ -166,12 +184,28 @@ class HeadlessPrinter:
                     }
                 )
             else:
-                self._emit(self.out, line)
+                self._emit(self.out, line(text))
         elif isinstance(event, ReceiverStopped):
             text = f"Stopped after {event.exchanges} exchange(s)."
             if event.recording_path is not None:
                 text += f" Recording: {event.recording_path}"
-            self._emit(self.err, text)
+            self._emit(self.err, line(text))
+
+    def _render_recording(self, event: RecordingHealth) -> None:
+        """A failing recorder is loud once per failure (not per refused delivery), and so is its recovery."""
+        path = str(event.path) if event.path is not None else None
+        if self.json_lines:
+            payload = {"event": "recording", "ok": event.ok, "reason": event.reason, "path": path}
+            self._json(payload | {"refused": event.refused})
+            return
+        if not event.ok:
+            if self.recording_failure != event.reason:
+                self._emit(self.err, f"[error] {recording_failure_text(event)}")
+            self.recording_failure = event.reason
+        elif self.recording_failure is not None:
+            self.recording_failure = None
+            where = f" ({path})" if path else ""
+            self._emit(self.err, f"[info] Recording works again{where}: deliveries are recorded and answered again.")
 
     def _render_tunnel(self, event: TunnelChanged) -> None:
         if self.json_lines:
@@ -196,7 +230,7 @@ class HeadlessPrinter:
             self._emit(self.err, f"Tunnel back up ({event.provider}).")
             if changed:
                 self._emit(self.err, "[warning] The public URL changed: paste the new Callback URL into Meta.")
-                self._emit(self.out, f"Callback URL: {event.callback_url}")
+                self._emit(self.out, line(f"Callback URL: {event.callback_url}"))
 
 
 async def run_headless(

@@ -21,6 +21,7 @@ from wa_devtunnel.engine.registration import (
     unregister,
 )
 from wa_devtunnel.settings import REGISTER_SCOPES, Settings, missing_for_scope
+from wa_devtunnel.terminal_text import say
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 NOT_RUNNING = "start `wa-devtunnel` first: Meta performs the handshake against it during this call"
@@ -93,6 +94,7 @@ async def routing_status(graph: GraphClient, settings: Settings) -> dict[str, An
 
 
 def _status_lines(status: dict[str, Any], ours: str | None) -> list[str]:
+    """Where Meta routes webhooks, as Meta reported it (printed through terminal_text.say: Meta's words are data)."""
     lines = [f"Graph API: {status['graph']}"]
 
     def problem(section: dict[str, Any]) -> str | None:
@@ -209,12 +211,12 @@ def run_meta_command(settings: Settings, args: argparse.Namespace) -> int:
     if args.action != "status":
         missing = missing_for_scope(settings, args.scope)
         if missing:
-            print(f"meta {args.action} --scope {args.scope} needs {' and '.join(missing)}", file=sys.stderr)
+            say(f"meta {args.action} --scope {args.scope} needs {' and '.join(missing)}", sys.stderr)
             return EXIT_USAGE
     try:
         result = asyncio.run(_run(settings, args))
     except (MetaUsageError, ValueError, MissingCredentials) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        say(f"error: {exc}", sys.stderr)
         return EXIT_USAGE
     except GraphError as exc:
         fix = advice_for(exc, settings.waba_id, f"{settings.graph_url}/{settings.graph_version}")
@@ -222,22 +224,22 @@ def run_meta_command(settings: Settings, args: argparse.Namespace) -> int:
             error = {k: getattr(exc, k) for k in ("message", "type", "code", "error_subcode", "fbtrace_id")}
             print(json.dumps({"ok": False, "error": error, "fix": fix}, indent=2))
         else:
-            print(f"Meta refused: {exc}", file=sys.stderr)
+            say(f"Meta refused: {exc}", sys.stderr)
             if exc.details():
-                print(f"  ({exc.details()})", file=sys.stderr)
+                say(f"  ({exc.details()})", sys.stderr)
             if fix:
-                print(f"  fix: {fix}", file=sys.stderr)
+                say(f"  fix: {fix}", sys.stderr)
         return EXIT_FAILED
     if args.json:
         print(json.dumps(result, indent=2))
     elif args.action == "status":
-        print("\n".join(_status_lines(result, _callback_url(settings, args.url))))
+        say("\n".join(_status_lines(result, _callback_url(settings, args.url))))
     else:
-        print(result["message"])
+        say(result["message"])
         effective = result.get("effective")
         if effective:
             where = effective["callback_url"] or "nowhere"
-            print(f"`messages` for {settings.phone_number_id} now go to {where} ({effective['level']})")
+            say(f"`messages` for {settings.phone_number_id} now go to {where} ({effective['level']})")
     if args.action == "status" and any(isinstance(v, dict) and "error" in v for v in result.values()):
         return EXIT_FAILED
     return EXIT_OK

@@ -26,6 +26,7 @@ from wa_devtunnel.engine.replay_source import (
 )
 from wa_devtunnel.progress import TerminalBar
 from wa_devtunnel.settings import Settings, http_url
+from wa_devtunnel.terminal_text import line, say, say_lines
 
 BODY_PREVIEW = 200
 MAX_PROBLEMS_SHOWN = 10
@@ -88,10 +89,11 @@ def run_replay_command(settings: Settings, args: argparse.Namespace) -> int:
     paths = [_session_path(p, settings.recordings_dir) for p in args.recordings]
     paths = paths or [default_source(settings.recordings_dir)]
     loaded = load_recordings(paths)
-    for problem in loaded.problems[:MAX_PROBLEMS_SHOWN]:
-        print(f"warning: {problem}", file=sys.stderr)
+    warnings = [f"warning: {problem}" for problem in loaded.problems[:MAX_PROBLEMS_SHOWN]]
     if len(loaded.problems) > MAX_PROBLEMS_SHOWN:
-        print(f"warning: ... and {len(loaded.problems) - MAX_PROBLEMS_SHOWN} more", file=sys.stderr)
+        warnings.append(f"warning: ... and {len(loaded.problems) - MAX_PROBLEMS_SHOWN} more")
+    if warnings:
+        say_lines(warnings, sys.stderr)
     selection = selection_from_args(args)
     chosen = select(loaded.exchanges, selection)
     if not chosen:
@@ -106,7 +108,7 @@ def run_replay_command(settings: Settings, args: argparse.Namespace) -> int:
         if args.json:
             print(json.dumps(_json_report(paths, options, plan, None, None, None, loaded.problems)))
         else:
-            print("\n".join(dry_run_lines(plan, options, multi)))
+            say_lines(dry_run_lines(plan, options, multi))
         return 0
     recorder = SessionRecorder(settings.recordings_dir, suffix=REPLAY_SUFFIX) if settings.record else None
     progress = ProgressLine(sys.stderr if sys.stderr.isatty() else None, len(plan))
@@ -130,9 +132,9 @@ def run_replay_command(settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(_json_report(paths, options, plan, results, summary, recording, loaded.problems)))
     else:
-        print("\n".join(summary_lines(paths, options, results, summary, recording, multi)))
+        say_lines(summary_lines(paths, options, results, summary, recording, multi))
     if not_recorded:
-        print(f"error: {not_recorded}", file=sys.stderr)
+        say(line(f"error: {not_recorded}"), sys.stderr)
     return 0 if summary.failed == 0 and not not_recorded else 1
 
 
@@ -185,6 +187,8 @@ def _headline(planned: PlannedRequest) -> str:
 
 
 def _table(rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> list[str]:
+    """Aligned columns; cells are escaped first (headlines and answers come from requests), so widths hold."""
+    rows = [[line(cell) for cell in row] for row in rows]
     widths = [max(len(row[col]) for row in rows) for col in range(len(rows[0]))]
     return [
         "  ".join(
@@ -195,7 +199,7 @@ def _table(rows: Sequence[Sequence[str]], right: Sequence[int] = ()) -> list[str
 
 
 def dry_run_lines(plan: Sequence[PlannedRequest], options: ReplayOptions, multi: bool) -> list[str]:
-    """What would be sent, one row per request; nothing is sent."""
+    """What would be sent, one row per request; nothing is sent. Every line terminal-safe."""
     lines = [f"Dry run: {_plural(len(plan), 'request')} would be sent to {options.target_url} (nothing sent)"]
     lines += _signature_line(plan, options)
     rows = [("SEQ", "METHOD", "KIND", "SIGNATURE", "URL", "HEADLINE")]
@@ -203,7 +207,7 @@ def dry_run_lines(plan: Sequence[PlannedRequest], options: ReplayOptions, multi:
         (_where(p, multi), p.method, p.source.view.kind, p.signature, p.url(options.target_url), _headline(p))
         for p in plan
     ]
-    return [*lines, "", *_table(rows, right=(0,))]
+    return [line(text) for text in (*lines, "", *_table(rows, right=(0,)))]
 
 
 def _preview(text: str) -> str:
@@ -219,7 +223,7 @@ def summary_lines(
     recording: Path | None,
     multi: bool,
 ) -> list[str]:
-    """Status counts, latency percentiles, then every failure with its seq and what the target said."""
+    """Status counts, latency percentiles, then every failure with its seq and what the target said (escaped)."""
     sources = ", ".join(p.name for p in paths)
     lines = [
         f"Replayed {_plural(summary.total, 'exchange')} from {sources} to {options.target_url} "
@@ -246,7 +250,7 @@ def summary_lines(
         lines += ["", "Failed:", *(f"  {line}" for line in _table(rows, right=(0, 2)))]
     lines.append("")
     lines.append(f"Recorded to {_shown(recording)}" if recording else "Not recorded (--no-record)")
-    return lines
+    return [line(text) for text in lines]
 
 
 def _shown(path: Path) -> Path:

@@ -18,6 +18,7 @@ from wa_devtunnel.rules import catalogue
 from wa_devtunnel.rules.items import one_line
 from wa_devtunnel.rules.samples import PHONE_NUMBER_ID, USER_WA_ID, meta_json
 from wa_devtunnel.settings import Settings
+from wa_devtunnel.terminal_text import line, say
 
 MAX_REPEAT = 10_000
 MAX_ITEMS = 100_000  # every body is built before the first POST: keep a run in memory
@@ -160,15 +161,15 @@ def plan_deliveries(
 
 
 def format_result(result: DeliveryResult, width: int) -> str:
-    """`  text               200     2.1 ms`, with the target's answer when it is not 2xx."""
+    """`  text               200     2.1 ms`, with the target's answer when it is not 2xx (escaped: it is data)."""
     label = result.delivery.label + (AGAIN_NOTE if result.delivery.again else "")
     status = "---" if result.status is None else str(result.status)
-    line = f"  {label:<{width}}  {status}  {result.elapsed_ms:7.1f} ms"
+    text = f"  {label:<{width}}  {status}  {result.elapsed_ms:7.1f} ms"
     if result.error:
-        return f"{line}  {result.error}"
+        return line(f"{text}  {result.error}")
     if not result.ok:
-        return f"{line}  answered: {one_line(result.answer, 200) or '(empty body)'}"
-    return line
+        return line(f"{text}  answered: {one_line(result.answer, 200) or '(empty body)'}")
+    return text
 
 
 def _summary(results: list[DeliveryResult], planned: int) -> str:
@@ -207,9 +208,9 @@ def run_trigger(args: argparse.Namespace, settings: Settings) -> int:
     secret = args.app_secret or settings.app_secret
     if secret:
         source = "--app-secret" if args.app_secret else "WHATSAPP_APP_SECRET"
-        print(f"POST {url}  (signed with {source})", flush=True)
+        say(f"POST {line(url)}  (signed with {source})")
     else:
-        print(f"POST {url}  (unsigned)", flush=True)
+        say(f"POST {line(url)}  (unsigned)")
         print(
             "warning: no App Secret (WHATSAPP_APP_SECRET or --app-secret): sending without "
             "X-Hub-Signature-256; a backend that checks signatures will refuse these.",
@@ -222,16 +223,18 @@ def run_trigger(args: argparse.Namespace, settings: Settings) -> int:
             plan,
             secret,
             timeout_s=args.timeout,
-            on_result=lambda r: print(format_result(r, width), flush=True),
+            on_result=lambda r: say(format_result(r, width)),
             origin_key=origin_key_for(settings.recordings_dir, url),
         )
     )
     if len(plan) > 1:
         print(_summary(results, len(plan)))
     if results and results[-1].unreachable:
-        print(
-            f"error: cannot connect to {url} ({results[-1].error}): start `wa-devtunnel` first, "
-            "or pass --to with the URL of your backend.",
-            file=sys.stderr,
+        say(
+            line(
+                f"error: cannot connect to {url} ({results[-1].error}): start `wa-devtunnel` first, "
+                "or pass --to with the URL of your backend."
+            ),
+            sys.stderr,
         )
     return EXIT_OK if all(r.ok for r in results) and len(results) == len(plan) else EXIT_FAILED

@@ -6,15 +6,21 @@ import asyncio
 import contextlib
 import json
 import os
+import shlex
 import signal
+import subprocess
+import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from textual import on, work
-from textual.app import App, ComposeResult, SystemCommand
+from textual.app import App, ComposeResult, SuspendNotSupported, SystemCommand
 from textual.binding import Binding
 from textual.containers import VerticalScroll
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import ContentSwitcher, DataTable, Footer, Input, Static, TabbedContent, TabPane
 
@@ -26,6 +32,7 @@ from wa_devtunnel.engine.events import (
     ForwardCompleted,
     Notice,
     ReceiverStarted,
+    RecordingHealth,
     SelfTestFinished,
     TunnelChanged,
 )
@@ -35,12 +42,20 @@ from wa_devtunnel.engine.replay_source import ReplayError
 from wa_devtunnel.engine.runner import EngineThread
 from wa_devtunnel.engine.sample import send_sample_event
 from wa_devtunnel.rules.samples import meta_json
-from wa_devtunnel.tui.detail import body_renderable, headers_renderable, signature_renderable, summary_renderable
+from wa_devtunnel.tui.detail import (
+    body_renderable,
+    headers_renderable,
+    human_size,
+    signature_renderable,
+    summary_renderable,
+    whole_body_text,
+)
 from wa_devtunnel.tui.editor import BodyEditor, edit_with_external_editor, editable_text
-from wa_devtunnel.tui.header import HeaderState, StatusHeader
+from wa_devtunnel.tui.header import HeaderState, StatusHeader, recording_alarm_text
 from wa_devtunnel.tui.help import HelpScreen
 from wa_devtunnel.tui.model import FILTER_HELP, ExchangeStore, ListFilter, parse_filter, text_in_record
 from wa_devtunnel.tui.rows import NARROW_WIDTH, columns, row_cells
+from wa_devtunnel.tui.safe import shown, toast_message
 from wa_devtunnel.tui.welcome import welcome_text
 
 DRAIN_INTERVAL_S = 0.05
@@ -72,6 +87,8 @@ class InspectorApp(App[None]):
         Binding("question_mark", "help", "Help"),
         Binding("r", "reveal_token", "Reveal token", show=False),
         Binding("b", "toggle_raw", "Raw body", show=False),
+        Binding("o", "open_body", "Whole body in $PAGER", show=False),
+        Binding("w", "write_body", "Write body to a file", show=False),
         Binding("end", "follow", "Follow", show=False),
         Binding("1", "tab('summary')", "Summary", show=False),
         Binding("2", "tab('body')", "Body", show=False),
@@ -99,8 +116,11 @@ class InspectorApp(App[None]):
         self.selected_id: str | None = None
         self._moving_cursor = False
         self._detail_pending = False
+        # Every file of this session (it rolls over into -2, -3... at the size limit), oldest first.
+        self.session_parts: dict[Path, None] = dict.fromkeys([started.recording_path] if started.recording_path else [])
 
     def compose(self) -> ComposeResult:
+        yield Static(id="recording-alarm")
         yield StatusHeader(id="status")
         yield DataTable(id="exchanges", cursor_type="row", zebra_stripes=True)
         with ContentSwitcher(initial="welcome", id="lower"):
@@ -138,6 +158,20 @@ class InspectorApp(App[None]):
             self._set_columns(narrow)
             self._rebuild_table()
 
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every toast is plain text: messages quote requests and agents, so markup is never parsed."""
+        super().notify(
+            toast_message(message), title=toast_message(title), severity=severity, timeout=timeout, markup=False
+        )
+
     # Engine events -----------------------------------------------------------------------------
 
     def drain(self) -> None:
@@ -151,6 +185,8 @@ class InspectorApp(App[None]):
         new_rows: list[ExchangeView] = []
         for event in events:
             if isinstance(event, ExchangeRecorded):
+                if event.view.recording is not None:
+                    self.session_parts.setdefault(event.view.recording, None)
                 self.store.add(event.view, event.record)
                 self.filter.note_arrival(event.view, event.record)
                 if self.filter.shows(event.view):
@@ -175,9 +211,24 @@ class InspectorApp(App[None]):
                 self.state.callback_url = event.callback_url
             elif isinstance(event, ForwardCompleted):
                 self._forward_completed(event)
+            elif isinstance(event, RecordingHealth):
+                self._recording_health(event)
         if new_rows:
             self._append_rows(new_rows)
         self._refresh_header()
+
+    def _recording_health(self, event: RecordingHealth) -> None:
+        """A failing recorder raises a banner that stays until writes work again; the recovery is a toast."""
+        alarm = self.query_one("#recording-alarm", Static)
+        if not event.ok:
+            self.state.recording_failed = True
+            alarm.update(recording_alarm_text(event))
+            alarm.display = True
+        elif self.state.recording_failed:
+            self.state.recording_failed = False
+            alarm.display = False
+            where = f" to {event.path}" if event.path is not None else ""
+            self.notify(f"Recording works again: writes{where} succeed, deliveries are answered 200 again.", timeout=10)
 
     def _forward_completed(self, event: ForwardCompleted) -> None:
         """--ack-first: the backend's late answer updates the row and the detail."""
@@ -262,8 +313,9 @@ class InspectorApp(App[None]):
 
     def _record_for(self, view: ExchangeView) -> Mapping[str, Any] | None:
         record = self.store.cached(view.id)
-        if record is None and view.offset >= 0 and self.started.recording_path is not None:
-            record = read_record_at(self.started.recording_path, view.offset)
+        path = view.recording or self.started.recording_path  # the offset is into the part it was written to
+        if record is None and view.offset >= 0 and path is not None:
+            record = read_record_at(path, view.offset)
             if record is not None:
                 self.store.remember(view.id, record)
         return record
@@ -279,7 +331,8 @@ class InspectorApp(App[None]):
         self.selected_id = view.id
         record = self._record_for(view)
         if record is None:
-            self.query_one("#summary-text", Static).update(f"{view.headline}\n(full record no longer available)")
+            unavailable = Text.assemble(shown(view.headline), "\n(full record no longer available)")
+            self.query_one("#summary-text", Static).update(unavailable)
             return
         self.query_one("#summary-text", Static).update(summary_renderable(record))
         self.query_one("#body-text", Static).update(body_renderable(record, self.raw_body))
@@ -316,6 +369,62 @@ class InspectorApp(App[None]):
         self.raw_body = not self.raw_body
         self._show_selected()
         self.query_one(TabbedContent).active = "body"
+
+    def action_open_body(self) -> None:
+        """The whole body in $PAGER (less): the Body tab shows only the first 64 KiB of a big one."""
+        record = self._selected_record()
+        if record is None:
+            self.notify("Select an exchange first", severity="warning")
+            return
+        self._prepare_whole_body(record)
+
+    @work(thread=True, exclusive=True, group="whole-body")
+    def _prepare_whole_body(self, record: Mapping[str, Any]) -> None:
+        """Pretty-printing megabytes takes a while: a thread does it, never the UI loop."""
+        try:
+            text = whole_body_text(record)
+        except ValueError as exc:
+            self.notify(f"Body unreadable: {exc}", severity="error")
+            return
+        self.call_from_thread(self._page, text, record)
+
+    def _page(self, text: str, record: Mapping[str, Any]) -> None:
+        """Hand the terminal to the pager; without a terminal (or a pager) write the body to a file instead."""
+        try:
+            command = shlex.split(os.environ.get("PAGER", "")) or ["less"]
+            with self.suspend():
+                subprocess.run(command, input=text.encode("utf-8"), check=False)
+        except (SuspendNotSupported, OSError, ValueError) as exc:
+            self.notify(f"No pager ({exc.__class__.__name__}: {exc}); writing the body to a file.", severity="warning")
+            self._write_body(record)
+
+    def action_write_body(self) -> None:
+        """The exact body bytes to a private temp file, for an editor, jq or `wa-devtunnel decode`."""
+        record = self._selected_record()
+        if record is None:
+            self.notify("Select an exchange first", severity="warning")
+            return
+        self._write_body(record)
+
+    def _write_body(self, record: Mapping[str, Any]) -> None:
+        """A name of our own making (never one from the record), created 0600 by mkstemp."""
+        request = record.get("request") or {}
+        try:
+            body = request_body(request)
+        except ValueError as exc:
+            self.notify(f"Body unreadable: {exc}", severity="error")
+            return
+        suffix = ".bin" if "body_b64" in request else ".json"
+        seq = record.get("seq")
+        prefix = f"wa-devtunnel-seq{seq}-" if isinstance(seq, int) else "wa-devtunnel-body-"
+        try:
+            handle, name = tempfile.mkstemp(prefix=prefix, suffix=suffix)
+            with os.fdopen(handle, "wb") as out:  # mkstemp creates it 0600: only you can read it
+                out.write(body)
+        except OSError as exc:
+            self.notify(f"Could not write the body: {exc.strerror or exc}", severity="error")
+            return
+        self.notify(f"Whole body ({human_size(len(body))}, exact bytes) written to {name} (mode 0600)", timeout=15)
 
     def action_tab(self, name: str) -> None:
         """Switch the detail tab."""
@@ -354,7 +463,7 @@ class InspectorApp(App[None]):
         self.filter = ListFilter(query=query, problems_only=self.filter.problems_only)
         self.query_one(DataTable).focus()
         if query.text:
-            self._find_text(query.text)
+            self._find_text(query.text, list(self.store.records.items()), list(self.session_parts))
         else:
             self._rebuild_table()
 
@@ -365,12 +474,12 @@ class InspectorApp(App[None]):
             self.query_one(DataTable).focus()
 
     @work(thread=True, exclusive=True, group="search")
-    def _find_text(self, text: str) -> None:
-        """Search bodies in the recording file (memory holds only summaries)."""
-        matches = {eid for eid, record in self.store.records.items() if text_in_record(record, text)}
-        path = self.started.recording_path
-        if path is not None and path.exists():
-            matches |= {str(r.get("id")) for r in read_recording(path).records if text_in_record(r, text)}
+    def _find_text(self, text: str, cached: list[tuple[str, Mapping[str, Any]]], parts: list[Path]) -> None:
+        """Search bodies in every file of the session (memory holds only summaries); the UI hands over copies."""
+        matches = {eid for eid, record in cached if text_in_record(record, text)}
+        for path in parts:
+            if path.exists():
+                matches |= {str(r.get("id")) for r in read_recording(path).records if text_in_record(r, text)}
         self.call_from_thread(self._text_found, text, matches)
 
     def _text_found(self, text: str, matches: set[str]) -> None:
@@ -386,8 +495,11 @@ class InspectorApp(App[None]):
     @work(group="sample")
     async def _send_sample(self) -> None:
         """The POST runs on the engine loop; awaiting its future here never makes the engine wait on the UI."""
-        settings = self.engine.service.settings
-        future = self.engine.submit(send_sample_event(self.engine.service.local_url, settings.app_secret))
+        service = self.engine.service
+        # The session's origin key makes our own receiver label it (sample); a stranger's header cannot.
+        future = self.engine.submit(
+            send_sample_event(service.local_url, service.settings.app_secret, origin_key=service.origin_key)
+        )
         try:
             status = await asyncio.wrap_future(future)
         except Exception as exc:  # any failure is shown, never raised into the UI
@@ -437,7 +549,11 @@ class InspectorApp(App[None]):
         service = self.engine.service
         try:
             result = await asyncio.wrap_future(
-                self.engine.submit(replay_through_receiver(record, service.settings, service.local_url, edited_body))
+                self.engine.submit(
+                    replay_through_receiver(
+                        record, service.settings, service.local_url, edited_body, origin_key=service.origin_key
+                    )
+                )
             )
         except ReplayError as exc:
             self.notify(f"Not sent: {exc}", severity="error")

@@ -1,4 +1,8 @@
-"""The detail of one exchange as rich renderables: decoded items, body, headers, verdicts."""
+"""The detail of one exchange as rich renderables: decoded items, body, headers, verdicts.
+
+Every value here came from a request (or from a file a request was written to), so each one goes
+through tui.safe: Text only, controls escaped, never a str that Rich would parse as markup.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,8 @@ from rich.table import Table
 from rich.text import Text
 
 from wa_devtunnel.engine.recording import request_body
+from wa_devtunnel.rules.untrusted import json_visible, visible
+from wa_devtunnel.tui.safe import data, data_block, shown
 
 SIGNATURE_MEANING = {
     "valid": "X-Hub-Signature-256 matches the raw body signed with your App Secret.",
@@ -19,6 +25,12 @@ SIGNATURE_MEANING = {
     "missing": "No X-Hub-Signature-256 header: Meta always sends one, so this did not come from Meta.",
     "unchecked": "Not checked: set WHATSAPP_APP_SECRET to verify signatures.",
 }
+# The Body tab shows this much; pretty-printing and highlighting a multi-megabyte body froze the UI.
+BODY_SHOWN_BYTES = 64 * 1024
+# Highlighting costs ~10 ms per KiB of JSON on the UI thread: beyond this the pretty view is plain text.
+HIGHLIGHT_MAX_BYTES = 16 * 1024
+HEX_SHOWN_BYTES = 4096
+WHOLE_BODY_KEYS = "press o to open the whole body in $PAGER, w to write it to a file"
 
 
 def _kv_table() -> Table:
@@ -30,117 +42,175 @@ def _kv_table() -> Table:
 
 def summary_renderable(record: Mapping[str, Any]) -> RenderableType:
     """Every item of the batch, one block each, plus the exchange's verdicts."""
-    request = record.get("request") or {}
-    response = record.get("response") or {}
+    request = _mapping(record.get("request"))
+    response = _mapping(record.get("response"))
     overview = _kv_table()
-    overview.add_row(
-        "Request",
-        f"{request.get('method', '')} {request.get('path', '')}"
-        + (f"?{request['query']}" if request.get("query") else ""),
-    )
-    overview.add_row("Answer", f"{response.get('status', '')} {response.get('body', '')!s:.120}")
+    target = f"{request.get('method', '')} {request.get('path', '')}"
+    overview.add_row("Request", data(target + (f"?{request['query']}" if request.get("query") else "")))
+    overview.add_row("Answer", data(f"{response.get('status', '')} {response.get('body', '')!s:.120}"))
     overview.add_row(
         "Received",
-        f"{record.get('received_at', '')}  seq {record.get('seq', '')}  "
-        f"{record.get('elapsed_ms', '')} ms  from {record.get('remote', '?')}  "
-        f"({record.get('origin', 'meta')})",
+        data(
+            f"{record.get('received_at', '')}  seq {record.get('seq', '')}  "
+            f"{record.get('elapsed_ms', '')} ms  from {record.get('remote', '?')}  "
+            f"({record.get('origin', 'meta')})"
+        ),
     )
     verify = record.get("verify")
     if isinstance(verify, Mapping):
         verdict = (
             Text("PASSED: challenge echoed", style="green")
             if verify.get("ok")
-            else Text(f"FAILED: {verify.get('reason', '')}", style="bold red")
+            else data(f"FAILED: {verify.get('reason', '')}", style="bold red")
         )
         overview.add_row("Handshake", verdict)
     if record.get("kind") == "event":
         overview.add_row("Signature", _signature_text(record))
     if record.get("account"):
-        overview.add_row("Account", str(record["account"]))
+        overview.add_row("Account", data(record["account"]))
     parts: list[RenderableType] = [overview]
     summary = record.get("summary")
     if isinstance(summary, Mapping):
         if summary.get("problem"):
-            parts.append(Text(f"Problem: {summary['problem']}", style="bold red"))
+            parts.append(data(f"Problem: {summary['problem']}", style="bold red"))
         if summary.get("flags"):
-            parts.append(Text("Flags: " + ", ".join(summary["flags"]), style="yellow"))
+            parts.append(data("Flags: " + ", ".join(map(str, summary["flags"])), style="yellow"))
         items = summary.get("items") or []
-        if items:
+        if isinstance(items, list) and items:
             parts.append(Text(f"\n{len(items)} item(s):", style="bold"))
             parts.extend(_item_block(index, item) for index, item in enumerate(items, 1) if isinstance(item, Mapping))
     forward = record.get("forward")
     if isinstance(forward, Mapping):
+        parts.append(Text("\n"))
         parts.append(
-            Text(
-                f"\nForwarded to {forward.get('url')}: {forward.get('status')} "
+            data(
+                f"Forwarded to {forward.get('url')}: {forward.get('status')} "
                 f"in {forward.get('elapsed_ms')} ms {forward.get('error') or ''}"
             )
         )
     return Group(*parts)
 
 
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
 def _item_block(index: int, item: Mapping[str, Any]) -> RenderableType:
     table = _kv_table()
-    table.add_row(f"{index}. {item.get('kind', '?')}", Text(str(item.get("line", "")), style="bold"))
+    table.add_row(data(f"{index}. {item.get('kind', '?')}"), data(item.get("line", ""), style="bold"))
     for key, value in item.items():
         if key in ("kind", "line") or value in ("", None, (), [], False):
             continue
-        if key == "errors":
-            for error in value:
-                table.add_row("  error", f"{error.get('code')} {error.get('title', '')} {error.get('details', '')}")
+        if key == "errors" and isinstance(value, list):
+            for entry in value:
+                error = _mapping(entry)
+                what = f"{error.get('code')} {error.get('title', '')} {error.get('details', '')}"
+                table.add_row("  error", data(what))
             continue
-        table.add_row(f"  {key}", str(value))
+        table.add_row(data(f"  {key}"), data(value))
     return table
 
 
 def _signature_text(record: Mapping[str, Any]) -> Text:
     verdict = str(record.get("signature", "unchecked"))
     style = {"valid": "green", "invalid": "bold red", "missing": "yellow"}.get(verdict, "dim")
-    text = Text(verdict.upper(), style=style)
+    text = data(verdict.upper(), style=style)
     detail = record.get("signature_detail") or SIGNATURE_MEANING.get(verdict, "")
-    return text.append(f"  {detail}", style="")
+    return text.append(f"  {shown(detail)}", style="")
+
+
+def human_size(size: int) -> str:
+    """`512 B`, `64 KiB`, `3.4 MiB`: how big a body is, at a glance."""
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.0f} KiB"
+    return f"{size / (1024 * 1024):.1f} MiB"
+
+
+def is_big_body(body: bytes) -> bool:
+    """Whether the Body tab shows only the start (and the o / w keys matter)."""
+    return len(body) > BODY_SHOWN_BYTES
 
 
 def body_renderable(record: Mapping[str, Any], raw: bool) -> RenderableType:
-    """Pretty JSON with highlighting, or the exact bytes as received (escapes and all)."""
-    request = record.get("request") or {}
+    """Pretty JSON with highlighting, or the exact bytes as received (escapes shown); a big body only its start."""
+    request = _mapping(record.get("request"))
     try:
         body = request_body(request)
     except ValueError as exc:
-        return Text(f"(body unreadable: {exc})", style="red")
+        return data(f"(body unreadable: {exc})", style="red")
     if not body:
         return Text("(empty body)", style="dim")
-    if "body_b64" in request:
-        return Text(f"(not UTF-8: {len(body)} bytes, shown as hex)\n{body[:4096].hex(' ')}")
-    text = body.decode("utf-8")
     note = (
         " (truncated: only the start of an oversized body is recorded)" if record.get("request_body_truncated") else ""
     )
+    if "body_b64" in request:
+        cut = f"; {WHOLE_BODY_KEYS}" if len(body) > HEX_SHOWN_BYTES else ""
+        return Group(
+            Text(f"(not UTF-8: {len(body)} bytes, the first {HEX_SHOWN_BYTES} shown as hex{cut}){note}", style="dim"),
+            Text(body[:HEX_SHOWN_BYTES].hex(" ")),
+        )
+    if is_big_body(body):
+        start = body[:BODY_SHOWN_BYTES].decode("utf-8", "ignore")  # a cut character at the end is dropped
+        return Group(
+            Text(
+                f"(showing {human_size(BODY_SHOWN_BYTES)} of {human_size(len(body))}, as received: "
+                f"{WHOLE_BODY_KEYS}){note}",
+                style="bold yellow",
+            ),
+            data_block(start),
+        )
+    text = body.decode("utf-8")
     if raw:
-        return Group(Text(f"{len(body)} bytes, exactly as received{note}", style="dim"), Text(text))
+        return Group(Text(f"{len(body)} bytes, exactly as received{note}", style="dim"), data_block(text))
     try:
-        pretty = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+        pretty = pretty_json(text)
     except ValueError:
-        return Group(Text(f"not JSON{note}", style="dim"), Text(text))
+        return Group(Text(f"not JSON{note}", style="dim"), data_block(text))
     except RecursionError:  # a hostile body nested ~1000 deep: show it as it came
-        return Group(Text(f"{len(body)} bytes, nested too deeply to pretty-print{note}", style="dim"), Text(text))
+        return Group(Text(f"{len(body)} bytes, nested too deeply to pretty-print{note}", style="dim"), data_block(text))
+    if len(body) > HIGHLIGHT_MAX_BYTES:
+        return Group(
+            Text(f"{len(body)} bytes, pretty-printed without colours (b: raw bytes){note}", style="dim"),
+            Text(pretty),
+        )
     return Group(
         Text(f"{len(body)} bytes, pretty-printed (b: raw bytes){note}", style="dim"),
         Syntax(pretty, "json", word_wrap=True, theme="ansi_dark"),
     )
 
 
+def pretty_json(text: str) -> str:
+    """Indented JSON whose odd characters (bidi, C1, lone surrogates) stay `\\u` escapes: same value, safe."""
+    return json_visible(json.dumps(json.loads(text), indent=2, ensure_ascii=False))
+
+
+def whole_body_text(record: Mapping[str, Any]) -> str:
+    """The whole body for a pager: pretty JSON when it parses, else as received (hex when not UTF-8), escaped."""
+    request = _mapping(record.get("request"))
+    body = request_body(request)
+    if "body_b64" in request:
+        return "\n".join(body[at : at + 32].hex(" ") for at in range(0, len(body), 32))
+    text = body.decode("utf-8")
+    try:
+        return pretty_json(text)
+    except (ValueError, RecursionError):
+        return visible(text, keep_newlines=True)
+
+
 def headers_renderable(record: Mapping[str, Any]) -> RenderableType:
     """Request headers in arrival order, and what we answered."""
-    request = record.get("request") or {}
+    request = _mapping(record.get("request"))
     table = _kv_table()
-    for name, value in request.get("headers") or []:
-        table.add_row(str(name), str(value))
-    response = record.get("response") or {}
+    for pair in request.get("headers") or []:
+        if isinstance(pair, list | tuple) and len(pair) == 2:
+            table.add_row(data(pair[0]), data(pair[1]))
+    response = _mapping(record.get("response"))
     answer = _kv_table()
-    answer.add_row("Status", str(response.get("status", "")))
+    answer.add_row("Status", data(response.get("status", "")))
     answer.add_row("Content-Type", "text/plain; charset=utf-8")
-    answer.add_row("Body", str(response.get("body", "")))
+    answer.add_row("Body", data(response.get("body", "")))
     return Group(
         Text("Request headers", style="bold underline"), table, Text("\nResponse", style="bold underline"), answer
     )
@@ -153,7 +223,7 @@ def signature_renderable(record: Mapping[str, Any]) -> RenderableType:
         if verify.get("ok"):
             return Text("Handshake passed: 200 with the challenge echoed verbatim as text/plain.", style="green")
         return Group(
-            Text(f"Handshake FAILED: {verify.get('reason', '')}", style="bold red"),
+            data(f"Handshake FAILED: {verify.get('reason', '')}", style="bold red"),
             Text(
                 'Meta would show only "The callback URL or verify token couldn\'t be validated". '
                 "The expected token is never shown here; compare it with WHATSAPP_VERIFY_TOKEN."

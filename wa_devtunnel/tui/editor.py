@@ -9,19 +9,26 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static, TextArea
 
+from wa_devtunnel.rules.untrusted import json_visible, visible
+
 
 def editable_text(body: bytes) -> str:
-    """Pretty JSON is easier to edit; what is sent is re-serialised in Meta's compact style."""
+    """Pretty JSON is easier to edit; what is sent is re-serialised in Meta's compact style.
+
+    Controls, bidi and lone surrogates inside strings stay `\\u` escapes (the same JSON value), so the
+    editor shows them and the temp file for $EDITOR can be written as UTF-8.
+    """
     try:
-        return json.dumps(json.loads(body), indent=2, ensure_ascii=False)
-    except ValueError:
-        return body.decode("utf-8", "replace")
+        return json_visible(json.dumps(json.loads(body), indent=2, ensure_ascii=False))
+    except (ValueError, RecursionError):
+        return visible(body.decode("utf-8", "replace"), keep_newlines=True)
 
 
 def edit_with_external_editor(text: str) -> str | None:
@@ -57,7 +64,7 @@ class BodyEditor(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical():
-            yield Static("Edit the body, then ctrl+s to re-sign with your App Secret and send; escape cancels.")
+            yield Static(Text("Edit the body, then ctrl+s to re-sign with your App Secret and send; escape cancels."))
             yield TextArea(self._text, language="json", id="body-editor")
 
     def action_send(self) -> None:

@@ -8,7 +8,9 @@ from pathlib import Path
 from rich.text import Text
 from textual.widgets import Static
 
+from wa_devtunnel.engine.events import RecordingHealth
 from wa_devtunnel.tui.model import Counters
+from wa_devtunnel.tui.safe import shown
 
 TUNNEL_STYLES = {
     "up": "bold green",
@@ -17,6 +19,7 @@ TUNNEL_STYLES = {
     "reconnecting": "bold yellow",
     "failed": "bold red",
 }
+REASON_LIMIT = 60
 
 
 def mask_token(token: str) -> str:
@@ -42,6 +45,7 @@ class HeaderState:
     counters: Counters = field(default_factory=Counters)
     following: bool = True
     filter_text: str = ""
+    recording_failed: bool = False
 
 
 class StatusHeader(Static):
@@ -56,45 +60,65 @@ class StatusHeader(Static):
     def show(self, state: HeaderState) -> None:
         """Re-render from the state, flowing the items onto as few lines as the width allows."""
         self._state = state
-        token = state.verify_token if state.token_revealed else mask_token(state.verify_token)
-        items: list[Text] = [
-            Text.assemble(("Verify token: ", "bold"), token, (" (t copy, r show)", "dim")),
-        ]
-        tunnel = Text.assemble(("Tunnel: ", "bold"), (state.tunnel_state, TUNNEL_STYLES.get(state.tunnel_state, "")))
-        if state.tunnel_reason:
-            tunnel.append(f" ({state.tunnel_reason.splitlines()[0][:60]})", "dim")
-        items.append(tunnel)
-        if state.selftest:
-            items.append(
-                Text.assemble(("Self-test: ", "bold"), (state.selftest, "green" if state.selftest_ok else "bold red"))
-            )
-        c = state.counters
-        items += [
-            Text.assemble(
-                ("Verify ", "bold"),
-                (f"{c.handshakes_ok} ok", "green"),
-                "/",
-                (f"{c.handshakes_failed} failed", "bold red" if c.handshakes_failed else ""),
-            ),
-            Text.assemble(("Events ", "bold"), str(c.events)),
-            Text.assemble(
-                ("Bad sig ", "bold"), (str(c.signature_failures), "bold red" if c.signature_failures else "")
-            ),
-            Text.assemble(("Errors ", "bold"), (str(c.errors), "bold red" if c.errors else "")),
-            Text("FOLLOW", "reverse") if state.following else Text("PAUSED f=follow", "bold yellow"),
-        ]
-        if state.filter_text:
-            items.append(Text(f"Filter: {state.filter_text}", "bold magenta"))
-        if state.forward_to:
-            items.append(Text.assemble(("Forward: ", "bold"), state.forward_to))
-        items.append(Text.assemble(("Rec: ", "bold"), state.recording.name if state.recording else "off"))
-        first = Text.assemble(("Callback URL: ", "bold"), (state.callback_url, "bold underline"), (" (u copy)", "dim"))
-        self.update(Text("\n").join([first, *flow(items, max(self.size.width - 2, 40))]))
+        self.update(header_text(state, max(self.size.width - 2, 40)))
 
     def on_resize(self) -> None:
         """Re-flow for the new width."""
         if self._state is not None:
             self.show(self._state)
+
+
+def header_text(state: HeaderState, width: int) -> Text:
+    """The header as Text; the URL, tunnel reason and forward target may carry agent or request text."""
+    token = state.verify_token if state.token_revealed else mask_token(state.verify_token)
+    items: list[Text] = [
+        Text.assemble(("Verify token: ", "bold"), shown(token), (" (t copy, r show)", "dim")),
+    ]
+    tunnel = Text.assemble(("Tunnel: ", "bold"), (shown(state.tunnel_state), TUNNEL_STYLES.get(state.tunnel_state, "")))
+    if state.tunnel_reason:
+        first_line = (state.tunnel_reason.splitlines() or [""])[0]
+        tunnel.append(f" ({shown(first_line, REASON_LIMIT)})", "dim")
+    items.append(tunnel)
+    if state.selftest:
+        items.append(
+            Text.assemble(("Self-test: ", "bold"), (state.selftest, "green" if state.selftest_ok else "bold red"))
+        )
+    c = state.counters
+    items += [
+        Text.assemble(
+            ("Verify ", "bold"),
+            (f"{c.handshakes_ok} ok", "green"),
+            "/",
+            (f"{c.handshakes_failed} failed", "bold red" if c.handshakes_failed else ""),
+        ),
+        Text.assemble(("Events ", "bold"), str(c.events)),
+        Text.assemble(("Bad sig ", "bold"), (str(c.signature_failures), "bold red" if c.signature_failures else "")),
+        Text.assemble(("Errors ", "bold"), (str(c.errors), "bold red" if c.errors else "")),
+        Text("FOLLOW", "reverse") if state.following else Text("PAUSED f=follow", "bold yellow"),
+    ]
+    if state.filter_text:
+        items.append(Text(f"Filter: {shown(state.filter_text, REASON_LIMIT)}", "bold magenta"))
+    if state.forward_to:
+        items.append(Text.assemble(("Forward: ", "bold"), shown(state.forward_to)))
+    if state.recording_failed:
+        items.append(Text.assemble(("Rec: ", "bold"), ("FAILING (Meta gets 503)", "bold reverse red")))
+    else:
+        items.append(Text.assemble(("Rec: ", "bold"), shown(state.recording.name) if state.recording else "off"))
+    first = Text.assemble(
+        ("Callback URL: ", "bold"), (shown(state.callback_url), "bold underline"), (" (u copy)", "dim")
+    )
+    return Text("\n").join([first, *flow(items, width)])
+
+
+def recording_alarm_text(event: RecordingHealth) -> Text:
+    """The banner for a recorder that cannot write: loud, with the reason and what Meta sees meanwhile."""
+    text = Text.assemble(("RECORDING FAILED: ", "bold"), shown(event.reason or "write failed", 200))
+    if event.path is not None:
+        text.append(f" ({shown(event.path)})")
+    text.append("\nMeta gets 503 and will retry; nothing is acknowledged until writes work again.")
+    if event.refused:
+        text.append(f" {event.refused} delivery(ies) refused so far.")
+    return text
 
 
 def flow(items: list[Text], width: int) -> list[Text]:

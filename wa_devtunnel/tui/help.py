@@ -34,9 +34,10 @@ class HelpScreen(ModalScreen[None]):
         table.add_column("Key", style="bold cyan", no_wrap=True)
         table.add_column("Action")
         for binding in self._keys:
-            table.add_row(binding.key.replace("slash", "/").replace("question_mark", "?"), binding.description)
-        table.add_row("up/down, pgup/pgdn", "move in the list (moving up pauses follow mode)")
-        table.add_row("ctrl+p", "command palette: find any action by name")
+            key = binding.key.replace("slash", "/").replace("question_mark", "?")
+            table.add_row(Text(key), Text(binding.description))  # Text: a str cell would be parsed as markup
+        table.add_row(Text("up/down, pgup/pgdn"), Text("move in the list (moving up pauses follow mode)"))
+        table.add_row(Text("ctrl+p"), Text("command palette: find any action by name"))
         filters = Text.assemble(("\nFilter syntax (press /):\n", "bold"), FILTER_HELP.replace("  ", "\n"))
         with VerticalScroll():
             yield Static(table)

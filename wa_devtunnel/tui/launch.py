@@ -9,6 +9,7 @@ from wa_devtunnel.engine.events import EventInbox, ReceiverStarted
 from wa_devtunnel.engine.runner import EngineThread
 from wa_devtunnel.engine.service import WebhookService
 from wa_devtunnel.settings import Settings
+from wa_devtunnel.terminal_text import say
 
 
 def start_engine(
@@ -35,14 +36,14 @@ def run_tui(settings: Settings) -> int:
     try:
         engine, inbox, started = start_engine(settings, progress=sys.stderr)
     except OSError as exc:
-        print(f"error: {exc.strerror or exc}", file=sys.stderr)
+        say(f"error: {exc.strerror or exc}", sys.stderr)
         return 2
     try:
         InspectorApp(engine, inbox, started).run()
     finally:
         exchanges = engine.service.exchanges
         engine.stop()
-    print(f"Stopped after {exchanges} exchange(s).", file=sys.stderr)
+    say(f"Stopped after {exchanges} exchange(s).", sys.stderr)
     if started.recording_path is not None:
-        print(f"Recording: {started.recording_path}", file=sys.stderr)
+        say(f"Recording: {started.recording_path}", sys.stderr)
     return 0

@@ -155,17 +155,32 @@ class Counters:
             self.errors += 1
 
 
+def record_size(record: Mapping[str, Any]) -> int:
+    """Roughly what a cached record costs: its body dominates (a few hundred bytes of the rest are ignored)."""
+    request = record.get("request")
+    if not isinstance(request, Mapping):
+        return 0
+    body = request.get("body", request.get("body_b64", ""))
+    return len(body) if isinstance(body, str) else 0
+
+
 @dataclass(slots=True)
 class ExchangeStore:
-    """Bounded memory of the session: every view (up to `max_views`) and a small cache of full records."""
+    """Bounded memory of the session: every view (up to `max_views`) and a small cache of full records.
+
+    The cache is bounded in bytes as well as in records: 300 bodies of 3 MB would be a gigabyte, and a
+    record that falls out is read back from the recording when it is selected again.
+    """
 
     max_views: int = 50_000
     max_records: int = 300
+    max_record_bytes: int = 32 * 1024 * 1024
     views: deque[ExchangeView] = field(default_factory=deque)
     counters: Counters = field(default_factory=Counters)
     records: OrderedDict[str, Mapping[str, Any]] = field(default_factory=OrderedDict)
     by_id: dict[str, ExchangeView] = field(default_factory=dict)
     dropped: int = 0
+    record_bytes: int = 0
 
     def add(self, view: ExchangeView, record: Mapping[str, Any] | None = None) -> None:
         """Remember one exchange; the oldest are forgotten beyond the caps (the recording keeps them)."""
@@ -190,11 +205,17 @@ class ExchangeStore:
                 break
 
     def remember(self, exchange_id: str, record: Mapping[str, Any]) -> None:
-        """Keep a full record in the small LRU cache."""
+        """Keep a full record in the small LRU cache (the newest one always, however big)."""
+        previous = self.records.pop(exchange_id, None)
+        if previous is not None:
+            self.record_bytes -= record_size(previous)
         self.records[exchange_id] = record
-        self.records.move_to_end(exchange_id)
-        while len(self.records) > self.max_records:
-            self.records.popitem(last=False)
+        self.record_bytes += record_size(record)
+        while len(self.records) > 1 and (
+            len(self.records) > self.max_records or self.record_bytes > self.max_record_bytes
+        ):
+            _, forgotten = self.records.popitem(last=False)
+            self.record_bytes -= record_size(forgotten)
 
     def cached(self, exchange_id: str) -> Mapping[str, Any] | None:
         """A full record if it is still cached."""

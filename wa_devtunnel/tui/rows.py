@@ -1,4 +1,4 @@
-"""How one exchange reads as a row of the live list (rich Text, no widgets)."""
+"""How one exchange reads as a row of the live list (rich Text through tui.safe, no widgets)."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from rich.text import Text
 from wa_devtunnel.engine.events import ExchangeView
 from wa_devtunnel.headless import forward_note, local_clock
 from wa_devtunnel.tui.model import is_problem
+from wa_devtunnel.tui.safe import data
 
 # Summary last: it is the only long column, so a long one never pushes the others off screen.
 COLUMNS = ("Time", "Kind", "HTTP", "Sig", "Account", "Field", "ms", "Summary")
@@ -30,6 +31,7 @@ SHORT_FIELDS = {
     "account_review_update": "account_review",
 }
 FIELD_WIDTH = 16
+SUMMARY_LIMIT = 300  # an 8 KB path must not make the column (and every re-measure) that wide
 
 
 def short_field(field: str) -> str:
@@ -63,7 +65,7 @@ def columns(with_accounts: bool, narrow: bool = False) -> tuple[str, ...]:
 
 
 def row_cells(view: ExchangeView, shown: tuple[str, ...] = COLUMNS) -> tuple[Text, ...]:
-    """Cells for the DataTable; failed handshakes and other problems stand out in red."""
+    """Cells for the DataTable (Text: a str cell would be parsed as markup); problems stand out in red."""
     problem = is_problem(view)
     base = "bold red" if view.verify_ok is False else ("red" if problem else "")
     badge, badge_style = SIGNATURE_BADGES.get(view.signature, (view.signature, ""))
@@ -77,13 +79,13 @@ def row_cells(view: ExchangeView, shown: tuple[str, ...] = COLUMNS) -> tuple[Tex
     if "Field" not in shown and view.fields and view.fields[0] != "messages" and not summary.startswith("batch"):
         summary = f"{short_field(view.fields[0])}: {summary}"
     cells = {
-        "Time": Text(local_clock(view.received_at), style=base or "dim"),
-        "Kind": Text(view.kind, style=base or ("cyan" if view.kind == "verify" else "")),
+        "Time": data(local_clock(view.received_at), style=base or "dim"),
+        "Kind": data(view.kind, style=base or ("cyan" if view.kind == "verify" else "")),
         "HTTP": Text(str(view.status), style=base or status_style),
-        "Sig": Text(badge, style=badge_style),
-        "Account": Text(view.account or "", style=base),
-        "Field": Text(field, style=base),
+        "Sig": data(badge, style=badge_style),
+        "Account": data(view.account or "", style=base),
+        "Field": data(field, style=base),
         "ms": Text(f"{view.elapsed_ms:.1f}", style="dim", justify="right"),
-        "Summary": Text(summary, style=base),
+        "Summary": data(summary, style=base, limit=SUMMARY_LIMIT),
     }
     return tuple(cells[name] for name in shown)

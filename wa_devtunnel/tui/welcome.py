@@ -6,6 +6,7 @@ from rich.text import Text
 
 from wa_devtunnel.engine.events import ReceiverStarted
 from wa_devtunnel.settings import Settings
+from wa_devtunnel.tui.safe import shown
 
 
 def welcome_text(started: ReceiverStarted, settings: Settings) -> Text:
@@ -15,13 +16,13 @@ def welcome_text(started: ReceiverStarted, settings: Settings) -> Text:
         text.append("Ready for Meta.\n\n", style="bold green")
         text.append("1. App Dashboard > WhatsApp > Configuration > Edit\n")
         text.append("2. Callback URL: ", style="")
-        text.append(f"{started.callback_url}\n", style="bold")
+        text.append(f"{shown(started.callback_url)}\n", style="bold")
         text.append("   Verify token: press t to copy it (r shows it)\n")
         text.append("3. Verify and save: the handshake appears here at once, with the reason if it fails.\n")
         text.append("4. Subscribe to the 'messages' field, then message your test number.\n\n")
     else:
         text.append("Local only: Meta cannot reach ", style="bold yellow")
-        text.append(f"{started.callback_url}\n\n", style="bold")
+        text.append(f"{shown(started.callback_url)}\n\n", style="bold")
         if settings.tunnel == "ngrok":
             text.append("The tunnel did not start (see the notification). ", style="bold red")
         text.append("To get a public HTTPS URL Meta accepts:\n")
