@@ -110,7 +110,11 @@ def run_replay_command(settings: Settings, args: argparse.Namespace) -> int:
         else:
             say_lines(dry_run_lines(plan, options, multi))
         return 0
-    recorder = SessionRecorder(settings.recordings_dir, suffix=REPLAY_SUFFIX) if settings.record else None
+    recorder = (
+        SessionRecorder(settings.recordings_dir, suffix=REPLAY_SUFFIX, max_bytes=settings.max_session_bytes)
+        if settings.record
+        else None
+    )
     progress = ProgressLine(sys.stderr if sys.stderr.isatty() else None, len(plan))
     started = time.perf_counter()
     not_recorded = ""
