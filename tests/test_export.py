@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import stat
 import subprocess
 import sys
 from collections.abc import Callable
@@ -292,6 +294,42 @@ async def test_reexport_replaces_only_the_previous_exports_files(
     (out / "hand_written.json").write_text("{}")
     assert export(recorded.path, out, capsys, "--status", "read")[0] == 0
     assert set(fixture_files(out)) == {"statuses.read.json", "batch.2-items.json", "hand_written.json"}
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.lstat().st_mode)
+
+
+async def test_exports_are_private_even_unscrubbed(
+    recorded: RecordedConversation, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    previous = os.umask(0o022)  # a usual umask would leave new files 0644
+    try:
+        for flags, out in (((), tmp_path / "new" / "fixtures"), (("--no-scrub",), tmp_path / "raw")):
+            assert export(recorded.path, out, capsys, *flags)[0] == 0
+            assert _mode(out) == 0o700
+            assert {_mode(path) for path in out.iterdir()} == {0o600}, flags
+            assert not [path.name for path in out.iterdir() if path.name.startswith(".")]  # no temporary left
+    finally:
+        os.umask(previous)
+
+
+async def test_export_keeps_an_existing_directorys_mode_and_never_follows_a_planted_link(
+    recorded: RecordedConversation, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "fixtures"
+    out.mkdir()
+    out.chmod(0o755)  # the developer's own tests/fixtures directory
+    victim = tmp_path / "victim.txt"
+    victim.write_text("not yours")
+    (out / "messages.text.json").symlink_to(victim)
+    (out / "statuses.read.json").write_text("{}")
+    (out / "statuses.read.json").chmod(0o644)
+    assert export(recorded.path, out, capsys, "--no-scrub")[0] == 0
+    assert _mode(out) == 0o755
+    assert victim.read_text() == "not yours"
+    assert not (out / "messages.text.json").is_symlink()
+    assert {_mode(path) for path in out.iterdir()} == {0o600}
 
 
 def test_usage_errors_exit_2(
