@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from wa_devtunnel.engine.events import EventBus
 from wa_devtunnel.engine.origin import ORIGIN_HEADER, origin_header
@@ -15,6 +17,12 @@ from wa_devtunnel.engine.recording import SessionRecorder, read_recording
 
 APP_SECRET = "test-app-secret-0123456789abcdef"
 VERIFY_TOKEN = "wa-test-verify-token"
+
+# The suite is deterministic: property tests replay the same examples on every run (CI included).
+# `HYPOTHESIS_PROFILE=explore` searches fresh examples when hunting for bugs by hand.
+hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+hypothesis_settings.register_profile("explore", deadline=None, max_examples=2000)
+hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
 class ReceiverHarness:

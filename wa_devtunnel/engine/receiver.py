@@ -18,7 +18,14 @@ from wa_devtunnel.engine.origin import ORIGIN_HEADER, new_origin_key, trusted_or
 from wa_devtunnel.engine.recording import SessionRecorder
 from wa_devtunnel.rules.handshake import decide_handshake, redact_verify_token
 from wa_devtunnel.rules.payload import SeenIds, WebhookSummary, decode_payload
-from wa_devtunnel.rules.signature import SignatureCheck, SignatureVerdict, SigningKey, check_signature, signing_keys
+from wa_devtunnel.rules.signature import (
+    SIGNATURE_HEADER,
+    SignatureCheck,
+    SignatureVerdict,
+    SigningKey,
+    check_signature,
+    signing_keys,
+)
 
 # How much of an oversized body is kept in the recording (the rest is not read at all).
 OVERSIZE_PREFIX_BYTES = 64 * 1024
@@ -27,6 +34,9 @@ OFFLOAD_BODY_BYTES = 64 * 1024
 # Strangers learn nothing from an answer: the reason goes to our own screen and recording only.
 GENERIC_ANSWERS = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed"}
 RECORDING_FAILED_ANSWER = "Service Unavailable: not recorded, please retry"
+# A body refused for its signature (--require-signature) is kept whole up to this size, else its start:
+# Meta retries a refusal, and a stranger's flood must not fill the disk.
+REFUSED_BODY_KEPT_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,10 +118,12 @@ def _commit(state: ReceiverState, record: dict[str, Any]) -> bool:
     record (marked with the error) still reaches the front ends.
     """
     offset = -1
+    path = None
     recorded = True
     if state.recorder is not None:
         try:
             offset = state.recorder.append(record)
+            path = state.recorder.path  # after a rollover, the new part
         except OSError as exc:
             recorded = False
             _recording_trouble(state, record, exc)
@@ -119,7 +131,7 @@ def _commit(state: ReceiverState, record: dict[str, Any]) -> bool:
             if state.recording_failed:
                 _recording_recovered(state)
     state.exchanges += 1
-    state.bus.publish(ExchangeRecorded(None, record, offset))
+    state.bus.publish(ExchangeRecorded(None, record, offset, path))
     return recorded
 
 
@@ -158,11 +170,17 @@ async def handle_any(request: web.Request) -> web.StreamResponse:
     if request.remote:
         extra["remote"] = request.remote
     body = b""
-    oversized = False
+    truncated = False
     seen_bytes = 0
-    if request.can_read_body:
-        body, oversized, seen_bytes = await _read_body(request, config.max_body_bytes)
     on_path = _matches_webhook_path(request.path, config.path)
+    # --require-signature and no signature at all: the answer is 401 whatever follows, so only the start is read.
+    unsigned_refusal = (
+        config.require_signature and on_path and method == "POST" and SIGNATURE_HEADER not in request.headers
+    )
+    if request.can_read_body:
+        limit = OVERSIZE_PREFIX_BYTES if unsigned_refusal else config.max_body_bytes
+        body, truncated, seen_bytes = await _read_body(request, limit)
+    oversized = truncated and not unsigned_refusal
     signature = _UNCHECKED
     # The token is redacted whatever the path or method (Meta's handshake may hit a mistyped path).
     query = redact_verify_token(raw_query) if raw_query else raw_query
@@ -216,7 +234,9 @@ async def handle_any(request: web.Request) -> web.StreamResponse:
                 _backend_trouble(state, result.error, retried=True)
             if attempt is not None:  # a forwarded handshake
                 extra["verify"] = _backend_verdict(attempt.challenge, result.status, result.body, extra["verify"])
-    if oversized:
+    if refused_here and len(body) > REFUSED_BODY_KEPT_BYTES:
+        truncated, seen_bytes, body = True, len(body), body[:OVERSIZE_PREFIX_BYTES]
+    if truncated:
         extra["request_body_truncated"] = True
         extra["request_body_size"] = seen_bytes
     extra["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 3)
@@ -409,3 +429,40 @@ def create_receiver_app(
         app.router.add_route("*", config.path, handle_any)
     app.router.add_route("*", "/{tail:.*}", handle_any)
     return app
+
+
+def record_rejected(
+    app: web.Application,
+    *,
+    method: str,
+    path: str,
+    status: int,
+    reason: str,
+    remote: str | None,
+    answer: str = "",
+    query: str = "",
+    raw_headers: Sequence[tuple[bytes, bytes]] = (),
+) -> bool:
+    """Record an answer the server gave without handle_any (malformed head, body too slow): each leaves a trace."""
+    state = app[RECEIVER_STATE]
+    headers = header_pairs(raw_headers)
+    wanted = ORIGIN_HEADER.lower()
+    headers = [[name, without_key(value) if name.lower() == wanted else value] for name, value in headers]
+    extra: dict[str, Any] = {"origin": trusted_origin(None, state.config.origin_key), "reason": reason}
+    if remote:
+        extra["remote"] = remote
+    record = build_record(
+        seq=next(state.seq),
+        received_at=utc_timestamp(),
+        kind="other",
+        method=method,
+        path=path,
+        query=redact_verify_token(query) if query else query,
+        headers=headers,
+        body=b"",
+        status=status,
+        response_body=answer,
+        signature=_UNCHECKED,
+        extra=extra,
+    )
+    return _commit(state, record)

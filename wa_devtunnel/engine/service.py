@@ -22,6 +22,7 @@ from wa_devtunnel.engine.events import (
     TunnelChanged,
 )
 from wa_devtunnel.engine.forwarder import Forwarder
+from wa_devtunnel.engine.http_server import LISTEN_BACKLOG, ReceiverRunner, ServerLimits
 from wa_devtunnel.engine.instance import RunningInstance, remove_instance, write_instance
 from wa_devtunnel.engine.leftovers import clear_leftovers
 from wa_devtunnel.engine.processes import process_identity
@@ -143,13 +144,15 @@ class WebhookService:
 
     async def _start_receiver(self) -> None:
         if self.settings.record:
-            self.recorder = SessionRecorder(self.settings.recordings_dir)
+            self.recorder = SessionRecorder(self.settings.recordings_dir, max_bytes=self.settings.max_session_bytes)
         if self.settings.forward_to:
             self.forwarder = Forwarder(self.settings.forward_to, self.settings.forward_timeout_s)
         self._app = create_receiver_app(receiver_config(self.settings), self.bus, self.recorder, self.forwarder)
-        self._runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
+        # Timeouts, a connection cap and recorded rejections: the URL is public.
+        limits = ServerLimits.from_settings(self.settings)
+        self._runner = ReceiverRunner(self._app, limits, self.bus, forwarding=self.forwarder is not None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.settings.host, self.settings.port)
+        site = web.TCPSite(self._runner, self.settings.host, self.settings.port, backlog=LISTEN_BACKLOG)
         try:
             await site.start()
         except OSError as exc:
