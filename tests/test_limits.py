@@ -384,7 +384,7 @@ async def _slow_uploads_then_probe(port: int, stderr: Path) -> None:
 MALFORMED = {
     "newline in the path": (b"GET /a%0Ab HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404, "GET", "/a\nb"),
     "OPTIONS *": (b"OPTIONS * HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404, "OPTIONS", "*"),
-    "CONNECT": (b"CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\nConnection: close\r\n\r\n", 404, "CONNECT", ""),
+    "CONNECT": (b"CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\nConnection: close\r\n\r\n", 404, "CONNECT", "x:443"),
     "header without colon": (b"GET /h HTTP/1.1\r\nHost: x\r\nNoColonHere\r\n\r\n", 400, "GET", "/h"),
     "100 KB header": (b"GET /big HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 100_000 + b"\r\n\r\n", 400, "GET", "/big"),
     "control in the path": (b"GET /\x1b[31m HTTP/1.1\r\nHost: x\r\n\r\n", 400, "GET", "/\x1b[31m"),

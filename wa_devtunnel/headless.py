@@ -187,7 +187,10 @@ class HeadlessPrinter:
                 self._emit(self.out, line(text))
         elif isinstance(event, ReceiverStopped):
             text = f"Stopped after {event.exchanges} exchange(s)."
-            if event.recording_path is not None:
+            if len(event.recording_parts) > 1:
+                first, *rest = event.recording_parts
+                text += f" Recording: {first} and {len(rest)} more part(s) up to {rest[-1].name}"
+            elif event.recording_path is not None:
                 text += f" Recording: {event.recording_path}"
             self._emit(self.err, line(text))
 

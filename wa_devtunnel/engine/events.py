@@ -114,6 +114,8 @@ class ReceiverStopped:
 
     recording_path: Path | None
     exchanges: int
+    # Every file of the session, in order, when it rolled over at the size limit.
+    recording_parts: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -111,8 +111,10 @@ def view_from_record(record: Mapping[str, Any], offset: int = -1, recording: Pat
         headline = "OK: challenge echoed" if verify.get("ok") else f"FAILED: {verify.get('reason', '')}"
     elif kind == "event":
         headline = str(summary.get("headline", ""))
-    else:
+    elif request.get("method") or request.get("path"):
         headline = f"{request.get('method', '?')} {request.get('path', '?')}"
+    else:  # a request line the server could not even parse: its reason is all there is to show
+        headline = str(get("reason", "") or "unparseable request")
     types, statuses = _types_and_statuses(raw_items)
     return ExchangeView(
         id=str(get("id", "")),

@@ -245,7 +245,7 @@ async def handle_any(request: web.Request) -> web.StreamResponse:
         received_at=received_at,
         kind=kind,
         method=method,
-        path=request.path,
+        path=request.path or request.raw_path,  # CONNECT host:443 has no path, only a target
         query=query,
         headers=headers,
         body=body,

@@ -299,5 +299,9 @@ class WebhookService:
         exchanges = self.exchanges
         await self._cleanup()
         self.bus.publish(
-            ReceiverStopped(recording_path=self.recorder.path if self.recorder else None, exchanges=exchanges)
+            ReceiverStopped(
+                recording_path=self.recorder.path if self.recorder else None,
+                exchanges=exchanges,
+                recording_parts=tuple(self.recorder.paths) if self.recorder else (),
+            )
         )

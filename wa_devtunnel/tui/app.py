@@ -187,6 +187,7 @@ class InspectorApp(App[None]):
             if isinstance(event, ExchangeRecorded):
                 if event.view.recording is not None:
                     self.session_parts.setdefault(event.view.recording, None)
+                    self.state.recording = event.view.recording  # the part being written now
                 self.store.add(event.view, event.record)
                 self.filter.note_arrival(event.view, event.record)
                 if self.filter.shows(event.view):
