@@ -109,9 +109,11 @@ def test_long_text_is_truncated_with_an_ellipsis_on_one_line() -> None:
 
 
 def test_terminal_escape_codes_never_reach_the_line() -> None:
-    message = only(decode_messages(text_message("\x1b[31mred\x1b[0m\u2028next\x00")))
+    message = only(decode_messages(text_message("\x1b[31mred\x1b[0m\u2028next\x00\u202e")))
     assert "\x1b" not in message.line() and "\u2028" not in message.line()
     assert "\x00" not in message.line()
+    # Shown, not hidden: the developer sees that the customer's text carried escape codes.
+    assert message.line().endswith('"\\x1b[31mred\\x1b[0m next\\x00\\u202e"')
 
 
 @pytest.mark.parametrize(

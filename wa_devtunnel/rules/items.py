@@ -5,19 +5,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from wa_devtunnel.rules.untrusted import visible
+
 TEXT_LIMIT = 60
-_CONTROL = {i: " " for i in (*range(32), *range(127, 160))}
+# Line and field separators fold into spaces (one line); every other control is shown as an escape.
+_SEPARATORS = {i: " " for i in (9, 10, 11, 12, 13, 0x1C, 0x1D, 0x1E, 0x1F, 0x85, 0x2028, 0x2029)}
 _QUOTED = frozenset({"text", "image", "video", "audio", "sticker", "interactive", "button"})
 _TYPES = _QUOTED | {"document", "location", "contacts", "reaction", "order", "system", "unsupported", "request_welcome"}
 
 
 def one_line(text: str, limit: int = TEXT_LIMIT) -> str:
-    """Squeeze untrusted text into one short terminal-safe line: no newlines, no escape codes."""
+    """Squeeze untrusted text into one short terminal-safe line: no newlines, controls as visible escapes."""
     # Fast path (most text): printable means no control codes and no whitespace but " ".
     if len(text) <= limit and text.isprintable() and "  " not in text and text[:1] != " " != text[-1:]:
         return text
     head = text[: limit * 2 + 16]
-    flat = " ".join(head.translate(_CONTROL).split())
+    flat = " ".join(visible(head.translate(_SEPARATORS)).split())
     if len(flat) > limit or len(text) > len(head):
         return flat[: limit - 1].rstrip() + "…"
     return flat
