@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import json
 import threading
@@ -61,12 +62,29 @@ async def test_an_unrecorded_event_is_answered_503_until_writing_works_again(
     assert [r.status for r in lost] == [503, 503]  # Meta retries a non-200; it never retries a 200
     events = subscription.drain()
     health = [e for e in events if isinstance(e, RecordingHealth)]
-    assert [(h.ok, h.refused) for h in health] == [(False, 1), (True, 2)]  # raised once, cleared once
+    assert [(h.ok, h.refused) for h in health] == [(False, 1), (False, 2), (True, 2)]  # counted, then cleared
     assert "No space left on device" in health[0].reason
     shown = [e.record for e in events if isinstance(e, ExchangeRecorded)]
     assert [r["response"]["status"] for r in shown] == [200, 503, 503, 200]  # the screen still sees them
     assert "No space left" in shown[1]["recording_error"]
     assert [r["response"]["status"] for r in receiver.records()] == [200, 200]
+
+
+async def test_a_strangers_small_request_does_not_declare_recovery(make_receiver: Callable[..., Any]) -> None:
+    """A full disk may still take a tiny 404 line: only Meta's kind of request proves writing works again."""
+    receiver: ReceiverHarness = await make_receiver()
+    subscription = receiver.bus.subscribe()
+    appends = FailingAppends(receiver.recorder.append)
+    receiver.recorder.append = appends  # type: ignore[method-assign]
+    body = samples.text_message_payload("m")
+    appends.failing = True
+    assert (await receiver.client.post(WEBHOOK, data=body, headers=signed(body))).status == 503
+    appends.failing = False
+    assert (await receiver.client.get("/x")).status == 404
+    health = [e.ok for e in subscription.drain() if isinstance(e, RecordingHealth)]
+    assert health == [False]
+    assert (await receiver.client.post(WEBHOOK, data=body, headers=signed(body))).status == 200
+    assert [e.ok for e in subscription.drain() if isinstance(e, RecordingHealth)] == [True]
 
 
 async def test_a_stranger_learns_nothing_from_refusals(make_receiver: Callable[..., Any]) -> None:
@@ -236,3 +254,97 @@ async def test_a_refused_big_body_is_recorded_by_its_start(make_receiver: Callab
     (record,) = receiver.records()
     assert (record["request_body_size"], record["request_body_truncated"]) == (len(body), True)
     assert len(record["request"]["body"]) == receiver_module.OVERSIZE_PREFIX_BYTES
+
+
+async def _open_upload(port: int, declared: int, first: bytes) -> tuple[Any, Any]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = f"POST {WEBHOOK} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {declared}\r\n\r\n"
+    writer.write(head.encode() + first)
+    await writer.drain()
+    return reader, writer
+
+
+async def _until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached"
+        await asyncio.sleep(0.01)
+
+
+async def test_bodies_being_read_share_one_memory_budget(
+    aiohttp_server: Callable[..., Any], tmp_path: Path
+) -> None:
+    """Slow uploads hold at most body_memory_bytes: the next one is refused 503 (recorded), not buffered."""
+    config = ReceiverConfig(path=WEBHOOK, handshake_tokens=(("default", VERIFY_TOKEN),), body_memory_bytes=150_000)
+    recorder = SessionRecorder(tmp_path / "rec")
+    app = create_receiver_app(config, EventBus(), recorder)
+    server = await aiohttp_server(app)
+    state = app[receiver_module.RECEIVER_STATE]
+    _, hog = await _open_upload(server.port, 1_000_000, b"x" * 120_000)
+    await _until(lambda: state.body_bytes_in_flight >= 120_000)
+    reader, writer = await _open_upload(server.port, 200_000, b"y" * 60_000)  # still arriving: it is read
+    answer = await reader.read(200)
+    assert answer.startswith(b"HTTP/1.1 503")
+    writer.close()
+    hog.close()  # the slow client goes away mid-body: its buffers are released at once
+    await _until(lambda: state.body_bytes_in_flight == 0)
+    recorder.close()
+    (record,) = read_recording(recorder.path).records
+    assert record["response"]["status"] == 503 and record["reason"].startswith("receiver busy")
+    assert record["request_body_truncated"] is True
+
+
+async def test_strangers_get_no_parser_details(receiver: ReceiverHarness) -> None:
+    not_json = await receiver.client.post(WEBHOOK, data=b"\x8b\x08 not json")
+    empty = await receiver.client.post(WEBHOOK, data=b"")
+    assert [(r.status, await r.text()) for r in (not_json, empty)] == [(400, "Bad Request")] * 2
+    first, second = receiver.records()
+    assert first["summary"]["problem"].startswith("body is not JSON")  # the reason is ours
+    assert second["summary"]["problem"] == "body is not JSON: empty body"
+
+
+@pytest.mark.parametrize("expect", ["<script>alert(1)</script>", "100-continue"])
+async def test_an_expect_header_is_never_echoed_and_the_request_is_recorded(
+    receiver: ReceiverHarness, expect: str
+) -> None:
+    body = samples.text_message_payload("expect")
+    response = await receiver.client.post(WEBHOOK, data=body, headers={**signed(body), "Expect": expect})
+    assert (response.status, await response.text()) == (200, "EVENT_RECEIVED")
+    (record,) = receiver.records()
+    assert record["response"]["status"] == 200
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        f"hub.mode=subscribe&HUB.VERIFY_TOKEN={VERIFY_TOKEN}&hub.challenge=6",
+        f"hub.mode=subscribe&hub.challenge=6&x={VERIFY_TOKEN}",
+        f"hub.mode=subscribe&hub.challenge=6&hub.verify_token=%2520{VERIFY_TOKEN}",
+    ],
+)
+async def test_the_verify_token_is_never_recorded_under_any_name(receiver: ReceiverHarness, query: str) -> None:
+    await receiver.client.get(f"{WEBHOOK}?{query}")
+    (record,) = receiver.records()
+    assert VERIFY_TOKEN not in json.dumps(record)
+    assert "REDACTED" in record["request"]["query"]
+
+
+async def test_big_bodies_without_a_valid_signature_are_not_decoded(
+    receiver: ReceiverHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --require-signature they are still answered like events, but a stranger's megabytes cost no decode."""
+    decoded: list[int] = []
+    real = receiver_module.decode_payload
+
+    def spy(body: bytes, **kw: Any) -> Any:
+        decoded.append(len(body))
+        return real(body, **kw)
+
+    monkeypatch.setattr(receiver_module, "decode_payload", spy)
+    big = big_batch(3000)
+    small = samples.text_message_payload("small, badly signed")
+    for body in (big, small):
+        assert (await receiver.client.post(WEBHOOK, data=body, headers=signed(body, "a-guess"))).status == 200
+    assert decoded == [len(small)]  # a small one is still decoded: a wrong App Secret is a common mistake
+    first, _ = receiver.records()
+    assert first["summary"]["headline"].startswith("not decoded:") and first["signature"] == "invalid"

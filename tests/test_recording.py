@@ -164,13 +164,14 @@ def test_permissions_are_private(tmp_path: Path) -> None:
     assert stat.S_IMODE(recorder.path.stat().st_mode) == 0o600
 
 
-def test_existing_open_directory_is_tightened(tmp_path: Path) -> None:
+def test_existing_open_directory_is_never_changed(tmp_path: Path) -> None:
+    """Its mode is the user's (it may be /tmp): a warning says how to close it."""
     directory = tmp_path / "recordings"
     directory.mkdir()
     directory.chmod(0o755)
-    with SessionRecorder(directory, now=fixed_clock()):
-        pass
-    assert stat.S_IMODE(directory.stat().st_mode) == 0o700
+    with SessionRecorder(directory, now=fixed_clock()) as recorder:
+        assert "mode 0755" in recorder.directory_warning
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o755
 
 
 def test_file_is_named_after_the_start_time_and_never_reused(tmp_path: Path) -> None:

@@ -64,14 +64,22 @@ def test_a_project_folder_or_repository_gets_no_gitignore(tmp_path: Path, other:
     assert not (tmp_path / ".gitignore").exists()
 
 
-@pytest.mark.parametrize(("before", "after"), [(0o755, 0o700), (0o750, 0o700), (0o777, 0o700), (0o770, 0o700)])
-def test_our_directory_open_to_others_is_closed_to_them(tmp_path: Path, before: int, after: int) -> None:
-    """Removing group/other access protects customers' data and cannot stop us; it is not the user's "no"."""
+@pytest.mark.parametrize("before", [0o755, 0o750, 0o777, 0o770, 0o1777])
+def test_an_existing_directory_open_to_others_is_left_alone_with_a_warning(tmp_path: Path, before: int) -> None:
+    """It may be /tmp (sticky, shared) or a project folder: its mode is the user's; the files are 0600 anyway."""
     directory = tmp_path / "recordings"
     directory.mkdir()
     directory.chmod(before)
-    start(directory)
-    assert mode_of(directory) == after
+    with SessionRecorder(directory) as recorder:
+        assert f"chmod 700 {directory}" in recorder.directory_warning
+        assert stat.S_IMODE(recorder.path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(directory.stat().st_mode) == before
+
+
+def test_a_directory_we_create_is_private_and_quiet(tmp_path: Path) -> None:
+    with SessionRecorder(tmp_path / "new" / "recordings") as recorder:
+        assert recorder.directory_warning == ""
+    assert mode_of(tmp_path / "new" / "recordings") == 0o700
 
 
 @pytest.mark.parametrize("mode", [0o500, 0o555, 0o400, 0o600])

@@ -77,7 +77,7 @@ def forward_note(status: int | None, error: str, pending: bool) -> str:
 
 def recording_failure_text(event: RecordingHealth) -> str:
     """The loud words for a recorder that cannot write: why, where, and what Meta sees meanwhile."""
-    where = f" ({event.path})" if event.path is not None else ""
+    where = f" ({event.path})" if event.path is not None and str(event.path) not in event.reason else ""
     refused = f"; {event.refused} delivery(ies) refused so far" if event.refused else ""
     reason = event.reason or "write failed"
     return f"RECORDING FAILED: {reason}{where}. Meta gets 503 and will retry until writes work again{refused}."

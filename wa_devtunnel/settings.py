@@ -32,6 +32,7 @@ DEFAULT_HEADER_TIMEOUT_S = 10.0
 DEFAULT_BODY_TIMEOUT_S = 30.0
 DEFAULT_IDLE_TIMEOUT_S = 15.0
 DEFAULT_ACK_FIRST_BACKLOG_BYTES = 64 * 1024 * 1024
+DEFAULT_BODY_MEMORY_BYTES = 128 * 1024 * 1024
 
 
 class ConfigError(Exception):
@@ -93,6 +94,7 @@ class Settings:
     body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S
     idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S
     ack_first_backlog_bytes: int = DEFAULT_ACK_FIRST_BACKLOG_BYTES
+    body_memory_bytes: int = DEFAULT_BODY_MEMORY_BYTES
 
     def handshake_tokens(self) -> list[tuple[str, str]]:
         """Every (account, token) pair the handshake accepts."""
@@ -394,6 +396,7 @@ def load_settings(
         body_timeout_s=_limit_seconds(env, "WA_DEVTUNNEL_BODY_TIMEOUT", DEFAULT_BODY_TIMEOUT_S),
         idle_timeout_s=_limit_seconds(env, "WA_DEVTUNNEL_IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT_S),
         ack_first_backlog_bytes=_limit(env, "WA_DEVTUNNEL_ACK_FIRST_BACKLOG_BYTES", DEFAULT_ACK_FIRST_BACKLOG_BYTES),
+        body_memory_bytes=_limit(env, "WA_DEVTUNNEL_BODY_MEMORY_BYTES", DEFAULT_BODY_MEMORY_BYTES),
     )
     if settings.register is not None:
         if settings.register not in REGISTER_SCOPES:

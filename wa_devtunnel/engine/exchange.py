@@ -110,7 +110,7 @@ def view_from_record(record: Mapping[str, Any], offset: int = -1, recording: Pat
     if kind == "verify" and verify is not None:
         headline = "OK: challenge echoed" if verify.get("ok") else f"FAILED: {verify.get('reason', '')}"
     elif kind == "event":
-        headline = str(summary.get("headline", ""))
+        headline = str(summary.get("headline", "") or summary.get("problem", ""))
     elif request.get("method") or request.get("path"):
         headline = f"{request.get('method', '?')} {request.get('path', '?')}"
     else:  # a request line the server could not even parse: its reason is all there is to show

@@ -87,6 +87,17 @@ CLIENT_PROXY_HEADERS = frozenset(
         "x-real-ip",
         "x-client-ip",
         "true-client-ip",
+        "x-cluster-client-ip",
+        "fastly-client-ip",
+        "cf-connecting-ip",
+        "cf-connecting-ipv6",
+        "x-forwarded-scheme",
+        "x-forwarded-ssl",
+        "x-original-forwarded-for",
+        "x-original-host",
+        "x-original-url",
+        "x-rewrite-url",
+        "x-host",
     }
 )
 _LOOPBACK = ("127.", "::1", "::ffff:127.")

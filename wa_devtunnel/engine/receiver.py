@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from itertools import count
 from typing import Any
 
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from wa_devtunnel.engine.events import EventBus, ExchangeRecorded, ForwardCompleted, Notice, RecordingHealth
 from wa_devtunnel.engine.exchange import build_record, header_pairs, new_exchange_id, utc_timestamp
@@ -32,8 +32,17 @@ OVERSIZE_PREFIX_BYTES = 64 * 1024
 # Bodies above this are verified and decoded in a worker thread: the event loop keeps answering meanwhile.
 OFFLOAD_BODY_BYTES = 64 * 1024
 # Strangers learn nothing from an answer: the reason goes to our own screen and recording only.
-GENERIC_ANSWERS = {401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed"}
-RECORDING_FAILED_ANSWER = "Service Unavailable: not recorded, please retry"
+GENERIC_ANSWERS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    413: "Payload Too Large",
+    503: "Service Unavailable",
+}
+# Nothing in it confirms to a stranger that filling the disk worked; Meta only needs the status.
+RECORDING_FAILED_ANSWER = GENERIC_ANSWERS[503]
 # A body refused for its signature (--require-signature) is kept whole up to this size, else its start:
 # Meta retries a refusal, and a stranger's flood must not fill the disk.
 REFUSED_BODY_KEPT_BYTES = 256 * 1024
@@ -52,13 +61,18 @@ class ReceiverConfig:
     require_signature: bool = False
     ack_first: bool = False
     ack_first_backlog_bytes: int = 64 * 1024 * 1024
+    # Bytes of bodies being read at once, across connections: a stranger's slow megabytes stay bounded.
+    body_memory_bytes: int = 128 * 1024 * 1024
     # Only requests carrying this session's key may label themselves selftest/sample/replay.
     origin_key: str = field(default_factory=new_origin_key, repr=False)
+    # The verify tokens alone, for redacting them wherever a query carries them.
+    verify_tokens: tuple[str, ...] = field(init=False, repr=False, compare=False)
     # The App Secrets as HMAC keys, encoded once here rather than on every request.
     signing_keys: tuple[SigningKey, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "signing_keys", signing_keys(self.signature_secrets))
+        object.__setattr__(self, "verify_tokens", tuple(token for _, token in self.handshake_tokens))
 
 
 @dataclass(slots=True)
@@ -74,16 +88,32 @@ class ReceiverState:
     forwarder: Forwarder | None = None
     background: set[asyncio.Task[None]] = field(default_factory=set)
     backlog_bytes: int = 0
+    body_bytes_in_flight: int = 0
     recording_failed: bool = False
     refused_unrecorded: int = 0
 
 
 RECEIVER_STATE = web.AppKey("receiver_state", ReceiverState)
 _UNCHECKED = SignatureVerdict.UNCHECKED.value
+_ORIGIN_LOWER = ORIGIN_HEADER.lower()
 
 
-async def _read_body(request: web.Request, limit: int) -> tuple[bytes, bool, int]:
-    """Read the raw body up to `limit`; return (bytes kept, oversized?, bytes seen)."""
+class ReceiverBusy(Exception):
+    """Bodies being read already hold the memory budget: this one is refused (503) rather than buffered."""
+
+    def __init__(self, prefix: bytes, seen: int, in_flight: int) -> None:
+        super().__init__(f"{in_flight} bytes of other bodies being read")
+        self.prefix = prefix
+        self.seen = seen
+
+
+async def _read_body(state: ReceiverState, request: web.Request, limit: int) -> tuple[bytes, bool, int]:
+    """Read the raw body up to `limit`; return (bytes kept, oversized?, bytes seen).
+
+    Bodies still arriving share one memory budget (ReceiverConfig.body_memory_bytes): past it the read
+    stops with ReceiverBusy. A client that goes away mid-body frees its buffers at once (the exception's
+    traceback would otherwise keep them alive until a full garbage collection).
+    """
     if request.content.is_eof():  # a small body usually arrives whole with its headers: take it as is
         body = request.content.read_nowait()
         if len(body) <= limit:
@@ -95,16 +125,23 @@ async def _read_body(request: web.Request, limit: int) -> tuple[bytes, bool, int
         return prefix, True, declared
     chunks: list[bytes] = []
     size = 0
-    while True:
-        chunk = await request.content.readany()
-        if not chunk:
-            break
-        size += len(chunk)
-        if size > limit:
-            kept = b"".join(chunks)[:OVERSIZE_PREFIX_BYTES]
-            return kept, True, size
-        chunks.append(chunk)
-    return b"".join(chunks), False, size
+    try:
+        while True:
+            chunk = await request.content.readany()
+            if not chunk:
+                break
+            size += len(chunk)
+            state.body_bytes_in_flight += len(chunk)
+            if size > limit:
+                kept = b"".join(chunks)[:OVERSIZE_PREFIX_BYTES]
+                return kept, True, size
+            chunks.append(chunk)
+            if state.body_bytes_in_flight > state.config.body_memory_bytes:
+                raise ReceiverBusy(b"".join(chunks)[:OVERSIZE_PREFIX_BYTES], size, state.body_bytes_in_flight)
+        return b"".join(chunks), False, size
+    finally:
+        state.body_bytes_in_flight -= size
+        chunks.clear()
 
 
 def _matches_webhook_path(path: str, webhook_path: str) -> bool:
@@ -128,7 +165,8 @@ def _commit(state: ReceiverState, record: dict[str, Any]) -> bool:
             recorded = False
             _recording_trouble(state, record, exc)
         else:
-            if state.recording_failed:
+            # Only Meta's kind of request proves recovery: a stranger's tiny 404 may fit where an event did not.
+            if state.recording_failed and record["kind"] != "other":
                 _recording_recovered(state)
     state.exchanges += 1
     state.bus.publish(ExchangeRecorded(None, record, offset, path))
@@ -140,11 +178,13 @@ def _recording_trouble(state: ReceiverState, record: dict[str, Any], exc: OSErro
     reason = str(exc) or type(exc).__name__
     record["response"] = {"status": 503, "body": RECORDING_FAILED_ANSWER}
     record["recording_error"] = reason
-    state.refused_unrecorded += 1
-    if not state.recording_failed:
+    if not state.recording_failed:  # a new episode: count its refusals from one
         state.recording_failed = True
-        path = state.recorder.path if state.recorder is not None else None
-        state.bus.publish(RecordingHealth(False, path, reason, state.refused_unrecorded))
+        state.refused_unrecorded = 0
+    state.refused_unrecorded += 1
+    path = state.recorder.path if state.recorder is not None else None
+    # Every refusal updates the front ends' count; they speak up once per episode.
+    state.bus.publish(RecordingHealth(False, path, reason, state.refused_unrecorded))
 
 
 def _recording_recovered(state: ReceiverState) -> None:
@@ -177,16 +217,26 @@ async def handle_any(request: web.Request) -> web.StreamResponse:
     unsigned_refusal = (
         config.require_signature and on_path and method == "POST" and SIGNATURE_HEADER not in request.headers
     )
+    busy: ReceiverBusy | None = None
     if request.can_read_body:
         limit = OVERSIZE_PREFIX_BYTES if unsigned_refusal else config.max_body_bytes
-        body, truncated, seen_bytes = await _read_body(request, limit)
-    oversized = truncated and not unsigned_refusal
+        try:
+            body, truncated, seen_bytes = await _read_body(state, request, limit)
+        except ReceiverBusy as exc:
+            busy, body, truncated, seen_bytes = exc, exc.prefix, True, exc.seen
+    oversized = truncated and not unsigned_refusal and busy is None
     signature = _UNCHECKED
     # The token is redacted whatever the path or method (Meta's handshake may hit a mistyped path).
-    query = redact_verify_token(raw_query) if raw_query else raw_query
+    query = redact_verify_token(raw_query, config.verify_tokens) if raw_query else raw_query
 
     attempt = None
-    if on_path and method == "GET":
+    if busy is not None:
+        kind = "event" if on_path and method == "POST" else "other"
+        status, text = 503, GENERIC_ANSWERS[503]
+        extra["reason"] = f"receiver busy: {busy} (WA_DEVTUNNEL_BODY_MEMORY_BYTES); Meta retries a 503"
+        if kind == "event":
+            extra["summary"] = {"ok": False, "problem": extra["reason"]}
+    elif on_path and method == "GET":
         kind = "verify"
         attempt = decide_handshake(raw_query, config.handshake_tokens)
         status, text = attempt.status, attempt.body
@@ -210,9 +260,12 @@ async def handle_any(request: web.Request) -> web.StreamResponse:
     forward_later: list[tuple[str, str]] | None = None
     # With --require-signature a bad signature is refused here, like a strict app: it never reaches the backend.
     refused_here = config.require_signature and status in (401, 403) and kind == "event"
-    if state.forwarder is not None and kind in ("verify", "event") and not oversized and not refused_here:
+    if state.forwarder is not None and kind in ("verify", "event") and not truncated and not refused_here:
         outgoing = forward_headers(
-            [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers],
+            [
+                (name, without_key(value) if name.lower() == _ORIGIN_LOWER else value)  # the key stays with us
+                for name, value in ((k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers)
+            ],
             request.remote,
             request.host,
             request.scheme,
@@ -349,7 +402,7 @@ async def _answer_event(
     if oversized:
         limit = config.max_body_bytes
         extra["summary"] = {"ok": False, "problem": f"body of {seen_bytes} bytes exceeds {limit}"}
-        return 413, f"payload too large: {seen_bytes} bytes (limit {limit})", "unchecked"
+        return 413, GENERIC_ANSWERS[413], "unchecked"
     signature_header = request.headers.get("X-Hub-Signature-256")
     legacy_header = request.headers.get("X-Hub-Signature")
     if len(body) > OFFLOAD_BODY_BYTES:  # hashing and decoding megabytes must not hold the event loop
@@ -369,10 +422,10 @@ async def _answer_event(
     if refused is not None:
         return refused, GENERIC_ANSWERS[refused], verdict
     assert summary is not None
-    if not body:
-        return 400, "empty body: Meta always sends a JSON object", verdict
+    if not body:  # the reason is the summary's problem, on our side only
+        return 400, GENERIC_ANSWERS[400], verdict
     if not summary.ok and summary.problem.startswith(("body is not JSON", "JSON is not an object")):
-        return 400, summary.problem, verdict
+        return 400, GENERIC_ANSWERS[400], verdict
     return 200, "EVENT_RECEIVED", verdict
 
 
@@ -400,6 +453,10 @@ def _verify_and_decode(
     )
     if _refusal(config, check) is not None:
         return check, None
+    unproven = check.verdict in (SignatureVerdict.INVALID, SignatureVerdict.MISSING)
+    if unproven and len(body) > REFUSED_BODY_KEPT_BYTES:  # a stranger's megabytes are not worth a decode
+        problem = f"not decoded: {len(body)} bytes without a valid signature (the body is recorded)"
+        return check, WebhookSummary(False, problem, "", (), (), (), problem)
     summary = decode_payload(body, accounts_by_phone_number_id=config.accounts_by_phone_number_id, seen=state.seen)
     return check, summary
 
@@ -417,6 +474,16 @@ def _label_account(summary: WebhookSummary, check: SignatureCheck, extra: dict[s
         extra["account"] = check.account
 
 
+async def _expect(request: web.Request) -> None:
+    """`Expect: 100-continue` is honoured; any other expectation is ignored and the request answered as usual.
+
+    (aiohttp's default answers 417 itself, echoing the sender's header and recording nothing.)
+    """
+    if request.version == HttpVersion11 and request.headers.get("Expect", "").lower() == "100-continue":
+        await request.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        request.writer.output_size = 0
+
+
 def create_receiver_app(
     config: ReceiverConfig, bus: EventBus, recorder: SessionRecorder | None, forwarder: Forwarder | None = None
 ) -> web.Application:
@@ -426,8 +493,8 @@ def create_receiver_app(
     app[RECEIVER_STATE] = ReceiverState(config=config, recorder=recorder, bus=bus, forwarder=forwarder)
     if config.path.startswith("/") and not {"{", "}", "%"} & set(config.path):
         # Meta's deliveries find the handler by a dict lookup instead of the catch-all's regex.
-        app.router.add_route("*", config.path, handle_any)
-    app.router.add_route("*", "/{tail:.*}", handle_any)
+        app.router.add_route("*", config.path, handle_any, expect_handler=_expect)
+    app.router.add_route("*", "/{tail:.*}", handle_any, expect_handler=_expect)
     return app
 
 
@@ -457,7 +524,7 @@ def record_rejected(
         kind="other",
         method=method,
         path=path,
-        query=redact_verify_token(query) if query else query,
+        query=redact_verify_token(query, state.config.verify_tokens) if query else query,
         headers=headers,
         body=b"",
         status=status,

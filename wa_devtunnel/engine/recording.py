@@ -71,7 +71,8 @@ class SessionRecorder:
         if max_bytes < 1:
             raise ValueError(f"max_bytes must be at least 1, not {max_bytes}")
         directory = Path(directory)
-        prepare_recordings_directory(directory)
+        # A warning about the directory's own mode, for the front ends (never acted on here).
+        self.directory_warning = prepare_recordings_directory(directory)
         started = (now or _utc_now)()
         if started.tzinfo is not None:
             started = started.astimezone(UTC)

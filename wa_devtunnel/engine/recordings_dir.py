@@ -26,8 +26,12 @@ class RecordingsDirError(OSError):
         return self.message
 
 
-def prepare_recordings_directory(directory: Path) -> None:
-    """Create it private (0700, with a `*` .gitignore), or check an existing one without overriding the user."""
+def prepare_recordings_directory(directory: Path) -> str:
+    """Create it private (0700, with a `*` .gitignore), or check an existing one without changing it.
+
+    Returns a warning for an existing directory others can enter (the session files themselves are
+    0600 either way): its mode is the user's to change, never ours (it may be /tmp or a project folder).
+    """
     try:
         directory.mkdir(mode=0o700, parents=True)
         created = True
@@ -63,13 +67,14 @@ def prepare_recordings_directory(directory: Path) -> None:
             "or use --no-record",
             directory,
         )
-    if mode & _GROUP_AND_OTHERS:
-        try:  # ours and writable, only too open: closing it to others protects the customers' data
-            directory.chmod(mode & ~_GROUP_AND_OTHERS)
-        except OSError as exc:
-            raise _cannot_use(directory, exc, "cannot make private") from exc
     if created or _holds_only_recordings(directory):
         _drop_gitignore(directory)
+    if mode & _GROUP_AND_OTHERS:
+        return (
+            f"Recordings directory {directory} is open to other users (mode {mode:04o}); the session files are "
+            f"private (0600), but their names show. To close it: chmod 700 {directory}"
+        )
+    return ""
 
 
 def _cannot_use(directory: Path, exc: OSError, what: str) -> RecordingsDirError:

@@ -8,7 +8,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from wa_devtunnel.engine.exchange import REDACTED_HEADERS
-from wa_devtunnel.engine.forwarder import DEFAULT_FORWARD_TIMEOUT_S, Forwarder, end_to_end_headers
+from wa_devtunnel.engine.forwarder import (
+    CLIENT_PROXY_HEADERS,
+    DEFAULT_FORWARD_TIMEOUT_S,
+    Forwarder,
+    end_to_end_headers,
+)
 from wa_devtunnel.engine.origin import ORIGIN_HEADER, origin_header
 from wa_devtunnel.engine.replay_source import RecordedExchange, ReplayError
 from wa_devtunnel.engine.selftest import new_challenge
@@ -89,7 +94,12 @@ def _plan_one(
     index: int, exchange: RecordedExchange, options: ReplayOptions, edited_body: bytes | None
 ) -> PlannedRequest:
     request = exchange.record.get("request") or {}
-    recorded = end_to_end_headers(request.get("headers") or ())
+    # Proxy headers described the original hop (or were a stranger's claim): a replay is a new request.
+    recorded = [
+        (name, value)
+        for name, value in end_to_end_headers(request.get("headers") or ())
+        if name.lower() not in CLIENT_PROXY_HEADERS
+    ]
     # Meta's headers in Meta's order; credentials the recorder redacted cannot be sent again.
     headers = [
         (name, value)

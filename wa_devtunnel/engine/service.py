@@ -54,6 +54,7 @@ def receiver_config(settings: Settings) -> ReceiverConfig:
         require_signature=settings.require_signature,
         ack_first=settings.ack_first,
         ack_first_backlog_bytes=settings.ack_first_backlog_bytes,
+        body_memory_bytes=settings.body_memory_bytes,
     )
 
 
@@ -131,6 +132,8 @@ class WebhookService:
             forward_to=self.settings.forward_to,
         )
         self.bus.publish(started)
+        if self.recorder is not None and self.recorder.directory_warning:
+            self.bus.publish(Notice("warning", self.recorder.directory_warning, topic="recordings"))
         self._announce_instance()
         if self.tunnel.name == "none" and self.settings.ngrok_authtoken is None:
             self.bus.publish(Notice("info", LOCAL_ONLY_HINT, topic="local-only"))

@@ -77,19 +77,31 @@ def verification_query(challenge: str, verify_token: str) -> str:
     return urlencode({MODE: SUBSCRIBE, CHALLENGE: challenge, VERIFY_TOKEN: verify_token})
 
 
-def redact_verify_token(query: str) -> str:
-    """Hide every hub.verify_token value so recordings never hold the token.
+def redact_verify_token(query: str, tokens: Sequence[str] = ()) -> str:
+    """Hide every verify-token value so recordings never hold the token.
 
-    Works on the raw string so every other byte (order, duplicates, odd encodings) survives;
-    empty values are kept as they are since they reveal nothing and explain a refusal.
+    Any parameter named like hub.verify_token (any case or spacing: the diagnosis explains a
+    misspelt name, the recording must not keep its value) and any parameter whose value is one of
+    `tokens`, whatever its name. Works on the raw string so every other byte (order, duplicates,
+    odd encodings) survives; empty values are kept as they are since they reveal nothing.
     """
+    secrets = {token for token in tokens if token}
     segments = query.split("&")
     for index, segment in enumerate(segments):
         raw_name, equals, value = segment.partition("=")
         name = raw_name.removeprefix("?") if index == 0 else raw_name
-        if equals and value and unquote_plus(name) == VERIFY_TOKEN:
+        if not (equals and value):
+            continue
+        named_token = "verify_token" in unquote_plus(name).strip().lower().replace(" ", "")
+        if named_token or (secrets and _decoded_forms(value) & secrets):
             segments[index] = f"{raw_name}={REDACTED}"
     return "&".join(segments)
+
+
+def _decoded_forms(value: str) -> set[str]:
+    """The value as sent, once and twice URL-decoded, with `+` as a space or not."""
+    once = unquote_plus(value)
+    return {value, once, unquote(value), unquote_plus(once), once.strip()}
 
 
 def _first(values: list[str]) -> str | None:

@@ -113,7 +113,7 @@ def header_text(state: HeaderState, width: int) -> Text:
 def recording_alarm_text(event: RecordingHealth) -> Text:
     """The banner for a recorder that cannot write: loud, with the reason and what Meta sees meanwhile."""
     text = Text.assemble(("RECORDING FAILED: ", "bold"), shown(event.reason or "write failed", 200))
-    if event.path is not None:
+    if event.path is not None and str(event.path) not in event.reason:  # the recorder's reason may name it
         text.append(f" ({shown(event.path)})")
     text.append("\nMeta gets 503 and will retry; nothing is acknowledged until writes work again.")
     if event.refused:
