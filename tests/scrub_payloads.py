@@ -15,7 +15,7 @@ from typing import Any
 
 from wa_devtunnel.rules import samples
 
-FORMATS = ("e164", "spaced", "dashed", "intl00", "national", "bracketed", "trunk")
+FORMATS = ("e164", "spaced", "dashed", "intl00", "national", "bracketed", "trunk", "zerowidth", "slashed")
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,11 @@ class Person:
     def number(self) -> str:
         return self.country + self.national
 
+    @property
+    def ipv4_mapped(self) -> str:
+        """The IPv4 address as a dual-stack socket reports it."""
+        return f"::ffff:{self.ipv4}"
+
     def written(self, fmt: str) -> str:
         """The number as people write it: +44 650-555-1234, (650) 555-1234, 0650 5551234 ..."""
         n, cc = self.national, self.country
@@ -47,6 +52,8 @@ class Person:
             "national": f"{n[:3]} {n[3:6]} {n[6:]}",
             "bracketed": f"({n[:3]}) {n[3:6]}-{n[6:]}",
             "trunk": f"0{n[:3]} {n[3:]}",
+            "zerowidth": f"{cc}{n[:3]}\u200b{n[3:6]}\u2060{n[6:]}",
+            "slashed": f"{n[:3]}/{n[3:6]}-{n[6:]}",
         }[fmt]
 
     def mention(self, fmt: str) -> dict[str, str]:
@@ -103,7 +110,7 @@ def failed_status(person: Person, fmt: str) -> dict[str, Any]:
     return samples.envelope([samples.messages_change(statuses=[status])])
 
 
-def _sdp(person: Person) -> str:
+def sdp_offer(person: Person) -> str:
     lines = (
         "v=0",
         f"o={person.number} 4611731400430051336 2 IN IP4 {person.ipv4}",
@@ -114,9 +121,14 @@ def _sdp(person: Person) -> str:
         "a=rtcp:9 IN IP4 0.0.0.0",
         f"a=candidate:1 1 udp 2122260223 {person.ipv4} 54400 typ host",
         f"a=candidate:2 1 udp 1686052607 {person.ipv6} 3478 typ srflx raddr 0.0.0.0 rport 0",
+        f"a=candidate:1467250027 1 udp 2122260223 {person.ipv6} 54401 typ host generation 0 network-id 2",
+        f"a=candidate:842163049 1 udp 1677729535 {person.ipv4_mapped} 54402 typ srflx raddr {person.ipv6} rport 54401",
         "a=ice-ufrag:cloRuCCQaPtDYlxC",
         "a=fingerprint:sha-256 AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01:23:45:67:89:AB:CD:EF:01",
         "a=rtpmap:111 opus/48000/2",
+        "a=ssrc:3087315823 cname:Yx3pQmVbW2kT8sLf",
+        "m=video 54403 UDP/TLS/RTP/SAVPF 96",
+        f"a=rtcp:54404 IN IP6 {person.ipv6}",
     )
     return "\r\n".join(lines) + "\r\n"
 
@@ -130,7 +142,7 @@ def call_connect(person: Person, fmt: str) -> dict[str, Any]:
         "event": "connect",
         "timestamp": samples.TIMESTAMP,
         "direction": "USER_INITIATED",
-        "session": {"sdp_type": "offer", "sdp": _sdp(person)},
+        "session": {"sdp_type": "offer", "sdp": sdp_offer(person)},
         "biz_opaque_callback_data": person.mention(fmt),
     }
     return _change("calls", {"contacts": [_contact(person)], "calls": [call]})
@@ -196,7 +208,8 @@ def user_preferences(person: Person, fmt: str) -> dict[str, Any]:
 def unknown_field(person: Person, fmt: str) -> dict[str, Any]:
     """A field this tool has never heard of, with a person's data nested at every depth."""
     free_text = (
-        f"{person.name} <{person.email}> wrote from {person.ipv4} and [{person.ipv6}]:443, "
+        f"{person.name} <{person.email}> wrote from {person.ipv4} and [{person.ipv6}]:443 (host 54400 "
+        f"{person.ipv6} 54401, via {person.ipv4_mapped}), "
         f"reach @{person.handle} on {person.written(fmt)} or as {person.user_id}; https://wa.me/{person.number}"
     )
     nested = {
@@ -214,3 +227,17 @@ def nested_field(person: Person, fmt: str, path: tuple[str, ...]) -> dict[str, A
     for key in reversed(path[:-1]):
         node = {key: node}
     return _change("field_from_the_future", node)
+
+
+def name_mentions(person: Person, fmt: str) -> dict[str, Any]:
+    """The customer's name in other letter cases and in parts: a message (kept with --keep-text) and Meta's details."""
+    first, last = person.name.split()
+    said = (
+        f"{first} here; {last} family; {person.name.lower()}; {person.name.upper()}; "
+        f"{last.lower()}, {first.upper()}: {person.written(fmt)}"
+    )
+    message = samples.text_message(said, sender=person.number, message_id=person.wamid(4))
+    message["context_note"] = person.mention(fmt)
+    status = samples.status("failed", recipient_id=person.number, message_id=person.wamid(5), error_code=131026)
+    status["errors"] = [samples.meta_error(131026, details=f"{first.lower()} {last.upper()} blocked; {said}")]
+    return samples.envelope([samples.messages_change([message], [status], contacts=[_contact(person)])])

@@ -222,9 +222,10 @@ async def test_keep_text_keeps_message_text_but_not_people(
     assert _value(files["messages.text.json"])["messages"][0]["text"]["body"] == TEXT
     assert _value(files["messages.text-2.json"])["messages"][0]["text"]["body"] == SECOND_TEXT
     button = _value(files["messages.interactive-button_reply.json"])["messages"][0]
-    assert button["interactive"]["button_reply"]["title"] == BUTTON_TITLE
+    assert BUTTON_TITLE == "Yes please, Zoë"  # her first name alone: replaced as the first part of her fake name
+    assert button["interactive"]["button_reply"]["title"] == "Yes please, Customer"
     everything = b"".join(fixture_files(out).values())
-    for value in (ALICE, BOB, ALICE_NAME):
+    for value in (ALICE, BOB, ALICE_NAME, "Zoë", "Quarterman", "Xylo"):
         assert not any(form in everything for form in forms(value)), value
 
 

@@ -218,3 +218,128 @@ def test_a_body_too_deep_to_scrub_is_skipped_not_a_crash(tmp_path: Path) -> None
     assert [fixture.seq for fixture in result.fixtures] == [2]
     assert result.skipped == ("s.jsonl seq 1: body is nested too deeply to scrub",)
     assert SHEENA.number.encode() not in b"".join(path.read_bytes() for path in out.iterdir())
+
+
+def test_an_ipv6_candidate_after_a_priority_is_replaced_whole_and_the_sdp_numbers_stay() -> None:
+    sdp = (
+        "v=0\r\no=- 4611731400430051336 2 IN IP6 2607:fb90:1234:5678:abcd:ef01:2345:6789\r\nt=0 0\r\n"
+        "m=audio 54401 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP6 2607:fb90:1234:5678:abcd:ef01:2345:6789\r\n"
+        "a=rtcp:54402 IN IP6 2607:FB90:1234:5678:ABCD:EF01:2345:6789\r\n"
+        "a=candidate:1467250027 1 udp 2122260223 2607:fb90:1234:5678:abcd:ef01:2345:6789 54401 typ host\r\n"
+        "a=candidate:842163049 1 udp 1677729535 ::ffff:81.2.69.142 54402 typ srflx raddr 10.0.0.2 rport 54401 "
+        "generation 0 network-id 2\r\n"
+        "a=candidate:3 1 tcp 1518280447 fe80::1%eth0 9 typ host tcptype active\r\n"
+        "a=ssrc-group:FID 3087315823 2122260223\r\na=ssrc:3087315823 cname:Yx3pQmVbW2kT8sLf\r\n"
+    )
+    call = {"id": SHEENA.wacid(), "from": SHEENA.number, "event": "connect", "session": {"sdp": sdp}}
+    (scrubbed,) = _scrub_all(samples.envelope([samples.field_change("calls", {"calls": [call]})]))
+    assert _value(scrubbed)["calls"][0]["session"]["sdp"] == (
+        "v=0\r\no=- 4611731400430051336 2 IN IP6 2001:db8::1\r\nt=0 0\r\n"
+        "m=audio 54401 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP6 2001:db8::1\r\n"
+        "a=rtcp:54402 IN IP6 2001:db8::1\r\n"
+        "a=candidate:1467250027 1 udp 2122260223 2001:db8::1 54401 typ host\r\n"
+        "a=candidate:842163049 1 udp 1677729535 ::ffff:192.0.2.1 54402 typ srflx raddr 192.0.2.2 rport 54401 "
+        "generation 0 network-id 2\r\n"
+        "a=candidate:3 1 tcp 1518280447 2001:db8::2%eth0 9 typ host tcptype active\r\n"
+        "a=ssrc-group:FID 3087315823 2122260223\r\na=ssrc:3087315823 cname:Yx3pQmVbW2kT8sLf\r\n"
+    )
+
+
+def test_a_trickled_candidate_outside_an_sdp_is_read_the_same_way() -> None:
+    candidate = "candidate:1467250027 1 udp 2122260223 2804:14c:65:8a3b:9d1:77ff:fe12:3456 54401 typ host"
+    payload = samples.envelope([samples.field_change("calls", {"ice": {"candidate": candidate}})])
+    (scrubbed,) = _scrub_all(payload)
+    assert _value(scrubbed)["ice"]["candidate"] == "candidate:1467250027 1 udp 2122260223 2001:db8::1 54401 typ host"
+
+
+def test_a_message_text_shaped_like_a_candidate_is_still_a_message_text() -> None:
+    said = "candidate:1 1 udp 16505559876 81.2.69.142 54401 typ host"
+    payload = samples.envelope([samples.messages_change([samples.text_message(said, sender=SHEENA.number)])])
+    (lorem,) = _scrub_all(payload)
+    (kept,) = _scrub_all(payload, keep_text=True)
+    assert "16505559876" not in str(lorem) and "81.2.69.142" not in str(lorem)
+    body = _value(kept)["messages"][0]["text"]["body"]  # read as a text: the number there is a phone number
+    assert body.startswith("candidate:1 1 udp 1555") and body.endswith(" 192.0.2.1 54401 typ host")
+
+
+def test_ip_addresses_in_any_form_are_replaced_whole_in_texts() -> None:
+    details = (
+        "host 54400 2607:fb90:1234:5678:abcd:ef01:2345:6789 54401; 2607:FB90:1234:5678:ABCD:EF01:2345:6789; "
+        "[2600:1700:1:2::3]:443; 2600:1700:0001:0002:0000:0000:0000:0003, fe80::1%eth0 and fe80::1%25wlan0; "
+        "via ::ffff:81.2.69.142, ::FFFF:5102:458E, 81.2.69.142; kept: 0.0.0.0, ::1, 127.0.0.1, "
+        "10:30:45, 999.1.2.3, AB:CD:EF:01"
+    )
+    status = samples.status("failed", recipient_id=SHEENA.number, error_code=131026)
+    status["errors"][0]["error_data"]["details"] = details
+    (scrubbed,) = _scrub_all(samples.envelope([samples.messages_change(statuses=[status])]))
+    assert _value(scrubbed)["statuses"][0]["errors"][0]["error_data"]["details"] == (
+        "host 54400 2001:db8::1 54401; 2001:db8::1; [2001:db8::2]:443; 2001:db8::2, 2001:db8::3%eth0 and "
+        "2001:db8::3%25wlan0; via ::ffff:192.0.2.1, ::ffff:c000:201, 192.0.2.1; kept: 0.0.0.0, ::1, "
+        "127.0.0.1, 10:30:45, 999.1.2.3, AB:CD:EF:01"
+    )
+
+
+def test_keep_text_replaces_a_name_in_any_case_and_part_by_part() -> None:
+    jane = samples.contact("Jane Quixote", "16505551234")
+    said = "Jane here; Quixote family; jane quixote; JANE QUIXOTE; quixotes and janet stay"
+    message = samples.text_message(said, sender="16505551234")
+    payloads = [samples.envelope([samples.messages_change([message], contacts=[jane])])]
+    (scrubbed,) = _scrub_all(*payloads, keep_text=True)
+    body = _value(scrubbed)["messages"][0]["text"]["body"]
+    assert body == "Customer here; 1 family; Customer 1; Customer 1; quixotes and janet stay"
+
+
+def test_a_name_part_met_whole_in_a_field_keeps_that_fields_fake() -> None:
+    card = samples.contacts_message(sender=SHEENA.number)
+    card["contacts"][0]["name"] = {"formatted_name": "Jane Quixote", "first_name": "Jane", "last_name": "Quixote"}
+    card["contacts"][0]["note"] = "JANE wrote; the quixote family; Jane Quixote"
+    (scrubbed,) = _scrub_all(samples.envelope([samples.messages_change([card])]))
+    contact = _value(scrubbed)["messages"][0]["contacts"][0]
+    names = contact["name"]
+    assert names == {"formatted_name": "Customer 2", "first_name": "Customer 3", "last_name": "Customer 4"}
+    assert contact["note"] == "Customer 3 wrote; the Customer 4 family; Customer 2"
+
+
+def test_a_schema_keyword_that_is_also_a_customers_name_part_stays() -> None:
+    grace = samples.contact("Grace Read", SHEENA.number)
+    read = samples.status("read", recipient_id=SHEENA.number)
+    read["note"] = "Grace has read it"
+    message = samples.text_message("hi", sender=SHEENA.number)
+    (scrubbed,) = _scrub_all(samples.envelope([samples.messages_change([message], [read], contacts=[grace])]))
+    value = _value(scrubbed)
+    assert value["statuses"][0]["status"] == "read" and value["messages"][0]["type"] == "text"
+    assert value["statuses"][0]["note"] == "Customer has 1 it"  # in a text, the word goes with the name
+
+
+def test_numbers_split_by_invisible_characters_slashes_or_unicode_dashes_are_found() -> None:
+    forms = (
+        "1650\u200b555\u200b1234",
+        "+1\u2060650\u200c555\u200d1234",
+        "\u200e+1 650 555 1234\u200f",
+        "+1\u00a0650\u2011555\u20111234",
+        "+1 650\u202f555\u202f1234",
+        "+1 (650) 555\u20131234",
+        "650/555-1234",
+        "1/650/555/1234",
+    )
+    status = samples.status("failed", recipient_id=SHEENA.number, error_code=131026)
+    status["errors"][0]["error_data"]["details"] = " | ".join(forms) + " | 11/26/2026 and 2026/11/26 stay"
+    (scrubbed,) = _scrub_all(samples.envelope([samples.messages_change(statuses=[status])]))
+    fake = _value(scrubbed)["statuses"][0]["recipient_id"]
+    details = _value(scrubbed)["statuses"][0]["errors"][0]["error_data"]["details"]
+    *found_forms, dates = details.split(" | ")
+    assert dates == "11/26/2026 and 2026/11/26 stay"
+    for original, found in zip(forms, found_forms, strict=True):
+        expected = fake if original.replace("/", "").startswith(("1", "+", "\u200e")) else fake[1:]
+        assert "".join(char for char in found if char.isdigit()) == expected, (original, found)
+        assert [char for char in found if not char.isdigit()] == [char for char in original if not char.isdigit()]
+
+
+def test_a_phone_field_written_with_invisible_characters_is_the_same_number() -> None:
+    card = samples.contacts_message(sender=SHEENA.number)
+    card["contacts"][0]["phones"] = [{"phone": "+1\u200b650\u200b555\u200b1234", "type": "CELL"}]
+    (scrubbed,) = _scrub_all(samples.envelope([samples.messages_change([card])]))
+    value = _value(scrubbed)
+    fake = value["messages"][0]["from"]
+    phone = value["messages"][0]["contacts"][0]["phones"][0]["phone"]
+    assert phone == f"+{fake[0]}\u200b{fake[1:4]}\u200b{fake[4:7]}\u200b{fake[7:]}" and fake != SHEENA.number
