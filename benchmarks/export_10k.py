@@ -27,13 +27,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from wa_devtunnel.cli.export import ProgressBar, summary_line
 from wa_devtunnel.engine.exchange import build_record
+from wa_devtunnel.engine.export.writer import export_fixtures, prepare_out_dir
 from wa_devtunnel.engine.recording import SessionRecorder
-from wa_devtunnel.engine.replay_source import Selection, load_recordings, select
-from wa_devtunnel.fixtures.cli_export import ProgressBar, summary_line
-from wa_devtunnel.fixtures.export import export_fixtures, prepare_out_dir
-from wa_devtunnel.rules import samples
-from wa_devtunnel.rules.payload import decode_payload
+from wa_devtunnel.engine.replay.source import Selection, load_recordings, select
+from wa_devtunnel.rules.decode.payload import decode_payload
+from wa_devtunnel.rules.samples import payloads as samples
 from wa_devtunnel.rules.signature import sign_body
 
 SECRET = "benchmark-app-secret"

@@ -54,7 +54,7 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere, without installi
 import wa_devtunnel  # noqa: E402
 from wa_devtunnel.engine.recording import read_recording  # noqa: E402
 from wa_devtunnel.engine.service import WebhookService  # noqa: E402
-from wa_devtunnel.rules import samples  # noqa: E402
+from wa_devtunnel.rules.samples import payloads as samples  # noqa: E402
 from wa_devtunnel.rules.signature import sign_body  # noqa: E402
 from wa_devtunnel.settings import DEFAULT_PATH, load_settings  # noqa: E402
 

@@ -55,12 +55,12 @@ if str(ROOT) not in sys.path:  # run as a script from anywhere, without installi
 from benchmarks.receiver import Child, start_child  # noqa: E402
 from wa_devtunnel.engine.exchange import build_record, utc_timestamp  # noqa: E402
 from wa_devtunnel.engine.recording import SessionRecorder, read_recording  # noqa: E402
-from wa_devtunnel.engine.replay import percentile, send_plan  # noqa: E402
-from wa_devtunnel.engine.replay_plan import PlannedRequest, ReplayOptions, plan_replay  # noqa: E402
-from wa_devtunnel.engine.replay_source import Selection, load_recordings, select  # noqa: E402
+from wa_devtunnel.engine.replay.plan import PlannedRequest, ReplayOptions, plan_replay  # noqa: E402
+from wa_devtunnel.engine.replay.send import percentile, send_plan  # noqa: E402
+from wa_devtunnel.engine.replay.source import Selection, load_recordings, select  # noqa: E402
 from wa_devtunnel.engine.service import WebhookService  # noqa: E402
-from wa_devtunnel.rules import samples  # noqa: E402
-from wa_devtunnel.rules.payload import decode_payload  # noqa: E402
+from wa_devtunnel.rules.decode.payload import decode_payload  # noqa: E402
+from wa_devtunnel.rules.samples import payloads as samples  # noqa: E402
 from wa_devtunnel.rules.signature import sign_body  # noqa: E402
 from wa_devtunnel.settings import DEFAULT_PATH, load_settings  # noqa: E402
 

@@ -14,7 +14,7 @@ on both:
 * mode "headless": `run_headless` (what `wa-devtunnel up --headless` runs) with its output going
   to /dev/null through a thin wrapper that only reads the port and counts the exchange lines;
 * one client process per run: aiohttp, C requests in flight, N signed Meta-shaped POSTs built
-  beforehand from wa_devtunnel.rules.samples (text, image, location, button, list, reaction and
+  beforehand from wa_devtunnel.rules.samples.payloads (text, image, location, button, list, reaction and
   status deliveries, each with its own wamid), fired as fast as the server answers.
 
 Processes are forked from a forkserver started before this script imports anything heavy: Linux
@@ -145,7 +145,7 @@ def build_payloads(count: int) -> list[tuple[bytes, dict[str, str]]]:
     """N different signed deliveries: message types and statuses in rotation, each with its own wamid."""
     import hmac
 
-    from wa_devtunnel.rules import samples
+    from wa_devtunnel.rules.samples import payloads as samples
 
     def one(i: int) -> dict[str, Any]:
         wamid = f"wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUJCMDAw-bench-{i:06d}"
@@ -384,8 +384,8 @@ async def _tui_server(conn: Connection, recordings_dir: Path, count: int, profil
     from textual.widgets import DataTable
 
     from wa_devtunnel.engine.events import EventInbox
-    from wa_devtunnel.engine.runner import EngineThread
     from wa_devtunnel.engine.service import WebhookService
+    from wa_devtunnel.engine.thread import EngineThread
     from wa_devtunnel.tui.app import MAX_TABLE_ROWS, InspectorApp
 
     commands = _command_queue(conn)
@@ -479,7 +479,7 @@ class SniffingDevNull(io.TextIOBase):
 
 
 async def _headless_server(conn: Connection, recordings_dir: Path, count: int, profile_path: str | None) -> None:
-    from wa_devtunnel.headless import run_headless
+    from wa_devtunnel.cli.headless import run_headless
 
     commands = _command_queue(conn)
     loop = asyncio.get_running_loop()

@@ -15,6 +15,9 @@ from wa_devtunnel.engine.origin import ORIGIN_HEADER, origin_header
 from wa_devtunnel.engine.receiver import ReceiverConfig, create_receiver_app
 from wa_devtunnel.engine.recording import SessionRecorder, read_recording
 
+# Declared once, here: the fakes' fixtures (ngrok agent, Graph API) and pytester for the plugin's tests.
+pytest_plugins = ("pytester", "tests.support.fake_ngrok.plugin", "tests.support.fake_graph_plugin")
+
 APP_SECRET = "test-app-secret-0123456789abcdef"
 VERIFY_TOKEN = "wa-test-verify-token"
 

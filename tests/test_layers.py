@@ -30,7 +30,7 @@ def _imported_after(modules: list[str]) -> set[str]:
 
 def test_engine_and_rules_never_import_textual() -> None:
     modules = _modules(wa_devtunnel.rules) + _modules(wa_devtunnel.engine)
-    modules += ["wa_devtunnel.settings", "wa_devtunnel.headless", "wa_devtunnel.cli"]
+    modules += ["wa_devtunnel.settings", "wa_devtunnel.cli.headless", "wa_devtunnel.cli.main"]
     assert len(modules) >= 8
     loaded = _imported_after(modules)
     assert not any(name == "textual" or name.startswith("textual.") for name in loaded)

@@ -2,6 +2,6 @@
 
 import sys
 
-from wa_devtunnel.cli import main
+from wa_devtunnel.cli.main import main
 
 sys.exit(main())

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from wa_devtunnel.rules.samples import meta_json
+from wa_devtunnel.rules.samples.payloads import meta_json
 from wa_devtunnel.rules.signature import SIGNATURE_HEADER, sign_body
 
 DEFAULT_FIXTURES_DIR = "tests/fixtures/whatsapp"

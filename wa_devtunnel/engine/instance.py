@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from wa_devtunnel.engine.processes import process_identity
-from wa_devtunnel.engine.tunnel import AgentFootprint
+from wa_devtunnel.engine.tunnel.provider import AgentFootprint
 
 INSTANCE_FILE = ".wa-devtunnel-instance.json"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from wa_devtunnel.engine.instance import is_alive, load_instance, remove_instance
 from wa_devtunnel.engine.processes import command_line, stop_recorded_process
-from wa_devtunnel.engine.tunnel import AGENT_WORKDIR_PREFIX, AgentFootprint
+from wa_devtunnel.engine.tunnel.provider import AGENT_WORKDIR_PREFIX, AgentFootprint
 
 
 def _our_workdir(path: Path) -> bool:

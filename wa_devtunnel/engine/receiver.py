@@ -16,8 +16,8 @@ from wa_devtunnel.engine.exchange import build_record, header_pairs, new_exchang
 from wa_devtunnel.engine.forwarder import Forwarder, forward_headers
 from wa_devtunnel.engine.origin import ORIGIN_HEADER, new_origin_key, trusted_origin, without_key
 from wa_devtunnel.engine.recording import SessionRecorder
+from wa_devtunnel.rules.decode.payload import SeenIds, WebhookSummary, decode_payload
 from wa_devtunnel.rules.handshake import decide_handshake, redact_verify_token
-from wa_devtunnel.rules.payload import SeenIds, WebhookSummary, decode_payload
 from wa_devtunnel.rules.signature import (
     SIGNATURE_HEADER,
     SignatureCheck,

@@ -18,7 +18,7 @@ from typing import Any
 import orjson
 
 from wa_devtunnel.engine.recordings_dir import RecordingsDirError, create_session_file, prepare_recordings_directory
-from wa_devtunnel.rules.payload import decode_payload
+from wa_devtunnel.rules.decode.payload import decode_payload
 from wa_devtunnel.settings import DEFAULT_MAX_SESSION_BYTES
 
 RECORDING_VERSION = 1

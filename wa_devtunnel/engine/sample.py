@@ -5,8 +5,8 @@ from __future__ import annotations
 import secrets
 import time
 
-from wa_devtunnel.engine.trigger_sender import Delivery, send_deliveries
-from wa_devtunnel.rules import samples
+from wa_devtunnel.engine.trigger import Delivery, send_deliveries
+from wa_devtunnel.rules.samples import payloads as samples
 
 
 def sample_event_body() -> bytes:

@@ -12,7 +12,6 @@ from typing import TextIO
 
 from aiohttp import web
 
-from wa_devtunnel.engine.diagnosis import UnknownNumberHints
 from wa_devtunnel.engine.events import (
     EventBus,
     Notice,
@@ -25,13 +24,14 @@ from wa_devtunnel.engine.forwarder import Forwarder
 from wa_devtunnel.engine.http_server import LISTEN_BACKLOG, ReceiverRunner, ServerLimits
 from wa_devtunnel.engine.instance import RunningInstance, remove_instance, write_instance
 from wa_devtunnel.engine.leftovers import clear_leftovers
+from wa_devtunnel.engine.meta.registration import Registrar, registrar_for
 from wa_devtunnel.engine.processes import process_identity
 from wa_devtunnel.engine.receiver import RECEIVER_STATE, ReceiverConfig, create_receiver_app
 from wa_devtunnel.engine.recording import SessionRecorder
 from wa_devtunnel.engine.redaction import Redactor
-from wa_devtunnel.engine.registration import Registrar, registrar_for
-from wa_devtunnel.engine.selftest import run_selftest
-from wa_devtunnel.engine.tunnel import NoTunnel, TunnelError, TunnelProvider
+from wa_devtunnel.engine.tunnel.provider import NoTunnel, TunnelError, TunnelProvider
+from wa_devtunnel.engine.tunnel.selftest import run_selftest
+from wa_devtunnel.engine.unknown_numbers import UnknownNumberHints
 from wa_devtunnel.settings import Settings
 
 LOCAL_ONLY_HINT = (
@@ -61,7 +61,7 @@ def receiver_config(settings: Settings) -> ReceiverConfig:
 def tunnel_for(settings: Settings) -> TunnelProvider:
     """The provider the settings ask for (ngrok is imported only when used)."""
     if settings.tunnel == "ngrok":
-        from wa_devtunnel.engine.ngrok_tunnel import NgrokTunnel
+        from wa_devtunnel.engine.tunnel.ngrok import NgrokTunnel
 
         return NgrokTunnel(
             settings.ngrok_authtoken,

@@ -37,11 +37,11 @@ from wa_devtunnel.engine.events import (
     TunnelChanged,
 )
 from wa_devtunnel.engine.recording import read_record_at, read_recording, request_body
-from wa_devtunnel.engine.replay_live import replay_through_receiver
-from wa_devtunnel.engine.replay_source import ReplayError
-from wa_devtunnel.engine.runner import EngineThread
+from wa_devtunnel.engine.replay.live import replay_through_receiver
+from wa_devtunnel.engine.replay.source import ReplayError
 from wa_devtunnel.engine.sample import send_sample_event
-from wa_devtunnel.rules.samples import meta_json
+from wa_devtunnel.engine.thread import EngineThread
+from wa_devtunnel.rules.samples.payloads import meta_json
 from wa_devtunnel.tui.detail import (
     body_renderable,
     headers_renderable,

@@ -5,11 +5,11 @@ from __future__ import annotations
 import sys
 from typing import TextIO
 
+from wa_devtunnel.cli.terminal_text import say
 from wa_devtunnel.engine.events import EventInbox, ReceiverStarted
-from wa_devtunnel.engine.runner import EngineThread
 from wa_devtunnel.engine.service import WebhookService
+from wa_devtunnel.engine.thread import EngineThread
 from wa_devtunnel.settings import Settings
-from wa_devtunnel.terminal_text import say
 
 
 def start_engine(

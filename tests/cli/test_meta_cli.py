@@ -1,0 +1,269 @@
+"""`wa-devtunnel meta status|subscribe|unsubscribe` and `up --register`, against the fake Graph API and ngrok agent."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import VERIFY_TOKEN
+from tests.support.cli_process import minimal_env
+from tests.support.fake_graph import EXPIRED_TOKEN, PHONE_NUMBER_ID, WABA_ID, FakeGraph
+from tests.support.fake_ngrok import FakeNgrok, MakeFakeNgrok
+from wa_devtunnel.cli.main import main
+from wa_devtunnel.cli.meta import NOT_RUNNING
+from wa_devtunnel.engine.instance import RunningInstance, write_instance
+from wa_devtunnel.engine.service import WebhookService
+from wa_devtunnel.engine.thread import EngineThread
+from wa_devtunnel.engine.tunnel.ngrok import NgrokTunnel
+from wa_devtunnel.settings import load_settings
+
+SETTING_PREFIXES = ("WHATSAPP_", "WA_DEVTUNNEL_", "NGROK_", "META_", "PYNGROK_")
+PUBLIC_CALLBACK = re.compile(r"Callback URL: (https://\S+)")
+
+
+@pytest.fixture
+def graph_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threaded_fake_graph: FakeGraph) -> Callable[..., None]:
+    """Point the in-process CLI at the fake Graph API; call it again to change a setting."""
+    for name in list(os.environ):
+        if name.startswith(SETTING_PREFIXES):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+    def configure(**env: str) -> None:
+        for key, value in threaded_fake_graph.env(**{"WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN, **env}).items():
+            monkeypatch.setenv(key, value)
+
+    configure()
+    return configure
+
+
+@pytest.fixture
+def running_up(tmp_path: Path, fake_ngrok: FakeNgrok, threaded_fake_graph: FakeGraph) -> Iterator[WebhookService]:
+    """A live `wa-devtunnel up` in this process (its own thread), tunnelled, announced in recordings/."""
+    settings = load_settings(
+        {"port": "0", "tunnel": "ngrok"},
+        environ=threaded_fake_graph.env(WHATSAPP_VERIFY_TOKEN=VERIFY_TOKEN),
+        cwd=tmp_path,
+    )
+    tunnel = NgrokTunnel("fake-authtoken", ngrok_path=str(fake_ngrok.ngrok_path))
+    engine = EngineThread(WebhookService(settings, tunnel=tunnel, selftest_ssl=fake_ngrok.ssl_context()))
+    engine.start(timeout=20)
+    try:
+        yield engine.service
+    finally:
+        engine.stop()
+
+
+def meta(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(["meta", *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_subscribe_status_unsubscribe_against_the_running_instance(
+    graph_env: Callable[..., None],
+    running_up: WebhookService,
+    threaded_fake_graph: FakeGraph,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = running_up.callback_url
+    code, out, err = meta(capsys, "subscribe")
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        f"Meta verified {url} and now sends webhooks for phone number {PHONE_NUMBER_ID} (phone number override) there.",
+        "Undo with: wa-devtunnel meta unsubscribe --scope phone",
+        f"`messages` for {PHONE_NUMBER_ID} now go to {url} (phone number override)",
+    ]
+    assert threaded_fake_graph.handshakes[-1].ok
+
+    code, out, _ = meta(capsys, "status")
+    assert code == 0
+    assert f"Phone number {PHONE_NUMBER_ID} override: {url}" in out
+    assert f"This wa-devtunnel ({url}) receives them" in out
+    assert f"WABA {WABA_ID} override: none  [app subscribed]" in out
+
+    code, out, _ = meta(capsys, "unsubscribe")
+    assert code == 0
+    assert out.splitlines()[0] == f"removed the phone number override of {PHONE_NUMBER_ID}"
+    assert threaded_fake_graph.state.phone_overrides == {}
+    code, out, _ = meta(capsys, "status", "--json")
+    status = json.loads(out)
+    assert status["phone"]["override_callback_uri"] is None
+    assert status["effective"] == {"callback_url": None, "level": "nothing configured"}
+
+
+def test_subscribe_without_a_running_instance_exits_2(
+    graph_env: Callable[..., None], threaded_fake_graph: FakeGraph, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _out, err = meta(capsys, "subscribe")
+    assert code == 2
+    assert err.strip() == f"error: {NOT_RUNNING}"
+    assert threaded_fake_graph.requests == []
+
+
+def test_wrong_verify_token_prints_metas_2200_verbatim(
+    graph_env: Callable[..., None],
+    running_up: WebhookService,
+    threaded_fake_graph: FakeGraph,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    graph_env(WHATSAPP_VERIFY_TOKEN="not-the-running-instances-token")
+    code, _out, err = meta(capsys, "subscribe")
+    assert code == 1
+    lines = err.splitlines()
+    assert lines[0] == (
+        "Meta refused: (#2200) Callback verification failed with the following errors: "
+        "HTTP Status Code = 403; HTTP Message = Forbidden"
+    )
+    assert re.fullmatch(r"  \(OAuthException, code 2200, fbtrace_id \S+\)", lines[1])
+    assert lines[2].startswith("  fix: Meta could not verify the callback")
+    assert threaded_fake_graph.state.phone_overrides == {}
+
+
+def test_waba_override_before_the_app_is_subscribed_prints_error_100(
+    graph_env: Callable[..., None],
+    running_up: WebhookService,
+    threaded_fake_graph: FakeGraph,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    threaded_fake_graph.state.app_subscribed_to_waba = False
+    code, out, _err = meta(capsys, "subscribe", "--scope", "waba", "--json")
+    assert code == 1
+    report = json.loads(out)
+    assert report["error"]["message"] == "(#100) Before override the current callback uri, your app must be subscribed"
+    assert report["error"]["code"] == 100 and report["error"]["type"] == "OAuthException"
+    assert f"/{WABA_ID}/subscribed_apps" in report["fix"]
+
+
+def test_expired_token_exits_1_with_metas_message(
+    graph_env: Callable[..., None], threaded_fake_graph: FakeGraph, capsys: pytest.CaptureFixture[str]
+) -> None:
+    graph_env(WHATSAPP_ACCESS_TOKEN=EXPIRED_TOKEN)
+    code, out, err = meta(capsys, "subscribe", "--url", "https://x.ngrok-free.app/webhook/whatsapp")
+    assert code == 1
+    assert err.startswith("Meta refused: Error validating access token: Session has expired on ")
+    assert "fix: the access token is invalid or expired" in err
+    code, out, _ = meta(capsys, "status")
+    assert code == 1
+    assert f"Phone number {PHONE_NUMBER_ID} override: Meta refused: Error validating access token" in out
+
+
+def test_app_scope_unsubscribe_restores_the_callback_it_replaced(
+    graph_env: Callable[..., None],
+    running_up: WebhookService,
+    threaded_fake_graph: FakeGraph,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    graph_env(WA_DEVTUNNEL_RESTORE_VERIFY_TOKEN=VERIFY_TOKEN)
+    previous = running_up.local_url  # stands in for production: it answers the handshake too
+    threaded_fake_graph.state.app_subscription = {
+        "object": "whatsapp_business_account",
+        "callback_url": previous,
+        "active": True,
+        "fields": [{"name": "messages", "version": "v23.0"}, {"name": "account_update", "version": "v23.0"}],
+    }
+    assert meta(capsys, "subscribe", "--scope", "app")[0] == 0
+    assert threaded_fake_graph.state.app_subscription["callback_url"] == running_up.callback_url
+    code, out, _ = meta(capsys, "unsubscribe", "--scope", "app")
+    assert code == 0
+    assert out.splitlines()[0] == f"restored the app callback of 1234567890123456 to {previous}"
+    assert threaded_fake_graph.state.app_subscription["callback_url"] == previous
+    assert [f["name"] for f in threaded_fake_graph.state.app_subscription["fields"]] == ["messages", "account_update"]
+    code, _, err = meta(capsys, "unsubscribe", "--scope", "app")
+    assert code == 2 and "nothing to restore" in err
+
+
+def test_unsubscribe_leaves_someone_elses_override(
+    graph_env: Callable[..., None],
+    running_up: WebhookService,
+    threaded_fake_graph: FakeGraph,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    threaded_fake_graph.state.phone_overrides[PHONE_NUMBER_ID] = "https://colleague.example/webhook"
+    code, _, err = meta(capsys, "unsubscribe")
+    assert code == 2
+    assert "points to https://colleague.example/webhook, not to https://localhost:" in err
+    assert threaded_fake_graph.state.phone_overrides[PHONE_NUMBER_ID] == "https://colleague.example/webhook"
+
+
+def test_meta_needs_its_settings(graph_env: Callable[..., None], capsys: pytest.CaptureFixture[str]) -> None:
+    graph_env(WHATSAPP_PHONE_NUMBER_ID="")
+    code, _, err = meta(capsys, "subscribe", "--url", "https://x.ngrok-free.app/webhook/whatsapp")
+    assert code == 2 and err.strip() == "meta subscribe --scope phone needs WHATSAPP_PHONE_NUMBER_ID"
+
+
+def _wait(condition: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_up_register_follows_the_tunnel_and_cleans_up_on_exit(
+    tmp_path: Path, make_fake_ngrok: MakeFakeNgrok, threaded_fake_graph: FakeGraph
+) -> None:
+    fake = make_fake_ngrok(mode="die-after=3")
+    env = minimal_env(
+        tmp_path,
+        threaded_fake_graph.env(
+            WHATSAPP_VERIFY_TOKEN=VERIFY_TOKEN,
+            NGROK_AUTHTOKEN="fake-authtoken",
+            PYNGROK_NGROK_PATH=str(fake.ngrok_path),
+            SSL_CERT_FILE=str(fake.ca_path),  # the child's self-test trusts the fake agent like a public CA
+        ),
+    )
+    argv = [sys.executable, "-m", "wa_devtunnel", "up", "--headless", "--port", "0", "--register", "phone"]
+    out_path, err_path = tmp_path / "up.stdout", tmp_path / "up.stderr"
+    overrides = threaded_fake_graph.state.phone_overrides
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=out, stderr=err, start_new_session=True)
+    try:
+        _wait(lambda: PUBLIC_CALLBACK.search(out_path.read_text()), 20, "the public Callback URL")
+        fake.set_mode("ok")  # the reconnected agent stays up
+        first = PUBLIC_CALLBACK.findall(out_path.read_text())[0]
+        _wait(lambda: overrides.get(PHONE_NUMBER_ID) == first, 15, "the first registration")
+        _wait(lambda: overrides.get(PHONE_NUMBER_ID) not in (None, first), 30, "the re-registration")
+        second = overrides[PHONE_NUMBER_ID]
+        _wait(lambda: second in PUBLIC_CALLBACK.findall(out_path.read_text()), 5, "the new Callback URL line")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    stderr = err_path.read_text()
+    assert overrides == {}, stderr
+    assert f"[info] Meta verified {first} and now sends webhooks for phone number {PHONE_NUMBER_ID}" in stderr
+    assert "(re-registered: the tunnel URL changed)" in stderr
+    assert f"[info] --register phone: removed the phone number override of {PHONE_NUMBER_ID}" in stderr
+    assert [h.ok for h in threaded_fake_graph.handshakes] == [True, True]
+
+
+def test_meta_status_without_any_id_exits_2(graph_env: Callable[..., None], capsys: pytest.CaptureFixture[str]) -> None:
+    graph_env(META_APP_ID="", WHATSAPP_BUSINESS_ACCOUNT_ID="", WHATSAPP_PHONE_NUMBER_ID="")
+    code, _, err = meta(capsys, "status")
+    assert code == 2 and err.startswith("meta status needs META_APP_ID, WHATSAPP_BUSINESS_ACCOUNT_ID or")
+
+
+def test_subscribe_refuses_a_local_only_instance(
+    tmp_path: Path, graph_env: Callable[..., None], threaded_fake_graph: FakeGraph, capsys: pytest.CaptureFixture[str]
+) -> None:
+    local = "http://127.0.0.1:8765/webhook/whatsapp"
+    write_instance(tmp_path / "recordings", RunningInstance(os.getpid(), local, local, None, None, None))
+    code, _, err = meta(capsys, "subscribe")
+    assert code == 2
+    assert err.strip() == (
+        f"error: the running wa-devtunnel is local-only ({local}): Meta cannot reach it; "
+        "set NGROK_AUTHTOKEN and restart it (or pass --url)"
+    )
+    assert threaded_fake_graph.requests == []

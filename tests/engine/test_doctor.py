@@ -1,0 +1,351 @@
+"""`wa-devtunnel doctor`: every check can fail, and says in one line how to fix it."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import VERIFY_TOKEN
+from tests.support.fake_graph import (
+    APP_ID,
+    APP_SECRET,
+    EXPIRED_TOKEN,
+    PHONE_NUMBER_ID,
+    SYSTEM_USER_TOKEN,
+    WABA_ID,
+    FakeGraph,
+)
+from tests.support.fake_ngrok import DEFAULT_AUTHTOKEN, FakeNgrok
+from wa_devtunnel.cli.main import main
+from wa_devtunnel.engine.doctor.checks import CheckResult, DoctorInput, Status, gather, mask, run_doctor
+from wa_devtunnel.engine.instance import RunningInstance
+from wa_devtunnel.engine.meta.graph import GraphClient
+from wa_devtunnel.engine.meta.registration import register
+from wa_devtunnel.engine.service import WebhookService
+
+SETTING_PREFIXES = ("WHATSAPP_", "WA_DEVTUNNEL_", "NGROK_", "META_", "PYNGROK_")
+
+
+@pytest.fixture
+def healthy(tmp_path: Path, fake_ngrok: FakeNgrok) -> dict[str, str]:
+    """The local half of a correct setup: token, secret, ngrok authtoken and binary, any free port."""
+    env = {
+        "WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN,
+        "WHATSAPP_APP_SECRET": APP_SECRET,
+        "NGROK_AUTHTOKEN": DEFAULT_AUTHTOKEN,
+        "PYNGROK_NGROK_PATH": str(fake_ngrok.ngrok_path),
+        "WA_DEVTUNNEL_PORT": "0",
+    }
+    (tmp_path / ".env").write_text("".join(f"{k}={v}\n" for k, v in env.items()), encoding="utf-8")
+    return env
+
+
+def doctor_input(
+    tmp_path: Path,
+    environ: dict[str, str],
+    url: str | None = None,
+    instance: RunningInstance | None = None,
+    **kwargs: Any,
+) -> DoctorInput:
+    return gather({}, url, instance, environ=environ, cwd=tmp_path, **kwargs)
+
+
+async def check(inp: DoctorInput, name: str, *, graph: bool = False) -> CheckResult:
+    results = {r.name: r for r in await run_doctor(inp, graph=graph)}
+    return results[name]
+
+
+# --- settings (.env) ---------------------------------------------------------------------------
+
+
+async def test_unparsable_env_line_fails(tmp_path: Path, healthy: dict[str, str]) -> None:
+    with (tmp_path / ".env").open("a") as env:
+        env.write("WHATSAPP VERIFY TOKEN = oops\n")
+    result = await check(doctor_input(tmp_path, {}), "settings (.env)")
+    assert result.status is Status.FAIL
+    assert "line 6" in result.detail
+    assert result.fix == "write each line as NAME=value; quote values containing spaces or #"
+
+
+async def test_invalid_value_fails_and_names_the_setting(tmp_path: Path, healthy: dict[str, str]) -> None:
+    result = await check(doctor_input(tmp_path, {"WA_DEVTUNNEL_PORT": "eighty"}), "settings (.env)")
+    assert result.status is Status.FAIL
+    assert "WA_DEVTUNNEL_PORT: 'eighty' is not a port number" in result.detail
+    assert result.fix == "correct the value(s) named above (see .env.example)"
+
+
+async def test_missing_env_file_warns(tmp_path: Path) -> None:
+    result = await check(doctor_input(tmp_path, {}), "settings (.env)")
+    assert result.status is Status.WARN
+    assert result.fix == "cp .env.example .env"
+
+
+# --- verify token ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("token", "status", "fix"),
+    [
+        (" wa-token-with-a-space-0123 ", Status.FAIL, "remove the spaces around the value in .env (check the quotes)"),
+        ("short", Status.WARN, "use 16+: `wa-devtunnel token --write-env` writes a strong one to .env"),
+        ("my&token#with+odd/chars", Status.WARN, "use only letters, digits, '-', '_', '.', '~': `wa-devtunnel token"),
+        ("", Status.WARN, "`wa-devtunnel token --write-env` writes a strong one to .env"),
+    ],
+)
+async def test_verify_token_problems(tmp_path: Path, token: str, status: Status, fix: str) -> None:
+    result = await check(doctor_input(tmp_path, {"WHATSAPP_VERIFY_TOKEN": token}), "verify token")
+    assert result.status is status
+    assert result.fix.startswith(fix)
+    if token.strip():
+        assert token.strip() not in result.detail
+
+
+async def test_good_verify_token_is_masked(tmp_path: Path) -> None:
+    result = await check(doctor_input(tmp_path, {"WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN}), "verify token")
+    assert result.status is Status.PASS
+    assert VERIFY_TOKEN not in result.detail and mask(VERIFY_TOKEN) in result.detail
+
+
+# --- app secret --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("secret", "status", "detail", "fix"),
+    [
+        ("EAAGm0PX4ZCpsBAKZCZ", Status.FAIL, "is an access token, not the App Secret", "copy the secret from App"),
+        ("not-a-secret-at-all", Status.FAIL, "not shaped like an App Secret", "copy it again from App Dashboard"),
+        ("", Status.WARN, "X-Hub-Signature-256 is not checked", "copy it from App Dashboard > App settings > Basic"),
+    ],
+)
+async def test_app_secret_problems(tmp_path: Path, secret: str, status: Status, detail: str, fix: str) -> None:
+    result = await check(doctor_input(tmp_path, {"WHATSAPP_APP_SECRET": secret}), "app secret")
+    assert (result.status, detail in result.detail, result.fix.startswith(fix)) == (status, True, True), result
+    if secret:
+        assert secret not in result.detail
+
+
+# --- ngrok -------------------------------------------------------------------------------------
+
+
+async def test_missing_ngrok_authtoken_warns(tmp_path: Path) -> None:
+    result = await check(doctor_input(tmp_path, {}), "ngrok authtoken")
+    assert result.status is Status.WARN
+    assert result.fix == (
+        "get one at https://dashboard.ngrok.com/get-started/your-authtoken and add NGROK_AUTHTOKEN=... to .env"
+    )
+
+
+async def test_ngrok_binary_missing_or_broken_fails(tmp_path: Path) -> None:
+    missing = await check(doctor_input(tmp_path, {"PYNGROK_NGROK_PATH": str(tmp_path / "nope")}), "ngrok binary")
+    assert missing.status is Status.FAIL
+    assert missing.fix == "point it at an ngrok binary (`which ngrok`), or remove it so pyngrok downloads one"
+    broken = tmp_path / "ngrok"
+    broken.write_text("#!/bin/sh\necho 'segmentation fault' >&2\nexit 139\n")
+    broken.chmod(stat.S_IRWXU)
+    result = await check(doctor_input(tmp_path, {"PYNGROK_NGROK_PATH": str(broken)}), "ngrok binary")
+    assert result.status is Status.FAIL and "segmentation fault" in result.detail
+    assert result.fix == "reinstall ngrok or fix PYNGROK_NGROK_PATH"
+
+
+async def test_fake_ngrok_binary_passes(tmp_path: Path, fake_ngrok: FakeNgrok) -> None:
+    result = await check(doctor_input(tmp_path, {"PYNGROK_NGROK_PATH": str(fake_ngrok.ngrok_path)}), "ngrok binary")
+    assert result.status is Status.PASS and "ngrok version 3" in result.detail
+
+
+# --- receiver port -----------------------------------------------------------------------------
+
+
+async def test_busy_port_fails(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = await check(doctor_input(tmp_path, {"WA_DEVTUNNEL_PORT": str(port)}), "receiver port")
+        assert result.status is Status.FAIL
+        assert result.fix == "stop the program using it, or use --port 0 (any free port) / WA_DEVTUNNEL_PORT"
+        ours = RunningInstance(os.getpid(), f"http://127.0.0.1:{port}/webhook/whatsapp", "", None, None, None)
+        inp = doctor_input(tmp_path, {"WA_DEVTUNNEL_PORT": str(port)}, instance=ours)
+        assert (await check(inp, "receiver port")).status is Status.PASS
+
+
+# --- public URL handshake ----------------------------------------------------------------------
+
+
+async def test_handshake_with_another_token_fails(
+    tmp_path: Path, tunnelled_service: WebhookService, fake_ngrok: FakeNgrok
+) -> None:
+    env = {"WHATSAPP_VERIFY_TOKEN": "a-different-token-0123456789"}
+    inp = doctor_input(tmp_path, env, url=tunnelled_service.callback_url, ssl_context=fake_ngrok.ssl_context())
+    result = await check(inp, "public URL handshake")
+    assert result.status is Status.FAIL and "HTTP 403" in result.detail
+    assert result.fix == "the URL answers with another verify token: use the same WHATSAPP_VERIFY_TOKEN for both"
+    good = doctor_input(
+        tmp_path,
+        {"WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN},
+        url=tunnelled_service.callback_url,
+        ssl_context=fake_ngrok.ssl_context(),
+    )
+    assert (await check(good, "public URL handshake")).status is Status.PASS
+
+
+async def test_handshake_to_nothing_fails(tmp_path: Path, unused_tcp_port: int) -> None:
+    url = f"http://127.0.0.1:{unused_tcp_port}/webhook/whatsapp"
+    result = await check(
+        doctor_input(tmp_path, {"WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN}, url=url), "public URL handshake"
+    )
+    assert result.status is Status.FAIL and "could not connect" in result.detail
+    assert result.fix == "nothing answers at that URL: start `wa-devtunnel` and use the Callback URL it prints"
+
+
+async def test_handshake_skipped_without_a_url_or_token(tmp_path: Path) -> None:
+    nothing = await check(doctor_input(tmp_path, {}), "public URL handshake")
+    assert nothing.status is Status.SKIP and nothing.fix == "start `wa-devtunnel`, or pass --url https://..."
+    unknown = await check(doctor_input(tmp_path, {}, url="https://x.ngrok-free.app/webhook"), "public URL handshake")
+    assert unknown.status is Status.SKIP and "WHATSAPP_VERIFY_TOKEN" in unknown.fix
+
+
+# --- Graph API checks --------------------------------------------------------------------------
+
+
+async def graph_check(tmp_path: Path, graph: FakeGraph, name: str, url: str | None = None, **env: str) -> CheckResult:
+    inp = doctor_input(tmp_path, graph.env(WHATSAPP_VERIFY_TOKEN=VERIFY_TOKEN, **env), url=url)
+    return await check(inp, name, graph=True)
+
+
+async def test_expired_access_token_fails_with_metas_message(tmp_path: Path, fake_graph: FakeGraph) -> None:
+    result = await graph_check(tmp_path, fake_graph, "access token", WHATSAPP_ACCESS_TOKEN=EXPIRED_TOKEN)
+    assert result.status is Status.FAIL
+    assert "Session has expired on" in result.detail and EXPIRED_TOKEN not in result.detail
+    assert "(code 190, subcode 463)" in result.detail
+    assert result.fix.startswith("the access token is invalid or expired: generate a system-user token")
+    invalid = await graph_check(tmp_path, fake_graph, "access token", WHATSAPP_ACCESS_TOKEN="EAAGnotATokenAtAll0123")
+    assert invalid.status is Status.FAIL and invalid.detail.startswith("Invalid OAuth access token")
+
+
+async def test_wrong_app_secret_points_at_the_app_settings(tmp_path: Path, fake_graph: FakeGraph) -> None:
+    result = await graph_check(tmp_path, fake_graph, "app subscription", WHATSAPP_APP_SECRET="f" * 32)
+    assert result.status is Status.FAIL and "Invalid OAuth access token signature." in result.detail
+    assert result.fix.startswith("META_APP_ID / WHATSAPP_APP_SECRET are not this app's ID and secret")
+    assert (await graph_check(tmp_path, fake_graph, "access token", WHATSAPP_APP_SECRET="f" * 32)).status is Status.PASS
+
+
+async def test_valid_token_reports_its_expiry(tmp_path: Path, fake_graph: FakeGraph) -> None:
+    result = await graph_check(tmp_path, fake_graph, "access token")
+    assert result.status is Status.PASS
+    assert (
+        result.detail
+        == f"{mask(SYSTEM_USER_TOKEN)}: SYSTEM_USER token of wa-devtunnel test app ({APP_ID}), never expires"
+    )
+
+
+async def test_no_app_subscription_fails(tmp_path: Path, fake_graph: FakeGraph) -> None:
+    result = await graph_check(tmp_path, fake_graph, "app subscription")
+    assert result.status is Status.FAIL
+    assert result.fix == "`wa-devtunnel meta subscribe --scope app`, or App Dashboard > WhatsApp > Configuration > Edit"
+
+
+def subscribe_app(graph: FakeGraph, url: str, *fields: str) -> None:
+    graph.state.app_subscription = {
+        "object": "whatsapp_business_account",
+        "callback_url": url,
+        "active": True,
+        "fields": [{"name": f, "version": "v23.0"} for f in fields],
+    }
+
+
+async def test_messages_field_not_subscribed_fails(tmp_path: Path, fake_graph: FakeGraph) -> None:
+    subscribe_app(fake_graph, "https://prod.example/webhook", "message_template_status_update")
+    result = await graph_check(tmp_path, fake_graph, "messages field")
+    assert result.status is Status.FAIL
+    assert result.fix.startswith("App Dashboard > WhatsApp > Configuration > Webhook fields > messages > Subscribe")
+
+
+async def test_callback_elsewhere_fails(tmp_path: Path, fake_graph: FakeGraph) -> None:
+    ours = "https://kind-otter.ngrok-free.app/webhook/whatsapp"
+    subscribe_app(fake_graph, "https://prod.example/webhook", "messages")
+    result = await graph_check(tmp_path, fake_graph, "callback URL", url=ours)
+    assert result.status is Status.FAIL
+    assert result.detail == (
+        f"Meta sends `messages` for phone number {PHONE_NUMBER_ID} to https://prod.example/webhook (app callback), "
+        f"not {ours}"
+    )
+    assert result.fix == "`wa-devtunnel meta subscribe` (a phone number override diverts only this number)"
+    subscribe_app(fake_graph, ours, "messages")
+    fake_graph.state.phone_overrides[PHONE_NUMBER_ID] = "https://colleague.example/webhook"
+    shadowed = await graph_check(tmp_path, fake_graph, "callback URL", url=ours)
+    assert shadowed.status is Status.FAIL
+    assert "is the app callback, but the phone number override https://colleague.example/webhook" in shadowed.detail
+
+
+async def test_callback_is_ours_through_the_phone_override(
+    tmp_path: Path, fake_graph: FakeGraph, tunnelled_service: WebhookService
+) -> None:
+    async with GraphClient.from_settings(tunnelled_service.settings) as graph:
+        await register(graph, tunnelled_service.settings, "phone", tunnelled_service.callback_url, VERIFY_TOKEN)
+    result = await graph_check(tmp_path, fake_graph, "callback URL", url=tunnelled_service.callback_url)
+    assert result.status is Status.PASS and "(phone number override)" in result.detail
+
+
+async def test_app_not_subscribed_to_the_waba_fails(tmp_path: Path, fake_graph: FakeGraph) -> None:
+    fake_graph.state.app_subscribed_to_waba = False
+    result = await graph_check(tmp_path, fake_graph, "app subscribed to WABA")
+    assert result.status is Status.FAIL
+    assert result.fix.startswith("subscribe the app to the WABA first: curl -X POST")
+    assert result.fix.endswith(f"{fake_graph.url}/v23.0/{WABA_ID}/subscribed_apps")
+
+
+async def test_phone_number_of_another_waba_fails(tmp_path: Path, fake_graph: FakeGraph) -> None:
+    result = await graph_check(tmp_path, fake_graph, "phone number in WABA", WHATSAPP_PHONE_NUMBER_ID="999")
+    assert result.status is Status.FAIL
+    assert result.detail == f"999 is not a number of WABA {WABA_ID} (it has: {PHONE_NUMBER_ID} (+15550783881))"
+    assert result.fix == "set WHATSAPP_PHONE_NUMBER_ID to one of them (WhatsApp > API Setup)"
+
+
+async def test_graph_checks_skip_without_credentials(tmp_path: Path) -> None:
+    results = await run_doctor(doctor_input(tmp_path, {}))
+    graph = results[7:]
+    assert [r.status for r in graph] == [Status.SKIP] * 6
+    assert graph[0].fix.startswith("set WHATSAPP_ACCESS_TOKEN")
+
+
+# --- the command -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def clean_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    for name in list(os.environ):
+        if name.startswith(SETTING_PREFIXES):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    yield tmp_path
+
+
+def test_cli_exit_code_and_json(
+    clean_env: Path,
+    healthy: dict[str, str],
+    threaded_fake_graph: FakeGraph,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for key, value in threaded_fake_graph.env().items():
+        monkeypatch.setenv(key, value)
+    assert main(["doctor"]) == 1  # no app subscription: FAIL
+    text = capsys.readouterr().out
+    assert "FAIL  app subscription" in text
+    assert "fix: `wa-devtunnel meta subscribe --scope app`" in text
+    for secret in (APP_SECRET, SYSTEM_USER_TOKEN, DEFAULT_AUTHTOKEN):
+        assert secret not in text
+
+    subscribe_app(threaded_fake_graph, "https://prod.example/webhook", "messages")
+    assert main(["doctor", "--json"]) == 0  # no --url and nothing running: routing is SKIP, not FAIL
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is True
+    assert {c["name"]: c["status"] for c in report["checks"]}["callback URL"] == "SKIP"
+    assert all(set(c) == {"name", "status", "detail", "fix"} for c in report["checks"])

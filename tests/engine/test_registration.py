@@ -1,0 +1,214 @@
+"""`up --register`: Meta pointed at the tunnel, re-pointed when the URL changes, restored on exit; live hints."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from tests.conftest import VERIFY_TOKEN
+from tests.support.cli_process import running_cli
+from tests.support.fake_graph import APP_SECRET, PHONE_NUMBER_ID, FakeGraph
+from tests.support.fake_ngrok import FakeNgrok, MakeFakeNgrok, pid_alive
+from tests.support.meta_client import MetaLikeSender
+from wa_devtunnel.engine.events import Notice, Subscription
+from wa_devtunnel.engine.service import WebhookService
+from wa_devtunnel.engine.tunnel.ngrok import NgrokTunnel
+from wa_devtunnel.rules.samples import payloads as samples
+from wa_devtunnel.settings import ConfigError, load_settings
+
+UNKNOWN_HINT = "phone_number_id {} matches no configured account: set WHATSAPP_PHONE_NUMBER_ID={} or add it to"
+
+
+def registering(tmp_path: Path, fake: FakeNgrok, graph: FakeGraph, scope: str = "phone", **env: str) -> WebhookService:
+    settings = load_settings(
+        {"port": "0", "recordings_dir": str(tmp_path / "rec"), "tunnel": "ngrok", "register": scope},
+        environ=graph.env(WHATSAPP_VERIFY_TOKEN=VERIFY_TOKEN, **env),
+        cwd=tmp_path,
+    )
+    tunnel = NgrokTunnel("fake-authtoken", ngrok_path=str(fake.ngrok_path))
+    return WebhookService(settings, tunnel=tunnel, selftest_ssl=fake.ssl_context())
+
+
+async def notice(events: Subscription, topic: str, timeout: float = 15.0) -> Notice:
+    async def wait() -> Notice:
+        while True:
+            event = await events.get()
+            if isinstance(event, Notice) and event.topic == topic:
+                return event
+
+    return await asyncio.wait_for(wait(), timeout)
+
+
+async def test_register_follows_a_new_tunnel_url_and_removes_the_override_on_exit(
+    tmp_path: Path, make_fake_ngrok: MakeFakeNgrok, fake_graph: FakeGraph
+) -> None:
+    fake = make_fake_ngrok(mode="die-after=2")
+    service = registering(tmp_path, fake, fake_graph)
+    events = service.bus.subscribe()
+    await service.start()
+    fake.set_mode("ok")  # the agent started next (the reconnect) stays up
+    first_url = service.callback_url
+    try:
+        first = await notice(events, "register")
+        assert first.level == "info", first.text
+        assert first.text.startswith(f"Meta verified {first_url} and now sends webhooks for phone number")
+        assert fake_graph.state.phone_overrides == {PHONE_NUMBER_ID: first_url}
+        again = await notice(events, "register", timeout=25)
+        assert "re-registered: the tunnel URL changed" in again.text, again.text
+        assert service.callback_url != first_url
+        assert fake_graph.state.phone_overrides == {PHONE_NUMBER_ID: service.callback_url}
+        assert [h.ok for h in fake_graph.handshakes] == [True, True]
+    finally:
+        await service.stop()
+    assert fake_graph.state.phone_overrides == {}
+    undone = await notice(events, "register")
+    assert undone.text == f"--register phone: removed the phone number override of {PHONE_NUMBER_ID}"
+    assert not any(pid_alive(e["pid"]) for e in fake._log_entries() if e["argv"][:1] == ["start"])
+
+
+async def test_register_app_restores_the_previous_callback(
+    tmp_path: Path, fake_ngrok: FakeNgrok, fake_graph: FakeGraph, aiohttp_server: Any
+) -> None:
+    from aiohttp import web
+
+    async def production(request: web.Request) -> web.Response:
+        ok = request.query.get("hub.verify_token") == "prod-token"
+        return web.Response(text=request.query["hub.challenge"]) if ok else web.Response(status=403)
+
+    app = web.Application()
+    app.router.add_get("/hook", production)
+    prod_url = str((await aiohttp_server(app)).make_url("/hook"))
+    fake_graph.state.app_subscription = {
+        "object": "whatsapp_business_account",
+        "callback_url": prod_url,
+        "active": True,
+        "fields": [{"name": "messages", "version": "v23.0"}],
+    }
+    service = registering(tmp_path, fake_ngrok, fake_graph, "app", WA_DEVTUNNEL_RESTORE_VERIFY_TOKEN="prod-token")
+    events = service.bus.subscribe()
+    await service.start()
+    try:
+        assert "(app callback)" in (await notice(events, "register")).text
+        assert fake_graph.state.app_subscription["callback_url"] == service.callback_url
+    finally:
+        await service.stop()
+    assert fake_graph.state.app_subscription["callback_url"] == prod_url
+    assert (await notice(events, "register")).text.endswith(
+        f"restored the app callback of 1234567890123456 to {prod_url}"
+    )
+
+
+async def test_refused_registration_says_metas_error_and_undoes_nothing(
+    tmp_path: Path, fake_ngrok: FakeNgrok, fake_graph: FakeGraph
+) -> None:
+    fake_graph.state.app_subscribed_to_waba = False
+    service = registering(tmp_path, fake_ngrok, fake_graph, "waba")
+    events = service.bus.subscribe()
+    await service.start()
+    try:
+        refused = await notice(events, "register")
+    finally:
+        await service.stop()
+    assert refused.level == "error"
+    assert "(#100) Before override the current callback uri, your app must be subscribed" in refused.text
+    assert "/subscribed_apps" in refused.text
+    assert [m for m, _ in fake_graph.requests] == ["POST"]  # nothing to undo on exit
+
+
+async def test_quiet_after_registering_says_what_to_check(
+    tmp_path: Path, fake_ngrok: FakeNgrok, fake_graph: FakeGraph
+) -> None:
+    service = registering(tmp_path, fake_ngrok, fake_graph, WA_DEVTUNNEL_QUIET_AFTER_REGISTER="0.5")
+    events = service.bus.subscribe()
+    await service.start()
+    try:
+        await notice(events, "register")
+        quiet = await notice(events, "quiet", timeout=5)
+    finally:
+        await service.stop()
+    assert quiet.level == "warning"
+    assert quiet.text.startswith("No webhook from Meta in 0.5 s since registering https://")
+    for check in ("field `messages` subscribed", "app subscribed to the WABA", "test number"):
+        assert check in quiet.text
+
+
+async def test_an_event_from_meta_keeps_the_quiet_hint_away(
+    tmp_path: Path, fake_ngrok: FakeNgrok, fake_graph: FakeGraph
+) -> None:
+    service = registering(tmp_path, fake_ngrok, fake_graph, WA_DEVTUNNEL_QUIET_AFTER_REGISTER="1.5")
+    events = service.bus.subscribe()
+    await service.start()
+    try:
+        await notice(events, "register")
+        async with fake_ngrok.client_session() as session:
+            sender = MetaLikeSender(session, service.callback_url, APP_SECRET)
+            assert await sender.deliver(samples.text_message_payload(phone_number_id=PHONE_NUMBER_ID)) == [200]
+        with pytest.raises(TimeoutError):
+            await notice(events, "quiet", timeout=2.5)
+    finally:
+        await service.stop()
+
+
+async def test_register_without_a_public_url_explains(tmp_path: Path, fake_graph: FakeGraph) -> None:
+    settings = load_settings(
+        {"port": "0", "recordings_dir": str(tmp_path / "rec"), "tunnel": "none", "register": "phone"},
+        environ=fake_graph.env(WHATSAPP_VERIFY_TOKEN=VERIFY_TOKEN),
+        cwd=tmp_path,
+    )
+    service = WebhookService(settings)
+    events = service.bus.subscribe()
+    await service.start()
+    await service.stop()
+    said = await notice(events, "register")
+    assert "Meta needs a public HTTPS URL" in said.text and "local-only" in said.text
+    assert fake_graph.requests == []
+
+
+def test_register_needs_its_credentials(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="phone needs WHATSAPP_ACCESS_TOKEN and WHATSAPP_PHONE_NUMBER_ID"):
+        load_settings({"register": "phone"}, environ={}, cwd=tmp_path)
+    with pytest.raises(ConfigError, match="app needs META_APP_ID"):
+        load_settings({"register": "app"}, environ={"WHATSAPP_APP_SECRET": APP_SECRET}, cwd=tmp_path)
+
+
+async def test_unknown_phone_number_id_hint_once_per_number(tmp_path: Path) -> None:
+    settings = load_settings(
+        {"port": "0", "recordings_dir": str(tmp_path / "rec"), "tunnel": "none"},
+        environ={"WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN, "WHATSAPP_PHONE_NUMBER_ID": "111"},
+        cwd=tmp_path,
+    )
+    service = WebhookService(settings)
+    events = service.bus.subscribe()
+    await service.start()
+    async with aiohttp.ClientSession() as session:
+        sender = MetaLikeSender(session, service.local_url)
+        for number in ("222", "222", "333", "111"):
+            assert await sender.deliver(samples.text_message_payload(phone_number_id=number)) == [200]
+    await service.stop()
+    hints = [e for e in events.drain() if isinstance(e, Notice) and e.topic == "unknown-phone-number-id"]
+    assert [h.text for h in hints] == [
+        UNKNOWN_HINT.format("222", "222") + " wa-devtunnel.toml",
+        UNKNOWN_HINT.format("333", "333") + " wa-devtunnel.toml",
+    ]
+    assert {h.level for h in hints} == {"hint"}
+
+
+def test_headless_prints_the_unknown_number_hint_once(tmp_path: Path) -> None:
+    lines = ["WHATSAPP_VERIFY_TOKEN=wa-cli-verify-token", "WHATSAPP_PHONE_NUMBER_ID=111"]
+    with running_cli(tmp_path, env_lines=lines) as cli:
+
+        async def send() -> None:
+            async with aiohttp.ClientSession() as session:
+                sender = MetaLikeSender(session, cli.callback_url)
+                for _ in range(3):
+                    await sender.deliver(samples.text_message_payload(phone_number_id=PHONE_NUMBER_ID))
+
+        asyncio.run(send())
+        cli.stop()
+    hint = "[hint] " + UNKNOWN_HINT.format(PHONE_NUMBER_ID, PHONE_NUMBER_ID)
+    assert cli.stderr().count(hint) == 1, cli.stderr()
+    assert cli.stdout().count("unknown-phone-number-id") == 3

@@ -1,0 +1,195 @@
+"""SVG snapshots that pin the inspector's layout (pytest-textual-snapshot; update with --snapshot-update).
+
+The traffic is real: it goes through a running engine once per module. Only what changes from run to
+run is then pinned (arrival times, durations, the client's port), so the pictures are deterministic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import DataTable
+
+from tests.conftest import APP_SECRET, VERIFY_TOKEN
+from tests.support.meta_client import MetaLikeSender
+from wa_devtunnel.engine.events import EventInbox, ExchangeRecorded, ReceiverStarted, RecordingHealth
+from wa_devtunnel.engine.exchange import view_from_record
+from wa_devtunnel.engine.service import WebhookService
+from wa_devtunnel.engine.thread import EngineThread
+from wa_devtunnel.rules.samples import payloads as samples
+from wa_devtunnel.settings import Settings, load_settings
+from wa_devtunnel.tui.app import InspectorApp
+
+SIZE = (120, 40)
+PINNED_PORT = 8765
+PINNED_URL = f"http://127.0.0.1:{PINNED_PORT}/webhook/whatsapp"
+PINNED_RECORDING = Path("recordings/20260314-082648.jsonl")
+# Fixed offset, no DST and no tz database needed: 08:26:50Z shows as 09:26:50.
+PINNED_TZ = "CET-1"
+
+RecordedTraffic = list[dict[str, Any]]
+
+
+def settings_in(directory: Path) -> Settings:
+    return load_settings(
+        {"port": "0", "recordings_dir": str(directory / "rec"), "tunnel": "none"},
+        environ={"WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN, "WHATSAPP_APP_SECRET": APP_SECRET},
+        cwd=directory,
+    )
+
+
+async def typical_session(url: str) -> None:
+    """What a developer sees in the first minutes: handshakes, a message, its statuses, a batch."""
+    async with aiohttp.ClientSession() as session:
+        meta = MetaLikeSender(session, url, APP_SECRET)
+        assert (await meta.handshake(VERIFY_TOKEN, challenge="1158201444")).accepted
+        assert not (await meta.handshake(VERIFY_TOKEN + " ", challenge="1158201445")).accepted
+        await meta.deliver(samples.text_message_payload())
+        for status in (samples.status("read"), samples.status("failed", error_code=131049)):
+            await meta.deliver(samples.meta_json(samples.envelope([samples.messages_change(statuses=[status])])))
+        batch = samples.envelope(
+            [
+                samples.messages_change(
+                    messages=[samples.text_message(message_id="wamid.B1"), samples.reaction(message_id="wamid.B2")]
+                ),
+                samples.messages_change(
+                    statuses=[
+                        samples.status("delivered", message_id="wamid.B3"),
+                        samples.status("failed", message_id="wamid.B4"),
+                    ]
+                ),
+            ]
+        )
+        await meta.deliver(samples.meta_json(batch))
+
+
+def pinned(record: dict[str, Any], index: int) -> dict[str, Any]:
+    """The same record with what varies between runs fixed."""
+    record = json.loads(json.dumps(record))
+    record["received_at"] = f"2026-03-14T08:26:{50 + index:02d}.{index * 111111:06d}Z"
+    record["elapsed_ms"] = round(0.4 + index * 0.15, 3)
+    record["remote"] = "127.0.0.1"
+    for header in record["request"]["headers"]:
+        if header[0].lower() == "host":
+            header[1] = f"127.0.0.1:{PINNED_PORT}"
+    return record
+
+
+@pytest.fixture(scope="module")
+def recorded_traffic(tmp_path_factory: pytest.TempPathFactory) -> RecordedTraffic:
+    """Six real exchanges through a real engine, then pinned."""
+    engine = EngineThread(WebhookService(settings_in(tmp_path_factory.mktemp("traffic"))))
+    inbox = EventInbox()
+    engine.listen(inbox)
+    recorded: list[ExchangeRecorded] = []
+    try:
+        started = engine.start(timeout=10)
+        asyncio.run(typical_session(started.callback_url))
+        deadline = time.monotonic() + 5
+        while len(recorded) < 6 and time.monotonic() < deadline:
+            recorded += [e for e in inbox.take(100) if isinstance(e, ExchangeRecorded)]
+            time.sleep(0.01)
+    finally:
+        engine.stop()
+    assert len(recorded) == 6
+    return [pinned(dict(event.record), index) for index, event in enumerate(recorded)]
+
+
+@pytest.fixture
+def fixed_timezone(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Rows show the local clock: make it the same everywhere."""
+    monkeypatch.setenv("TZ", PINNED_TZ)
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.fixture
+def make_app(tmp_path: Path, fixed_timezone: None) -> Iterator[Callable[[RecordedTraffic], InspectorApp]]:
+    """An inspector on a real (started) engine, fed pinned records and a pinned start-up."""
+    engines: list[EngineThread] = []
+
+    def build(records: RecordedTraffic) -> InspectorApp:
+        engine = EngineThread(WebhookService(settings_in(tmp_path)))
+        engines.append(engine)
+        engine.start(timeout=10)
+        inbox = EventInbox()
+        for record in records:
+            inbox(ExchangeRecorded(view_from_record(record), record))
+        started = ReceiverStarted(
+            callback_url=PINNED_URL,
+            local_url=PINNED_URL,
+            verify_token=VERIFY_TOKEN,
+            verify_token_generated=False,
+            recording_path=PINNED_RECORDING,
+            port=PINNED_PORT,
+            signatures_checked=True,
+        )
+        return InspectorApp(engine, inbox, started)
+
+    try:
+        yield build
+    finally:
+        for engine in engines:
+            engine.stop()
+
+
+async def until_rows(pilot: Pilot[None], count: int) -> None:
+    table = pilot.app.query_one("#exchanges", DataTable)
+    for _ in range(100):
+        if table.row_count == count:
+            return
+        await pilot.pause(0.05)
+    pytest.fail(f"the table never reached {count} rows")
+
+
+def test_main_screen_with_typical_traffic(
+    snap_compare: Any, make_app: Callable[[RecordedTraffic], InspectorApp], recorded_traffic: RecordedTraffic
+) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await until_rows(pilot, 6)
+
+    assert snap_compare(make_app(recorded_traffic), terminal_size=SIZE, run_before=run_before)
+
+
+def test_failed_handshake_selected(
+    snap_compare: Any, make_app: Callable[[RecordedTraffic], InspectorApp], recorded_traffic: RecordedTraffic
+) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await until_rows(pilot, 6)
+        await pilot.press("up", "up", "up", "up")
+        assert pilot.app.query_one("#exchanges", DataTable).cursor_row == 1
+        await pilot.press("4")
+
+    assert snap_compare(make_app(recorded_traffic), terminal_size=SIZE, run_before=run_before)
+
+
+def test_local_only_start_up(snap_compare: Any, make_app: Callable[[RecordedTraffic], InspectorApp]) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await pilot.pause(0.1)
+
+    assert snap_compare(make_app([]), terminal_size=SIZE, run_before=run_before)
+
+
+def test_recording_failure_banner(
+    snap_compare: Any, make_app: Callable[[RecordedTraffic], InspectorApp], recorded_traffic: RecordedTraffic
+) -> None:
+    """The loud, persistent banner while writes fail (Meta gets 503): red, on top, with the reason."""
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await until_rows(pilot, 6)
+        app = pilot.app
+        assert isinstance(app, InspectorApp)
+        app.inbox(RecordingHealth(False, PINNED_RECORDING, "[Errno 28] No space left on device", refused=3))
+        await pilot.pause(0.2)
+
+    assert snap_compare(make_app(recorded_traffic), terminal_size=SIZE, run_before=run_before)

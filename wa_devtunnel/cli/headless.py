@@ -1,0 +1,274 @@
+"""Headless front end: one line (or one JSON object) per exchange, for terminals, logs and scripts."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from datetime import datetime
+from typing import Any, TextIO
+
+from wa_devtunnel.cli.terminal_text import block, json_text, line
+from wa_devtunnel.engine.events import (
+    EngineEvent,
+    ExchangeRecorded,
+    ExchangeView,
+    ForwardCompleted,
+    Notice,
+    ReceiverStarted,
+    ReceiverStopped,
+    RecordingHealth,
+    SelfTestFinished,
+    TunnelChanged,
+)
+from wa_devtunnel.engine.service import WebhookService
+from wa_devtunnel.settings import Settings
+
+
+def local_clock(received_at: str) -> str:
+    """HH:MM:SS in the developer's time zone, from the record's UTC timestamp."""
+    try:
+        moment = datetime.fromisoformat(received_at.replace("Z", "+00:00"))
+    except ValueError:
+        return received_at[:8]
+    return moment.astimezone().strftime("%H:%M:%S")
+
+
+def format_exchange_line(view: ExchangeView) -> str:
+    """`21:55:03  POST  200  event  sig=valid  messages: text from ...` with the diagnosis inline.
+
+    Always exactly one line: a `\r` or line feed from the request is shown escaped, never obeyed.
+    """
+    parts = [
+        local_clock(view.received_at),
+        f"{view.method:<5}",
+        f"{view.status:>3}",
+        f"{view.kind:<6}",
+    ]
+    if view.kind == "event":
+        parts.append(f"sig={view.signature}")
+    text = view.headline
+    if view.kind == "event" and view.signature == "invalid" and view.signature_detail:
+        text += f"  [signature: {view.signature_detail}]"
+    if view.kind == "event" and view.flags:
+        text += "  [" + ", ".join(view.flags) + "]"
+    if view.account and view.account != "default":
+        text += f"  (account {view.account})"
+    if view.origin != "meta":
+        text += f"  ({view.origin})"
+    text += forward_note(view.forward_status, view.forward_error, view.forward_pending)
+    parts.append(text)
+    return line("  ".join(parts))
+
+
+def forward_note(status: int | None, error: str, pending: bool) -> str:
+    """`-> backend 200` / `-> BACKEND UNREACHABLE: ...` / `-> backend pending` for forwarded exchanges."""
+    if pending:
+        return "  -> backend pending (acknowledged first)"
+    if error:
+        prefix = "backend unreachable"
+        if error.startswith(prefix):
+            return f"  -> BACKEND UNREACHABLE{error[len(prefix):]}"
+        return f"  -> {error}"
+    if status is not None:
+        return f"  -> backend {status}"
+    return ""
+
+
+def recording_failure_text(event: RecordingHealth) -> str:
+    """The loud words for a recorder that cannot write: why, where, and what Meta sees meanwhile."""
+    where = f" ({event.path})" if event.path is not None and str(event.path) not in event.reason else ""
+    refused = f"; {event.refused} delivery(ies) refused so far" if event.refused else ""
+    reason = event.reason or "write failed"
+    return f"RECORDING FAILED: {reason}{where}. Meta gets 503 and will retry until writes work again{refused}."
+
+
+def startup_lines(started: ReceiverStarted) -> list[str]:
+    """What goes into Meta's dashboard, ready to copy, and where the recording is."""
+    lines = [f"Callback URL: {started.callback_url}", f"Verify token: {started.verify_token}"]
+    if started.public_url:
+        lines.append(f"  (public URL through the tunnel; local receiver at {started.local_url})")
+    if started.verify_token_generated:
+        lines.append(
+            "  (generated for this session; to keep it, add it to .env: "
+            f"echo 'WHATSAPP_VERIFY_TOKEN={started.verify_token}' >> .env)"
+        )
+    if started.forward_to:
+        lines.append(f"Forwarding to: {started.forward_to}")
+    if started.signatures_checked:
+        lines.append("Signatures: X-Hub-Signature-256 checked with your App Secret")
+    else:
+        lines.append("Signatures: not checked (set WHATSAPP_APP_SECRET to verify X-Hub-Signature-256)")
+    if started.recording_path is not None:
+        lines.append(f"Recording to: {started.recording_path}")
+    else:
+        lines.append("Recording: off (--no-record)")
+    return lines
+
+
+class HeadlessPrinter:
+    """Renders engine events as text or JSON Lines; never touches the receiver."""
+
+    def __init__(self, out: TextIO, err: TextIO, json_lines: bool) -> None:
+        self.out = out
+        self.err = err
+        self.json_lines = json_lines
+        self.started = False
+        self.callback_url = ""
+        self.recording_failure: str | None = None
+
+    def _emit(self, stream: TextIO, text: str) -> None:
+        """Every human line passes here: controls from a request or an agent are shown, never obeyed."""
+        stream.write(block(text) + "\n")
+        stream.flush()
+
+    def _json(self, payload: dict[str, Any]) -> None:
+        stream = self.out
+        stream.write(json_text(payload) + "\n")
+        stream.flush()
+
+    def render(self, event: EngineEvent) -> None:
+        """Print one event."""
+        if isinstance(event, ReceiverStarted):
+            self.started = True
+            self.callback_url = event.callback_url
+            for text in startup_lines(event):
+                self._emit(self.err if self.json_lines else self.out, line(text))
+            if self.json_lines:
+                recording = str(event.recording_path) if event.recording_path else None
+                self._json(
+                    {
+                        "event": "started",
+                        "callback_url": event.callback_url,
+                        "verify_token": event.verify_token,
+                        "recording": recording,
+                    }
+                )
+        elif isinstance(event, ExchangeRecorded):
+            if self.json_lines:
+                self._json({"event": "exchange", **event.record})
+            else:
+                self._emit(self.out, format_exchange_line(event.view))
+        elif isinstance(event, Notice):
+            if self.json_lines:
+                self._json({"event": "notice", "level": event.level, "text": event.text})
+            else:
+                self._emit(self.err, f"[{event.level}] {event.text}")
+        elif isinstance(event, ForwardCompleted):
+            if self.json_lines:
+                self._json(
+                    {
+                        "event": "forward",
+                        "exchange_id": event.exchange_id,
+                        "seq": event.seq,
+                        "forward": dict(event.forward),
+                    }
+                )
+            else:
+                note = forward_note(event.forward.get("status"), str(event.forward.get("error") or ""), False)
+                self._emit(self.out, line(f"{'':8}  seq {event.seq} forwarded{note}"))
+        elif isinstance(event, TunnelChanged):
+            self._render_tunnel(event)
+        elif isinstance(event, RecordingHealth):
+            self._render_recording(event)
+        elif isinstance(event, SelfTestFinished):
+            text = f"Self-test: {'PASS' if event.ok else 'FAIL'} {event.detail} ({event.elapsed_ms:.0f} ms)"
+            if self.json_lines:
+                self._json(
+                    {
+                        "event": "selftest",
+                        "ok": event.ok,
+                        "callback_url": event.callback_url,
+                        "elapsed_ms": round(event.elapsed_ms, 1),
+                        "detail": event.detail,
+                    }
+                )
+            else:
+                self._emit(self.out, line(text))
+        elif isinstance(event, ReceiverStopped):
+            text = f"Stopped after {event.exchanges} exchange(s)."
+            if len(event.recording_parts) > 1:
+                first, *rest = event.recording_parts
+                text += f" Recording: {first} and {len(rest)} more part(s) up to {rest[-1].name}"
+            elif event.recording_path is not None:
+                text += f" Recording: {event.recording_path}"
+            self._emit(self.err, line(text))
+
+    def _render_recording(self, event: RecordingHealth) -> None:
+        """A failing recorder is loud once per failure (not per refused delivery), and so is its recovery."""
+        path = str(event.path) if event.path is not None else None
+        if self.json_lines:
+            payload = {"event": "recording", "ok": event.ok, "reason": event.reason, "path": path}
+            self._json(payload | {"refused": event.refused})
+            return
+        if not event.ok:
+            if self.recording_failure != event.reason:
+                self._emit(self.err, f"[error] {recording_failure_text(event)}")
+            self.recording_failure = event.reason
+        elif self.recording_failure is not None:
+            self.recording_failure = None
+            where = f" ({path})" if path else ""
+            self._emit(self.err, f"[info] Recording works again{where}: deliveries are recorded and answered again.")
+
+    def _render_tunnel(self, event: TunnelChanged) -> None:
+        if self.json_lines:
+            self._json(
+                {
+                    "event": "tunnel",
+                    "state": event.state,
+                    "provider": event.provider,
+                    "public_url": event.public_url,
+                    "callback_url": event.callback_url,
+                    "reason": event.reason,
+                }
+            )
+            return
+        if event.state == "starting":
+            self._emit(self.err, f"Starting the {event.provider} tunnel...")
+        elif event.state == "reconnecting":
+            self._emit(self.err, f"[error] TUNNEL DOWN ({event.provider}): {event.reason}; reconnecting")
+        elif event.state == "up" and self.started:
+            changed = event.callback_url != self.callback_url
+            self.callback_url = event.callback_url
+            self._emit(self.err, f"Tunnel back up ({event.provider}).")
+            if changed:
+                self._emit(self.err, "[warning] The public URL changed: paste the new Callback URL into Meta.")
+                self._emit(self.out, line(f"Callback URL: {event.callback_url}"))
+
+
+async def run_headless(
+    settings: Settings,
+    *,
+    json_lines: bool = False,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+) -> int:
+    """Run until Ctrl+C, SIGTERM or SIGHUP (terminal closed), printing as exchanges happen; 0 on a clean stop."""
+    printer = HeadlessPrinter(out or sys.stdout, err or sys.stderr, json_lines)
+    service = WebhookService(settings)
+    subscription = service.bus.subscribe()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        loop.add_signal_handler(signum, stop.set)
+
+    async def pump() -> None:
+        while True:
+            for event in await subscription.get_batch():
+                printer.render(event)
+
+    await service.prepare(printer.err)
+    await service.start()
+    printer_task = asyncio.create_task(pump())
+    try:
+        await stop.wait()
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            loop.remove_signal_handler(signum)
+        await service.stop()
+        await asyncio.sleep(0)
+        for event in subscription.drain():
+            printer.render(event)
+        printer_task.cancel()
+        subscription.close()
+    return 0

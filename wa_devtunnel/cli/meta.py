@@ -1,0 +1,245 @@
+"""`wa-devtunnel meta status|subscribe|unsubscribe`: where Meta sends webhooks, and pointing it at this tunnel."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable
+from typing import Any
+
+from wa_devtunnel.cli.terminal_text import say
+from wa_devtunnel.engine.instance import read_instance
+from wa_devtunnel.engine.meta.graph import GraphClient, GraphError, MissingCredentials, advice_for
+from wa_devtunnel.engine.meta.registration import (
+    Registration,
+    current_override,
+    forget_app_registration,
+    load_app_registration,
+    register,
+    save_app_previous,
+    unregister,
+)
+from wa_devtunnel.settings import REGISTER_SCOPES, Settings, missing_for_scope
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+NOT_RUNNING = "start `wa-devtunnel` first: Meta performs the handshake against it during this call"
+
+
+class MetaUsageError(Exception):
+    """Bad usage or configuration for a meta command: exit 2 with this message."""
+
+
+def add_meta_parser(commands: Any, add_common: Callable[[argparse.ArgumentParser], None]) -> None:
+    """`meta status|subscribe|unsubscribe [--scope app|waba|phone] [--url URL] [--json]`."""
+    meta = commands.add_parser("meta", help="see or change where Meta sends webhooks (Graph API)")
+    add_common(meta)
+    meta.add_argument("action", choices=("status", "subscribe", "unsubscribe"))
+    meta.add_argument(
+        "--scope", choices=REGISTER_SCOPES, default="phone", help="phone number override (default), WABA override, app"
+    )
+    meta.add_argument("--url", help="callback URL (default: the running wa-devtunnel's)")
+    meta.add_argument("--json", action="store_true", help="JSON on stdout, for scripts")
+
+
+async def routing_status(graph: GraphClient, settings: Settings) -> dict[str, Any]:
+    """App callback, WABA override and phone number override, each or why it could not be read."""
+
+    async def attempt(call: Any) -> Any:
+        try:
+            return await call
+        except MissingCredentials as exc:
+            return {"skipped": str(exc)}
+        except GraphError as exc:
+            return {"error": str(exc), "details": exc.details(), "fix": advice_for(exc, settings.waba_id, graph.base)}
+
+    status: dict[str, Any] = {"graph": graph.base}
+    if settings.app_id:
+        subscription = await attempt(graph.waba_app_subscription())
+        if subscription is None or isinstance(subscription, dict):
+            status["app"] = {"app_id": settings.app_id, **(subscription or {"callback_url": None})}
+        else:
+            fields = [{"name": f.name, "version": f.version} for f in subscription.fields]
+            status["app"] = {
+                "app_id": settings.app_id,
+                "callback_url": subscription.callback_url,
+                "active": subscription.active,
+                "fields": fields,
+            }
+    if settings.waba_id:
+        apps = await attempt(graph.waba_subscribed_apps(settings.waba_id))
+        if isinstance(apps, dict):
+            status["waba"] = {"waba_id": settings.waba_id, **apps}
+        else:
+            mine = [a for a in apps if not settings.app_id or a.app_id == settings.app_id]
+            status["waba"] = {
+                "waba_id": settings.waba_id,
+                "app_subscribed": bool(mine),
+                "subscribed_apps": [a.name or a.app_id for a in apps],
+                "override_callback_uri": next((a.override_callback_uri for a in mine if a.override_callback_uri), None),
+            }
+    if settings.phone_number_id:
+        config = await attempt(graph.phone_webhook_configuration(settings.phone_number_id))
+        if isinstance(config, dict):
+            status["phone"] = {"phone_number_id": settings.phone_number_id, **config}
+        else:
+            where, level = config.effective()
+            status["phone"] = {
+                "phone_number_id": settings.phone_number_id,
+                "override_callback_uri": config.phone_number,
+            }
+            status["effective"] = {"callback_url": where, "level": level}
+    return status
+
+
+def _status_lines(status: dict[str, Any], ours: str | None) -> list[str]:
+    """Where Meta routes webhooks, as Meta reported it (printed through terminal_text.say: Meta's words are data)."""
+    lines = [f"Graph API: {status['graph']}"]
+
+    def problem(section: dict[str, Any]) -> str | None:
+        if "error" in section:
+            return f"Meta refused: {section['error']}" + (f"\n    fix: {section['fix']}" if section["fix"] else "")
+        return f"skipped: {section['skipped']}" if "skipped" in section else None
+
+    if "app" in status:
+        app = status["app"]
+        head = f"App {app['app_id']} callback:"
+        if problem(app):
+            lines.append(f"{head} {problem(app)}")
+        elif not app.get("callback_url"):
+            lines.append(f"{head} none (no whatsapp_business_account subscription)")
+        else:
+            fields = ", ".join(f"{f['name']} ({f['version']})" for f in app["fields"]) or "no fields"
+            state = "active" if app["active"] else "INACTIVE"
+            lines.append(f"{head} {app['callback_url']}  [{state}; fields: {fields}]")
+    if "waba" in status:
+        waba = status["waba"]
+        head = f"WABA {waba['waba_id']} override:"
+        if problem(waba):
+            lines.append(f"{head} {problem(waba)}")
+        else:
+            subscribed = "app subscribed" if waba["app_subscribed"] else "APP NOT SUBSCRIBED to this WABA"
+            lines.append(f"{head} {waba['override_callback_uri'] or 'none'}  [{subscribed}]")
+    if "phone" in status:
+        phone = status["phone"]
+        head = f"Phone number {phone['phone_number_id']} override:"
+        lines.append(f"{head} {problem(phone) or phone['override_callback_uri'] or 'none'}")
+    if "effective" in status:
+        effective = status["effective"]
+        number = status["phone"]["phone_number_id"]
+        lines.append(
+            f"=> `messages` for {number} go to {effective['callback_url'] or 'nowhere'} ({effective['level']})"
+        )
+        if ours:
+            verdict = "receives them" if effective["callback_url"] == ours else "does NOT receive them"
+            lines.append(f"This wa-devtunnel ({ours}) {verdict}")
+    return lines
+
+
+def _callback_url(settings: Settings, url: str | None, *, public: bool = False) -> str | None:
+    if url:
+        return url
+    instance = read_instance(settings.recordings_dir)
+    if instance is not None and public and not instance.public_url:
+        raise MetaUsageError(
+            f"the running wa-devtunnel is local-only ({instance.callback_url}): Meta cannot reach it; "
+            "set NGROK_AUTHTOKEN and restart it (or pass --url)"
+        )
+    return instance.callback_url if instance else None
+
+
+async def _subscribe(graph: GraphClient, settings: Settings, scope: str, url: str | None) -> str:
+    if url is None:
+        raise MetaUsageError(NOT_RUNNING)
+    if settings.verify_token_generated:
+        raise MetaUsageError(
+            "WHATSAPP_VERIFY_TOKEN is not set, so the running wa-devtunnel's token is unknown: set it in .env and "
+            "restart wa-devtunnel (or use `wa-devtunnel up --register`)"
+        )
+    registration = await register(graph, settings, scope, url, settings.verify_token)
+    if scope == "app":
+        save_app_previous(settings.recordings_dir, registration)
+    return f"{registration.describe()}.\nUndo with: wa-devtunnel meta unsubscribe --scope {scope}"
+
+
+async def _unsubscribe(graph: GraphClient, settings: Settings, scope: str, url: str | None) -> str:
+    if scope == "app":
+        registration = load_app_registration(settings.recordings_dir, settings.app_id or "")
+        if registration is None:
+            raise MetaUsageError(
+                "no `meta subscribe --scope app` was made from here, so there is nothing to restore: change the "
+                "app callback in App Dashboard > WhatsApp > Configuration"
+            )
+        done = await unregister(graph, settings, registration)
+        forget_app_registration(settings.recordings_dir)
+        return done
+    now = await current_override(graph, settings, scope)
+    if now is None:
+        return f"no {scope} override: nothing to remove"
+    if url is not None and now != url:
+        raise MetaUsageError(f"the {scope} override points to {now}, not to {url}; pass --url {now} to remove it")
+    target = settings.phone_number_id if scope == "phone" else settings.waba_id
+    return await unregister(graph, settings, Registration(scope, now, target or ""))
+
+
+async def _run(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+    url = _callback_url(settings, args.url, public=args.action == "subscribe")
+    async with GraphClient.from_settings(settings) as graph:
+        if args.action == "status":
+            return await routing_status(graph, settings)
+        if args.action == "subscribe":
+            message = await _subscribe(graph, settings, args.scope, url)
+        else:
+            message = await _unsubscribe(graph, settings, args.scope, url)
+        result: dict[str, Any] = {"ok": True, "action": args.action, "scope": args.scope, "message": message}
+        if settings.phone_number_id and settings.access_token:
+            with_route = await routing_status(graph, settings)
+            result["effective"] = with_route.get("effective")
+        return result
+
+
+def run_meta_command(settings: Settings, args: argparse.Namespace) -> int:
+    """0 done, 1 Meta refused (its message verbatim), 2 usage or missing settings."""
+    if args.action == "status" and not (settings.app_id or settings.waba_id or settings.phone_number_id):
+        print(
+            "meta status needs META_APP_ID, WHATSAPP_BUSINESS_ACCOUNT_ID or WHATSAPP_PHONE_NUMBER_ID "
+            "(with WHATSAPP_APP_SECRET / WHATSAPP_ACCESS_TOKEN; see .env.example)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    if args.action != "status":
+        missing = missing_for_scope(settings, args.scope)
+        if missing:
+            say(f"meta {args.action} --scope {args.scope} needs {' and '.join(missing)}", sys.stderr)
+            return EXIT_USAGE
+    try:
+        result = asyncio.run(_run(settings, args))
+    except (MetaUsageError, ValueError, MissingCredentials) as exc:
+        say(f"error: {exc}", sys.stderr)
+        return EXIT_USAGE
+    except GraphError as exc:
+        fix = advice_for(exc, settings.waba_id, f"{settings.graph_url}/{settings.graph_version}")
+        if args.json:
+            error = {k: getattr(exc, k) for k in ("message", "type", "code", "error_subcode", "fbtrace_id")}
+            print(json.dumps({"ok": False, "error": error, "fix": fix}, indent=2))
+        else:
+            say(f"Meta refused: {exc}", sys.stderr)
+            if exc.details():
+                say(f"  ({exc.details()})", sys.stderr)
+            if fix:
+                say(f"  fix: {fix}", sys.stderr)
+        return EXIT_FAILED
+    if args.json:
+        print(json.dumps(result, indent=2))
+    elif args.action == "status":
+        say("\n".join(_status_lines(result, _callback_url(settings, args.url))))
+    else:
+        say(result["message"])
+        effective = result.get("effective")
+        if effective:
+            where = effective["callback_url"] or "nowhere"
+            say(f"`messages` for {settings.phone_number_id} now go to {where} ({effective['level']})")
+    if args.action == "status" and any(isinstance(v, dict) and "error" in v for v in result.values()):
+        return EXIT_FAILED
+    return EXIT_OK

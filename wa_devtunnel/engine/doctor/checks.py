@@ -1,0 +1,218 @@
+"""`doctor`: local checks that find why Meta says "the callback URL couldn't be validated", each with a fix."""
+
+from __future__ import annotations
+
+import os
+import re
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from dotenv.parser import parse_stream
+
+from wa_devtunnel.engine.instance import RunningInstance
+from wa_devtunnel.settings import ConfigError, Settings, load_settings, mask, read_environment
+
+URL_SAFE = re.compile(r"^[A-Za-z0-9._~-]+$")
+APP_SECRET_SHAPE = re.compile(r"^[0-9a-f]{32}$")
+MIN_TOKEN_LENGTH = 16
+AUTHTOKEN_URL = "https://dashboard.ngrok.com/get-started/your-authtoken"
+
+
+class Status(StrEnum):
+    """A check's verdict; only FAIL makes `doctor` exit 1."""
+
+    PASS = "PASS"
+    WARN = "WARN"
+    FAIL = "FAIL"
+    SKIP = "SKIP"
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """One line of the report: what was checked, the verdict, and one line of fix."""
+
+    name: str
+    status: Status
+    detail: str
+    fix: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        """For `doctor --json`."""
+        return {"name": self.name, "status": self.status.value, "detail": self.detail, "fix": self.fix}
+
+
+@dataclass(frozen=True, slots=True)
+class DoctorInput:
+    """What the checks look at: raw values (to catch what Settings would refuse) and lenient settings."""
+
+    settings: Settings
+    environ: Mapping[str, str]
+    env_file: Path
+    env_problems: tuple[str, ...]
+    config_errors: tuple[ConfigError, ...]
+    url: str | None
+    instance: RunningInstance | None
+    ssl_context: ssl.SSLContext | None = None
+
+
+def env_file_problems(path: Path) -> tuple[str, ...]:
+    """Lines python-dotenv cannot parse (it would skip them silently)."""
+    try:
+        with path.open(encoding="utf-8") as stream:
+            return tuple(
+                f"line {b.original.line}: {b.original.string.strip()[:40]!r}" for b in parse_stream(stream) if b.error
+            )
+    except (OSError, UnicodeDecodeError) as exc:
+        return (f"cannot read it: {exc}",)
+
+
+def gather(
+    flags: Mapping[str, Any],
+    url: str | None,
+    instance: RunningInstance | None,
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+) -> DoctorInput:
+    """Load settings leniently: a bad value becomes a finding and its default is used for the rest."""
+    base = cwd or Path.cwd()
+    process_env = dict(os.environ if environ is None else environ)
+    env_file = Path(flags.get("env_file") or base / ".env")
+    problems = env_file_problems(env_file) if env_file.is_file() else ()
+    try:
+        raw = read_environment(env_file, process_env)
+    except ConfigError as exc:
+        raw, problems = dict(process_env), (*problems, exc.message)
+    flags = {k: v for k, v in flags.items() if k != "env_file" or env_file.is_file()}
+    errors: list[ConfigError] = []
+    blanked: dict[str, str] = {}
+    settings = Settings(recordings_dir=Path(flags.get("recordings_dir") or base / "recordings"))
+    for _ in range(12):
+        try:
+            settings = load_settings(flags, environ={**process_env, **blanked}, cwd=base)
+            break
+        except ConfigError as exc:
+            errors.append(exc)
+            if exc.setting not in raw or exc.setting in blanked:
+                break
+            blanked[exc.setting] = ""
+    return DoctorInput(settings, raw, env_file, problems, tuple(errors), url, instance, ssl_context)
+
+
+def check_settings_file(inp: DoctorInput) -> CheckResult:
+    """`.env` found and parsed, and every value valid."""
+    name = "settings (.env)"
+    others = [e for e in inp.config_errors if e.setting != "WHATSAPP_VERIFY_TOKEN"]
+    if not inp.env_file.is_file():
+        return CheckResult(
+            name, Status.WARN, f"no {inp.env_file}: only the process environment is read", "cp .env.example .env"
+        )
+    if inp.env_problems:
+        return CheckResult(
+            name,
+            Status.FAIL,
+            f"{inp.env_file}: cannot parse {'; '.join(inp.env_problems)} (the line is ignored)",
+            "write each line as NAME=value; quote values containing spaces or #",
+        )
+    if others:
+        return CheckResult(
+            name, Status.FAIL, "; ".join(str(e) for e in others), "correct the value(s) named above (see .env.example)"
+        )
+    return CheckResult(name, Status.PASS, f"{inp.env_file} parsed")
+
+
+def check_verify_token(inp: DoctorInput) -> CheckResult:
+    """Present, long, no surrounding whitespace, URL-safe: what Meta's dashboard and query strings need."""
+    name = "verify token"
+    raw = inp.environ.get("WHATSAPP_VERIFY_TOKEN", "")
+    suggestion = "`wa-devtunnel token --write-env` writes a strong one to .env"
+    if not raw:
+        if inp.settings.accounts:
+            return CheckResult(name, Status.PASS, f"from {inp.settings.accounts_file} ({len(inp.settings.accounts)})")
+        return CheckResult(
+            name, Status.WARN, "WHATSAPP_VERIFY_TOKEN is not set: a new one is generated every session", suggestion
+        )
+    if raw != raw.strip():
+        return CheckResult(
+            name,
+            Status.FAIL,
+            f"WHATSAPP_VERIFY_TOKEN {mask(raw.strip())} has leading/trailing whitespace: the handshake would fail",
+            "remove the spaces around the value in .env (check the quotes)",
+        )
+    if len(raw) < MIN_TOKEN_LENGTH:
+        return CheckResult(
+            name, Status.WARN, f"only {len(raw)} characters: easy to guess", f"use {MIN_TOKEN_LENGTH}+: {suggestion}"
+        )
+    if not URL_SAFE.match(raw):
+        odd = "".join(sorted({c for c in raw if not URL_SAFE.match(c)}))
+        return CheckResult(
+            name,
+            Status.WARN,
+            f"contains {odd!r}: Meta URL-encodes it and many servers decode it wrongly",
+            f"use only letters, digits, '-', '_', '.', '~': {suggestion}",
+        )
+    return CheckResult(name, Status.PASS, f"set, {len(raw)} URL-safe characters ({mask(raw)})")
+
+
+def check_app_secret(inp: DoctorInput) -> CheckResult:
+    """Signatures are only checked with the App Secret, and it has a recognisable shape."""
+    name = "app secret"
+    secret = inp.environ.get("WHATSAPP_APP_SECRET", "").strip()
+    where = "App Dashboard > App settings > Basic > App secret (Show)"
+    if not secret:
+        return CheckResult(
+            name,
+            Status.WARN,
+            "WHATSAPP_APP_SECRET is not set: X-Hub-Signature-256 is not checked",
+            f"copy it from {where}",
+        )
+    if secret.startswith("EAA"):
+        return CheckResult(
+            name, Status.FAIL, f"{mask(secret)} is an access token, not the App Secret", f"copy the secret from {where}"
+        )
+    if not APP_SECRET_SHAPE.match(secret):
+        return CheckResult(
+            name,
+            Status.FAIL,
+            f"{mask(secret)} is not shaped like an App Secret (32 lowercase hex characters)",
+            f"copy it again from {where}",
+        )
+    return CheckResult(name, Status.PASS, f"set, 32 hex characters ({mask(secret)})")
+
+
+def check_ngrok_authtoken(inp: DoctorInput) -> CheckResult:
+    """Without it there is no public URL, and Meta cannot reach a local one."""
+    token = inp.environ.get("NGROK_AUTHTOKEN", "").strip()
+    if not token:
+        return CheckResult(
+            "ngrok authtoken",
+            Status.WARN,
+            "NGROK_AUTHTOKEN is not set: local-only, Meta cannot reach the receiver",
+            f"get one at {AUTHTOKEN_URL} and add NGROK_AUTHTOKEN=... to .env",
+        )
+    return CheckResult("ngrok authtoken", Status.PASS, f"set ({mask(token)})")
+
+
+async def run_doctor(inp: DoctorInput, *, graph: bool = True) -> list[CheckResult]:
+    """Every check, in the order a developer would fix them."""
+    from wa_devtunnel.engine.doctor.meta import graph_checks
+    from wa_devtunnel.engine.doctor.reach import check_ngrok_binary, check_port, check_public_url
+
+    results = [
+        check_settings_file(inp),
+        check_verify_token(inp),
+        check_app_secret(inp),
+        check_ngrok_authtoken(inp),
+        await check_ngrok_binary(inp),
+        check_port(inp),
+        await check_public_url(inp),
+    ]
+    if graph:
+        our_url = inp.url or (inp.instance.callback_url if inp.instance else None)
+        results += await graph_checks(inp.settings, our_url)
+    return results

@@ -1,0 +1,114 @@
+"""`doctor`'s reachability checks: the ngrok agent runs, the port is free, the public URL answers like Meta wants."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+
+from wa_devtunnel.engine.doctor.checks import CheckResult, DoctorInput, Status
+from wa_devtunnel.engine.tunnel.selftest import run_selftest
+
+
+async def check_ngrok_binary(inp: DoctorInput) -> CheckResult:
+    """The agent pyngrok runs exists and answers `--version`."""
+    from pyngrok import conf
+
+    name = "ngrok binary"
+    configured = inp.environ.get("PYNGROK_NGROK_PATH", "").strip()
+    path = configured or conf.DEFAULT_NGROK_PATH
+    if not os.path.exists(path):
+        if configured:
+            return CheckResult(
+                name,
+                Status.FAIL,
+                f"PYNGROK_NGROK_PATH={configured} does not exist",
+                "point it at an ngrok binary (`which ngrok`), or remove it so pyngrok downloads one",
+            )
+        return CheckResult(
+            name,
+            Status.WARN,
+            f"not installed yet at {path}: pyngrok downloads it on the first tunnelled run (needs internet)",
+            "offline? install ngrok (https://ngrok.com/download) and set PYNGROK_NGROK_PATH",
+        )
+    try:
+        process = await asyncio.create_subprocess_exec(
+            path, "--version", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
+        )
+        try:
+            output, _ = await asyncio.wait_for(process.communicate(), 10)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            output = b"(no answer within 10 s)"
+    except OSError as exc:
+        output, process = str(exc).encode(), None
+    text = " ".join(output.decode(errors="replace").split())
+    if process is not None and process.returncode == 0 and "ngrok" in text.lower():
+        return CheckResult(name, Status.PASS, f"{text} ({path})")
+    return CheckResult(
+        name, Status.FAIL, f"{path} --version failed: {text[:120]}", "reinstall ngrok or fix PYNGROK_NGROK_PATH"
+    )
+
+
+def check_port(inp: DoctorInput) -> CheckResult:
+    """A busy port makes `wa-devtunnel up` stop at once."""
+    host, port = inp.settings.host, inp.settings.port
+    if port == 0:
+        return CheckResult("receiver port", Status.PASS, "port 0: a free port is picked at start")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if inp.instance is not None and inp.instance.local_url.startswith(f"http://{host}:{port}/"):
+                return CheckResult(
+                    "receiver port",
+                    Status.PASS,
+                    f"{host}:{port} is the running wa-devtunnel's (pid {inp.instance.pid})",
+                )
+            return CheckResult(
+                "receiver port",
+                Status.FAIL,
+                f"{host}:{port} is not available: {exc.strerror or exc}",
+                "stop the program using it, or use --port 0 (any free port) / WA_DEVTUNNEL_PORT",
+            )
+    return CheckResult("receiver port", Status.PASS, f"{host}:{port} is free")
+
+
+_SELFTEST_FIXES = (
+    ("403", "the URL answers with another verify token: use the same WHATSAPP_VERIFY_TOKEN for both"),
+    ("404", "the path does not reach the receiver: check --path and the end of the URL"),
+    ("interstitial", "the tunnel shows a warning page: use ngrok through wa-devtunnel (it is skipped there)"),
+    ("TLS", "Meta needs a publicly trusted certificate: use the ngrok URL wa-devtunnel prints"),
+    ("6 s", "the URL is too slow: Meta gives up after about 6 s"),
+    ("connect", "nothing answers at that URL: start `wa-devtunnel` and use the Callback URL it prints"),
+)
+
+
+async def check_public_url(inp: DoctorInput) -> CheckResult:
+    """Meta's exact handshake against the public URL (--url, else the running instance's)."""
+    name = "public URL handshake"
+    instance = inp.instance
+    url = inp.url or (instance.callback_url if instance and instance.public_url else None)
+    if url is None:
+        if instance is not None:
+            return CheckResult(
+                name, Status.SKIP, "the running wa-devtunnel is local-only", "set NGROK_AUTHTOKEN and restart it"
+            )
+        return CheckResult(
+            name, Status.SKIP, "no tunnel running and no --url", "start `wa-devtunnel`, or pass --url https://..."
+        )
+    if inp.settings.verify_token_generated:
+        return CheckResult(
+            name,
+            Status.SKIP,
+            "WHATSAPP_VERIFY_TOKEN is not set, so the running instance's token is unknown",
+            "set WHATSAPP_VERIFY_TOKEN in .env and restart wa-devtunnel",
+        )
+    result = await run_selftest(url, inp.settings.verify_token, ssl_context=inp.ssl_context)
+    if result.ok:
+        return CheckResult(name, Status.PASS, f"{url}: {result.detail} ({result.elapsed_ms:.0f} ms)")
+    fix = next((f for key, f in _SELFTEST_FIXES if key in result.detail), "see the detail; then rerun doctor")
+    return CheckResult(name, Status.FAIL, f"{url}: {result.detail}", fix)

@@ -1,0 +1,265 @@
+"""Pointing Meta at this tunnel (phone number override, WABA override or app callback) and undoing it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from wa_devtunnel.engine.events import EngineEvent, EventBus, ExchangeRecorded, Notice
+from wa_devtunnel.engine.meta.graph import (
+    AppSubscription,
+    GraphClient,
+    GraphError,
+    MissingCredentials,
+    SubscribedField,
+    advice_for,
+)
+from wa_devtunnel.settings import Settings
+
+UNDO_TIMEOUT_S = 10.0
+META_STATE_FILE = ".wa-devtunnel-meta.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    """What we changed at Meta, enough to undo it (for the app scope: what was there before)."""
+
+    scope: str
+    callback_url: str
+    target: str
+    previous: AppSubscription | None = None
+
+    def describe(self) -> str:
+        """`Meta now sends webhooks for phone number 1065... (phone number override) to https://...`."""
+        where = {
+            "phone": f"phone number {self.target} (phone number override)",
+            "waba": f"WABA {self.target} (WABA override)",
+            "app": f"app {self.target} (app callback)",
+        }[self.scope]
+        return f"Meta verified {self.callback_url} and now sends webhooks for {where} there"
+
+
+def _target(settings: Settings, scope: str) -> str:
+    value = {"phone": settings.phone_number_id, "waba": settings.waba_id, "app": settings.app_id}[scope]
+    if not value:
+        raise MissingCredentials(f"--scope {scope} needs {_SETTING[scope]}")
+    return value
+
+
+_SETTING = {"phone": "WHATSAPP_PHONE_NUMBER_ID", "waba": "WHATSAPP_BUSINESS_ACCOUNT_ID", "app": "META_APP_ID"}
+
+
+async def register(
+    graph: GraphClient, settings: Settings, scope: str, callback_url: str, verify_token: str
+) -> Registration:
+    """One subscribe call; Meta performs the handshake against `callback_url` before answering."""
+    target = _target(settings, scope)
+    if scope == "phone":
+        await graph.set_phone_override(target, callback_url, verify_token)
+        return Registration(scope, callback_url, target)
+    if scope == "waba":
+        await graph.subscribe_app_to_waba(target, callback_url, verify_token)
+        return Registration(scope, callback_url, target)
+    current = await graph.waba_app_subscription()
+    previous = current if current is not None and current.callback_url != callback_url else None
+    fields = tuple(dict.fromkeys((*(current.field_names if current else ()), "messages")))
+    await graph.subscribe_app(callback_url, verify_token, fields)
+    return Registration(scope, callback_url, target, previous)
+
+
+async def current_override(graph: GraphClient, settings: Settings, scope: str) -> str | None:
+    """The URL our scope currently routes to (None: no override / no subscription)."""
+    target = _target(settings, scope)
+    if scope == "phone":
+        return (await graph.phone_webhook_configuration(target)).phone_number
+    if scope == "waba":
+        apps = await graph.waba_subscribed_apps(target)
+        mine = [a for a in apps if not graph.app_id or a.app_id == graph.app_id]
+        return next((a.override_callback_uri for a in mine if a.override_callback_uri), None)
+    subscription = await graph.waba_app_subscription()
+    return subscription.callback_url if subscription else None
+
+
+async def unregister(graph: GraphClient, settings: Settings, registration: Registration) -> str:
+    """Undo one registration if Meta still points at our URL; say what happened."""
+    scope, target = registration.scope, registration.target
+    now = await current_override(graph, settings, scope)
+    if now != registration.callback_url:
+        ours = registration.callback_url
+        return f"left the {scope} routing alone: it now points to {now or 'nothing'}, not to {ours}"
+    if scope == "phone":
+        await graph.remove_phone_override(target)
+        return f"removed the phone number override of {target}"
+    if scope == "waba":
+        await graph.subscribe_app_to_waba(target)
+        return f"removed the WABA override of {target}"
+    previous = registration.previous
+    if previous is not None and previous.callback_url:
+        token = settings.restore_verify_token or settings.verify_token
+        await graph.subscribe_app(previous.callback_url, token, previous.field_names or ("messages",))
+        return f"restored the app callback of {target} to {previous.callback_url}"
+    await graph.delete_app_subscription()
+    return f"removed the app's whatsapp_business_account subscription (app {target} had none before)"
+
+
+def save_app_previous(recordings_dir: Path, registration: Registration) -> None:
+    """`meta subscribe --scope app` remembers the callback it replaced, for `meta unsubscribe`."""
+    previous = asdict(registration.previous) if registration.previous else None
+    state = {"callback_url": registration.callback_url, "previous": previous}
+    path = Path(recordings_dir) / META_STATE_FILE
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        json.dump({"app": state}, handle)
+
+
+def load_app_registration(recordings_dir: Path, app_id: str) -> Registration | None:
+    """The app-scope registration `meta subscribe` saved, or None."""
+    try:
+        state: dict[str, Any] = json.loads((Path(recordings_dir) / META_STATE_FILE).read_text(encoding="utf-8"))["app"]
+        raw = state.get("previous")
+        previous = (
+            AppSubscription(
+                str(raw["object"]),
+                str(raw["callback_url"]),
+                bool(raw["active"]),
+                tuple(SubscribedField(str(f["name"]), str(f["version"])) for f in raw["fields"]),
+            )
+            if raw
+            else None
+        )
+        return Registration("app", str(state["callback_url"]), app_id, previous)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def forget_app_registration(recordings_dir: Path) -> None:
+    """After a successful `meta unsubscribe --scope app`."""
+    (Path(recordings_dir) / META_STATE_FILE).unlink(missing_ok=True)
+
+
+def quiet_hint(seconds: float, registration: Registration) -> str:
+    """What to check when Meta accepted the URL but sends nothing."""
+    number = f" (phone number {registration.target})" if registration.scope == "phone" else ""
+    return (
+        f"No webhook from Meta in {seconds:g} s since registering {registration.callback_url}{number}. Check: "
+        "is the field `messages` subscribed (`wa-devtunnel meta status`)? Is the app subscribed to the WABA "
+        "(`wa-devtunnel doctor`)? With a test number, did you message it from a number on its recipient list? "
+        "(Template and account fields always go to the app callback.)"
+    )
+
+
+class Registrar:
+    """Keeps Meta pointed at this tunnel for `up --register`, re-registers on a new URL, undoes it on exit."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        scope: str,
+        *,
+        graph_factory: Callable[[], GraphClient] | None = None,
+        quiet_after_s: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self.scope = scope
+        self.graph_factory = graph_factory or (lambda: GraphClient.from_settings(settings))
+        self.quiet_after_s = settings.quiet_after_register_s if quiet_after_s is None else quiet_after_s
+        self.bus = EventBus()
+        self.current: Registration | None = None
+        self.meta_events = 0
+        self._lock = asyncio.Lock()
+        self._inflight: asyncio.Future[None] | None = None
+        self._quiet: asyncio.Task[None] | None = None
+
+    def attach(self, bus: EventBus) -> None:
+        """Publish on the service's bus and count Meta's events on it (for the quiet hint)."""
+        self.bus = bus
+        bus.add_listener(self.observe)
+
+    def observe(self, event: EngineEvent) -> None:
+        """Bus listener: a POST from Meta proves the routing works."""
+        if isinstance(event, ExchangeRecorded) and event.view.kind == "event" and event.view.origin == "meta":
+            self.meta_events += 1
+
+    def unavailable_notice(self, tunnel_state: str) -> Notice:
+        """Meta only calls public HTTPS URLs: say why nothing was registered."""
+        return Notice(
+            "error",
+            f"--register {self.scope}: not registered, Meta needs a public HTTPS URL and the tunnel is "
+            f"{tunnel_state} (set NGROK_AUTHTOKEN)",
+            topic="register",
+        )
+
+    async def ensure(self, callback_url: str) -> None:
+        """Register `callback_url` unless it already is; shielded so a cancelled caller cannot half-do it."""
+        self._inflight = asyncio.ensure_future(self._ensure(callback_url))
+        await asyncio.shield(self._inflight)
+
+    async def _ensure(self, callback_url: str) -> None:
+        async with self._lock:
+            if self.current is not None and self.current.callback_url == callback_url:
+                return
+            try:
+                async with self.graph_factory() as graph:
+                    registration = await register(
+                        graph, self.settings, self.scope, callback_url, self.settings.verify_token
+                    )
+            except (GraphError, MissingCredentials, ValueError) as exc:
+                advice = advice_for(exc, self.settings.waba_id) if isinstance(exc, GraphError) else ""
+                text = f"--register {self.scope} failed: Meta refused {callback_url}: {exc}"
+                self.bus.publish(Notice("error", text + (f"\n  {advice}" if advice else ""), topic="register"))
+                return
+            again = self.current is not None
+            if again and self.current is not None:
+                registration = replace(registration, previous=self.current.previous)
+            self.current = registration
+            note = " (re-registered: the tunnel URL changed)" if again else " (undone on exit)"
+            self.bus.publish(Notice("info", registration.describe() + note, topic="register"))
+            self._watch_quiet(registration)
+
+    def _watch_quiet(self, registration: Registration) -> None:
+        if self._quiet is not None:
+            self._quiet.cancel()
+        if self.quiet_after_s > 0:
+            self._quiet = asyncio.ensure_future(self._quiet_watch(registration, self.meta_events))
+
+    async def _quiet_watch(self, registration: Registration, seen: int) -> None:
+        await asyncio.sleep(self.quiet_after_s)
+        if self.meta_events == seen:
+            self.bus.publish(Notice("warning", quiet_hint(self.quiet_after_s, registration), topic="quiet"))
+
+    async def close(self) -> None:
+        """Undo what we registered (the override we created, or the app callback we replaced)."""
+        if self._quiet is not None:
+            self._quiet.cancel()
+        if self._inflight is not None and not self._inflight.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._inflight), UNDO_TIMEOUT_S)
+        registration, self.current = self.current, None
+        if registration is None:
+            return
+        try:
+            async with self.graph_factory() as graph:
+                done = await asyncio.wait_for(unregister(graph, self.settings, registration), UNDO_TIMEOUT_S)
+        except (GraphError, MissingCredentials, TimeoutError) as exc:
+            self.bus.publish(
+                Notice(
+                    "error",
+                    f"--register {self.scope}: could not undo the registration: {exc or 'timed out'}\n"
+                    f"  Run `wa-devtunnel meta unsubscribe --scope {self.scope} --url {registration.callback_url}`.",
+                    topic="register",
+                )
+            )
+            return
+        self.bus.publish(Notice("info", f"--register {self.scope}: {done}", topic="register"))
+
+
+def registrar_for(settings: Settings) -> Registrar | None:
+    """The registrar `up --register SCOPE` asks for, or None."""
+    return Registrar(settings, settings.register) if settings.register else None

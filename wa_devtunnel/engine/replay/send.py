@@ -1,0 +1,237 @@
+"""Replay: send a plan (in order, or N at a time, paced), judge each answer as Meta would, record it."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import math
+import queue
+import threading
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from wa_devtunnel.engine.exchange import build_record, utc_timestamp
+from wa_devtunnel.engine.forwarder import Forwarder, ForwardResult
+from wa_devtunnel.engine.recording import SessionRecorder
+from wa_devtunnel.engine.replay.plan import REPLAY_ORIGIN, PlannedRequest, ReplayOptions, header_value
+from wa_devtunnel.engine.tunnel.selftest import judge_handshake_answer
+from wa_devtunnel.rules.handshake import redact_verify_token
+from wa_devtunnel.rules.signature import SIGNATURE_HEADER, check_signature
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    """What the target answered; `ok` is 2xx for events, 200 + the exact challenge for handshakes."""
+
+    planned: PlannedRequest
+    answer: ForwardResult
+    ok: bool
+    detail: str
+
+    @property
+    def body_text(self) -> str:
+        return self.answer.body.decode("utf-8", "replace")
+
+
+class TokenBucket:
+    """Paces sends to `rate` per second, allowing bursts of `burst`, across all workers."""
+
+    def __init__(
+        self,
+        rate: float,
+        burst: int = 1,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+    ) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be positive and burst at least 1")
+        self.rate, self.capacity = rate, float(burst)
+        self._tokens, self._clock, self._sleep = float(burst), clock, sleep
+        self._updated = clock()
+
+    async def take(self) -> None:
+        """Wait until one token is available, then spend it."""
+        while True:
+            now = self._clock()
+            self._tokens = min(self.capacity, self._tokens + (now - self._updated) * self.rate)
+            self._updated = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return
+            await self._sleep((1 - self._tokens) / self.rate)
+
+
+class ReplayNotRecorded(Exception):
+    """Everything was sent, but the replay session could not be written (disk full...): exit 1, say so."""
+
+    def __init__(self, results: list[ReplayResult], message: str) -> None:
+        super().__init__(message)
+        self.results = results
+
+
+class _RecordWriter:
+    """Appends replay records on a thread, so the event loop keeps sending while lines reach the disk."""
+
+    def __init__(self, recorder: SessionRecorder) -> None:
+        self.recorder = recorder
+        self.error: Exception | None = None
+        self._queue: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="wa-devtunnel-replay-recorder", daemon=True)
+        self._thread.start()
+
+    def put(self, record: dict[str, Any]) -> None:
+        """Hands the record over without waiting: the event loop never blocks on the disk."""
+        self._queue.put(record)
+
+    def _run(self) -> None:
+        while (record := self._queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self.recorder.append(record)
+                except (OSError, ValueError) as exc:  # disk full, recorder closed: keep sending, report at the end
+                    self.error = exc
+
+    def finish(self) -> None:
+        """Every record put so far is written when this returns."""
+        self._queue.put(None)
+        self._thread.join()
+
+
+def judge(planned: PlannedRequest, answer: ForwardResult) -> tuple[bool, str]:
+    """Meta's own criteria: 2xx acknowledges an event, 200 + the exact challenge passes a handshake."""
+    if answer.error is not None:
+        return False, answer.error
+    if planned.challenge is not None:
+        body = answer.body.decode("utf-8", "replace")
+        ok, detail = judge_handshake_answer(answer.status or 0, answer.content_type, body, planned.challenge)
+        return ok, "challenge echoed" if ok else detail
+    ok = 200 <= (answer.status or 0) < 300
+    return ok, "acknowledged" if ok else f"HTTP {answer.status}"
+
+
+async def send_plan(
+    plan: Sequence[PlannedRequest],
+    options: ReplayOptions,
+    recorder: SessionRecorder | None = None,
+    on_result: Callable[[ReplayResult], None] | None = None,
+) -> list[ReplayResult]:
+    """Send in recording order (N at a time with concurrency); results come back in plan order."""
+    forwarder = Forwarder(options.target_url, options.timeout_s, max_connections=max(options.concurrency, 1))
+    bucket = TokenBucket(options.rate) if options.rate else None
+    results: list[ReplayResult | None] = [None] * len(plan)
+    pending = iter(plan)
+    writer = _RecordWriter(recorder) if recorder is not None and not recorder.closed else None
+
+    async def worker() -> None:
+        for planned in pending:
+            if bucket is not None:
+                await bucket.take()
+            sent_at = utc_timestamp()
+            answer = await forwarder.forward(planned.method, planned.query, planned.headers, planned.body)
+            ok, detail = judge(planned, answer)
+            result = ReplayResult(planned, answer, ok, detail)
+            results[planned.index] = result
+            if writer is not None:
+                writer.put(replay_record(result, options, sent_at, writer.recorder.next_seq()))
+            if on_result is not None:
+                on_result(result)
+
+    # The plan and the recording behind it live through the whole replay; without this, the
+    # collections that recording each reply triggers keep re-scanning them (10,000 loaded events
+    # cost the client more time in the collector than in recording).
+    gc.freeze()
+    try:
+        await asyncio.gather(*(worker() for _ in range(min(max(options.concurrency, 1), len(plan)))))
+    finally:
+        gc.unfreeze()
+        await forwarder.close()
+        if writer is not None:
+            await asyncio.to_thread(writer.finish)
+    done = [result for result in results if result is not None]
+    if writer is not None and writer.error is not None:
+        raise ReplayNotRecorded(done, f"could not record the replay to {writer.recorder.path}: {writer.error}")
+    return done
+
+
+def replay_record(result: ReplayResult, options: ReplayOptions, sent_at: str, seq: int) -> dict[str, Any]:
+    """A normal version-1 record of the request as sent and the answer as received, marked as a replay."""
+    planned, answer = result.planned, result.answer
+    source = planned.source
+    extra: dict[str, Any] = {
+        "origin": REPLAY_ORIGIN,
+        "replay_of": {"session": source.session.name, "id": source.view.id, "seq": source.view.seq},
+        "forward": answer.to_record(),
+        "elapsed_ms": round(answer.elapsed_ms, 3),
+    }
+    signature = "unchecked"
+    if planned.challenge is not None:
+        extra["verify"] = {"ok": result.ok, "reason": result.detail}
+    else:
+        keys = [("default", options.app_secret)] if options.app_secret else []
+        check = check_signature(planned.body, header_value(planned.headers, SIGNATURE_HEADER), keys)
+        signature = check.verdict.value
+        extra["signature_detail"] = check.detail
+        for key in ("summary", "account"):
+            if key in source.record:
+                extra[key] = source.record[key]
+    return build_record(
+        seq=seq,
+        received_at=sent_at,
+        kind=source.view.kind,
+        method=planned.method,
+        path=urlsplit(options.target_url).path or "/",
+        query=redact_verify_token(planned.query),
+        headers=[[name, value] for name, value in planned.headers],
+        body=planned.body,
+        status=answer.status or 0,
+        response_body=result.body_text if answer.error is None else answer.error,
+        signature=signature,
+        extra=extra,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ReplaySummary:
+    """Counts per status and latency percentiles: what the summary table and --json print."""
+
+    total: int
+    ok: int
+    failed: int
+    statuses: Mapping[str, int]
+    p50_ms: float
+    p95_ms: float
+    max_ms: float
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.total / self.seconds if self.seconds > 0 else 0.0
+
+
+def summarize(results: Sequence[ReplayResult], seconds: float) -> ReplaySummary:
+    """Errors count under 'error' so the table shows refused and timed-out requests next to statuses."""
+    statuses = Counter(str(r.answer.status) if r.answer.status is not None else "error" for r in results)
+    latencies = sorted(r.answer.elapsed_ms for r in results)
+    ok = sum(1 for r in results if r.ok)
+    return ReplaySummary(
+        total=len(results),
+        ok=ok,
+        failed=len(results) - ok,
+        statuses=dict(sorted(statuses.items())),
+        p50_ms=percentile(latencies, 0.50),
+        p95_ms=percentile(latencies, 0.95),
+        max_ms=latencies[-1] if latencies else 0.0,
+        seconds=seconds,
+    )
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Nearest-rank percentile of already sorted values (0.0 for none)."""
+    if not sorted_values:
+        return 0.0
+    rank = max(1, math.ceil(q * len(sorted_values)))
+    return sorted_values[min(rank, len(sorted_values)) - 1]

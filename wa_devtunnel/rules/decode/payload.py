@@ -1,0 +1,315 @@
+"""Decode a webhook body into a typed summary of EVERY entry, change, message and status.
+
+Most handlers read only entry[0].changes[0]; an inspector shows all of it and never crashes on
+what arrives (this runs on every request, on bytes from anyone).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from collections.abc import Mapping
+from itertools import islice
+from typing import Any, NamedTuple
+
+import orjson
+
+from wa_devtunnel.rules.decode.fields import FieldRule, Update, _list, _obj, _str, _texts, field_updates
+from wa_devtunnel.rules.decode.items import (
+    _KINDS,
+    TEXT_LIMIT,
+    ChangeError,
+    FieldUpdate,
+    InboundMessage,
+    Item,
+    MetaError,
+    StatusUpdate,
+    _item_dict,
+    one_line,
+    short_id,
+)
+from wa_devtunnel.rules.decode.messages import Content, _contacts_by_id, _inbound, _meta_error, _status, _Where
+
+__all__ = [
+    "DASHBOARD_TEST_ENTRY_ID",
+    "DASHBOARD_TEST_MESSAGE_ID",
+    "DASHBOARD_TEST_PHONE_NUMBER_ID",
+    "TEXT_LIMIT",
+    "WHATSAPP_OBJECT",
+    "ChangeError",
+    "Content",
+    "FieldRule",
+    "FieldUpdate",
+    "InboundMessage",
+    "Item",
+    "MetaError",
+    "SeenIds",
+    "StatusUpdate",
+    "Update",
+    "WebhookSummary",
+    "decode_payload",
+    "field_updates",
+    "one_line",
+    "short_id",
+]
+
+WHATSAPP_OBJECT = "whatsapp_business_account"
+DASHBOARD_TEST_ENTRY_ID = "0"
+DASHBOARD_TEST_PHONE_NUMBER_ID = "123456123"
+DASHBOARD_TEST_MESSAGE_ID = "ABGGFlA5Fpa"
+_MAX_RAW_KEYS = 50
+# orjson parses in a third of the time but reads integers beyond 64 bits as floats: a body where
+# a run of 19 digits may be a number goes to json.loads. (Deeper than 1024, orjson sends it there too.)
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"000000000")
+_LONG_NUMBER = b"0" * 19
+_BEFORE_A_NUMBER = frozenset(b":,[ \t\r\n")
+
+
+class WebhookSummary(NamedTuple):
+    """The WhatsApp view of one POST body: every item in order, plus what is odd about it."""
+
+    ok: bool
+    problem: str
+    object: str
+    fields: tuple[str, ...]
+    items: tuple[Item, ...]
+    flags: tuple[str, ...]
+    headline: str
+    lines: tuple[str, ...] = ()  # item.line() of each item, computed once by the decoder
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, stable keys: this is the `summary` of a recorded exchange."""
+        lines = self.lines if len(self.lines) == len(self.items) else [item.line() for item in self.items]
+        return {
+            "ok": self.ok,
+            "problem": self.problem,
+            "object": self.object,
+            "fields": list(self.fields),
+            "flags": list(self.flags),
+            "headline": self.headline,
+            "items": [_item_dict(item, line) for item, line in zip(self.items, lines, strict=True)],
+        }
+
+
+class SeenIds:
+    """Bounded FIFO memory of delivered ids: Meta retries for days and apps must de-duplicate."""
+
+    __slots__ = ("_keys", "limit")
+
+    def __init__(self, limit: int = 100_000) -> None:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        self.limit = limit
+        self._keys: OrderedDict[str, None] = OrderedDict()
+
+    def seen_before(self, key: str) -> bool:
+        """Record `key`; True when it was already recorded (and not yet evicted)."""
+        if key in self._keys:
+            return True
+        self._keys[key] = None
+        if len(self._keys) > self.limit:
+            self._keys.popitem(last=False)
+        return False
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._keys
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
+class _Decoder:
+    """Walks entry[] x changes[] once, collecting items and flags (runs on every request: kept lean)."""
+
+    __slots__ = ("accounts", "fields", "flags", "items", "seen")
+
+    def __init__(self, accounts: Mapping[str, str] | None, seen: SeenIds | None) -> None:
+        self.accounts = accounts or {}
+        self.seen = seen
+        self.items: list[Item] = []
+        self.fields: dict[str, None] = {}
+        self.flags: set[str] = set()
+
+    def entry(self, raw: Any) -> None:
+        if not isinstance(raw, dict):
+            self.malformed("", "", f"entry is {type(raw).__name__}, not an object")
+            return
+        waba_id = _str(raw.get("id"))
+        if waba_id == DASHBOARD_TEST_ENTRY_ID:
+            self.flags.add("dashboard-test")
+        for change in _list(raw.get("changes")):
+            if isinstance(change, dict):
+                self.change(change, waba_id)
+            else:
+                self.malformed("", waba_id, f"change is {type(change).__name__}, not an object")
+
+    def malformed(self, field: str, waba_id: str, detail: str) -> None:
+        self.items.append(FieldUpdate(field, waba_id, "", "", detail, ()))
+
+    def change(self, change: dict[str, Any], waba_id: str) -> None:
+        field, value = _str(change.get("field")), change.get("value")
+        if field:
+            self.fields[field] = None
+        if not isinstance(value, dict):
+            kind = type(value).__name__ if "value" in change else "missing"
+            self.malformed(field, waba_id, f"value is {kind}, not an object")
+            return
+        phone_number_id, display = _texts(_obj(value.get("metadata")), _METADATA_KEYS)
+        if phone_number_id == DASHBOARD_TEST_PHONE_NUMBER_ID:
+            self.flags.add("dashboard-test")
+        accounts = self.accounts
+        if accounts and phone_number_id and phone_number_id not in accounts:
+            self.flags.add("unknown-phone-number-id")
+        if field == "messages":
+            account = accounts.get(phone_number_id) if accounts and phone_number_id else None
+            self.messages(value, _Where(field, waba_id, phone_number_id, display, account))
+        else:
+            raw_keys = tuple(islice(value, _MAX_RAW_KEYS))
+            for event, subject, detail in field_updates(field, value):
+                self.items.append(FieldUpdate(field, waba_id, event, subject, detail, raw_keys))
+        errors = value.get("errors")
+        if errors:
+            for error in _list(errors):
+                self.items.append(ChangeError(field, waba_id, _meta_error(error)))
+
+    def messages(self, value: dict[str, Any], where: _Where) -> None:
+        items, seen = self.items, self.seen
+        messages, statuses = value.get("messages"), value.get("statuses")
+        if messages:
+            messages = _list(messages)
+            contacts = _list(value.get("contacts"))
+            by_id = _contacts_by_id(contacts) if contacts else {}
+            for index, raw in enumerate(messages):
+                message = _inbound(_obj(raw), where, contacts, by_id, index)
+                message_id = message.message_id
+                if message_id:
+                    if message_id == DASHBOARD_TEST_MESSAGE_ID:
+                        self.flags.add("dashboard-test")
+                    if seen is not None and seen.seen_before(f"message:{message_id}"):
+                        self.flags.add("duplicate")
+                items.append(message)
+        if statuses:
+            for raw in _list(statuses):
+                status = _status(_obj(raw), where)
+                key = f"status:{status.status_id}:{status.status}" if status.status_id else ""
+                if key and seen is not None and seen.seen_before(key):
+                    self.flags.add("duplicate")
+                items.append(status)
+
+
+_METADATA_KEYS = ("phone_number_id", "display_phone_number")
+
+
+_FLAG_ORDER = ("batch", "dashboard-test", "unknown-phone-number-id", "duplicate")
+
+
+def _plural(count: int, noun: str, plural: str) -> str:
+    return f"{count} {noun if count == 1 else plural}"
+
+
+def _headline(items: list[Item], lines: tuple[str, ...], fields_seen: tuple[str, ...], entries: int) -> str:
+    if not items:
+        if "messages" in fields_seen:
+            return "messages: no messages or statuses"
+        if fields_seen:
+            return f"{', '.join(one_line(f, 40) for f in fields_seen)}: nothing to decode"
+        return "entry[] is empty" if entries == 0 else "no changes in entry[]"
+    if len(items) == 1:
+        item = items[0]
+        line, field = lines[0], one_line(item.field, 60) or "change"
+        return line if line == field or line.startswith(f"{field} ") else f"{field}: {line}"
+    counts: dict[str, int] = {}
+    for item in items:
+        key = item.field if isinstance(item, FieldUpdate) else _KINDS[type(item)]
+        counts[key] = counts.get(key, 0) + 1
+    words = {
+        "message": ("message", "messages"),
+        "status": ("status", "statuses"),
+        "error": ("error", "errors"),
+    }
+    parts = [_plural(counts.pop(k), *words[k]) for k in ("message", "status") if k in counts]
+    errors = counts.pop("error", 0)
+    parts += [f"{n} {one_line(field, 40) or 'change'}" for field, n in counts.items()]
+    if errors:
+        parts.append(_plural(errors, *words["error"]))
+    return f"batch: {', '.join(parts)}"
+
+
+def _refused(problem: str, obj: str = "") -> WebhookSummary:
+    return WebhookSummary(False, problem, obj, (), (), (), problem)
+
+
+def decode_payload(
+    body: bytes,
+    *,
+    accounts_by_phone_number_id: Mapping[str, str] | None = None,
+    seen: SeenIds | None = None,
+) -> WebhookSummary:
+    """Decode every item of a POST body; never raises, whatever the bytes or the JSON shape."""
+    try:
+        return _decode(body, accounts_by_phone_number_id, seen)
+    except Exception as exc:
+        return _refused(f"decoder error: {type(exc).__name__}")
+
+
+def _may_hold_a_big_integer(body: bytes) -> bool:
+    """A run of 19+ digits where a JSON number can start; runs inside ids ("US.1234...") don't count."""
+    digits = body.translate(_DIGITS_AS_ZERO)
+    start = digits.find(_LONG_NUMBER)
+    while start != -1:
+        before = start - 1 if start and digits[start - 1] == 45 else start  # 45: a minus sign
+        if before == 0 or digits[before - 1] in _BEFORE_A_NUMBER:
+            return True
+        start = digits.find(_LONG_NUMBER, start + len(_LONG_NUMBER))
+    return False
+
+
+def _load_json(body: bytes) -> Any:
+    """What json.loads(body) gives, with two differences: lone surrogates (from "\\ud800" escapes,
+    in keys and values) become "?" so the summary always encodes; and bodies orjson reads parse up to
+    its 1024 levels of nesting, where json.loads gives up near 1000 (less on a deep stack). Bodies
+    only json.loads reads (NaN, a BOM, UTF-16, integers beyond 64 bits) keep its limit."""
+    if not _may_hold_a_big_integer(body):
+        try:
+            return orjson.loads(body)  # orjson refuses lone surrogates, so its strings are always clean
+        except orjson.JSONDecodeError:
+            pass  # NaN, a BOM, UTF-16, lone surrogates, too deep... or invalid: json.loads decides and explains
+    document = json.loads(body)
+    text = json.dumps(document, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # the summary must always encode as UTF-8
+        return json.loads(text.encode("utf-8", "replace"))
+    return document
+
+
+def _decode(body: bytes, accounts: Mapping[str, str] | None, seen: SeenIds | None) -> WebhookSummary:
+    if not body:
+        return _refused("body is not JSON: empty body")
+    try:
+        document = _load_json(body)
+    except RecursionError:
+        return _refused("body is not JSON: nested too deeply")
+    except ValueError as exc:
+        return _refused(f"body is not JSON: {one_line(str(exc), 120)}")
+    if not isinstance(document, dict):
+        return _refused(f"JSON is not an object ({type(document).__name__})")
+    obj = _str(document.get("object"))
+    problem = ""
+    if obj != WHATSAPP_OBJECT:
+        shown = f"'{one_line(obj, 40)}'" if obj else "missing"
+        problem = f"object is {shown}, expected '{WHATSAPP_OBJECT}'"
+    entries = document.get("entry")
+    if not isinstance(entries, list):
+        problem = problem or ("no entry[]" if entries is None else "entry is not a list")
+        entries = []
+    decoder = _Decoder(accounts, seen)
+    for entry in entries:
+        decoder.entry(entry)
+    if len(decoder.items) > 1:
+        decoder.flags.add("batch")
+    fields_seen = tuple(decoder.fields)
+    lines = tuple([item.line() for item in decoder.items])
+    headline = problem or _headline(decoder.items, lines, fields_seen, len(entries))
+    flags = tuple([flag for flag in _FLAG_ORDER if flag in decoder.flags]) if decoder.flags else ()
+    return WebhookSummary(not problem, problem, obj, fields_seen, tuple(decoder.items), flags, headline, lines)
