@@ -31,7 +31,7 @@ from wa_devtunnel.cli.meta import _status_lines
 from wa_devtunnel.cli.replay import dry_run_lines, summary_lines
 from wa_devtunnel.cli.terminal_text import say
 from wa_devtunnel.cli.trigger import format_result
-from wa_devtunnel.engine.doctor.checks import CheckResult, Status
+from wa_devtunnel.engine.doctor.report import CheckResult, Status
 from wa_devtunnel.engine.events import (
     ExchangeRecorded,
     ForwardCompleted,

@@ -24,11 +24,14 @@ from tests.support.fake_graph import (
 )
 from tests.support.fake_ngrok import DEFAULT_AUTHTOKEN, FakeNgrok
 from wa_devtunnel.cli.main import main
-from wa_devtunnel.engine.doctor.checks import CheckResult, DoctorInput, Status, gather, mask, run_doctor
+from wa_devtunnel.engine.doctor.checks import gather
+from wa_devtunnel.engine.doctor.report import CheckResult, DoctorInput, Status
+from wa_devtunnel.engine.doctor.run import run_doctor
 from wa_devtunnel.engine.instance import RunningInstance
 from wa_devtunnel.engine.meta.graph import GraphClient
 from wa_devtunnel.engine.meta.registration import register
 from wa_devtunnel.engine.service import WebhookService
+from wa_devtunnel.settings import mask
 
 SETTING_PREFIXES = ("WHATSAPP_", "WA_DEVTUNNEL_", "NGROK_", "META_", "PYNGROK_")
 

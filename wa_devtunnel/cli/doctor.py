@@ -11,7 +11,9 @@ from dataclasses import replace
 from typing import Any
 
 from wa_devtunnel.cli.terminal_text import line, say_lines
-from wa_devtunnel.engine.doctor.checks import CheckResult, Status, gather, run_doctor
+from wa_devtunnel.engine.doctor.checks import gather
+from wa_devtunnel.engine.doctor.report import CheckResult, Status
+from wa_devtunnel.engine.doctor.run import run_doctor
 from wa_devtunnel.engine.instance import read_instance
 
 EXIT_OK, EXIT_FAILED = 0, 1

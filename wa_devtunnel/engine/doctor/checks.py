@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import ssl
 from collections.abc import Mapping
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from dotenv.parser import parse_stream
+from dotenv import dotenv_values
 
+from wa_devtunnel.engine.doctor.report import CheckResult, DoctorInput, Status
 from wa_devtunnel.engine.instance import RunningInstance
 from wa_devtunnel.settings import ConfigError, Settings, load_settings, mask, read_environment
 
@@ -22,52 +22,35 @@ MIN_TOKEN_LENGTH = 16
 AUTHTOKEN_URL = "https://dashboard.ngrok.com/get-started/your-authtoken"
 
 
-class Status(StrEnum):
-    """A check's verdict; only FAIL makes `doctor` exit 1."""
-
-    PASS = "PASS"
-    WARN = "WARN"
-    FAIL = "FAIL"
-    SKIP = "SKIP"
-
-
-@dataclass(frozen=True, slots=True)
-class CheckResult:
-    """One line of the report: what was checked, the verdict, and one line of fix."""
-
-    name: str
-    status: Status
-    detail: str
-    fix: str = ""
-
-    def as_dict(self) -> dict[str, str]:
-        """For `doctor --json`."""
-        return {"name": self.name, "status": self.status.value, "detail": self.detail, "fix": self.fix}
-
-
-@dataclass(frozen=True, slots=True)
-class DoctorInput:
-    """What the checks look at: raw values (to catch what Settings would refuse) and lenient settings."""
-
-    settings: Settings
-    environ: Mapping[str, str]
-    env_file: Path
-    env_problems: tuple[str, ...]
-    config_errors: tuple[ConfigError, ...]
-    url: str | None
-    instance: RunningInstance | None
-    ssl_context: ssl.SSLContext | None = None
-
-
 def env_file_problems(path: Path) -> tuple[str, ...]:
-    """Lines python-dotenv cannot parse (it would skip them silently)."""
+    """Lines python-dotenv cannot parse (it skips them with only a log warning, which we collect)."""
     try:
-        with path.open(encoding="utf-8") as stream:
-            return tuple(
-                f"line {b.original.line}: {b.original.string.strip()[:40]!r}" for b in parse_stream(stream) if b.error
-            )
+        lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         return (f"cannot read it: {exc}",)
+    unparsed = _Unparsed()
+    logger = logging.getLogger("dotenv.main")
+    logger.addHandler(unparsed)
+    try:
+        dotenv_values(path, interpolate=False)
+    finally:
+        logger.removeHandler(unparsed)
+    return tuple(
+        f"line {number}: {lines[number - 1].strip()[:40]!r}" if 0 < number <= len(lines) else f"line {number}"
+        for number in unparsed.lines
+    )
+
+
+class _Unparsed(logging.Handler):
+    """python-dotenv's public way of saying a line was skipped is a warning naming its line number."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.lines: list[int] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "could not parse" in record.msg and record.args:
+            self.lines.append(int(record.args[0]))  # type: ignore[index]
 
 
 def gather(
@@ -196,23 +179,3 @@ def check_ngrok_authtoken(inp: DoctorInput) -> CheckResult:
             f"get one at {AUTHTOKEN_URL} and add NGROK_AUTHTOKEN=... to .env",
         )
     return CheckResult("ngrok authtoken", Status.PASS, f"set ({mask(token)})")
-
-
-async def run_doctor(inp: DoctorInput, *, graph: bool = True) -> list[CheckResult]:
-    """Every check, in the order a developer would fix them."""
-    from wa_devtunnel.engine.doctor.meta import graph_checks
-    from wa_devtunnel.engine.doctor.reach import check_ngrok_binary, check_port, check_public_url
-
-    results = [
-        check_settings_file(inp),
-        check_verify_token(inp),
-        check_app_secret(inp),
-        check_ngrok_authtoken(inp),
-        await check_ngrok_binary(inp),
-        check_port(inp),
-        await check_public_url(inp),
-    ]
-    if graph:
-        our_url = inp.url or (inp.instance.callback_url if inp.instance else None)
-        results += await graph_checks(inp.settings, our_url)
-    return results

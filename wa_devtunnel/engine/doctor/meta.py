@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from wa_devtunnel.engine.doctor.checks import CheckResult, Status, mask
+from wa_devtunnel.engine.doctor.report import CheckResult, Status
 from wa_devtunnel.engine.meta.graph import AppSubscription, GraphClient, GraphError, TokenInfo, advice_for
-from wa_devtunnel.settings import Settings
+from wa_devtunnel.settings import Settings, mask
 
 EXPIRY_WARNING = timedelta(days=7)
 TOKEN_HOWTO = "Business Settings > System users > Generate token (whatsapp_business_management)"

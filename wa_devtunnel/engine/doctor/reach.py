@@ -6,7 +6,7 @@ import asyncio
 import os
 import socket
 
-from wa_devtunnel.engine.doctor.checks import CheckResult, DoctorInput, Status
+from wa_devtunnel.engine.doctor.report import CheckResult, DoctorInput, Status
 from wa_devtunnel.engine.tunnel.selftest import run_selftest
 
 
