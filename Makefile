@@ -15,8 +15,11 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/wa-devtunnel $(ARGS)
 
-test: $(STAMP)
+lint: $(STAMP)
 	$(BIN)/ruff check wa_devtunnel tests benchmarks
+	$(BIN)/lint-imports
+
+test: lint
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)
