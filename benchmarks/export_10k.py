@@ -27,8 +27,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from common import event_record  # benchmarks/common.py
+
 from wa_devtunnel.cli.export import ProgressBar, summary_line
-from wa_devtunnel.engine.exchange import build_record
 from wa_devtunnel.engine.export.writer import export_fixtures, prepare_out_dir
 from wa_devtunnel.engine.recording import SessionRecorder
 from wa_devtunnel.engine.replay.source import Selection, load_recordings, select
@@ -80,21 +81,8 @@ def write_recording(directory: Path, events: int, customers: int) -> Path:
                 ["X-Hub-Signature-256", sign_body(body, SECRET)],
                 ["User-Agent", "facebookexternalua"],
             ]
-            record = build_record(
-                seq=recorder.next_seq(),
-                received_at="2026-11-26T21:55:00.123456Z",
-                kind="event",
-                method="POST",
-                path="/webhook/whatsapp",
-                query="",
-                headers=headers,
-                body=body,
-                status=200,
-                response_body="EVENT_RECEIVED",
-                signature="valid",
-                extra={"summary": decode_payload(body).to_dict(), "origin": "meta"},
-            )
-            recorder.append(record)
+            summary = decode_payload(body).to_dict()
+            recorder.append(event_record(recorder.next_seq(), body, headers, summary, "2026-11-26T21:55:00.123456Z"))
         return recorder.path
 
 

@@ -22,8 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import hmac
 import json
 import os
 import statistics
@@ -34,14 +32,8 @@ import time
 from pathlib import Path
 
 import aiohttp
-
-ROOT = Path(__file__).resolve().parent.parent
-APP_SECRET = "bench-app-secret"
-PATH = "/webhook/whatsapp"
-
-
-def sign(body: bytes, secret: str = APP_SECRET) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+from common import APP_SECRET, ROOT
+from common import signature as sign
 
 
 def text_event(index: int) -> bytes:

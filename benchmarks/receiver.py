@@ -46,23 +46,22 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from common import (  # benchmarks/common.py, which also puts this checkout on sys.path
+    APP_SECRET,
+    HOST,
+    VERIFY_TOKEN,
+    Child,
+    check_recording,
+    signed_headers,
+    start_child,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script from anywhere, without installing the package
-    sys.path.insert(0, str(ROOT))
+import wa_devtunnel
+from wa_devtunnel.engine.service import WebhookService
+from wa_devtunnel.rules.samples import payloads as samples
+from wa_devtunnel.settings import DEFAULT_PATH, load_settings
 
-import wa_devtunnel  # noqa: E402
-from wa_devtunnel.engine.recording import read_recording  # noqa: E402
-from wa_devtunnel.engine.service import WebhookService  # noqa: E402
-from wa_devtunnel.rules.samples import payloads as samples  # noqa: E402
-from wa_devtunnel.rules.signature import sign_body  # noqa: E402
-from wa_devtunnel.settings import DEFAULT_PATH, load_settings  # noqa: E402
-
-APP_SECRET = "bench-app-secret-0123456789abcdef"
-VERIFY_TOKEN = "wa-bench-verify-token"
-HOST = "127.0.0.1"
 TARGET_RATIO = 0.8
-START_TIMEOUT = 30.0
 ROUND_TIMEOUT = 600.0
 KINDS = ("bare", "ours")
 PROFILE_REQUESTS = 5000  # enough for stable shares; cProfile halves the throughput
@@ -91,15 +90,6 @@ def batch_payload() -> bytes:
 
 
 PAYLOADS = {"text": text_payload, "batch": batch_payload}
-
-
-def signed_headers(body: bytes) -> dict[str, str]:
-    """What Meta's webhook delivery carries: JSON, and the HMAC-SHA256 of the raw body."""
-    return {
-        "Content-Type": "application/json",
-        "User-Agent": "facebookexternalua",
-        "X-Hub-Signature-256": sign_body(body, APP_SECRET),
-    }
 
 
 # --------------------------------------------------------------------------- server processes
@@ -302,46 +292,6 @@ async def _load(
 # --------------------------------------------------------------------------- orchestration
 
 
-class Child:
-    """A child process and its end of the control pipe."""
-
-    def __init__(self, name: str, process: mp.process.BaseProcess, conn: Connection) -> None:
-        self.name = name
-        self.process = process
-        self.conn = conn
-
-    def ask(self, message: tuple[Any, ...], timeout: float = START_TIMEOUT) -> tuple[Any, ...]:
-        self.conn.send(message)
-        return self.receive(timeout)
-
-    def receive(self, timeout: float = START_TIMEOUT) -> tuple[Any, ...]:
-        if not self.conn.poll(timeout):
-            raise RuntimeError(f"{self.name}: no answer within {timeout:.0f}s")
-        reply = self.conn.recv()
-        if reply[0] == "error":
-            raise RuntimeError(f"{self.name} failed: {reply[1]}")
-        return reply
-
-    def finish(self, message: tuple[Any, ...]) -> tuple[Any, ...] | None:
-        reply = None
-        if self.process.is_alive():
-            with contextlib.suppress(OSError, RuntimeError, EOFError):
-                reply = self.ask(message)
-        self.process.join(10)
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(5)
-        return reply
-
-
-def start_child(ctx: Any, name: str, target: Any, *args: Any) -> Child:
-    parent_end, child_end = ctx.Pipe()
-    process = ctx.Process(target=target, args=(child_end, *args), name=name, daemon=True)
-    process.start()
-    child_end.close()
-    return Child(name, process, parent_end)
-
-
 def start_server(ctx: Any, kind: str, recordings_dir: Path) -> tuple[Child, int, str | None]:
     parent_end, child_end = ctx.Pipe()
     process = ctx.Process(
@@ -371,31 +321,6 @@ def measure(client: Child, server: Child, url: str, count: int) -> tuple[LoadRes
     (_, result) = client.ask(("run", url, count), timeout=ROUND_TIMEOUT)
     (_, cpu_after) = server.ask(("cpu", None))
     return result, cpu_after - cpu_before
-
-
-def check_recording(path: Path, expected: int) -> tuple[bool, list[str]]:
-    """One intact line per request sent to "ours", each a verified, answered event."""
-    read = read_recording(path)
-    records = read.records
-    lines = [f"recording     {path}"]
-    lines.append(f"lines         {len(records)} (expected {expected}), damaged {len(read.problems)}")
-    kinds = Counter(r.get("kind") for r in records)
-    signatures = Counter(r.get("signature") for r in records)
-    statuses = Counter((r.get("response") or {}).get("status") for r in records)
-    seqs = [r.get("seq") for r in records]
-    lines.append(f"kinds         {dict(kinds)}")
-    lines.append(f"signatures    {dict(signatures)}")
-    lines.append(f"statuses      {dict(statuses)}")
-    ok = (
-        len(records) == expected
-        and not read.problems
-        and kinds == Counter({"event": expected})
-        and signatures == Counter({"valid": expected})
-        and statuses == Counter({200: expected})
-        and seqs == list(range(1, expected + 1))
-    )
-    lines.append(f"seq 1..N      {'contiguous' if seqs == list(range(1, expected + 1)) else 'GAPS'}")
-    return ok, lines
 
 
 def profile_report(stats_path: Path, requests: int, top: int) -> list[str]:

@@ -47,25 +47,19 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
+from common import APP_SECRET, HOST, Child, event_record, start_child  # also puts this checkout on sys.path
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script from anywhere, without installing the package
-    sys.path.insert(0, str(ROOT))
+from wa_devtunnel.engine.exchange import utc_timestamp
+from wa_devtunnel.engine.recording import SessionRecorder, read_recording
+from wa_devtunnel.engine.replay.plan import PlannedRequest, ReplayOptions, plan_replay
+from wa_devtunnel.engine.replay.send import percentile, send_plan
+from wa_devtunnel.engine.replay.source import Selection, load_recordings, select
+from wa_devtunnel.engine.service import WebhookService
+from wa_devtunnel.rules.decode.payload import decode_payload
+from wa_devtunnel.rules.samples import payloads as samples
+from wa_devtunnel.rules.signature import sign_body
+from wa_devtunnel.settings import DEFAULT_PATH, load_settings
 
-from benchmarks.receiver import Child, start_child  # noqa: E402
-from wa_devtunnel.engine.exchange import build_record, utc_timestamp  # noqa: E402
-from wa_devtunnel.engine.recording import SessionRecorder, read_recording  # noqa: E402
-from wa_devtunnel.engine.replay.plan import PlannedRequest, ReplayOptions, plan_replay  # noqa: E402
-from wa_devtunnel.engine.replay.send import percentile, send_plan  # noqa: E402
-from wa_devtunnel.engine.replay.source import Selection, load_recordings, select  # noqa: E402
-from wa_devtunnel.engine.service import WebhookService  # noqa: E402
-from wa_devtunnel.rules.decode.payload import decode_payload  # noqa: E402
-from wa_devtunnel.rules.samples import payloads as samples  # noqa: E402
-from wa_devtunnel.rules.signature import sign_body  # noqa: E402
-from wa_devtunnel.settings import DEFAULT_PATH, load_settings  # noqa: E402
-
-APP_SECRET = "bench-app-secret-0123456789abcdef"
-HOST = "127.0.0.1"
 TARGET_RATIO = 0.8
 PLAIN, OURS, OURS_NO_RECORD = "plain aiohttp loop", "wa-devtunnel replay", "replay --no-record"
 CLIENTS = (PLAIN, OURS, OURS_NO_RECORD)
@@ -167,22 +161,7 @@ def write_recording(directory: Path, events: int) -> Path:
                 ["Content-Type", "application/json"],
                 ["X-Hub-Signature-256", sign_body(body, APP_SECRET)],
             ]
-            recorder.append(
-                build_record(
-                    seq=recorder.next_seq(),
-                    received_at=utc_timestamp(),
-                    kind="event",
-                    method="POST",
-                    path=DEFAULT_PATH,
-                    query="",
-                    headers=headers,
-                    body=body,
-                    status=200,
-                    response_body="EVENT_RECEIVED",
-                    signature="valid",
-                    extra={"summary": summary, "origin": "meta"},
-                )
-            )
+            recorder.append(event_record(recorder.next_seq(), body, headers, summary, utc_timestamp()))
     return recorder.path
 
 

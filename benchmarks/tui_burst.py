@@ -70,15 +70,16 @@ from typing import Any
 
 # Only the standard library at module level: the server processes import this module too (spawn),
 # and anything imported here would inflate both modes' RSS. Each mode imports what it uses.
+from common import (  # benchmarks/common.py (standard library only), which puts this checkout on sys.path
+    APP_SECRET,
+    HOST,
+    VERIFY_TOKEN,
+    WEBHOOK_PATH,
+    check_recording,
+    quantile,
+    start_child,
+)
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:  # run as a script from anywhere, without installing the package
-    sys.path.insert(0, str(ROOT))
-
-APP_SECRET = "bench-app-secret-0123456789abcdef"
-VERIFY_TOKEN = "wa-bench-verify-token"
-HOST = "127.0.0.1"
-WEBHOOK_PATH = "/webhook/whatsapp"
 TERMINAL_SIZE = (120, 40)
 KEY = "r"  # reveal/mask the verify token: repaints the header, leaves follow mode alone
 KEY_PERIOD_S = 0.1
@@ -525,44 +526,6 @@ async def _headless_server(conn: Connection, recordings_dir: Path, count: int, p
 # --------------------------------------------------------------------------- orchestration
 
 
-class Child:
-    """A child process and its end of the control pipe."""
-
-    def __init__(self, name: str, process: Any, conn: Connection) -> None:
-        self.name = name
-        self.process = process
-        self.conn = conn
-
-    def send(self, message: tuple[Any, ...]) -> None:
-        self.conn.send(message)
-
-    def receive(self, timeout: float) -> tuple[Any, ...]:
-        deadline = time.monotonic() + timeout
-        while not self.conn.poll(0.2):
-            if not self.process.is_alive():
-                raise RuntimeError(f"{self.name} exited with {self.process.exitcode}")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name}: no answer within {timeout:.0f}s")
-        reply = self.conn.recv()
-        if reply[0] == "error":
-            raise RuntimeError(reply[1])
-        return reply
-
-    def close(self) -> None:
-        self.process.join(15)
-        if self.process.is_alive():
-            self.process.terminate()
-            self.process.join(5)
-
-
-def start_child(ctx: Any, name: str, target: Any, *args: Any) -> Child:
-    parent_end, child_end = ctx.Pipe()
-    process = ctx.Process(target=target, args=(child_end, *args), name=name, daemon=True)
-    process.start()
-    child_end.close()
-    return Child(name, process, parent_end)
-
-
 @dataclass
 class ModeResult:
     mode: str
@@ -592,37 +555,6 @@ class ModeResult:
             if (pressed < first) if phase == "idle" else (first <= pressed <= end):
                 out.append((sample[which] - pressed) * 1000)
         return sorted(out)
-
-
-def quantile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    return values[min(len(values) - 1, int(q * len(values)))]
-
-
-def check_recording(path: Path, expected: int) -> tuple[bool, str]:
-    from wa_devtunnel.engine.recording import read_recording
-
-    read = read_recording(path)
-    records = read.records
-    kinds = Counter(r.get("kind") for r in records)
-    signatures = Counter(r.get("signature") for r in records)
-    statuses = Counter((r.get("response") or {}).get("status") for r in records)
-    seqs = [r.get("seq") for r in records]
-    ok = (
-        len(records) == expected
-        and not read.problems
-        and kinds == Counter({"event": expected})
-        and signatures == Counter({"valid": expected})
-        and statuses == Counter({200: expected})
-        and seqs == list(range(1, expected + 1))
-    )
-    detail = (
-        f"{len(records)} lines, damaged {len(read.problems)}, kinds {dict(kinds)}, "
-        f"signatures {dict(signatures)}, HTTP {dict(statuses)}, "
-        f"seq {'contiguous' if seqs == list(range(1, expected + 1)) else 'GAPS'}"
-    )
-    return ok, detail
 
 
 def run_mode(
@@ -655,7 +587,8 @@ def run_mode(
     outcome.checks.append(
         ("client", answered == n and not burst["errors"], f"HTTP {burst['statuses']} errors {burst['errors']}")
     )
-    ok, detail = check_recording(outcome.recording, n)
+    ok, lines = check_recording(outcome.recording, n)
+    detail = ", ".join(line.split(None, 1)[1] if " " in line else line for line in lines[1:])
     outcome.checks.append(("recording", ok, detail))
     if mode == "tui":
         outcome.checks.append(("exchanges", result["exchanges"] == n, f"{result['exchanges']} answered by the engine"))
