@@ -15,7 +15,7 @@ from wa_devtunnel.rules.samples import payloads as samples
 from wa_devtunnel.rules.signature import SignatureVerdict, check_signature
 
 EXAMPLE = Path(__file__).parents[1] / "examples" / "aiohttp_webhook_example.py"
-README = Path(__file__).parents[2] / "README.md"
+DOCS_PAGE = Path(__file__).parents[2] / "docs" / "testing.md"
 # In-process runs are fast. Plugins with session-wide state (snapshots), a slow finish (hypothesis) or
 # ini warnings (asyncio) stay out of these small synchronous projects.
 INPROCESS = ("-p", "no:cacheprovider", "-p", "no:textual-snapshot", "-p", "no:hypothesispytest")
@@ -36,7 +36,7 @@ async def test_readme_example_passes_in_a_fresh_project(
 
 
 def test_readme_shows_the_example_verbatim() -> None:
-    assert EXAMPLE.read_text() in README.read_text()
+    assert EXAMPLE.read_text() in DOCS_PAGE.read_text()
 
 
 def _project(pytester: pytest.Pytester, fixtures_dir: str) -> None:
