@@ -1,11 +1,11 @@
-"""Settings: process environment, then `.env`, then command-line flags (flags win)."""
+"""Settings: process environment, then `.env`, then command-line flags (flags win), from one table."""
 
 from __future__ import annotations
 
 import os
 import secrets
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,9 @@ DEFAULT_ACCOUNTS_FILE = "wa-devtunnel.toml"
 DEFAULT_GRAPH_URL = "https://graph.facebook.com"
 DEFAULT_GRAPH_VERSION = "v23.0"
 REGISTER_SCOPES = ("phone", "waba", "app")
+TUNNEL_PROVIDERS = ("ngrok", "none")
+DEFAULT_TUNNEL_TIMEOUT_S = 20.0
+DEFAULT_FORWARD_TIMEOUT_S = 10.0
 DEFAULT_QUIET_AFTER_REGISTER_S = 120.0
 # Meta documents payloads of up to 3 MB; leave headroom so a real delivery is never refused.
 DEFAULT_MAX_BODY_BYTES = 3 * 1024 * 1024 + 512 * 1024
@@ -70,9 +73,9 @@ class Settings:
     ngrok_authtoken: str | None = None
     ngrok_domain: str | None = None
     ngrok_path: str | None = None
-    tunnel_timeout_s: float = 20.0
+    tunnel_timeout_s: float = DEFAULT_TUNNEL_TIMEOUT_S
     forward_to: str | None = None
-    forward_timeout_s: float = 10.0
+    forward_timeout_s: float = DEFAULT_FORWARD_TIMEOUT_S
     ack_first: bool = False
     recordings_dir: Path = Path(DEFAULT_RECORDINGS_DIR)
     record: bool = True
@@ -156,62 +159,62 @@ def read_environment(env_file: Path | None, environ: Mapping[str, str] | None = 
     return merged
 
 
-def _port(value: Any, setting: str) -> int:
-    try:
-        port = int(str(value).strip())
-    except ValueError:
-        raise ConfigError(setting, f"{value!r} is not a port number (0-65535)") from None
-    if not 0 <= port <= 65535:
-        raise ConfigError(setting, f"{port} is out of range (0-65535; 0 picks a free port)")
-    return port
+# --- the validator family: (raw value, the flag or variable it came from) -> value, None when blank ---
+
+Check = Callable[[Any, str], Any]
 
 
-def _positive_int(value: Any, setting: str) -> int:
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        raise ConfigError(setting, f"{value!r} is not a whole number") from None
-    if number <= 0:
-        raise ConfigError(setting, f"{number} must be greater than 0")
-    return number
+def _number(convert: type[int] | type[float], noun: str, accepts: Callable[[float], bool], limits: str) -> Check:
+    """Ports, counts and durations differ only in their type, range and the words of their errors."""
+
+    def check(value: Any, setting: str) -> int | float:
+        try:
+            number = convert(str(value).strip())
+        except ValueError:
+            raise ConfigError(setting, f"{value!r} is not {noun}") from None
+        if not accepts(number):
+            raise ConfigError(setting, f"{number:g} {limits}")
+        return number
+
+    return check
 
 
-def _seconds(value: Any, setting: str) -> float:
-    try:
-        seconds = float(str(value).strip())
-    except ValueError:
-        raise ConfigError(setting, f"{value!r} is not a number of seconds") from None
-    if not 0 < seconds <= 600:
-        raise ConfigError(setting, f"{seconds} must be between 0 and 600 seconds")
-    return seconds
-
-
-def _limit(env: Mapping[str, str], name: str, default: int) -> int:
-    """A resource limit from the environment (a positive whole number), or its default."""
-    raw = env.get(name, "").strip()
-    return _positive_int(raw, name) if raw else default
-
-
-def _limit_seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name, "").strip()
-    return _seconds(raw, name) if raw else default
+port = _number(
+    int, "a port number (0-65535)", lambda n: 0 <= n <= 65535, "is out of range (0-65535; 0 picks a free port)"
+)
+count = _number(int, "a whole number", lambda n: n > 0, "must be greater than 0")
+seconds = _number(float, "a number of seconds", lambda n: 0 < n <= 600, "must be between 0 and 600 seconds")
+hint_delay = _number(float, "a number of seconds", lambda n: 0 <= n <= 86400, "must be between 0 and 86400 seconds")
 
 
 def http_url(value: str, setting: str) -> str:
+    """An absolute http(s) URL (also `replay --to`)."""
     parts = urlsplit(value.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(setting, f"{value!r} is not an http:// or https:// URL")
     return value.strip()
 
 
-def _webhook_path(value: str, setting: str) -> str:
-    path = value.strip()
+def url(value: Any, setting: str) -> str | None:
+    return http_url(str(value), setting) if str(value).strip() else None
+
+
+def base_url(value: Any, setting: str) -> str | None:
+    """A URL that paths are appended to: no trailing slash."""
+    checked = url(value, setting)
+    return checked.rstrip("/") if checked else None
+
+
+def webhook_path(value: Any, setting: str) -> str:
+    path = str(value).strip()
     if not path.startswith("/") or "?" in path or "#" in path or " " in path:
         raise ConfigError(setting, f"{value!r} must be a URL path starting with '/', e.g. {DEFAULT_PATH}")
     return path
 
 
-def _token(value: str, setting: str) -> str:
+def token(value: Any, setting: str) -> str:
+    """Never stripped: Meta sends the token without the spaces, so a padded one must be an error."""
+    value = str(value)
     if value != value.strip():
         raise ConfigError(
             setting,
@@ -223,47 +226,146 @@ def _token(value: str, setting: str) -> str:
     return value
 
 
-def _quiet_seconds(value: str) -> float:
-    """0 turns the "no events since registering" hint off."""
-    try:
-        seconds = float(value.strip())
-    except ValueError:
-        raise ConfigError("WA_DEVTUNNEL_QUIET_AFTER_REGISTER", f"{value!r} is not a number of seconds") from None
-    if not 0 <= seconds <= 86400:
-        raise ConfigError("WA_DEVTUNNEL_QUIET_AFTER_REGISTER", f"{seconds:g} must be between 0 and 86400 seconds")
-    return seconds
+def text(value: Any, setting: str) -> str | None:
+    return str(value).strip() or None
+
+
+def as_given(value: Any, setting: str) -> str:
+    return str(value)
+
+
+def one_of(noun: str, choices: tuple[str, ...]) -> Check:
+    """One of a few words; the error lists them ("phone, waba or app")."""
+    listed = f"{', '.join(choices[:-1])} or {choices[-1]}"
+
+    def check(value: Any, setting: str) -> str:
+        if value not in choices:
+            raise ConfigError(setting, f"{value!r} is not a {noun} ({listed})")
+        return str(value)
+
+    return check
+
+
+def path(value: Any, setting: str) -> Path | None:
+    return Path(str(value).strip()) if str(value).strip() else None
+
+
+def existing_file(value: Any, setting: str) -> Path | None:
+    file = path(value, setting)
+    if file is not None and not file.is_file():
+        raise ConfigError(setting, f"{file} does not exist")
+    return file
+
+
+def switch(value: Any, setting: str) -> bool:
+    return bool(value)
+
+
+def switch_off(value: Any, setting: str) -> bool:
+    return not value
+
+
+def _in_working_dir(name: str, *, if_present: bool = False) -> Callable[[Path], Path | None]:
+    """A default relative to the working directory (`load_settings(cwd=...)`), not to the process's."""
+    return lambda cwd: None if if_present and not (cwd / name).is_file() else cwd / name
+
+
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One row: the Settings field, where it is read (flag, then variable, then default), its check."""
+
+    field: str
+    env: str | None
+    flag: str | None
+    check: Check
+    default: Any
+    help: str
+
+    @property
+    def flag_key(self) -> str | None:
+        """The key of `flags` (argparse's dest) for this row's flag."""
+        return self.flag[2:].replace("-", "_") if self.flag else None
+
+
+S = Setting
+RECORDINGS_IN_CWD = _in_working_dir(DEFAULT_RECORDINGS_DIR)
+ACCOUNTS_IN_CWD = _in_working_dir(DEFAULT_ACCOUNTS_FILE, if_present=True)
+# Checked in this order (the first bad value is the one reported). Derived values (the generated token, the
+# accounts read from the accounts file, the tunnel's default) are settled after the table, in load_settings.
+SETTINGS: tuple[Setting, ...] = (
+    S("port", "WA_DEVTUNNEL_PORT", "--port", port, DEFAULT_PORT, "receiver's local port; 0 picks one"),
+    S("path", None, "--path", webhook_path, DEFAULT_PATH, "webhook path of the callback URL"),
+    S("forward_to", "WA_DEVTUNNEL_FORWARD_TO", "--forward-to", url, None, "the developer's backend"),
+    S("recordings_dir", "WA_DEVTUNNEL_RECORDINGS_DIR", "--recordings-dir", path, RECORDINGS_IN_CWD, "sessions"),
+    S("max_body_bytes", "WA_DEVTUNNEL_MAX_BODY_BYTES", "--max-body-bytes", count, DEFAULT_MAX_BODY_BYTES, "413 above"),
+    S("accounts_file", "WA_DEVTUNNEL_ACCOUNTS", "--accounts", existing_file, ACCOUNTS_IN_CWD, "several accounts"),
+    S("verify_token", "WHATSAPP_VERIFY_TOKEN", "--verify-token", token, None, "Meta sends it in the handshake"),
+    S("ngrok_authtoken", "NGROK_AUTHTOKEN", None, text, None, "ngrok account token: a tunnel opens"),
+    S("tunnel", None, "--tunnel", one_of("tunnel provider", TUNNEL_PROVIDERS), None, "default: ngrok with a token"),
+    S("app_secret", "WHATSAPP_APP_SECRET", "--app-secret", text, None, "checks and makes signatures"),
+    S("require_signature", None, "--require-signature", switch, False, "refuse unsigned events"),
+    S("host", None, "--host", as_given, DEFAULT_HOST, "address the receiver listens on"),
+    S("ngrok_domain", "NGROK_DOMAIN", None, text, None, "a domain of the ngrok account"),
+    S("ngrok_path", "PYNGROK_NGROK_PATH", None, text, None, "an ngrok binary already installed"),
+    S("tunnel_timeout_s", "WA_DEVTUNNEL_TUNNEL_TIMEOUT", None, seconds, DEFAULT_TUNNEL_TIMEOUT_S, "tunnel start"),
+    S("forward_timeout_s", "WA_DEVTUNNEL_FORWARD_TIMEOUT", "--forward-timeout", seconds, DEFAULT_FORWARD_TIMEOUT_S, "backend"),  # noqa: E501
+    S("ack_first", None, "--ack-first", switch, False, "answer Meta before the backend does"),
+    S("record", None, "--no-record", switch_off, True, "record sessions"),
+    S("app_id", "META_APP_ID", None, text, None, "app subscriptions"),
+    S("access_token", "WHATSAPP_ACCESS_TOKEN", None, text, None, "system-user token for the Graph API"),
+    S("waba_id", "WHATSAPP_BUSINESS_ACCOUNT_ID", None, text, None, "WhatsApp Business Account ID"),
+    S("phone_number_id", "WHATSAPP_PHONE_NUMBER_ID", None, text, None, "phone number ID"),
+    S("graph_url", "META_GRAPH_URL", None, base_url, DEFAULT_GRAPH_URL, "Graph API base URL"),
+    S("graph_version", "META_GRAPH_VERSION", None, text, DEFAULT_GRAPH_VERSION, "Graph API version"),
+    S("quiet_after_register_s", "WA_DEVTUNNEL_QUIET_AFTER_REGISTER", None, hint_delay, DEFAULT_QUIET_AFTER_REGISTER_S, "hint"),  # noqa: E501
+    S("restore_verify_token", "WA_DEVTUNNEL_RESTORE_VERIFY_TOKEN", None, text, None, "production's token"),
+    S("max_session_bytes", "WA_DEVTUNNEL_MAX_SESSION_BYTES", None, count, DEFAULT_MAX_SESSION_BYTES, "roll over"),
+    S("max_connections", "WA_DEVTUNNEL_MAX_CONNECTIONS", None, count, DEFAULT_MAX_CONNECTIONS, "open at once"),
+    S("header_timeout_s", "WA_DEVTUNNEL_HEADER_TIMEOUT", None, seconds, DEFAULT_HEADER_TIMEOUT_S, "to send headers"),
+    S("body_timeout_s", "WA_DEVTUNNEL_BODY_TIMEOUT", None, seconds, DEFAULT_BODY_TIMEOUT_S, "to send a body"),
+    S("idle_timeout_s", "WA_DEVTUNNEL_IDLE_TIMEOUT", None, seconds, DEFAULT_IDLE_TIMEOUT_S, "idle keep-alive"),
+    S("ack_first_backlog_bytes", "WA_DEVTUNNEL_ACK_FIRST_BACKLOG_BYTES", None, count, DEFAULT_ACK_FIRST_BACKLOG_BYTES, "waiting"),  # noqa: E501
+    S("body_memory_bytes", "WA_DEVTUNNEL_BODY_MEMORY_BYTES", None, count, DEFAULT_BODY_MEMORY_BYTES, "being read"),
+    S("register", None, "--register", one_of("scope", REGISTER_SCOPES), None, "point Meta at this tunnel"),
+)
+
+
+def _resolve(row: Setting, flags: Mapping[str, Any], env: Mapping[str, str], cwd: Path) -> tuple[Any, str]:
+    """The row's value and the name it came from: the flag, else the variable, else the default."""
+    for name, raw in ((row.flag, flags.get(row.flag_key or "")), (row.env, env.get(row.env or ""))):
+        if name is not None and raw not in (None, ""):
+            value = row.check(raw, name)
+            if value is not None:
+                return value, name
+    default = row.default(cwd) if callable(row.default) else row.default
+    return default, row.env or row.flag or row.field
 
 
 def missing_for_scope(settings: Settings, scope: str) -> list[str]:
     """The settings a registration at `scope` needs and does not have."""
-    token = ("WHATSAPP_ACCESS_TOKEN", settings.access_token)
+    access_token = ("WHATSAPP_ACCESS_TOKEN", settings.access_token)
     needed = {
-        "phone": [token, ("WHATSAPP_PHONE_NUMBER_ID", settings.phone_number_id)],
-        "waba": [token, ("WHATSAPP_BUSINESS_ACCOUNT_ID", settings.waba_id)],
+        "phone": [access_token, ("WHATSAPP_PHONE_NUMBER_ID", settings.phone_number_id)],
+        "waba": [access_token, ("WHATSAPP_BUSINESS_ACCOUNT_ID", settings.waba_id)],
         "app": [("META_APP_ID", settings.app_id), ("WHATSAPP_APP_SECRET", settings.app_secret)],
     }[scope]
     return [name for name, value in needed if not value]
 
 
-def _optional(env: Mapping[str, str], name: str) -> str | None:
-    value = env.get(name, "").strip()
-    return value or None
-
-
-def load_accounts(path: Path, setting: str = "--accounts") -> tuple[Account, ...]:
+def load_accounts(file: Path, setting: str = "--accounts") -> tuple[Account, ...]:
     """Read several WhatsApp accounts from a TOML file with [[account]] tables."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(setting, f"cannot read {path}: {exc.strerror or exc}") from exc
+        raise ConfigError(setting, f"cannot read {file}: {exc.strerror or exc}") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(setting, f"{path} is not valid TOML: {exc}") from exc
+        raise ConfigError(setting, f"{file} is not valid TOML: {exc}") from exc
     tables = data.get("account", [])
     if not isinstance(tables, list):
-        raise ConfigError(setting, f"{path}: use [[account]] tables, one per WhatsApp number")
+        raise ConfigError(setting, f"{file}: use [[account]] tables, one per WhatsApp number")
     accounts: list[Account] = []
     for index, table in enumerate(tables, start=1):
-        where = f"{path}: account #{index}"
+        where = f"{file}: account #{index}"
         if not isinstance(table, dict):
             raise ConfigError(setting, f"{where} is not a table")
         values: dict[str, str] = {}
@@ -277,14 +379,14 @@ def load_accounts(path: Path, setting: str = "--accounts") -> tuple[Account, ...
         for key in ("name", "phone_number_id", "verify_token"):
             if not values.get(key, "").strip():
                 raise ConfigError(setting, f"{where} is missing {key}")
-        token = _token(values["verify_token"], f"{where} verify_token")
+        checked_token = token(values["verify_token"], f"{where} verify_token")
         if any(a.name == values["name"] for a in accounts) or values["name"] == PRIMARY_ACCOUNT:
             raise ConfigError(setting, f"{where}: name {values['name']!r} is used twice or reserved")
         accounts.append(
             Account(
                 name=values["name"].strip(),
                 phone_number_id=values["phone_number_id"].strip(),
-                verify_token=token,
+                verify_token=checked_token,
                 app_secret=values.get("app_secret") or None,
             )
         )
@@ -297,7 +399,7 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
 ) -> Settings:
-    """Build validated Settings; raise ConfigError naming the bad setting."""
+    """Build validated Settings from the table; raise ConfigError naming the bad flag or variable."""
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     base = cwd or Path.cwd()
     env_file = Path(flags.get("env_file") or base / ".env")
@@ -305,110 +407,30 @@ def load_settings(
         raise ConfigError("--env-file", f"{env_file} does not exist")
     env = read_environment(env_file, environ)
 
-    port = (
-        _port(flags["port"], "--port")
-        if "port" in flags
-        else (_port(env["WA_DEVTUNNEL_PORT"], "WA_DEVTUNNEL_PORT") if env.get("WA_DEVTUNNEL_PORT") else DEFAULT_PORT)
-    )
-    path = _webhook_path(flags.get("path", DEFAULT_PATH), "--path")
-    forward_raw = flags.get("forward_to") or env.get("WA_DEVTUNNEL_FORWARD_TO", "").strip() or None
-    forward_setting = "--forward-to" if flags.get("forward_to") else "WA_DEVTUNNEL_FORWARD_TO"
-    forward_to = http_url(forward_raw, forward_setting) if forward_raw else None
-    recordings_dir = Path(
-        flags.get("recordings_dir")
-        or env.get("WA_DEVTUNNEL_RECORDINGS_DIR", "").strip()
-        or base / DEFAULT_RECORDINGS_DIR
-    )
-    max_body = (
-        _positive_int(flags["max_body_bytes"], "--max-body-bytes")
-        if "max_body_bytes" in flags
-        else _positive_int(env["WA_DEVTUNNEL_MAX_BODY_BYTES"], "WA_DEVTUNNEL_MAX_BODY_BYTES")
-        if env.get("WA_DEVTUNNEL_MAX_BODY_BYTES")
-        else DEFAULT_MAX_BODY_BYTES
-    )
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for row in SETTINGS:
+        values[row.field], sources[row.field] = _resolve(row, flags, env, base)
 
-    accounts_setting = "--accounts" if flags.get("accounts") else "WA_DEVTUNNEL_ACCOUNTS"
-    accounts_raw = flags.get("accounts") or env.get("WA_DEVTUNNEL_ACCOUNTS", "").strip()
-    accounts_file: Path | None = None
-    if accounts_raw:
-        accounts_file = Path(accounts_raw)
-        if not accounts_file.is_file():
-            raise ConfigError(accounts_setting, f"{accounts_file} does not exist")
-    elif (base / DEFAULT_ACCOUNTS_FILE).is_file():
-        accounts_file = base / DEFAULT_ACCOUNTS_FILE
-    accounts = load_accounts(accounts_file, accounts_setting) if accounts_file else ()
-
-    token_raw = flags.get("verify_token") or env.get("WHATSAPP_VERIFY_TOKEN")
-    token_setting = "--verify-token" if flags.get("verify_token") else "WHATSAPP_VERIFY_TOKEN"
-    generated = False
-    if token_raw:
-        verify_token = _token(token_raw, token_setting)
-    elif accounts:
-        verify_token = accounts[0].verify_token
-    else:
-        verify_token, generated = generate_verify_token(), True
-
-    authtoken = _optional(env, "NGROK_AUTHTOKEN")
-    tunnel = flags.get("tunnel") or ("ngrok" if authtoken else "none")
-    if tunnel not in ("ngrok", "none"):
-        raise ConfigError("--tunnel", f"{tunnel!r} is not a tunnel provider (ngrok or none)")
-
-    app_secret = flags.get("app_secret") or _optional(env, "WHATSAPP_APP_SECRET")
-    require_signature = bool(flags.get("require_signature"))
+    accounts = load_accounts(values["accounts_file"], sources["accounts_file"]) if values["accounts_file"] else ()
+    generated = values["verify_token"] is None and not accounts
+    if values["verify_token"] is None:
+        values["verify_token"] = accounts[0].verify_token if accounts else generate_verify_token()
+    if values["tunnel"] is None:
+        values["tunnel"] = "ngrok" if values["ngrok_authtoken"] else "none"
     settings = Settings(
-        host=str(flags.get("host", DEFAULT_HOST)),
-        port=port,
-        path=path,
-        verify_token=verify_token,
+        **values,
         verify_token_generated=generated,
-        app_secret=app_secret,
         accounts=accounts,
-        accounts_file=accounts_file,
-        tunnel=tunnel,
-        ngrok_authtoken=authtoken,
-        ngrok_domain=_optional(env, "NGROK_DOMAIN"),
-        ngrok_path=_optional(env, "PYNGROK_NGROK_PATH"),
-        tunnel_timeout_s=_seconds(env.get("WA_DEVTUNNEL_TUNNEL_TIMEOUT", "20"), "WA_DEVTUNNEL_TUNNEL_TIMEOUT"),
-        forward_to=forward_to,
-        forward_timeout_s=_seconds(flags["forward_timeout"], "--forward-timeout")
-        if "forward_timeout" in flags
-        else _seconds(env.get("WA_DEVTUNNEL_FORWARD_TIMEOUT", "10"), "WA_DEVTUNNEL_FORWARD_TIMEOUT"),
-        ack_first=bool(flags.get("ack_first")),
-        recordings_dir=recordings_dir,
-        record=not flags.get("no_record", False),
-        max_body_bytes=max_body,
-        require_signature=require_signature,
         env_file=env_file if env_file.is_file() else None,
-        app_id=_optional(env, "META_APP_ID"),
-        access_token=_optional(env, "WHATSAPP_ACCESS_TOKEN"),
-        waba_id=_optional(env, "WHATSAPP_BUSINESS_ACCOUNT_ID"),
-        phone_number_id=_optional(env, "WHATSAPP_PHONE_NUMBER_ID"),
-        graph_url=(_optional(env, "META_GRAPH_URL") or DEFAULT_GRAPH_URL).rstrip("/"),
-        graph_version=_optional(env, "META_GRAPH_VERSION") or DEFAULT_GRAPH_VERSION,
-        register=flags.get("register") or None,
-        quiet_after_register_s=_quiet_seconds(
-            env.get("WA_DEVTUNNEL_QUIET_AFTER_REGISTER", "") or str(DEFAULT_QUIET_AFTER_REGISTER_S)
-        ),
-        restore_verify_token=_optional(env, "WA_DEVTUNNEL_RESTORE_VERIFY_TOKEN"),
-        max_session_bytes=_limit(env, "WA_DEVTUNNEL_MAX_SESSION_BYTES", DEFAULT_MAX_SESSION_BYTES),
-        max_connections=_limit(env, "WA_DEVTUNNEL_MAX_CONNECTIONS", DEFAULT_MAX_CONNECTIONS),
-        header_timeout_s=_limit_seconds(env, "WA_DEVTUNNEL_HEADER_TIMEOUT", DEFAULT_HEADER_TIMEOUT_S),
-        body_timeout_s=_limit_seconds(env, "WA_DEVTUNNEL_BODY_TIMEOUT", DEFAULT_BODY_TIMEOUT_S),
-        idle_timeout_s=_limit_seconds(env, "WA_DEVTUNNEL_IDLE_TIMEOUT", DEFAULT_IDLE_TIMEOUT_S),
-        ack_first_backlog_bytes=_limit(env, "WA_DEVTUNNEL_ACK_FIRST_BACKLOG_BYTES", DEFAULT_ACK_FIRST_BACKLOG_BYTES),
-        body_memory_bytes=_limit(env, "WA_DEVTUNNEL_BODY_MEMORY_BYTES", DEFAULT_BODY_MEMORY_BYTES),
     )
     if settings.register is not None:
-        if settings.register not in REGISTER_SCOPES:
-            raise ConfigError("--register", f"{settings.register!r} is not a scope (phone, waba or app)")
         missing = missing_for_scope(settings, settings.register)
         if missing:
             raise ConfigError("--register", f"{settings.register} needs {' and '.join(missing)} (see .env.example)")
-    if require_signature and not settings.signature_secrets():
+    if settings.require_signature and not settings.signature_secrets():
         raise ConfigError(
             "--require-signature",
             "needs an App Secret: set WHATSAPP_APP_SECRET (App Dashboard > App settings > Basic)",
         )
-    if settings.graph_url != DEFAULT_GRAPH_URL:
-        http_url(settings.graph_url, "META_GRAPH_URL")
     return settings

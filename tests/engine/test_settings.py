@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from wa_devtunnel.settings import ConfigError, load_settings
+from wa_devtunnel.settings import SETTINGS, ConfigError, Setting, Settings, load_settings
 
 
 def test_defaults_generate_a_strong_session_token(tmp_path: Path) -> None:
@@ -128,3 +128,76 @@ def test_wrong_signing_keys_include_tokens_for_diagnosis(tmp_path: Path) -> None
     )
     assert ("the verify token", "vt") in settings.wrong_signing_keys()
     assert ("the access token", "EAAG") in settings.wrong_signing_keys()
+
+
+def _example_variables() -> set[str]:
+    example = (Path(__file__).resolve().parents[2] / ".env.example").read_text(encoding="utf-8")
+    return {line.split("=", 1)[0] for line in example.splitlines() if line and not line.startswith("#")}
+
+
+def test_env_example_lists_every_variable_of_the_table_and_no_other() -> None:
+    assert _example_variables() == {row.env for row in SETTINGS if row.env}
+
+
+def test_every_row_names_a_settings_field_once() -> None:
+    fields = [row.field for row in SETTINGS]
+    assert len(fields) == len(set(fields))
+    assert set(fields) <= set(Settings.__dataclass_fields__)
+
+
+@pytest.mark.parametrize("row", [row for row in SETTINGS if row.env and row.flag], ids=lambda row: row.field)
+def test_a_flag_beats_its_variable_which_beats_the_default(tmp_path: Path, row: Setting) -> None:
+    samples = {
+        "port": ("9001", "9002"),
+        "forward_to": ("http://flag.test/h", "http://env.test/h"),
+        "recordings_dir": ("flag-dir", "env-dir"),
+        "max_body_bytes": ("1001", "1002"),
+        "verify_token": ("flag-token", "env-token"),
+        "app_secret": ("flag-secret", "env-secret"),
+        "forward_timeout_s": ("3", "4"),
+    }
+    if row.field == "accounts_file":
+        for name in ("flag", "env"):
+            (tmp_path / f"{name}.toml").write_text("")
+        samples["accounts_file"] = (str(tmp_path / "flag.toml"), str(tmp_path / "env.toml"))
+    flag_value, env_value = samples[row.field]
+    key = row.flag_key or ""
+    from_flag = load_settings({key: flag_value}, environ={row.env or "": env_value}, cwd=tmp_path)
+    from_env = load_settings({}, environ={row.env or "": env_value}, cwd=tmp_path)
+    default = load_settings({}, environ={}, cwd=tmp_path)
+    assert getattr(from_flag, row.field) == row.check(flag_value, "flag")
+    assert getattr(from_env, row.field) == row.check(env_value, "env")
+    assert getattr(default, row.field) != getattr(from_env, row.field)
+
+
+@pytest.mark.parametrize("row", [row for row in SETTINGS if row.env], ids=lambda row: row.env or "")
+def test_an_empty_variable_is_unset(tmp_path: Path, row: Setting) -> None:
+    """`NAME=` (as in .env.example) means the default, for every variable alike."""
+    blank = load_settings({}, environ={row.env or "": ""}, cwd=tmp_path)
+    default = load_settings({}, environ={}, cwd=tmp_path)
+    if row.field == "verify_token":  # unset: generated, so it differs on every load
+        assert blank.verify_token_generated
+    else:
+        assert getattr(blank, row.field) == getattr(default, row.field)
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"WA_DEVTUNNEL_PORT": "70000"}, "WA_DEVTUNNEL_PORT: 70000 is out of range (0-65535; 0 picks a free port)"),
+        ({"WA_DEVTUNNEL_MAX_CONNECTIONS": "0"}, "WA_DEVTUNNEL_MAX_CONNECTIONS: 0 must be greater than 0"),
+        ({"WA_DEVTUNNEL_IDLE_TIMEOUT": "soon"}, "WA_DEVTUNNEL_IDLE_TIMEOUT: 'soon' is not a number of seconds"),
+        ({"WA_DEVTUNNEL_TUNNEL_TIMEOUT": "700"}, "WA_DEVTUNNEL_TUNNEL_TIMEOUT: 700 must be between 0 and 600 seconds"),
+        ({"WA_DEVTUNNEL_QUIET_AFTER_REGISTER": "-1"}, "-1 must be between 0 and 86400 seconds"),
+        ({"META_GRAPH_URL": "graph.facebook.com"}, "META_GRAPH_URL: 'graph.facebook.com' is not an http:// or https://"),
+    ],
+)
+def test_one_wording_per_kind_of_value(tmp_path: Path, environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings({}, environ=environ, cwd=tmp_path)
+    assert message in str(error.value)
+
+
+def test_graph_url_loses_its_trailing_slash(tmp_path: Path) -> None:
+    settings = load_settings({}, environ={"META_GRAPH_URL": "http://127.0.0.1:9/"}, cwd=tmp_path)
+    assert settings.graph_url == "http://127.0.0.1:9"
