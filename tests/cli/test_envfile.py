@@ -39,6 +39,8 @@ SETTING_PREFIXES = ("WHATSAPP_", "WA_DEVTUNNEL_", "NGROK_", "META_", "PYNGROK_")
             "filled",
         ),
         ("A=1\nWHATSAPP_VERIFY_TOKEN=", f"A=1\nWHATSAPP_VERIFY_TOKEN={TOKEN}", "filled"),
+        # a byte order mark (some Windows editors write one) stays where it is
+        ("\ufeffWHATSAPP_VERIFY_TOKEN=\n", f"\ufeffWHATSAPP_VERIFY_TOKEN={TOKEN}\n", "filled"),
         # an existing value is replaced inside its own syntax: export, quotes, spacing, comment
         (
             "export WHATSAPP_VERIFY_TOKEN=old-token # keep me\n",

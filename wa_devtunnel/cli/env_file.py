@@ -1,27 +1,36 @@
-""".env editing that changes one value and leaves every other byte alone (comments, CRLF, quotes).
+""".env editing that changes one value and leaves every other byte alone (comments, CRLF, quotes, export).
 
-Lines are found with python-dotenv's own parser, so the line edited is the one `load_settings`
-reads (the last assignment wins); every edit is re-parsed to prove dotenv now reads the new value.
+Hand-written on purpose: dotenv.set_key rewrites the line as KEY='value' (dropping its export, comment
+and line ending) and replaces every assignment, while `token --write-env` promises the rest of the file
+byte for byte. Lines are split by python-dotenv's grammar (mirrored below, as dotenv.parser is private),
+and every edit is read back with the public dotenv_values to prove dotenv reads the new value.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import re
 from dataclasses import dataclass
 from typing import Literal
 
-from dotenv.parser import Binding, parse_stream
+from dotenv import dotenv_values
 
 Action = Literal["filled", "replaced", "appended"]
 MINIMAL_HEADER = (
     "# wa-devtunnel settings (every setting is described in .env.example of wa-devtunnel).\n"
     "# Keep this file out of version control: it holds secrets.\n"
 )
-_HEAD = re.compile(r"\s*(?:export[^\S\r\n]+)?(?:'[^']+'|[^=#\s]+)[^\S\r\n]*")
+# python-dotenv's grammar, one binding at a time: blank lines, `export`, a key, `=`, a value, a comment.
+_BLANK = re.compile(r"\s*")
+_EXPORT = re.compile(r"(?:export[^\S\r\n]+)?")
+_KEY = re.compile(r"([^=#\s]+)[^\S\r\n]*")
+_QUOTED_KEY = re.compile(r"'([^']+)'[^\S\r\n]*")
 _EQUAL = re.compile(r"=[^\S\r\n]*")
 _QUOTED = {"'": re.compile(r"'(?:\\.|[^'\\])*'", re.DOTALL), '"': re.compile(r'"(?:\\.|[^"\\])*"', re.DOTALL)}
 _UNQUOTED = re.compile(r"[^\r\n]*")
+_END = re.compile(r"(?:[^\S\r\n]*#[^\r\n]*)?[^\S\r\n]*(?:\r\n|\n|\r|$)")
+_REST_OF_LINE = re.compile(r"[^\r\n]*(?:\r|\n|\r\n)?")
 _SAFE_VALUE = re.compile(r"[A-Za-z0-9._~+/=:@%-]+")
 
 
@@ -38,20 +47,82 @@ class EnvEdit:
     previous: str
 
 
-def _bindings(text: str) -> list[Binding]:
-    return list(parse_stream(io.StringIO(text)))
+@dataclass(frozen=True, slots=True)
+class _Assignment:
+    """Where one `KEY=value` binding's value sits in the text, and how a new value must be written there."""
+
+    key: str
+    start: int
+    end: int
+    quote: str = ""  # the value's own quotes, kept
+    needs_equal: bool = False  # `KEY` alone: `=value` goes after the name
+    before_comment: bool = False  # `KEY= # comment`: a space keeps the comment a comment
 
 
-def _last(bindings: list[Binding], key: str) -> int | None:
-    found = [i for i, b in enumerate(bindings) if not b.error and b.key == key]
-    return found[-1] if found else None
+def _assignments(text: str) -> list[_Assignment]:
+    """Every valid binding in file order; lines dotenv cannot parse (it skips them) are skipped too."""
+    found: list[_Assignment] = []
+    pos = 1 if text.startswith("\ufeff") else 0
+    while (pos := _skip(_BLANK, text, pos)) < len(text):
+        binding, pos = _binding(text, pos)
+        if binding is not None:
+            found.append(binding)
+    return found
+
+
+def _skip(pattern: re.Pattern[str], text: str, pos: int) -> int:
+    """Where a pattern that cannot fail (it may match nothing) ends."""
+    match = pattern.match(text, pos)
+    assert match is not None
+    return match.end()
+
+
+def _binding(text: str, pos: int) -> tuple[_Assignment | None, int]:
+    """The binding at `pos` (None for a comment or a line dotenv skips) and where the next one starts."""
+    pos = _skip(_EXPORT, text, pos)
+    if text[pos : pos + 1] == "#":
+        return None, _skip(_END, text, pos)
+    head = (_QUOTED_KEY if text[pos : pos + 1] == "'" else _KEY).match(text, pos)
+    if head is None:
+        return None, _skip(_REST_OF_LINE, text, pos)
+    key, pos = head.group(1), head.end()
+    equal = _EQUAL.match(text, pos)
+    if equal is None:
+        binding = _Assignment(key, pos, pos, needs_equal=True)
+    else:
+        pos = equal.end()
+        char = text[pos : pos + 1]
+        if len(equal.group()) > 1 and char == "#":
+            binding = _Assignment(key, pos, pos, before_comment=True)
+        elif char in _QUOTED:
+            quoted = _QUOTED[char].match(text, pos)
+            if quoted is None:
+                return None, _skip(_REST_OF_LINE, text, pos)
+            binding, pos = _Assignment(key, pos, quoted.end(), quote=char), quoted.end()
+        else:
+            line = text[pos : _skip(_UNQUOTED, text, pos)]
+            value = re.sub(r"\s+#.*", "", line).rstrip()
+            binding, pos = _Assignment(key, pos, pos + len(value)), pos + len(line)
+    end = _END.match(text, pos)
+    if end is None:  # something after the value: dotenv skips the binding
+        return None, _skip(_REST_OF_LINE, text, pos)
+    return binding, end.end()
+
+
+def _dotenv_reading(text: str) -> dict[str, str | None]:
+    """What python-dotenv reads; its warnings about skipped lines are for loading settings, not for an edit."""
+    logger = logging.getLogger("dotenv.main")
+    disabled, logger.disabled = logger.disabled, True
+    try:
+        return dotenv_values(stream=io.StringIO(text), interpolate=False)
+    finally:
+        logger.disabled = disabled
 
 
 def current_value(text: str, key: str) -> str | None:
     """The value dotenv reads for `key` ("" when empty), or None when the file never sets it."""
-    bindings = _bindings(text)
-    index = _last(bindings, key)
-    return None if index is None else (bindings[index].value or "")
+    values = _dotenv_reading(text)
+    return (values[key] or "") if key in values else None
 
 
 def _line_ending(text: str) -> str:
@@ -68,47 +139,21 @@ def _render(value: str, quote: str) -> str:
     return f'"{escaped}"'
 
 
-def _replace_value(original: str, value: str) -> str:
-    """Swap the value inside one binding's original text, keeping indent, export, quotes, comment, EOL."""
-    head = _HEAD.match(original)
-    if head is None:
-        raise EnvEditError("cannot find the variable's name on its line")
-    pos = head.end()
-    if original[pos : pos + 1] != "=":
-        return original[:pos] + "=" + _render(value, "") + original[pos:]
-    pos = _EQUAL.match(original, pos).end()  # type: ignore[union-attr]
-    char = original[pos : pos + 1]
-    if pos - head.end() > 1 and char == "#":  # `KEY= # comment`: empty value, then a comment
-        return original[:pos] + _render(value, "") + " " + original[pos:]
-    if char in _QUOTED:
-        quoted = _QUOTED[char].match(original, pos)
-        if quoted is None:
-            raise EnvEditError("the quoted value is not closed")
-        return original[:pos] + _render(value, char) + original[quoted.end() :]
-    part = _UNQUOTED.match(original, pos).group()  # type: ignore[union-attr]
-    old = re.sub(r"\s+#.*", "", part).rstrip()
-    return original[:pos] + _render(value, "") + original[pos + len(old) :]
-
-
 def set_value(text: str, key: str, value: str) -> EnvEdit:
     """Set `key` in a .env text: fill or replace its last assignment in place, else append a line."""
-    bindings = _bindings(text)
-    if "".join(b.original.string for b in bindings) != text:
-        raise EnvEditError("dotenv's reading of the file does not cover every byte of it")
-    index = _last(bindings, key)
-    if index is None:
+    mine = [a for a in _assignments(text) if a.key == key]
+    previous = current_value(text, key) or ""
+    if not mine:
         eol = _line_ending(text)
         separator = eol if text and not text.endswith(("\n", "\r")) else ""
-        new_text, action, previous = f"{text}{separator}{key}={_render(value, '')}{eol}", "appended", ""
+        new_text, action = f"{text}{separator}{key}={_render(value, '')}{eol}", "appended"
     else:
-        binding = bindings[index]
-        previous = binding.value or ""
-        parts = [b.original.string for b in bindings]
-        parts[index] = _replace_value(binding.original.string, value)
-        new_text, action = "".join(parts), ("replaced" if previous else "filled")
+        last = mine[-1]  # the one dotenv reads
+        written = ("=" if last.needs_equal else "") + _render(value, last.quote) + (" " if last.before_comment else "")
+        new_text, action = text[: last.start] + written + text[last.end :], ("replaced" if previous else "filled")
     if current_value(new_text, key) != value:
         raise EnvEditError(f"after the edit, dotenv would not read {key} back as written")
-    return EnvEdit(new_text, action, previous)  # type: ignore[arg-type]
+    return EnvEdit(new_text, action, previous if mine else "")  # type: ignore[arg-type]
 
 
 def new_env_text(example: str | None) -> str:
