@@ -29,7 +29,8 @@ from typing import Any
 
 from common import event_record  # benchmarks/common.py
 
-from wa_devtunnel.cli.export import ProgressBar, summary_line
+from wa_devtunnel.cli.export import summary_line
+from wa_devtunnel.cli.output import ProgressBar
 from wa_devtunnel.engine.export.writer import export_fixtures, prepare_out_dir
 from wa_devtunnel.engine.recording import SessionRecorder
 from wa_devtunnel.engine.replay.source import Selection, load_recordings, select
@@ -86,11 +87,12 @@ def write_recording(directory: Path, events: int, customers: int) -> Path:
         return recorder.path
 
 
-def export_like_the_cli(recording: Path, out: Path, *, scrub: bool, progress: Callable[[int, int], None] | None) -> int:
-    """The same calls `wa-devtunnel export` makes, minus argument parsing."""
+def export_like_the_cli(recording: Path, out: Path, *, scrub: bool, progress: bool) -> int:
+    """The same calls `wa-devtunnel export` makes, minus argument parsing (the bar only on a terminal)."""
     events = select(load_recordings([recording]).exchanges, Selection(kind="event"))
     prepare_out_dir(out)
-    result = export_fixtures(events, out, scrub=scrub, progress=progress)
+    with ProgressBar("Exporting", len(events)) as bar:
+        result = export_fixtures(events, out, scrub=scrub, progress=bar.update if progress else None)
     print(summary_line(len(result.fixtures), out, result.scrubbed, result.keep_text))
     return len(result.fixtures)
 
@@ -123,11 +125,10 @@ def main() -> int:
         recording = write_recording(root / "recordings", args.events, args.customers)
         size = recording.stat().st_size / 1024 / 1024
         print(f"recording: {args.events:,} events, {size:.1f} MiB, written in {time.perf_counter() - started:.2f} s")
-        bar = ProgressBar(sys.stderr)
         scrubbed_s, scrubbed_n = _timed(
-            lambda: export_like_the_cli(recording, root / "scrubbed", scrub=True, progress=bar)
+            lambda: export_like_the_cli(recording, root / "scrubbed", scrub=True, progress=True)
         )
-        raw_s, raw_n = _timed(lambda: export_like_the_cli(recording, root / "raw", scrub=False, progress=None))
+        raw_s, raw_n = _timed(lambda: export_like_the_cli(recording, root / "raw", scrub=False, progress=False))
         base_s, base_n = _timed(lambda: baseline(recording, root / "baseline"))
         print(f"scrubbed export: {scrubbed_s:.2f} s ({scrubbed_n / scrubbed_s:,.0f} events/s)")
         print(f"no-scrub export: {raw_s:.2f} s ({raw_n / raw_s:,.0f} events/s)")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import re
@@ -20,7 +19,7 @@ import pytest
 from tests.support.cli_process import APP_SECRET, VERIFY_TOKEN, CliProcess, run_cli, running_cli
 from tests.support.meta_client import MetaLikeSender
 from wa_devtunnel import __version__
-from wa_devtunnel.cli.main import main
+from wa_devtunnel.__main__ import main
 from wa_devtunnel.engine.recording import SessionRecorder, read_recording, request_body
 from wa_devtunnel.rules.samples import payloads as samples
 
@@ -48,11 +47,8 @@ def never_serve(monkeypatch: pytest.MonkeyPatch) -> None:
     async def refuse_async(*args: object, **kwargs: object) -> int:
         return refuse()
 
-    monkeypatch.setattr("wa_devtunnel.cli.headless.run_headless", refuse_async)
-    with contextlib.suppress(ImportError):
-        from wa_devtunnel.tui import launch
-
-        monkeypatch.setattr(launch, "run_tui", refuse)
+    monkeypatch.setattr("wa_devtunnel.cli.up.run_headless", refuse_async)
+    monkeypatch.setattr("wa_devtunnel.__main__.run_tui", refuse)
 
 
 def run_main(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

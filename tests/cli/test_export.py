@@ -28,7 +28,6 @@ from tests.support.export_conversation import (
     RecordedConversation,
     record_conversation,
 )
-from wa_devtunnel.cli.export import ProgressBar
 from wa_devtunnel.cli.main import main
 from wa_devtunnel.engine.export.naming import FixtureNamer, fixture_stem
 from wa_devtunnel.engine.export.writer import export_fixtures, prepare_out_dir
@@ -369,17 +368,6 @@ async def test_progress_is_reported_for_every_event(recorded: RecordedConversati
     result = export_fixtures(events, tmp_path / "out", progress=lambda done, total: calls.append((done, total)))
     assert calls == [(n, len(events)) for n in range(1, len(events) + 1)]
     assert len(result.fixtures) == len(EXPECTED_NAMES) and len(result.skipped) == 1
-
-
-def test_progress_bar_draws_the_last_state() -> None:
-    import io
-
-    stream = io.StringIO()
-    bar = ProgressBar(stream, width=10)
-    for done in range(1, 1001):
-        bar(done, 1000)
-    assert stream.getvalue().endswith("\rExporting [##########] 1,000/1,000\n")
-    assert stream.getvalue().count("\r") < 50  # throttled
 
 
 def test_same_value_same_fake_across_payloads() -> None:

@@ -25,10 +25,12 @@ from rich.text import Text
 from textual.content import Content
 
 from wa_devtunnel.cli.doctor import format_report
-from wa_devtunnel.cli.export import _report_skipped, summary_line
+from wa_devtunnel.cli.export import report_skipped, summary_text
 from wa_devtunnel.cli.headless import HeadlessPrinter
 from wa_devtunnel.cli.meta import _status_lines
-from wa_devtunnel.cli.replay import dry_run_lines, summary_lines
+from wa_devtunnel.cli.output import console_for, echo, error
+from wa_devtunnel.cli.replay_output import print_dry_run, print_summary
+from wa_devtunnel.cli.sessions import print_sessions
 from wa_devtunnel.cli.terminal_text import say
 from wa_devtunnel.cli.trigger import format_result
 from wa_devtunnel.engine.doctor.report import CheckResult, Status
@@ -46,6 +48,7 @@ from wa_devtunnel.engine.forwarder import ForwardResult
 from wa_devtunnel.engine.replay.plan import PlannedRequest, ReplayOptions
 from wa_devtunnel.engine.replay.send import ReplayResult, ReplaySummary
 from wa_devtunnel.engine.replay.source import RecordedExchange
+from wa_devtunnel.engine.sessions import SessionInfo
 from wa_devtunnel.engine.trigger import Delivery, DeliveryResult
 from wa_devtunnel.rules.untrusted import visible
 from wa_devtunnel.settings import load_settings
@@ -152,6 +155,16 @@ def rendered(renderable: RenderableType) -> str:
         assert style is None or (not style.link and not style.meta), segment
     console.print(renderable)
     return console.file.getvalue()  # type: ignore[attr-defined,no-any-return]
+
+
+class FakeTerminal(io.StringIO):
+    """A stream that says it is a terminal, so the CLI draws in colour."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+SGR = re.compile(r"\x1b\[[0-9;]*m")  # our own colours; anything else from ESC on would be the data's
 
 
 @contextlib.contextmanager
@@ -349,22 +362,27 @@ def test_replay_dry_run_and_summary(record: dict[str, Any], text: str, multi: bo
     answer = ForwardResult(options.target_url, 500, text.encode("utf-8", "surrogatepass"), "text/plain", 2.0, text)
     results = [ReplayResult(planned, answer, False, text)]
     summary = ReplaySummary(1, 0, 1, {text: 1}, 2.0, 2.0, 2.0, 0.5)
-    for lines in (
-        dry_run_lines([planned], options, multi),
-        summary_lines([Path(f"{text}.jsonl")], options, results, summary, None, multi),
-    ):
-        for line in lines:
-            assert "\n" not in line
-            assert_terminal_safe(line)
+    dry_run, report = io.StringIO(), io.StringIO()
+    print_dry_run(console_for(dry_run), [planned], options, multi)
+    print_summary(console_for(report), [Path(f"{text}.jsonl")], options, results, summary, None, multi)
+    # a line feed or \r in a headline, answer or status cannot add a line or break a table row
+    for output, lines in ((dry_run.getvalue(), 5), (report.getvalue(), 14)):
+        assert_terminal_safe(output)
+        assert len(output.splitlines()) == lines, output
+    coloured = FakeTerminal()
+    print_dry_run(console_for(coloured), [planned], options, multi)
+    print_summary(console_for(coloured), [Path(f"{text}.jsonl")], options, results, summary, None, multi)
+    assert SGR.search(coloured.getvalue())
+    assert_terminal_safe(SGR.sub("", coloured.getvalue()))
 
 
 @PROPERTY
 @given(hostile_text, hostile_text, hostile_text, st.sampled_from(list(Status)))
 def test_doctor_trigger_export_and_meta_output(name: str, detail: str, fix: str, status: Status) -> None:
     for line in format_report([CheckResult(name, status, detail, fix)]):
-        assert_terminal_safe(line)
+        assert_terminal_safe(line.plain)
     result = DeliveryResult(Delivery(name, b"{}"), 500, 1.0, answer=detail, error=fix or None)
-    assert_terminal_safe(format_result(result, 12))
+    assert_terminal_safe(format_result(result, 12).plain)
     routing = {
         "graph": name,
         "app": {"app_id": name, "callback_url": detail, "active": False, "fields": [{"name": fix, "version": name}]},
@@ -372,9 +390,12 @@ def test_doctor_trigger_export_and_meta_output(name: str, detail: str, fix: str,
         "phone": {"phone_number_id": name, "override_callback_uri": detail},
         "effective": {"callback_url": detail, "level": fix},
     }
+    info = SessionInfo(Path(f"{name}.jsonl"), None, 1, 1, 0, 0, detail, fix, 10, 1)
     with captured() as (out, err):
-        say(summary_line(3, Path(name), True, False))
-        _report_skipped([detail, fix, name, detail, fix, name])
+        echo(console_for(), summary_text(3, Path(name), False, False))
+        report_skipped([detail, fix, name, detail, fix, name])
         say("\n".join(_status_lines(routing, fix)))
+        print_sessions(console_for(), [info], Path(name))
+        error(f"error: {detail}")
     assert_terminal_safe(out.getvalue())
     assert_terminal_safe(err.getvalue())

@@ -18,16 +18,13 @@ from hypothesis import strategies as st
 from wa_devtunnel.engine import recording
 from wa_devtunnel.engine.recording import (
     RECORDING_VERSION,
-    SessionInfo,
     SessionRecorder,
     encode_body,
-    format_sessions_table,
-    latest_session,
-    list_sessions,
     read_record_at,
     read_recording,
     request_body,
 )
+from wa_devtunnel.engine.sessions import latest_session, list_sessions
 from wa_devtunnel.rules.decode.payload import decode_payload
 from wa_devtunnel.rules.samples.messages import text_message
 from wa_devtunnel.rules.samples.payloads import envelope, messages_change, meta_json
@@ -336,58 +333,6 @@ def test_no_sessions(tmp_path: Path) -> None:
     assert list_sessions(tmp_path / "missing") == []
     assert latest_session(tmp_path / "missing") is None
     assert latest_session(tmp_path) is None
-
-
-def test_sessions_table(tmp_path: Path) -> None:
-    clean = SessionInfo(
-        tmp_path / "20261126-215500.jsonl", STARTED, 12, 10, 1, 1, "a", "b", 3 * 1024 * 1024 + 1, 0
-    )
-    damaged = SessionInfo(tmp_path / "odd.jsonl", None, 1, 1, 0, 0, "", "", 512, 1)
-    table = format_sessions_table([clean, damaged], tmp_path)
-    header, first, second = table.split("\n")
-    assert header.split() == [
-        "FILE",
-        "STARTED",
-        "(UTC)",
-        "EXCHANGES",
-        "EVENTS",
-        "VERIFIES",
-        "OTHERS",
-        "SIZE",
-    ]
-    assert first.split() == [
-        "20261126-215500.jsonl",
-        "2026-11-26",
-        "21:55:00",
-        "12",
-        "10",
-        "1",
-        "1",
-        "3.0",
-        "MiB",
-    ]
-    assert "damaged" not in first
-    assert second.startswith("odd.jsonl")
-    assert "512 B" in second
-    assert second.endswith("damaged: 1 line")
-    events_end = header.index("EVENTS") + len("EVENTS")
-    assert first[events_end - 2 : events_end] == "10"
-    assert second[events_end - 1 : events_end] == "1"
-
-
-def test_sessions_table_from_real_files(tmp_path: Path) -> None:
-    path = record_session(tmp_path, STARTED, ["verify", "event"])
-    with path.open("ab") as damaged:
-        damaged.write(b"x\ny\n")
-    table = format_sessions_table(list_sessions(tmp_path), tmp_path)
-    assert path.name in table
-    assert "damaged: 2 lines" in table
-
-
-def test_empty_sessions_table_says_what_to_do(tmp_path: Path) -> None:
-    assert format_sessions_table([], tmp_path) == (
-        f"No recordings in {tmp_path} yet. Run `wa-devtunnel` and send a webhook."
-    )
 
 
 def test_recording_file_is_not_world_readable_even_with_open_umask(tmp_path: Path) -> None:

@@ -19,12 +19,10 @@ from wa_devtunnel.engine.recording import (
     RecordingFailed,
     SessionRecorder,
     encode_body,
-    latest_session,
-    list_sessions,
     read_record_at,
     read_recording,
-    session_paths,
 )
+from wa_devtunnel.engine.sessions import latest_session, list_sessions, session_paths
 
 STARTED = datetime(2026, 11, 26, 21, 55, 0, tzinfo=UTC)
 

@@ -8,7 +8,6 @@ runs on port 0; the CLI runs in a worker thread (it owns its own event loop) or 
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import os
 import re
@@ -28,7 +27,6 @@ from tests.support.backend_app import BackendBehaviour, create_backend_app
 from tests.support.cli_process import minimal_env
 from tests.support.meta_client import MetaLikeSender
 from wa_devtunnel.cli.main import main
-from wa_devtunnel.cli.replay import ProgressLine
 from wa_devtunnel.engine.events import EventBus
 from wa_devtunnel.engine.exchange import build_record, view_from_record
 from wa_devtunnel.engine.forwarder import Forwarder
@@ -567,8 +565,8 @@ async def test_target_defaults_to_the_forward_target(
     ("argv", "message"),
     [
         (["--to", "ftp://backend"], "--to"),
-        (["missing.jsonl"], "cannot read missing.jsonl"),
-        (["."], "is a directory"),
+        (["missing.jsonl"], "no recording missing.jsonl"),
+        (["."], "no .jsonl session in ."),
         (["--seq", "9-3"], "ends before it starts"),
         (["--seq", "x"], "is not a sequence number"),
         (["--kind", "other"], "--kind"),
@@ -789,20 +787,6 @@ async def test_an_unwritable_recordings_dir_is_a_clear_error(
     assert (code, out) == (2, "")
     assert "cannot record the replay" in err and "Traceback" not in err
     assert backend.arrivals == 0
-
-
-def test_progress_line_draws_count_and_rate_and_clears() -> None:
-    stream = io.StringIO()
-    progress = ProgressLine(stream, 3)
-    for _ in range(3):
-        progress.update(None)  # type: ignore[arg-type]
-    progress.clear()
-    drawn = stream.getvalue()
-    assert drawn.startswith("\rreplaying [") and "3/3" in drawn and "/s" in drawn
-    assert drawn.endswith("\r")
-    silent = ProgressLine(None, 3)
-    silent.update(None)  # type: ignore[arg-type]
-    assert silent.done == 1
 
 
 async def test_ctrl_c_stops_the_replay_and_keeps_what_was_answered(

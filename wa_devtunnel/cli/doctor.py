@@ -6,45 +6,56 @@ import argparse
 import asyncio
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from typing import Any
 
-from wa_devtunnel.cli.terminal_text import line, say_lines
+from rich.text import Text
+
+from wa_devtunnel.cli.options import ExitCode, Subparsers, add_common
+from wa_devtunnel.cli.output import console_for, echo
+from wa_devtunnel.cli.terminal_text import line
 from wa_devtunnel.engine.doctor.checks import gather
 from wa_devtunnel.engine.doctor.report import CheckResult, Status
 from wa_devtunnel.engine.doctor.run import run_doctor
 from wa_devtunnel.engine.instance import read_instance
+from wa_devtunnel.settings import Settings
 
-EXIT_OK, EXIT_FAILED = 0, 1
+NAME = "doctor"
+READS_SETTINGS = False  # a broken .env is what it diagnoses: it reads settings leniently itself
 NAME_WIDTH = 24
+STATUS_STYLES = {Status.PASS: "green", Status.WARN: "yellow", Status.FAIL: "bold red", Status.SKIP: "dim"}
 
 
-def add_doctor_parser(commands: Any, add_common: Callable[[argparse.ArgumentParser], None]) -> None:
+def register(subparsers: Subparsers) -> None:
     """`doctor [--url URL] [--json]` next to the other subcommands."""
-    doctor = commands.add_parser("doctor", help="check settings, tunnel and Meta's webhook configuration")
+    doctor = subparsers.add_parser(NAME, help="check settings, tunnel and Meta's webhook configuration")
     add_common(doctor)
     doctor.add_argument("--url", help="public callback URL to test (default: the running wa-devtunnel's)")
     doctor.add_argument("--json", action="store_true", help="one JSON object on stdout, for scripts")
 
 
-def format_report(results: Sequence[CheckResult]) -> list[str]:
-    """`FAIL  verify token   ...` then `        fix: ...`, and a one-line summary.
+def format_report(results: Sequence[CheckResult]) -> list[Text]:
+    """`FAIL  verify token   ...` then `        fix: ...`, and a one-line summary; verdicts in colour.
 
     Details quote Meta's errors, the callback URL's answer and agent output: each line is escaped.
     """
-    lines: list[str] = []
+    lines: list[Text] = []
     for result in results:
-        lines.append(f"{result.status.value:<4}  {result.name:<{NAME_WIDTH}}{result.detail}")
+        status = (f"{result.status.value:<4}", STATUS_STYLES[result.status])
+        lines.append(Text.assemble(status, line(f"  {result.name:<{NAME_WIDTH}}{result.detail}")))
         if result.status is not Status.PASS and result.fix:
-            lines.append(f"{'':6}{'':<{NAME_WIDTH}}fix: {result.fix}")
+            lines.append(Text(line(f"{'':6}{'':<{NAME_WIDTH}}fix: {result.fix}")))
     counts = {status: sum(r.status is status for r in results) for status in Status}
-    lines.append(", ".join(f"{counts[s]} {s.value}" for s in (Status.FAIL, Status.WARN, Status.PASS, Status.SKIP)))
-    return [line(text) for text in lines]
+    summary = Text()
+    for index, status in enumerate((Status.FAIL, Status.WARN, Status.PASS, Status.SKIP)):
+        summary.append(", " if index else "")
+        summary.append(f"{counts[status]} {status.value}", STATUS_STYLES[status] if counts[status] else "")
+    lines.append(summary)
+    return lines
 
 
-def run_doctor_command(args: argparse.Namespace) -> int:
-    """Exit 0 when nothing FAILs, 1 otherwise (a WARN is advice, not a failure)."""
+def run(args: argparse.Namespace, settings: Settings | None) -> ExitCode:
+    """Exit 0 when nothing FAILs, 1 otherwise (a WARN is advice, not a failure); settings: unused."""
     logging.getLogger("dotenv.main").setLevel(logging.ERROR)  # doctor reports unparsable lines itself
     flags = {k: getattr(args, k) for k in ("env_file", "recordings_dir") if getattr(args, k, None)}
     inp = gather(flags, args.url, None)
@@ -54,5 +65,7 @@ def run_doctor_command(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"ok": not failed, "checks": [r.as_dict() for r in results]}, indent=2))
     else:
-        say_lines(format_report(results))
-    return EXIT_FAILED if failed else EXIT_OK
+        out = console_for()
+        for text in format_report(results):
+            echo(out, text)
+    return ExitCode.FAILED if failed else ExitCode.OK

@@ -1,98 +1,58 @@
-"""`wa-devtunnel export`: its arguments and what it prints; the work is in fixtures.export."""
+"""`wa-devtunnel export`: its arguments and what it prints; the work is in engine.export."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
 
-from wa_devtunnel.cli.progress import TerminalBar
-from wa_devtunnel.cli.terminal_text import say
+from rich.text import Text
 
-if TYPE_CHECKING:
-    from wa_devtunnel.engine.replay.source import Selection
-    from wa_devtunnel.settings import Settings
+from wa_devtunnel.cli.options import (
+    ExitCode,
+    Subparsers,
+    UsageError,
+    add_common,
+    add_recordings_argument,
+    add_selection_arguments,
+    recordings_from_args,
+    selection_from_args,
+)
+from wa_devtunnel.cli.output import ProgressBar, console_for, echo, error
+from wa_devtunnel.cli.terminal_text import line, say
+from wa_devtunnel.engine.export.writer import ExportError, export_fixtures, prepare_out_dir
+from wa_devtunnel.engine.replay.source import ReplayError, describe_selection, load_recordings, select
+from wa_devtunnel.engine.sessions import SessionNotFound
+from wa_devtunnel.settings import Settings
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+NAME = "export"
+READS_SETTINGS = True
 PROG = "wa-devtunnel export"
+NOT_SCRUBBED = "NOT scrubbed: personal data included, do not commit"
 
 
-def add_export_parser(commands: Any, add_common: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Register the subcommand; `add_common` adds --env-file/--recordings-dir like every command."""
-    from wa_devtunnel.cli.selection import add_selection_arguments
-
-    export = commands.add_parser(
-        "export",
+def register(subparsers: Subparsers) -> None:
+    """`export [RECORDING...] --out DIR [--no-scrub | --keep-text] [selection]`."""
+    export = subparsers.add_parser(
+        NAME,
         help="turn recorded events into test fixtures (personal data scrubbed)",
         description="Write recorded webhook events as JSON fixtures for your tests, plus a manifest.json.",
     )
     add_common(export)
-    export.add_argument(
-        "recordings",
-        nargs="*",
-        metavar="RECORDING",
-        help="session files, names or directories (default: the latest session in --recordings-dir)",
-    )
+    add_recordings_argument(export)
     export.add_argument("--out", type=Path, required=True, metavar="DIR", help="where to write the fixtures")
     export.add_argument("--no-scrub", action="store_true", help="keep personal data (the exact recorded bytes)")
     export.add_argument("--keep-text", action="store_true", help="scrub people and media, keep message text")
     add_selection_arguments(
-        export, "selection, as for replay (flags combine with AND; repeat a flag for OR)", "meta, sample or replay"
+        export,
+        "selection, as for replay (flags combine with AND; repeat a flag or use commas for OR)",
+        "meta, sample or replay",
     )
 
 
-def _usage(message: str) -> int:
-    say(f"{PROG}: {message}", sys.stderr)
-    return EXIT_USAGE
-
-
-def resolve_recordings(names: Sequence[str], recordings_dir: Path) -> list[Path]:
-    """Session files from what was typed (a path, a bare session name, a directory of sessions)."""
-    from wa_devtunnel.engine.replay.source import ReplayError, default_source
-
-    if not names:
-        return [default_source(recordings_dir)]
-    paths: list[Path] = []
-    for name in names:
-        candidates = (Path(name), recordings_dir / name, recordings_dir / f"{name}.jsonl")
-        found = next((c for c in candidates if c.exists()), None)
-        if found is None:
-            raise ReplayError(f"no recording {name} (not a file, nor a session in {recordings_dir})")
-        sessions = sorted(found.glob("*.jsonl")) if found.is_dir() else [found]
-        if not sessions:
-            raise ReplayError(f"no .jsonl session in {found}")
-        paths.extend(sessions)
-    return paths
-
-
-class ProgressBar:
-    """The export's bar: `Exporting [####....] done/total`, as a progress callback."""
-
-    def __init__(self, stream: TextIO, label: str = "Exporting", width: int = 30) -> None:
-        self._bar = TerminalBar(stream, label, width)
-
-    def __call__(self, done: int, total: int) -> None:
-        self._bar.draw(done, total)
-
-
-def _selection(args: argparse.Namespace) -> Selection:
-    from wa_devtunnel.engine.replay.source import Selection
-
-    return Selection(
-        ids=tuple(args.id or ()),
-        seqs=tuple(r for ranges in args.seq or () for r in ranges),
-        last=args.last,
-        fields=tuple(args.field or ()),
-        types=tuple(args.type or ()),
-        statuses=tuple(args.status or ()),
-        signatures=tuple(args.signature or ()),
-        origins=tuple(args.origin or ()),
-        since=args.since,
-        until=args.until,
-        kind="event",
-    )
+def _usage(message: str) -> UsageError:
+    return UsageError(f"{PROG}: {message}", try_help=False)
 
 
 def summary_line(count: int, out: Path, scrubbed: bool, keep_text: bool) -> str:
@@ -102,46 +62,54 @@ def summary_line(count: int, out: Path, scrubbed: bool, keep_text: bool) -> str:
         if scrubbed and keep_text
         else "personal data scrubbed"
         if scrubbed
-        else "NOT scrubbed: personal data included, do not commit"
+        else NOT_SCRUBBED
     )
     noun = "fixture" if count == 1 else "fixtures"
     return f"Exported {count:,} {noun} to {out} ({how}) + manifest.json"
 
 
-def _report_skipped(lines: Sequence[str], shown: int = 5) -> None:
-    for line in lines[:shown]:
-        say(f"skipped {line}", sys.stderr)
+def summary_text(count: int, out: Path, scrubbed: bool, keep_text: bool) -> Text:
+    """The summary line, its warning in bold red when personal data was kept."""
+    text = Text(line(summary_line(count, out, scrubbed, keep_text)))
+    text.highlight_words([NOT_SCRUBBED], "bold red")
+    return text
+
+
+def report_skipped(lines: Sequence[str], shown: int = 5) -> None:
+    """The first few records that could not be exported, and how many more (stderr: stdout is the result)."""
+    for text in lines[:shown]:
+        say(f"skipped {text}", sys.stderr)
     if len(lines) > shown:
         say(f"skipped {len(lines) - shown} more", sys.stderr)
 
 
-def run_export(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace, settings: Settings | None) -> ExitCode:
     """Select, export, report; exit 2 when there is nothing to export or --out is unusable."""
-    from wa_devtunnel.engine.export.writer import ExportError, export_fixtures, prepare_out_dir
-    from wa_devtunnel.engine.replay.source import ReplayError, describe_selection, load_recordings, select
-
-    selection = _selection(args)
+    assert settings is not None  # READS_SETTINGS
+    selection = selection_from_args(args, "event")
     try:
-        paths = resolve_recordings(args.recordings, settings.recordings_dir)
+        paths = recordings_from_args(args.recordings, settings.recordings_dir)
         loaded = load_recordings(paths)
-    except ReplayError as exc:
-        return _usage(str(exc))
-    _report_skipped(loaded.problems)
+    except (ReplayError, SessionNotFound) as exc:
+        raise _usage(str(exc)) from None
+    report_skipped(loaded.problems)
     events = select(loaded.exchanges, selection)
     if not events:
         where = ", ".join(str(p) for p in paths)
-        return _usage(f"no event matches ({describe_selection(selection)}) in {where}")
-    progress = ProgressBar(sys.stderr) if sys.stderr.isatty() else None
+        raise _usage(f"no event matches ({describe_selection(selection)}) in {where}")
     try:
         prepare_out_dir(args.out)
-        result = export_fixtures(events, args.out, scrub=not args.no_scrub, keep_text=args.keep_text, progress=progress)
+        with ProgressBar("Exporting", len(events)) as progress:
+            result = export_fixtures(
+                events, args.out, scrub=not args.no_scrub, keep_text=args.keep_text, progress=progress.update
+            )
     except ExportError as exc:
-        return _usage(str(exc))
+        raise _usage(str(exc)) from None
     except OSError as exc:
-        say(f"{PROG}: cannot write to {args.out}: {exc.strerror or exc}", sys.stderr)
-        return EXIT_FAILED
-    _report_skipped(result.skipped)
+        error(f"{PROG}: cannot write to {args.out}: {exc.strerror or exc}")
+        return ExitCode.FAILED
+    report_skipped(result.skipped)
     if not result.fixtures:
-        return _usage("none of the matching events is a WhatsApp payload")
-    say(summary_line(len(result.fixtures), args.out, result.scrubbed, result.keep_text))
-    return EXIT_OK
+        raise _usage("none of the matching events is a WhatsApp payload")
+    echo(console_for(), summary_text(len(result.fixtures), args.out, result.scrubbed, result.keep_text))
+    return ExitCode.OK

@@ -6,10 +6,10 @@ import argparse
 import asyncio
 import json
 import sys
-from collections.abc import Callable
 from typing import Any
 
-from wa_devtunnel.cli.terminal_text import say
+from wa_devtunnel.cli.options import ExitCode, Subparsers, UsageError, add_common
+from wa_devtunnel.cli.output import console_for, echo, error
 from wa_devtunnel.engine.instance import read_instance
 from wa_devtunnel.engine.meta.graph import GraphClient, GraphError, MissingCredentials, advice_for
 from wa_devtunnel.engine.meta.registration import (
@@ -17,23 +17,25 @@ from wa_devtunnel.engine.meta.registration import (
     current_override,
     forget_app_registration,
     load_app_registration,
-    register,
     save_app_previous,
     unregister,
 )
+from wa_devtunnel.engine.meta.registration import register as register_callback
 from wa_devtunnel.settings import REGISTER_SCOPES, Settings, missing_for_scope
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+NAME = "meta"
+READS_SETTINGS = True
 NOT_RUNNING = "start `wa-devtunnel` first: Meta performs the handshake against it during this call"
 
 
-class MetaUsageError(Exception):
-    """Bad usage or configuration for a meta command: exit 2 with this message."""
+def _usage(message: str) -> UsageError:
+    """Bad usage or configuration for a meta command: `error: ...` and exit 2."""
+    return UsageError(f"error: {message}", try_help=False)
 
 
-def add_meta_parser(commands: Any, add_common: Callable[[argparse.ArgumentParser], None]) -> None:
+def register(subparsers: Subparsers) -> None:
     """`meta status|subscribe|unsubscribe [--scope app|waba|phone] [--url URL] [--json]`."""
-    meta = commands.add_parser("meta", help="see or change where Meta sends webhooks (Graph API)")
+    meta = subparsers.add_parser(NAME, help="see or change where Meta sends webhooks (Graph API)")
     add_common(meta)
     meta.add_argument("action", choices=("status", "subscribe", "unsubscribe"))
     meta.add_argument(
@@ -94,7 +96,7 @@ async def routing_status(graph: GraphClient, settings: Settings) -> dict[str, An
 
 
 def _status_lines(status: dict[str, Any], ours: str | None) -> list[str]:
-    """Where Meta routes webhooks, as Meta reported it (printed through terminal_text.say: Meta's words are data)."""
+    """Where Meta routes webhooks, as Meta reported it (printed escaped: Meta's words are data)."""
     lines = [f"Graph API: {status['graph']}"]
 
     def problem(section: dict[str, Any]) -> str | None:
@@ -142,7 +144,7 @@ def _callback_url(settings: Settings, url: str | None, *, public: bool = False) 
         return url
     instance = read_instance(settings.recordings_dir)
     if instance is not None and public and not instance.public_url:
-        raise MetaUsageError(
+        raise _usage(
             f"the running wa-devtunnel is local-only ({instance.callback_url}): Meta cannot reach it; "
             "set NGROK_AUTHTOKEN and restart it (or pass --url)"
         )
@@ -151,13 +153,13 @@ def _callback_url(settings: Settings, url: str | None, *, public: bool = False) 
 
 async def _subscribe(graph: GraphClient, settings: Settings, scope: str, url: str | None) -> str:
     if url is None:
-        raise MetaUsageError(NOT_RUNNING)
+        raise _usage(NOT_RUNNING)
     if settings.verify_token_generated:
-        raise MetaUsageError(
+        raise _usage(
             "WHATSAPP_VERIFY_TOKEN is not set, so the running wa-devtunnel's token is unknown: set it in .env and "
             "restart wa-devtunnel (or use `wa-devtunnel up --register`)"
         )
-    registration = await register(graph, settings, scope, url, settings.verify_token)
+    registration = await register_callback(graph, settings, scope, url, settings.verify_token)
     if scope == "app":
         save_app_previous(settings.recordings_dir, registration)
     return f"{registration.describe()}.\nUndo with: wa-devtunnel meta unsubscribe --scope {scope}"
@@ -167,7 +169,7 @@ async def _unsubscribe(graph: GraphClient, settings: Settings, scope: str, url: 
     if scope == "app":
         registration = load_app_registration(settings.recordings_dir, settings.app_id or "")
         if registration is None:
-            raise MetaUsageError(
+            raise _usage(
                 "no `meta subscribe --scope app` was made from here, so there is nothing to restore: change the "
                 "app callback in App Dashboard > WhatsApp > Configuration"
             )
@@ -178,7 +180,7 @@ async def _unsubscribe(graph: GraphClient, settings: Settings, scope: str, url: 
     if now is None:
         return f"no {scope} override: nothing to remove"
     if url is not None and now != url:
-        raise MetaUsageError(f"the {scope} override points to {now}, not to {url}; pass --url {now} to remove it")
+        raise _usage(f"the {scope} override points to {now}, not to {url}; pass --url {now} to remove it")
     target = settings.phone_number_id if scope == "phone" else settings.waba_id
     return await unregister(graph, settings, Registration(scope, now, target or ""))
 
@@ -199,47 +201,46 @@ async def _run(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
         return result
 
 
-def run_meta_command(settings: Settings, args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace, settings: Settings | None) -> ExitCode:
     """0 done, 1 Meta refused (its message verbatim), 2 usage or missing settings."""
+    assert settings is not None  # READS_SETTINGS
     if args.action == "status" and not (settings.app_id or settings.waba_id or settings.phone_number_id):
-        print(
+        raise UsageError(
             "meta status needs META_APP_ID, WHATSAPP_BUSINESS_ACCOUNT_ID or WHATSAPP_PHONE_NUMBER_ID "
             "(with WHATSAPP_APP_SECRET / WHATSAPP_ACCESS_TOKEN; see .env.example)",
-            file=sys.stderr,
+            try_help=False,
         )
-        return EXIT_USAGE
     if args.action != "status":
         missing = missing_for_scope(settings, args.scope)
         if missing:
-            say(f"meta {args.action} --scope {args.scope} needs {' and '.join(missing)}", sys.stderr)
-            return EXIT_USAGE
+            raise UsageError(f"meta {args.action} --scope {args.scope} needs {' and '.join(missing)}", try_help=False)
     try:
         result = asyncio.run(_run(settings, args))
-    except (MetaUsageError, ValueError, MissingCredentials) as exc:
-        say(f"error: {exc}", sys.stderr)
-        return EXIT_USAGE
+    except (ValueError, MissingCredentials) as exc:
+        raise _usage(str(exc)) from None
     except GraphError as exc:
         fix = advice_for(exc, settings.waba_id, f"{settings.graph_url}/{settings.graph_version}")
         if args.json:
-            error = {k: getattr(exc, k) for k in ("message", "type", "code", "error_subcode", "fbtrace_id")}
-            print(json.dumps({"ok": False, "error": error, "fix": fix}, indent=2))
+            refusal = {k: getattr(exc, k) for k in ("message", "type", "code", "error_subcode", "fbtrace_id")}
+            print(json.dumps({"ok": False, "error": refusal, "fix": fix}, indent=2))
         else:
-            say(f"Meta refused: {exc}", sys.stderr)
+            error(f"Meta refused: {exc}")
             if exc.details():
-                say(f"  ({exc.details()})", sys.stderr)
+                echo(console_for(sys.stderr), f"  ({exc.details()})")
             if fix:
-                say(f"  fix: {fix}", sys.stderr)
-        return EXIT_FAILED
+                echo(console_for(sys.stderr), f"  fix: {fix}")
+        return ExitCode.FAILED
     if args.json:
         print(json.dumps(result, indent=2))
     elif args.action == "status":
-        say("\n".join(_status_lines(result, _callback_url(settings, args.url))))
+        echo(console_for(), "\n".join(_status_lines(result, _callback_url(settings, args.url))))
     else:
-        say(result["message"])
+        out = console_for()
+        echo(out, result["message"])
         effective = result.get("effective")
         if effective:
             where = effective["callback_url"] or "nowhere"
-            say(f"`messages` for {settings.phone_number_id} now go to {where} ({effective['level']})")
+            echo(out, f"`messages` for {settings.phone_number_id} now go to {where} ({effective['level']})")
     if args.action == "status" and any(isinstance(v, dict) and "error" in v for v in result.values()):
-        return EXIT_FAILED
-    return EXIT_OK
+        return ExitCode.FAILED
+    return ExitCode.OK

@@ -12,19 +12,22 @@ from collections.abc import Callable
 from pathlib import Path
 
 from wa_devtunnel.cli.env_file import EnvEdit, EnvEditError, current_value, new_env_text, set_value
-from wa_devtunnel.cli.main import EXIT_FAILED, EXIT_OK, UsageError
-from wa_devtunnel.settings import generate_verify_token, mask
+from wa_devtunnel.cli.options import ExitCode, Subparsers, UsageError
+from wa_devtunnel.cli.output import error
+from wa_devtunnel.settings import Settings, generate_verify_token, mask
 
+NAME = "token"
+READS_SETTINGS = False  # it must work while .env is missing or broken: writing one is its job
 TOKEN_VARIABLE = "WHATSAPP_VERIFY_TOKEN"
 EXAMPLE_NAME = ".env.example"
 PRIVATE_MODE = 0o600  # .env holds the app secret and tokens: only its owner may read it
 DASHBOARD_HINT = "Paste it into App Dashboard > WhatsApp > Configuration > Verify token (the same value)."
 
 
-def add_token_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: Subparsers) -> None:
     """`token [--write-env] [--force] [--env-file PATH]`."""
-    parser = commands.add_parser(
-        "token",
+    parser = subparsers.add_parser(
+        NAME,
         help="print a strong verify token; --write-env saves it in .env",
         description=f"Print a strong verify token. With --write-env, set {TOKEN_VARIABLE} in .env "
         f"(created from {EXAMPLE_NAME} when missing) and leave every other line as it is.",
@@ -81,18 +84,18 @@ def _replace_atomically(path: Path, text: str) -> int:
 
 def write_token(
     env_path: Path, token: str, *, force: bool, ask: Callable[[str], bool | None] = _ask_on_terminal
-) -> tuple[int, str]:
+) -> tuple[ExitCode, str]:
     """Put the token in the file; return (exit code, what happened) after asking before a replace."""
     if not env_path.exists():
         example, source = _example_text(env_path)
         edit = set_value(new_env_text(example), TOKEN_VARIABLE, token)
         _create_private(env_path, edit.text)
         origin = f"from {source}" if source else "with a minimal header"
-        return EXIT_OK, f"Created {env_path} {origin} (mode 0600) and set {TOKEN_VARIABLE}."
+        return ExitCode.OK, f"Created {env_path} {origin} (mode 0600) and set {TOKEN_VARIABLE}."
     try:
         text = env_path.read_bytes().decode("utf-8")
     except UnicodeDecodeError:
-        return EXIT_FAILED, f"error: {env_path} is not UTF-8 text; set {TOKEN_VARIABLE} in it by hand."
+        return ExitCode.FAILED, f"error: {env_path} is not UTF-8 text; set {TOKEN_VARIABLE} in it by hand."
     existing = current_value(text, TOKEN_VARIABLE)
     if existing and not force:
         question = (
@@ -101,36 +104,36 @@ def write_token(
         )
         answer = ask(question)
         if answer is None:
-            return EXIT_FAILED, (
+            return ExitCode.FAILED, (
                 f"error: {env_path} already sets {TOKEN_VARIABLE}; not replacing it without a terminal "
                 "to ask on. Run again with --force to replace it."
             )
         if not answer:
-            return EXIT_FAILED, f"Left {env_path} unchanged."
+            return ExitCode.FAILED, f"Left {env_path} unchanged."
     edit: EnvEdit = set_value(text, TOKEN_VARIABLE, token)
     old_mode = _replace_atomically(env_path, edit.text)
     done = {"filled": "Set", "replaced": "Replaced", "appended": "Added"}[edit.action]
     tightened = f" Its mode is now 0600 (was {old_mode:04o}): it holds secrets." if old_mode != PRIVATE_MODE else ""
-    return EXIT_OK, f"{done} {TOKEN_VARIABLE} in {env_path}.{tightened}"
+    return ExitCode.OK, f"{done} {TOKEN_VARIABLE} in {env_path}.{tightened}"
 
 
-def run_token(args: argparse.Namespace) -> int:
-    """Print a new token (stdout, alone, for scripts); with --write-env save it first."""
+def run(args: argparse.Namespace, settings: Settings | None) -> ExitCode:
+    """Print a new token (stdout, alone, for scripts); with --write-env save it first (settings: unused)."""
     if (args.force or args.env_file) and not args.write_env:
         raise UsageError("wa-devtunnel token: --force and --env-file only apply with --write-env")
     token = generate_verify_token()
     if not args.write_env:
         print(token)
         print(f"Save it with `wa-devtunnel token --write-env`. {DASHBOARD_HINT}", file=sys.stderr)
-        return EXIT_OK
+        return ExitCode.OK
     env_path = args.env_file or Path(".env")
     try:
         code, message = write_token(env_path, token, force=args.force)
     except (OSError, EnvEditError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        print(f"error: cannot write {TOKEN_VARIABLE} to {env_path}: {reason}", file=sys.stderr)
-        return EXIT_FAILED
-    if code != EXIT_OK:
+        error(f"error: cannot write {TOKEN_VARIABLE} to {env_path}: {reason}")
+        return ExitCode.FAILED
+    if code != ExitCode.OK:
         print(message, file=sys.stderr)
         return code
     print(token)
@@ -141,4 +144,4 @@ def run_token(args: argparse.Namespace) -> int:
             f"note: {TOKEN_VARIABLE} is also set in your environment, which wins over {env_path}; unset it.",
             file=sys.stderr,
         )
-    return EXIT_OK
+    return ExitCode.OK

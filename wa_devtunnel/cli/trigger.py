@@ -10,8 +10,11 @@ from collections.abc import Callable
 from random import Random
 from urllib.parse import urlsplit
 
-from wa_devtunnel.cli.main import EXIT_FAILED, EXIT_OK, UsageError
-from wa_devtunnel.cli.terminal_text import line, say
+from rich.text import Text
+
+from wa_devtunnel.cli.options import ExitCode, Subparsers, UsageError
+from wa_devtunnel.cli.output import console_for, echo, error
+from wa_devtunnel.cli.terminal_text import line
 from wa_devtunnel.engine.instance import origin_key_for
 from wa_devtunnel.engine.origin import ORIGIN_HEADER
 from wa_devtunnel.engine.trigger import DEFAULT_TIMEOUT_S, Delivery, DeliveryResult, send_deliveries
@@ -20,6 +23,8 @@ from wa_devtunnel.rules.samples import catalogue
 from wa_devtunnel.rules.samples.payloads import PHONE_NUMBER_ID, USER_WA_ID, meta_json
 from wa_devtunnel.settings import Settings
 
+NAME = "trigger"
+READS_SETTINGS = True
 MAX_REPEAT = 10_000
 MAX_ITEMS = 100_000  # every body is built before the first POST: keep a run in memory
 AGAIN_NOTE = " (same bytes again)"
@@ -52,10 +57,10 @@ def _count(limit: int) -> Callable[[str], int]:
     return parse
 
 
-def add_trigger_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(subparsers: Subparsers) -> None:
     """`trigger KIND [--to URL] [options]` (the names are part of the CLI contract)."""
-    parser = commands.add_parser(
-        "trigger",
+    parser = subparsers.add_parser(
+        NAME,
         help="send a Meta-shaped, signed event (text, statuses, templates ...) to a URL",
         description="Send Meta-shaped, signed WhatsApp webhook events to your backend or to wa-devtunnel.",
         epilog=EPILOG,
@@ -160,15 +165,19 @@ def plan_deliveries(
     return deliveries
 
 
-def format_result(result: DeliveryResult, width: int) -> str:
+def format_result(result: DeliveryResult, width: int) -> Text:
     """`  text               200     2.1 ms`, with the target's answer when it is not 2xx (escaped: it is data)."""
     label = result.delivery.label + (AGAIN_NOTE if result.delivery.again else "")
     status = "---" if result.status is None else str(result.status)
-    text = f"  {label:<{width}}  {status}  {result.elapsed_ms:7.1f} ms"
+    text = Text.assemble(
+        line(f"  {label:<{width}}  "),
+        (status, "green" if result.ok else "red"),
+        f"  {result.elapsed_ms:7.1f} ms",
+    )
     if result.error:
-        return line(f"{text}  {result.error}")
-    if not result.ok:
-        return line(f"{text}  answered: {one_line(result.answer, 200) or '(empty body)'}")
+        text.append(line(f"  {result.error}"), "red")
+    elif not result.ok:
+        text.append(line(f"  answered: {one_line(result.answer, 200) or '(empty body)'}"))
     return text
 
 
@@ -180,13 +189,14 @@ def _summary(results: list[DeliveryResult], planned: int) -> str:
     return text + (f", {unsent} not sent" if unsent else "")
 
 
-def run_trigger(args: argparse.Namespace, settings: Settings) -> int:
+def run(args: argparse.Namespace, settings: Settings | None) -> ExitCode:
     """Build, sign and send (or print) the events; exit 1 unless every POST got a 2xx."""
+    assert settings is not None  # READS_SETTINGS
     if args.list:
         print("wa-devtunnel trigger KIND: every kind, built from Meta's documented samples.\n")
         print("\n".join(catalogue.catalogue_lines()))
         print("\n--sequence (no KIND): status_sent, status_delivered, status_read of one message id.")
-        return EXIT_OK
+        return ExitCode.OK
     kind = _check_usage(args)
     url = _target(args, settings)
     options = catalogue.TriggerOptions(
@@ -204,13 +214,14 @@ def run_trigger(args: argparse.Namespace, settings: Settings) -> int:
         for delivery in plan:
             sys.stdout.buffer.write(delivery.body + b"\n")
         sys.stdout.flush()
-        return EXIT_OK
+        return ExitCode.OK
     secret = args.app_secret or settings.app_secret
+    out = console_for()
     if secret:
         source = "--app-secret" if args.app_secret else "WHATSAPP_APP_SECRET"
-        say(f"POST {line(url)}  (signed with {source})")
+        echo(out, f"POST {line(url)}  (signed with {source})")
     else:
-        say(f"POST {line(url)}  (unsigned)")
+        echo(out, f"POST {line(url)}  (unsigned)")
         print(
             "warning: no App Secret (WHATSAPP_APP_SECRET or --app-secret): sending without "
             "X-Hub-Signature-256; a backend that checks signatures will refuse these.",
@@ -223,18 +234,17 @@ def run_trigger(args: argparse.Namespace, settings: Settings) -> int:
             plan,
             secret,
             timeout_s=args.timeout,
-            on_result=lambda r: say(format_result(r, width)),
+            on_result=lambda r: echo(out, format_result(r, width)),
             origin_key=origin_key_for(settings.recordings_dir, url),
         )
     )
     if len(plan) > 1:
         print(_summary(results, len(plan)))
     if results and results[-1].unreachable:
-        say(
+        error(
             line(
                 f"error: cannot connect to {url} ({results[-1].error}): start `wa-devtunnel` first, "
                 "or pass --to with the URL of your backend."
-            ),
-            sys.stderr,
+            )
         )
-    return EXIT_OK if all(r.ok for r in results) and len(results) == len(plan) else EXIT_FAILED
+    return ExitCode.OK if all(r.ok for r in results) and len(results) == len(plan) else ExitCode.FAILED

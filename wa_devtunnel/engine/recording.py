@@ -26,8 +26,7 @@ RECORDING_VERSION = 1
 # they would repeat the body about three times over, and readers rebuild them from request.body.
 SUMMARY_ITEMS_MAX_BODY = 1024 * 1024
 
-_STAMP_FORMAT = "%Y%m%d-%H%M%S"
-_STAMP_RE = re.compile(r"^(\d{8}-\d{6})")
+STAMP_FORMAT = "%Y%m%d-%H%M%S"  # a session file name starts with its UTC start time
 _SUFFIX_RE = re.compile(r"^[A-Za-z0-9_.-]*$")
 _WHY = {
     errno.ENOSPC: "disk full",
@@ -77,7 +76,7 @@ class SessionRecorder:
         if started.tzinfo is not None:
             started = started.astimezone(UTC)
         self.started_at = started
-        stamp = started.strftime(_STAMP_FORMAT)
+        stamp = started.strftime(STAMP_FORMAT)
         self._directory = directory
         self._base = f"{stamp}-{suffix}" if suffix else stamp
         try:
@@ -361,128 +360,3 @@ def _decode_line(raw: bytes) -> tuple[dict[str, Any] | None, str]:
 def _json_type(value: Any) -> str:
     names = {list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
     return "null" if value is None else names.get(type(value), type(value).__name__)
-
-
-@dataclass(frozen=True, slots=True)
-class SessionInfo:
-    """One line of `wa-devtunnel sessions`: what a recording holds, without opening it by hand."""
-
-    path: Path
-    started_at: datetime | None
-    exchanges: int
-    events: int
-    verifies: int
-    others: int
-    first_at: str
-    last_at: str
-    size_bytes: int
-    problems: int
-
-
-def _natural_key(path: Path) -> list[Any]:
-    """Orders ...-2 before ...-10 and a base name before its collision suffixes."""
-    parts = re.split(r"(\d+)", path.stem)
-    return [int(part) if index % 2 else part for index, part in enumerate(parts)]
-
-
-def session_paths(directory: Path) -> list[Path]:
-    """Session files in the order they were started; a rolled-over session's `-2`, `-3`... follow it."""
-    directory = Path(directory)
-    if not directory.is_dir():
-        return []
-    return sorted((p for p in directory.glob("*.jsonl") if p.is_file()), key=_natural_key)
-
-
-def _started_at(path: Path) -> datetime | None:
-    match = _STAMP_RE.match(path.name)
-    if not match:
-        return None
-    try:
-        return datetime.strptime(match.group(1), _STAMP_FORMAT).replace(tzinfo=UTC)
-    except ValueError:
-        return None
-
-
-def _session_info(path: Path) -> SessionInfo:
-    read = read_recording(path)
-    kinds = [record.get("kind") for record in read.records]
-    stamps = [r["received_at"] for r in read.records if isinstance(r.get("received_at"), str)]
-    events = kinds.count("event")
-    verifies = kinds.count("verify")
-    return SessionInfo(
-        path=path,
-        started_at=_started_at(path),
-        exchanges=len(kinds),
-        events=events,
-        verifies=verifies,
-        others=len(kinds) - events - verifies,
-        first_at=stamps[0] if stamps else "",
-        last_at=stamps[-1] if stamps else "",
-        size_bytes=path.stat().st_size,
-        problems=len(read.problems),
-    )
-
-
-def list_sessions(directory: Path) -> list[SessionInfo]:
-    """Every recording in the directory, oldest first (file names start with the UTC time)."""
-    sessions = []
-    for path in session_paths(directory):
-        try:
-            sessions.append(_session_info(path))
-        except FileNotFoundError:
-            continue
-    return sessions
-
-
-def latest_session(directory: Path) -> Path | None:
-    """The most recent recording, which `replay` and `export` use when none is named."""
-    paths = session_paths(directory)
-    return paths[-1] if paths else None
-
-
-def _human_size(size: int) -> str:
-    if size < 1024:
-        return f"{size} B"
-    value = float(size)
-    for unit in ("KiB", "MiB", "GiB"):
-        value /= 1024
-        if value < 1024 or unit == "GiB":
-            break
-    return f"{value:.1f} {unit}"
-
-
-def format_sessions_table(sessions: list[SessionInfo], directory: Path) -> str:
-    """Renders what `wa-devtunnel sessions` prints, oldest session first."""
-    if not sessions:
-        return f"No recordings in {directory} yet. Run `wa-devtunnel` and send a webhook."
-    header = ("FILE", "STARTED (UTC)", "EXCHANGES", "EVENTS", "VERIFIES", "OTHERS", "SIZE")
-    rows = [
-        (
-            info.path.name,
-            info.started_at.strftime("%Y-%m-%d %H:%M:%S") if info.started_at else "-",
-            str(info.exchanges),
-            str(info.events),
-            str(info.verifies),
-            str(info.others),
-            _human_size(info.size_bytes),
-        )
-        for info in sessions
-    ]
-    widths = [max(len(row[col]) for row in (header, *rows)) for col in range(len(header))]
-    lines = [_format_row(header, widths)]
-    for info, row in zip(sessions, rows, strict=True):
-        line = _format_row(row, widths)
-        if info.problems:
-            plural = "line" if info.problems == 1 else "lines"
-            line += f"  damaged: {info.problems} {plural}"
-        lines.append(line.rstrip())
-    return "\n".join(lines)
-
-
-def _format_row(cells: tuple[str, ...], widths: list[int]) -> str:
-    """Names and dates read left to right; counts and sizes line up on the right."""
-    parts = [
-        cell.ljust(width) if col < 2 else cell.rjust(width)
-        for col, (cell, width) in enumerate(zip(cells, widths, strict=True))
-    ]
-    return "  ".join(parts).rstrip()

@@ -11,7 +11,8 @@ from typing import Any
 
 from wa_devtunnel.engine.events import ExchangeView
 from wa_devtunnel.engine.exchange import view_from_record
-from wa_devtunnel.engine.recording import read_recording, request_body, session_paths
+from wa_devtunnel.engine.recording import read_recording, request_body
+from wa_devtunnel.engine.sessions import session_paths
 
 REPLAY_SUFFIX = "replay"
 REPLAYABLE_KINDS = ("event", "verify")

@@ -1,0 +1,175 @@
+"""`replay` and `export` pick the same sessions and the same exchanges from the same words.
+
+One selection-flags helper and one session-name reader serve both; these tests run both commands
+on the same recordings with the same arguments and compare what each picked.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from wa_devtunnel.__main__ import main
+from wa_devtunnel.cli.options import add_selection_arguments, recordings_from_args, selection_from_args
+from wa_devtunnel.engine.recording import RECORDING_VERSION, SessionRecorder, encode_body
+from wa_devtunnel.engine.sessions import SessionNotFound, find_session
+from wa_devtunnel.rules.decode.payload import decode_payload
+from wa_devtunnel.rules.samples import payloads as samples
+
+FIRST = datetime(2026, 11, 26, 21, 55, 0, tzinfo=UTC)
+SECOND = datetime(2026, 11, 27, 8, 30, 0, tzinfo=UTC)
+TARGET = "http://127.0.0.1:9/webhook/whatsapp"
+# seq -> body: a text, an image, a read status, a video
+BODIES = {
+    1: samples.meta_json(samples.envelope([samples.messages_change([samples.text_message("hi")])])),
+    2: samples.meta_json(samples.envelope([samples.messages_change([samples.image_message("look")])])),
+    3: samples.meta_json(samples.envelope([samples.messages_change(statuses=[samples.status("read")])])),
+    4: samples.meta_json(samples.envelope([samples.messages_change([samples.video_message("clip")])])),
+}
+
+
+def event(seq: int, body: bytes) -> dict[str, Any]:
+    return {
+        "v": RECORDING_VERSION,
+        "id": f"rec-{seq}",
+        "seq": seq,
+        "received_at": f"2026-11-26T21:55:{seq:02d}.000000Z",
+        "kind": "event",
+        "request": {"method": "POST", "path": "/webhook/whatsapp", "query": "", "headers": [], **encode_body(body)},
+        "response": {"status": 200, "body": "EVENT_RECEIVED"},
+        "signature": "unchecked",
+        "summary": decode_payload(body).to_dict(),
+    }
+
+
+def record_session(directory: Path, started: datetime) -> Path:
+    with SessionRecorder(directory, now=lambda: started) as recorder:
+        for seq, body in BODIES.items():
+            recorder.append(event(seq, body))
+    return recorder.path
+
+
+@pytest.fixture
+def recordings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Two sessions (20261126-215500.jsonl, 20261127-083000.jsonl) in ./rec, the working directory elsewhere."""
+    monkeypatch.chdir(tmp_path)
+    directory = tmp_path / "rec"
+    record_session(directory, FIRST)
+    record_session(directory, SECOND)
+    return directory
+
+
+def replayed(capsys: pytest.CaptureFixture[str], recordings: Path, *argv: str) -> list[tuple[str, int]]:
+    """(session, seq) of what `replay --dry-run --json` would send."""
+    code = main(["replay", *argv, "--to", TARGET, "--recordings-dir", str(recordings), "--dry-run", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    return [(row["session"], row["seq"]) for row in json.loads(out)["plan"]]
+
+
+def exported(capsys: pytest.CaptureFixture[str], recordings: Path, *argv: str) -> list[tuple[str, int]]:
+    """(session, seq) of what `export` wrote, from its manifest."""
+    out_dir = recordings.parent / f"out-{len(list(recordings.parent.glob('out-*')))}"
+    code = main(["export", *argv, "--out", str(out_dir), "--recordings-dir", str(recordings)])
+    _, err = capsys.readouterr()
+    assert code == 0, err
+    fixtures = json.loads((out_dir / "manifest.json").read_text())["fixtures"]
+    return [(Path(entry["session"]).name, entry["seq"]) for entry in fixtures]
+
+
+def both(capsys: pytest.CaptureFixture[str], recordings: Path, *argv: str) -> list[tuple[str, int]]:
+    """What both commands picked; the test fails if they disagree."""
+    picked = replayed(capsys, recordings, *argv)
+    assert exported(capsys, recordings, *argv) == picked, argv
+    return picked
+
+
+LATEST = "20261127-083000.jsonl"
+OLDER = "20261126-215500.jsonl"
+
+
+@pytest.mark.parametrize(
+    "flags",
+    [
+        ["--type", "text,image"],
+        ["--type", "text", "--type", "image"],
+        ["--type", " text , image "],
+        ["--type", "TEXT,Image"],
+    ],
+    ids=["commas", "repeated", "spaces", "any-case"],
+)
+def test_commas_mean_or_in_both(capsys: pytest.CaptureFixture[str], recordings: Path, flags: list[str]) -> None:
+    assert both(capsys, recordings, *flags) == [(LATEST, 1), (LATEST, 2)]
+
+
+def test_other_flags_combine_with_and_in_both(capsys: pytest.CaptureFixture[str], recordings: Path) -> None:
+    assert both(capsys, recordings, "--field", "messages", "--status", "read,failed") == [(LATEST, 3)]
+    assert both(capsys, recordings, "--type", "text,video", "--last", "1") == [(LATEST, 4)]
+    assert both(capsys, recordings, "--seq", "2,4", "--id", "rec-4") == [(LATEST, 2), (LATEST, 4)]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "rec/20261126-215500.jsonl",  # a path
+        OLDER,  # a file name as `sessions` lists it
+        "20261126-215500",  # ... without .jsonl
+        "20261126",  # the start of exactly one session's name
+    ],
+)
+def test_both_read_session_names_the_same_way(capsys: pytest.CaptureFixture[str], recordings: Path, name: str) -> None:
+    assert both(capsys, recordings, name, "--type", "text") == [(OLDER, 1)]
+
+
+def test_a_directory_means_its_sessions_in_order(capsys: pytest.CaptureFixture[str], recordings: Path) -> None:
+    assert both(capsys, recordings, str(recordings), "--type", "image") == [(OLDER, 2), (LATEST, 2)]
+
+
+def test_the_default_is_the_latest_session(capsys: pytest.CaptureFixture[str], recordings: Path) -> None:
+    assert both(capsys, recordings, "--seq", "1") == [(LATEST, 1)]
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ("nowhere", "no recording nowhere (not a file, nor a session in rec)"),
+        ("2026112", "2026112 matches 2 sessions in rec (20261126-215500.jsonl, 20261127-083000.jsonl): name one"),
+        (".", "no .jsonl session in ."),
+    ],
+)
+def test_both_refuse_an_unknown_or_ambiguous_name_alike(
+    capsys: pytest.CaptureFixture[str], recordings: Path, name: str, message: str
+) -> None:
+    replay_code = main(["replay", name, "--to", TARGET, "--recordings-dir", "rec", "--dry-run"])
+    replay_err = capsys.readouterr().err
+    export_code = main(["export", name, "--out", "out", "--recordings-dir", "rec"])
+    export_err = capsys.readouterr().err
+    assert (replay_code, export_code) == (2, 2)
+    assert replay_err == f"wa-devtunnel replay: {message}\n"
+    assert export_err == f"wa-devtunnel export: {message}\n"
+
+
+def test_find_session_prefers_an_existing_path(tmp_path: Path) -> None:
+    directory = tmp_path / "rec"
+    session = record_session(directory, FIRST)
+    assert find_session(str(session), directory) == [session]
+    assert find_session(session.stem, directory) == [session]
+    with pytest.raises(SessionNotFound):
+        find_session("", directory)
+    assert recordings_from_args([], directory) == [session]
+
+
+def test_selection_from_args_reads_every_flag() -> None:
+    parser = argparse.ArgumentParser()
+    add_selection_arguments(parser, "selection", "origin")
+    flags = "--id ab,cd --seq 1-3 --seq 7 --field messages --origin meta,sample --signature valid --status read"
+    args = parser.parse_args([*flags.split(), "--since", "2026-11-26", "--last", "2"])
+    selection = selection_from_args(args, "all")
+    assert selection.ids == ("ab", "cd") and selection.seqs == ((1, 3), (7, 7))
+    assert selection.origins == ("meta", "sample") and selection.fields == ("messages",)
+    assert (selection.last, selection.kind, selection.since) == (2, "all", datetime(2026, 11, 26, tzinfo=UTC))
