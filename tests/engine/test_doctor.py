@@ -203,7 +203,7 @@ async def test_handshake_to_nothing_fails(tmp_path: Path, unused_tcp_port: int) 
     result = await check(
         doctor_input(tmp_path, {"WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN}, url=url), "public URL handshake"
     )
-    assert result.status is Status.FAIL and "could not connect" in result.detail
+    assert result.status is Status.FAIL and "callback URL unreachable: connection refused" in result.detail
     assert result.fix == "nothing answers at that URL: start `wa-devtunnel` and use the Callback URL it prints"
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -10,6 +9,8 @@ from typing import Any
 
 import aiohttp
 from yarl import URL
+
+from wa_devtunnel.engine.http_client import REQUEST_ERRORS, Failure, client_session, request_failure
 
 # RFC 9110 hop-by-hop headers, plus the ones the client library must compute itself.
 HOP_BY_HOP = frozenset(
@@ -141,11 +142,8 @@ class Forwarder:
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                auto_decompress=False,
-                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
-                connector=aiohttp.TCPConnector(limit=self.max_connections),
-                skip_auto_headers=("User-Agent", "Content-Type", "Accept", "Accept-Encoding"),
+            self._session = client_session(
+                self.timeout_s, decompress=False, auto_headers=False, max_connections=self.max_connections
             )
         return self._session
 
@@ -178,24 +176,10 @@ class Forwarder:
                 return ForwardResult(
                     self.target_url, response.status, payload, response.headers.get("Content-Type", ""), elapsed()
                 )
-        except TimeoutError:
-            return ForwardResult(
-                self.target_url,
-                None,
-                b"",
-                "",
-                elapsed(),
-                f"backend did not answer within {self.timeout_s:g} s",
-                timed_out=True,
-            )
-        except aiohttp.ClientConnectorError as exc:
-            return ForwardResult(
-                self.target_url, None, b"", "", elapsed(), f"backend unreachable: {exc.os_error.strerror or exc}"
-            )
-        except (aiohttp.ClientError, OSError) as exc:
-            return ForwardResult(self.target_url, None, b"", "", elapsed(), f"backend error: {exc}")
-        except asyncio.CancelledError:
-            raise
+        except REQUEST_ERRORS as exc:
+            failure = request_failure(exc, self.timeout_s)
+            timed_out = failure.kind is Failure.TIMED_OUT
+            return ForwardResult(self.target_url, None, b"", "", elapsed(), failure.about("backend"), timed_out)
 
     async def close(self) -> None:
         """Close the pool (idempotent)."""

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import aiohttp
 
+from wa_devtunnel.engine.http_client import REQUEST_ERRORS, client_session, request_failure
 from wa_devtunnel.engine.origin import ORIGIN_HEADER, origin_header
 from wa_devtunnel.engine.tunnel.selftest import META_USER_AGENT
-from wa_devtunnel.rules.decode.items import one_line
 from wa_devtunnel.rules.signature import LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER, sign_body
 
 DEFAULT_TIMEOUT_S = 10.0
@@ -68,16 +68,10 @@ async def _post(
             answer = (await response.read()).decode("utf-8", "replace")
             elapsed = (time.perf_counter() - started) * 1000
             return DeliveryResult(delivery, response.status, elapsed, answer)
-    except aiohttp.ClientConnectorError as exc:
-        refused = isinstance(exc.os_error, ConnectionRefusedError)
-        error = "connection refused" if refused else one_line(str(exc.os_error.strerror or exc.os_error), 100)
-        return DeliveryResult(delivery, None, (time.perf_counter() - started) * 1000, "", error, unreachable=True)
-    except TimeoutError:
-        error = f"no answer within {session.timeout.total:g} s"
-        return DeliveryResult(delivery, None, (time.perf_counter() - started) * 1000, "", error)
-    except aiohttp.ClientError as exc:
-        error = one_line(f"{type(exc).__name__}: {exc}", 160)
-        return DeliveryResult(delivery, None, (time.perf_counter() - started) * 1000, "", error)
+    except REQUEST_ERRORS as exc:
+        failure = request_failure(exc, session.timeout.total)
+        elapsed = (time.perf_counter() - started) * 1000
+        return DeliveryResult(delivery, None, elapsed, "", failure.reason, unreachable=failure.could_not_connect)
 
 
 async def send_deliveries(
@@ -91,8 +85,7 @@ async def send_deliveries(
 ) -> list[DeliveryResult]:
     """POST one after the other (the order is the point of --sequence); stop when nothing listens."""
     results: list[DeliveryResult] = []
-    timeout = aiohttp.ClientTimeout(total=timeout_s)
-    async with aiohttp.ClientSession(timeout=timeout, auto_decompress=False) as session:
+    async with client_session(timeout_s, decompress=False) as session:
         for delivery in deliveries:
             result = await _post(session, url, delivery, app_secret, origin_key)
             results.append(result)

@@ -83,7 +83,7 @@ _SELFTEST_FIXES = (
     ("interstitial", "the tunnel shows a warning page: use ngrok through wa-devtunnel (it is skipped there)"),
     ("TLS", "Meta needs a publicly trusted certificate: use the ngrok URL wa-devtunnel prints"),
     ("6 s", "the URL is too slow: Meta gives up after about 6 s"),
-    ("connect", "nothing answers at that URL: start `wa-devtunnel` and use the Callback URL it prints"),
+    ("unreachable", "nothing answers at that URL: start `wa-devtunnel` and use the Callback URL it prints"),
 )
 
 

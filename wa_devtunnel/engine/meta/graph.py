@@ -10,6 +10,7 @@ from typing import Any
 
 import aiohttp
 
+from wa_devtunnel.engine.http_client import REQUEST_ERRORS, client_session, request_failure
 from wa_devtunnel.engine.meta.errors import GraphError, MissingCredentials, _int_or_none, advice_for
 from wa_devtunnel.engine.meta.models import (
     AppSubscription,
@@ -127,7 +128,7 @@ class GraphClient:
     ) -> Any:
         """One request; the token travels in the Authorization header, never in a logged URL."""
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout_s))
+            self._session = client_session(self.timeout_s)
         url = f"{self.base}/{path.lstrip('/')}"
         try:
             async with self._session.request(
@@ -135,10 +136,8 @@ class GraphClient:
             ) as response:
                 text = await response.text(errors="replace")
                 status = response.status
-        except TimeoutError:
-            raise GraphError(f"no answer from {self.base} within {self.timeout_s:g} s") from None
-        except aiohttp.ClientError as exc:
-            raise GraphError(f"cannot reach {self.base}: {exc}") from None
+        except REQUEST_ERRORS as exc:
+            raise GraphError(request_failure(exc, self.timeout_s).about(self.base)) from None
         if status >= 400:
             error = GraphError.from_response(status, text)
             error.app_token_used = "|" in token

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import ssl
 import time
 from dataclasses import dataclass
 
-import aiohttp
-
+from wa_devtunnel.engine.http_client import REQUEST_ERRORS, Failure, client_session, request_failure
 from wa_devtunnel.engine.origin import ORIGIN_HEADER, origin_header
 from wa_devtunnel.rules.handshake import verification_query
 
 META_BUDGET_S = 6.0
 META_USER_AGENT = "facebookexternalua"
+# What each failure means for the URL pasted into Meta's dashboard.
+MEANING = {
+    Failure.TLS: "; Meta only accepts a publicly trusted certificate",
+    Failure.TIMED_OUT: ": Meta gives up after about 6 s",
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,33 +87,15 @@ async def run_selftest(
 
     try:
         async with (
-            aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as session,
-            session.get(
-                f"{callback_url}?{query}",
-                headers=headers,
-                ssl=ssl_context if ssl_context is not None else True,
-            ) as response,
+            client_session(timeout_s, ssl_context=ssl_context) as session,
+            session.get(f"{callback_url}?{query}", headers=headers) as response,
         ):
             body = await response.text(errors="replace")
             ok, detail = judge_handshake_answer(
                 response.status, response.headers.get("Content-Type", ""), body, challenge
             )
-    except (aiohttp.ClientConnectorCertificateError, aiohttp.ClientSSLError, ssl.SSLError) as exc:
-        return SelfTestResult(
-            False,
-            callback_url,
-            elapsed(),
-            f"TLS failed: {exc}; Meta only accepts a publicly trusted certificate",
-        )
-    except TimeoutError:
-        return SelfTestResult(
-            False,
-            callback_url,
-            elapsed(),
-            f"no answer within {timeout_s:.0f} s: Meta gives up after about 6 s",
-        )
-    except aiohttp.ClientError as exc:
-        return SelfTestResult(False, callback_url, elapsed(), f"could not connect: {exc}")
-    except asyncio.CancelledError:
-        raise
+    except REQUEST_ERRORS as exc:
+        failure = request_failure(exc, timeout_s)
+        detail = failure.about("callback URL") + MEANING.get(failure.kind, "")
+        return SelfTestResult(False, callback_url, elapsed(), detail)
     return SelfTestResult(ok, callback_url, elapsed(), detail)

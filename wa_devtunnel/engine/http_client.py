@@ -1,0 +1,123 @@
+"""The engine's HTTP client: one way to open an aiohttp session, and one vocabulary for why a request failed.
+
+Forwarding, replay, `trigger`, the tunnel self-test and the Graph API client all say the same thing the same
+way: `connection refused`, `unreachable: <the system's words>`, `did not answer within N s`, `TLS failed: ...`
+or `protocol error: ...`, after the name of what they tried to reach ("backend unreachable: connection refused").
+"""
+
+from __future__ import annotations
+
+import errno
+import re
+import ssl
+from dataclasses import dataclass
+from enum import StrEnum
+
+import aiohttp
+
+from wa_devtunnel.rules.decode.items import one_line
+
+# Everything a request can raise for a reason outside our program (ssl.SSLError is an OSError).
+REQUEST_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, OSError, TimeoutError)
+# aiohttp sends these unless told not to; a proxy or a replay must send only what it was given.
+AUTO_HEADERS = ("User-Agent", "Content-Type", "Accept", "Accept-Encoding")
+_ERRNO = re.compile(r"\[Errno (\d+)\]")
+_CUT_OFF = (errno.ECONNRESET, errno.EPIPE)  # connected, then the peer hung up mid-exchange
+
+
+class Failure(StrEnum):
+    """Why no HTTP answer came back."""
+
+    REFUSED = "refused"  # nothing listens on that port
+    UNREACHABLE = "unreachable"  # no such host, no route, network down
+    TIMED_OUT = "timed out"
+    TLS = "TLS"  # handshake failed or certificate not trusted
+    PROTOCOL = "protocol"  # connected, but the answer was cut off or was not HTTP
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFailure:
+    """A failed request in one wording: `reason` alone, or `about(subject)` as a sentence."""
+
+    kind: Failure
+    detail: str = ""
+    timeout_s: float | None = None
+
+    @property
+    def could_not_connect(self) -> bool:
+        """Nothing was sent: trying the next request to the same place is pointless."""
+        return self.kind in (Failure.REFUSED, Failure.UNREACHABLE, Failure.TLS)
+
+    @property
+    def reason(self) -> str:
+        """The failure without a subject, for a column or a parenthesis: `connection refused`."""
+        if self.kind is Failure.REFUSED:
+            return "connection refused"
+        if self.kind is Failure.TIMED_OUT:
+            return f"did not answer within {self.timeout_s or 0:g} s"
+        if self.kind is Failure.TLS:
+            return f"TLS failed: {self.detail}"
+        if self.kind is Failure.PROTOCOL:
+            return f"protocol error: {self.detail}"
+        return self.detail
+
+    def about(self, subject: str) -> str:
+        """`backend unreachable: connection refused` / `backend did not answer within 10 s`."""
+        if self.could_not_connect:
+            return f"{subject} unreachable: {self.reason}"
+        return f"{subject} {self.reason}"
+
+
+def client_session(
+    timeout_s: float,
+    *,
+    decompress: bool = True,
+    auto_headers: bool = True,
+    max_connections: int = 100,
+    ssl_context: ssl.SSLContext | None = None,
+) -> aiohttp.ClientSession:
+    """A session with a total deadline per request; `decompress=False, auto_headers=False` passes bytes as given."""
+    return aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=timeout_s),
+        auto_decompress=decompress,
+        skip_auto_headers=() if auto_headers else AUTO_HEADERS,
+        connector=aiohttp.TCPConnector(limit=max_connections, ssl=ssl_context if ssl_context is not None else True),
+    )
+
+
+def request_failure(exc: BaseException, timeout_s: float | None = None) -> RequestFailure:
+    """Turn what aiohttp, asyncio or the OS raised into one of the five failures."""
+    if isinstance(exc, TimeoutError):
+        return RequestFailure(Failure.TIMED_OUT, timeout_s=timeout_s)
+    if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch | ssl.SSLError):
+        return RequestFailure(Failure.TLS, _tls_detail(exc))
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        exc = exc.os_error
+    if isinstance(exc, ConnectionRefusedError) or _all_refused(exc):
+        return RequestFailure(Failure.REFUSED)
+    if isinstance(exc, aiohttp.ServerDisconnectedError) or getattr(exc, "errno", None) in _CUT_OFF:
+        return RequestFailure(Failure.PROTOCOL, _words(exc))
+    if isinstance(exc, OSError):
+        return RequestFailure(Failure.UNREACHABLE, _words(exc))
+    return RequestFailure(Failure.PROTOCOL, _words(exc))
+
+
+def _all_refused(exc: BaseException) -> bool:
+    """asyncio's "Multiple exceptions: ..." when every address of a name (::1, 127.0.0.1) refused."""
+    codes = _ERRNO.findall(str(exc)) if isinstance(exc, OSError) and exc.errno is None else []
+    return bool(codes) and all(int(code) == errno.ECONNREFUSED for code in codes)
+
+
+def _tls_detail(exc: BaseException) -> str:
+    """The certificate's problem in OpenSSL's words ("self-signed certificate"), else the error itself."""
+    cause = getattr(exc, "certificate_error", None) or getattr(exc, "os_error", None) or exc
+    return one_line(getattr(cause, "verify_message", None) or _words(cause), 160)
+
+
+def _words(exc: BaseException) -> str:
+    """The system's own words for it on one line ("Name or service not known"), else the error's text or name."""
+    if isinstance(exc, aiohttp.ClientResponseError):  # its str() is a repr of status, message and URL
+        text = exc.message
+    else:
+        text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return one_line(text or type(exc).__name__, 160)
