@@ -8,6 +8,8 @@ import os
 import re
 import signal
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,8 +22,10 @@ from tests.support.cli_process import APP_SECRET, VERIFY_TOKEN, CliProcess, run_
 from tests.support.meta_client import MetaLikeSender
 from wa_devtunnel import __version__
 from wa_devtunnel.__main__ import main
+from wa_devtunnel.cli.main import main as cli_main
 from wa_devtunnel.engine.recording import SessionRecorder, read_recording, request_body
 from wa_devtunnel.rules.samples import payloads as samples
+from wa_devtunnel.settings import Settings
 
 CLOCK = r"(\d\d:\d\d:\d\d)"
 SETTING_PREFIXES = ("WHATSAPP_", "WA_DEVTUNNEL_", "NGROK_", "META_", "PYNGROK_")
@@ -301,3 +305,33 @@ def test_headless_text_lines(tmp_path: Path) -> None:
     assert len(event_lines) == 1, lines
     assert verify_lines[0].group(1) == expected_clock(verify_record["received_at"])
     assert event_lines[0].group(1) == expected_clock(event_record["received_at"])
+
+
+def test_up_opens_the_tui_that_main_hands_in(
+    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    opened: list[Settings] = []
+
+    def launcher(settings: Settings) -> int:
+        opened.append(settings)
+        return 0
+
+    monkeypatch.setattr("wa_devtunnel.__main__.run_tui", launcher)
+    assert run_main(["--port", "0", "--recordings-dir", "rec"], capsys)[0] == 0
+    assert [settings.port for settings in opened] == [0]
+
+
+def test_the_cli_on_its_own_has_no_tui(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["up", "--port", "0", "--recordings-dir", "rec"]) == 2
+    assert "--headless" in capsys.readouterr().err
+
+
+def test_the_cli_never_imports_the_tui() -> None:
+    """The two front ends meet only in __main__: importing every CLI module loads no TUI module."""
+    code = (
+        "import pkgutil, importlib, sys, wa_devtunnel.cli as cli\n"
+        "for m in pkgutil.iter_modules(cli.__path__): importlib.import_module('wa_devtunnel.cli.' + m.name)\n"
+        "print(sorted(n for n in sys.modules if n.startswith(('wa_devtunnel.tui', 'textual'))))"
+    )
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert loaded.stdout.strip() == "[]"

@@ -12,11 +12,13 @@ import base64
 import contextlib
 import io
 import json
+import os
 import re
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -168,6 +170,14 @@ SGR = re.compile(r"\x1b\[[0-9;]*m")  # our own colours; anything else from ESC o
 
 
 @contextlib.contextmanager
+def colour_allowed() -> Iterator[None]:
+    """Whatever the shell running the tests says: NO_COLOR would turn colours off."""
+    with mock.patch.dict(os.environ):
+        os.environ.pop("NO_COLOR", None)
+        yield
+
+
+@contextlib.contextmanager
 def captured() -> Iterator[tuple[io.StringIO, io.StringIO]]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -311,6 +321,14 @@ def test_headless_lines_are_safe_and_one_per_exchange(record: dict[str, Any], te
     solo = io.StringIO()
     HeadlessPrinter(solo, io.StringIO(), json_lines=False).render(ExchangeRecorded(None, record))
     assert solo.getvalue().count("\n") == 1  # a \r or line feed in a request cannot forge another line
+    coloured_out, coloured_err = FakeTerminal(), FakeTerminal()
+    with colour_allowed():
+        printer = HeadlessPrinter(coloured_out, coloured_err, json_lines=False)
+        for event in _events(record, text):
+            printer.render(event)
+    assert SGR.search(coloured_out.getvalue())  # on a terminal: colours, and nothing else added
+    assert SGR.sub("", coloured_out.getvalue()) == out.getvalue()
+    assert SGR.sub("", coloured_err.getvalue()) == err.getvalue()
 
 
 _SURROGATE_PAIR = re.compile("[\ud800-\udbff][\udc00-\udfff]")
@@ -370,8 +388,9 @@ def test_replay_dry_run_and_summary(record: dict[str, Any], text: str, multi: bo
         assert_terminal_safe(output)
         assert len(output.splitlines()) == lines, output
     coloured = FakeTerminal()
-    print_dry_run(console_for(coloured), [planned], options, multi)
-    print_summary(console_for(coloured), [Path(f"{text}.jsonl")], options, results, summary, None, multi)
+    with colour_allowed():
+        print_dry_run(console_for(coloured), [planned], options, multi)
+        print_summary(console_for(coloured), [Path(f"{text}.jsonl")], options, results, summary, None, multi)
     assert SGR.search(coloured.getvalue())
     assert_terminal_safe(SGR.sub("", coloured.getvalue()))
 

@@ -8,6 +8,7 @@ import sys
 from datetime import datetime
 from typing import Any, TextIO
 
+from wa_devtunnel.cli.output import Paint, no_paint, painter, status_style
 from wa_devtunnel.cli.terminal_text import block, json_text, line
 from wa_devtunnel.engine.events import (
     EngineEvent,
@@ -34,19 +35,24 @@ def local_clock(received_at: str) -> str:
     return moment.astimezone().strftime("%H:%M:%S")
 
 
-def format_exchange_line(view: ExchangeView) -> str:
+NOTICE_STYLES = {"error": "bold red", "warning": "yellow"}
+SIGNATURE_STYLES = {"valid": "green", "invalid": "bold red", "missing": "yellow"}
+
+
+def format_exchange_line(view: ExchangeView, paint: Paint = no_paint) -> str:
     """`21:55:03  POST  200  event  sig=valid  messages: text from ...` with the diagnosis inline.
 
     Always exactly one line: a `\r` or line feed from the request is shown escaped, never obeyed.
+    Each part is escaped before `paint` colours it (status, signature verdict, a failed handshake).
     """
     parts = [
-        local_clock(view.received_at),
-        f"{view.method:<5}",
-        f"{view.status:>3}",
-        f"{view.kind:<6}",
+        line(local_clock(view.received_at)),
+        line(f"{view.method:<5}"),
+        paint(f"{view.status:>3}", status_style(view.status)),
+        line(f"{view.kind:<6}"),
     ]
     if view.kind == "event":
-        parts.append(f"sig={view.signature}")
+        parts.append(paint(line(f"sig={view.signature}"), SIGNATURE_STYLES.get(view.signature, "")))
     text = view.headline
     if view.kind == "event" and view.signature == "invalid" and view.signature_detail:
         text += f"  [signature: {view.signature_detail}]"
@@ -57,8 +63,8 @@ def format_exchange_line(view: ExchangeView) -> str:
     if view.origin != "meta":
         text += f"  ({view.origin})"
     text += forward_note(view.forward_status, view.forward_error, view.forward_pending)
-    parts.append(text)
-    return line("  ".join(parts))
+    parts.append(paint(line(text), "red" if view.kind == "verify" and view.verify_ok is False else ""))
+    return "  ".join(parts)
 
 
 def forward_note(status: int | None, error: str, pending: bool) -> str:
@@ -68,7 +74,7 @@ def forward_note(status: int | None, error: str, pending: bool) -> str:
     if error:
         prefix = "backend unreachable"
         if error.startswith(prefix):
-            return f"  -> BACKEND UNREACHABLE{error[len(prefix):]}"
+            return f"  -> BACKEND UNREACHABLE{error[len(prefix) :]}"
         return f"  -> {error}"
     if status is not None:
         return f"  -> backend {status}"
@@ -116,10 +122,16 @@ class HeadlessPrinter:
         self.started = False
         self.callback_url = ""
         self.recording_failure: str | None = None
+        self.paint_out, self.paint_err = painter(out), painter(err)
 
-    def _emit(self, stream: TextIO, text: str) -> None:
+    def _emit(self, stream: TextIO, text: str, style: str = "") -> None:
         """Every human line passes here: controls from a request or an agent are shown, never obeyed."""
-        stream.write(block(text) + "\n")
+        paint = self.paint_err if stream is self.err else self.paint_out
+        self._write(stream, paint(block(text), style))
+
+    def _write(self, stream: TextIO, text: str) -> None:
+        """A line already escaped (and coloured on a terminal)."""
+        stream.write(text + "\n")
         stream.flush()
 
     def _json(self, payload: dict[str, Any]) -> None:
@@ -148,12 +160,12 @@ class HeadlessPrinter:
             if self.json_lines:
                 self._json({"event": "exchange", **event.record})
             else:
-                self._emit(self.out, format_exchange_line(event.view))
+                self._write(self.out, format_exchange_line(event.view, self.paint_out))
         elif isinstance(event, Notice):
             if self.json_lines:
                 self._json({"event": "notice", "level": event.level, "text": event.text})
             else:
-                self._emit(self.err, f"[{event.level}] {event.text}")
+                self._emit(self.err, f"[{event.level}] {event.text}", NOTICE_STYLES.get(event.level, ""))
         elif isinstance(event, ForwardCompleted):
             if self.json_lines:
                 self._json(
@@ -172,7 +184,8 @@ class HeadlessPrinter:
         elif isinstance(event, RecordingHealth):
             self._render_recording(event)
         elif isinstance(event, SelfTestFinished):
-            text = f"Self-test: {'PASS' if event.ok else 'FAIL'} {event.detail} ({event.elapsed_ms:.0f} ms)"
+            verdict = self.paint_out("PASS" if event.ok else "FAIL", "green" if event.ok else "bold red")
+            text = f"Self-test: {verdict}{line(f' {event.detail} ({event.elapsed_ms:.0f} ms)')}"
             if self.json_lines:
                 self._json(
                     {
@@ -184,7 +197,7 @@ class HeadlessPrinter:
                     }
                 )
             else:
-                self._emit(self.out, line(text))
+                self._write(self.out, text)
         elif isinstance(event, ReceiverStopped):
             text = f"Stopped after {event.exchanges} exchange(s)."
             if len(event.recording_parts) > 1:
@@ -203,7 +216,7 @@ class HeadlessPrinter:
             return
         if not event.ok:
             if self.recording_failure != event.reason:
-                self._emit(self.err, f"[error] {recording_failure_text(event)}")
+                self._emit(self.err, f"[error] {recording_failure_text(event)}", "bold red")
             self.recording_failure = event.reason
         elif self.recording_failure is not None:
             self.recording_failure = None
@@ -226,13 +239,14 @@ class HeadlessPrinter:
         if event.state == "starting":
             self._emit(self.err, f"Starting the {event.provider} tunnel...")
         elif event.state == "reconnecting":
-            self._emit(self.err, f"[error] TUNNEL DOWN ({event.provider}): {event.reason}; reconnecting")
+            self._emit(self.err, f"[error] TUNNEL DOWN ({event.provider}): {event.reason}; reconnecting", "bold red")
         elif event.state == "up" and self.started:
             changed = event.callback_url != self.callback_url
             self.callback_url = event.callback_url
             self._emit(self.err, f"Tunnel back up ({event.provider}).")
             if changed:
-                self._emit(self.err, "[warning] The public URL changed: paste the new Callback URL into Meta.")
+                warning = "[warning] The public URL changed: paste the new Callback URL into Meta."
+                self._emit(self.err, warning, "yellow")
                 self._emit(self.out, line(f"Callback URL: {event.callback_url}"))
 
 

@@ -9,7 +9,8 @@ import sys
 from typing import Any
 
 from wa_devtunnel.cli.options import ExitCode, Subparsers, UsageError, add_common
-from wa_devtunnel.cli.output import console_for, echo, error
+from wa_devtunnel.cli.output import error
+from wa_devtunnel.cli.terminal_text import say
 from wa_devtunnel.engine.instance import read_instance
 from wa_devtunnel.engine.meta.graph import GraphClient, GraphError, MissingCredentials, advice_for
 from wa_devtunnel.engine.meta.registration import (
@@ -226,21 +227,20 @@ def run(args: argparse.Namespace, settings: Settings | None) -> ExitCode:
         else:
             error(f"Meta refused: {exc}")
             if exc.details():
-                echo(console_for(sys.stderr), f"  ({exc.details()})")
+                say(f"  ({exc.details()})", sys.stderr)
             if fix:
-                echo(console_for(sys.stderr), f"  fix: {fix}")
+                say(f"  fix: {fix}", sys.stderr)
         return ExitCode.FAILED
     if args.json:
         print(json.dumps(result, indent=2))
     elif args.action == "status":
-        echo(console_for(), "\n".join(_status_lines(result, _callback_url(settings, args.url))))
+        say("\n".join(_status_lines(result, _callback_url(settings, args.url))))
     else:
-        out = console_for()
-        echo(out, result["message"])
+        say(result["message"])
         effective = result.get("effective")
         if effective:
             where = effective["callback_url"] or "nowhere"
-            echo(out, f"`messages` for {settings.phone_number_id} now go to {where} ({effective['level']})")
+            say(f"`messages` for {settings.phone_number_id} now go to {where} ({effective['level']})")
     if args.action == "status" and any(isinstance(v, dict) and "error" in v for v in result.values()):
         return ExitCode.FAILED
     return ExitCode.OK

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from types import TracebackType
 from typing import TextIO
 
 from rich.cells import cell_len
+from rich.color import ColorSystem
 from rich.console import Console
 from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn
+from rich.style import Style
 from rich.table import Table
 from rich.text import Text
 
@@ -60,8 +62,9 @@ def styled(text: str, style: str = "") -> Text:
 
 
 def echo(console: Console, text: Cell = "") -> None:
-    """One line (or several we composed) to the console; plain bytes when piped, styled on a terminal."""
-    shown = text if isinstance(text, Text) else Text(block(text))
+    """One line to the console (a line feed in a str is shown as `\\x0a`: it cannot forge the next line);
+    plain bytes when piped, styled on a terminal."""
+    shown = text if isinstance(text, Text) else Text(line(text))
     if console.is_terminal:
         console.print(shown, soft_wrap=True)
     else:
@@ -127,6 +130,24 @@ def print_table(console: Console, table: Table, indent: int = 0) -> None:
     for text in capture.get().splitlines():
         console.file.write(" " * indent + text.rstrip() + "\n")
     console.file.flush()
+
+
+Paint = Callable[[str, str], str]
+
+
+def no_paint(text: str, _style: str) -> str:
+    """The paint of a pipe: the text as it is."""
+    return text
+
+
+def _painted(text: str, style: str) -> str:
+    return Style.parse(style).render(text, color_system=ColorSystem.STANDARD) if style else text
+
+
+def painter(stream: TextIO) -> Paint:
+    """`paint(text, style)` for line-by-line output on a hot path (headless): rich's colour codes around
+    already-escaped text on a terminal, the text unchanged when piped or with NO_COLOR (no console per line)."""
+    return _painted if is_terminal(stream) and not os.environ.get("NO_COLOR") else no_paint
 
 
 class _CountColumn(ProgressColumn):
