@@ -1,7 +1,7 @@
 """The running fake agent: its local API (/api/tunnels, /api/endpoints) and the endpoints it serves.
 
 JSON shapes follow ngrok's agent API documentation; one registry backs both the v2 ``tunnels``
-view and the v3 ``endpoints`` view, as in the real agent.
+view and the v3 ``endpoints`` view, as in the real agent. The API is an aiohttp.web app.
 """
 
 from __future__ import annotations
@@ -10,43 +10,16 @@ import asyncio
 import json
 import secrets
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
-from _http import (
-    Request,
-    Response,
-    close_quietly,
-    json_response,
-    read_request,
-    read_request_body,
-)
-from _proxy import STREAM_ERRORS, serve_http, serve_tcp
+from _ngrok_errors import ACCOUNT, DOMAIN_ERRORS
+from _proxy import public_app, serve_tcp
+from aiohttp import web
 
 Log = Callable[..., None]
-ACCOUNT = "Fake Developer"
-DOMAIN_ERRORS = {
-    "domain-not-yours": (
-        "ERR_NGROK_320",
-        "This domain is reserved for another account.\n"
-        "Failed to create an endpoint with the domain '{domain}' for the account '{account}'.\n"
-        "\n"
-        "If you have reserved this name, make sure that you are using an\n"
-        "authtoken credential for the appropriate account.\n"
-        "\n"
-        "Reserve a name on your dashboard: https://dashboard.ngrok.com/domains/new",
-    ),
-    "domain-not-reserved": (
-        "ERR_NGROK_319",
-        "You must reserve a custom hostname for your account before it can be used to create "
-        "endpoints.\n"
-        "Failed to create an endpoint with the domain '{domain}' for the account '{account}'.\n"
-        "\n"
-        "Reserve this name on your dashboard: https://dashboard.ngrok.com/domains/new",
-    ),
-}
 
 
 class ApiError(Exception):
@@ -56,9 +29,10 @@ class ApiError(Exception):
         super().__init__(err)
         self.status, self.code, self.msg, self.err = status, code, msg, err
 
-    def response(self) -> Response:
-        return json_response(
-            self.status,
+    def response(self) -> web.Response:
+        return web.json_response(
+            status=self.status,
+            data=
             {
                 "error_code": self.code,
                 "status_code": self.status,
@@ -94,7 +68,7 @@ class Endpoint:
     upstream_tls: bool
     inspect: bool
     options: dict[str, Any]
-    server: asyncio.Server | None = None
+    stop: Callable[[], Awaitable[None]] | None = None
     conns: int = 0
     requests: int = 0
 
@@ -138,55 +112,46 @@ class Agent:
         self.settings = settings
         self.log = log
         self.endpoints: dict[str, Endpoint] = {}
-        self.api_server: asyncio.Server | None = None
 
     async def start_api(self, host: str, port: int, *, fallback: bool) -> str:
         """Bind the local API; like ngrok, walk up from 4040 when the default port is taken."""
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._serve_api)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
         attempts = 10 if fallback else 1
         for offset in range(attempts):
             try:
-                self.api_server = await asyncio.start_server(self._serve_api, host, port + offset)
+                await web.TCPSite(runner, host, port + offset).start()
                 break
             except OSError:
                 if offset == attempts - 1:
                     raise
-        assert self.api_server is not None
-        bound = self.api_server.sockets[0].getsockname()
+        bound = runner.addresses[0]
         return f"{bound[0]}:{bound[1]}"
 
-    async def _serve_api(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve_api(self, request: web.Request) -> web.Response:
         try:
-            request = await read_request(reader)
-            if request is None:
-                return
-            await read_request_body(request, reader, writer)
-            try:
-                response = await self._route(request)
-            except ApiError as exc:
-                response = exc.response()
-            writer.write(response.encode(keep_alive=False))
-            await writer.drain()
-        except STREAM_ERRORS:
-            pass
-        finally:
-            await close_quietly(writer)
+            return await self._route(request, await request.read())
+        except ApiError as exc:
+            return exc.response()
 
-    async def _route(self, request: Request) -> Response:
-        parts = [unquote(p) for p in request.path.strip("/").split("/")]
+    async def _route(self, request: web.Request, body: bytes) -> web.Response:
+        parts = request.path.strip("/").split("/")
         method = request.method
         if parts in (["api"], [""]):
-            return json_response(
+            return _json(
                 200,
                 {"uri": "/api", "tunnels_uri": "/api/tunnels", "endpoints_uri": "/api/endpoints"},
             )
         if parts == ["api", "status"] and method == "GET":
-            return json_response(200, self._status())
+            return _json(200, self._status())
         if len(parts) >= 2 and parts[:2] == ["api", "requests"]:
             return self._requests(method, parts)
         if parts[1:2] == ["endpoints"] and "no-endpoints-api" in self.settings.modes:
             raise ApiError(404, 100, "not found", "this agent predates /api/endpoints")
         if len(parts) in (2, 3) and parts[1] in ("tunnels", "endpoints"):
-            return await self._resource(request, parts[1], parts[2] if len(parts) == 3 else None)
+            return await self._resource(method, body, parts[1], parts[2] if len(parts) == 3 else None)
         raise ApiError(404, 100, "not found", f"no route for {method} {request.path}")
 
     def _status(self) -> dict[str, Any]:
@@ -202,34 +167,31 @@ class Agent:
             },
         }
 
-    def _requests(self, method: str, parts: list[str]) -> Response:
+    def _requests(self, method: str, parts: list[str]) -> web.Response:
         if method == "GET" and len(parts) == 3:
-            return json_response(200, {"uri": "/api/requests/http", "requests": []})
+            return _json(200, {"uri": "/api/requests/http", "requests": []})
         if method == "DELETE":
-            return json_response(204, None)
+            return _json(204, None)
         raise ApiError(404, 100, "not found", "the fake agent keeps no captured requests")
 
-    async def _resource(self, request: Request, kind: str, name: str | None) -> Response:
+    async def _resource(self, method: str, body: bytes, kind: str, name: str | None) -> web.Response:
         view = Endpoint.as_tunnel if kind == "tunnels" else Endpoint.as_endpoint
-        method = request.method
         if name is None and method == "GET":
-            return json_response(
-                200, {kind: [view(e) for e in self.endpoints.values()], "uri": f"/api/{kind}"}
-            )
+            return _json(200, {kind: [view(e) for e in self.endpoints.values()], "uri": f"/api/{kind}"})
         if name is None and method == "POST":
-            endpoint = await self.create(_json_body(request), kind)
-            return json_response(201, view(endpoint))
+            endpoint = await self.create(_json_body(body), kind)
+            return _json(201, view(endpoint))
         if name is not None and method == "GET":
-            return json_response(200, view(self._get(name)))
+            return _json(200, view(self._get(name)))
         if name is not None and method == "DELETE":
             await self.delete(self._get(name).name)
-            return json_response(204, None)
+            return _json(204, None)
         if name is not None and method == "PUT" and kind == "endpoints":
             existed = name in self.endpoints
             if existed:
                 await self.delete(name)
-            endpoint = await self.create({**_json_body(request), "name": name}, kind)
-            return json_response(200 if existed else 201, view(endpoint))
+            endpoint = await self.create({**_json_body(body), "name": name}, kind)
+            return _json(200 if existed else 201, view(endpoint))
         raise ApiError(405, 101, "method not allowed", f"{method} is not allowed here")
 
     def _get(self, name: str) -> Endpoint:
@@ -270,8 +232,7 @@ class Agent:
             inspect=bool(body.get("inspect", scheme in ("http", "https"))),
             options={k: v for k, v in body.items() if k in ("traffic_policy", "pooling_enabled")},
         )
-        endpoint.server = await self._listen(endpoint)
-        port_bound = endpoint.server.sockets[0].getsockname()[1]
+        endpoint.stop, port_bound = await self._listen(endpoint)
         public_host = self.settings.public_host or domain or "localhost"
         endpoint.public_url = f"{scheme}://{public_host}:{port_bound}"
         self.endpoints[name] = endpoint
@@ -292,22 +253,25 @@ class Agent:
                 self.log("eror", "failed to start tunnel", obj="tunnels", err=err)
                 raise ApiError(502, 103, "failed to start tunnel", err)
 
-    async def _listen(self, endpoint: Endpoint) -> asyncio.Server:
-        tls: ssl.SSLContext | None = None
-        if endpoint.scheme in ("https", "tls"):
-            tls = self._tls_context()
+    async def _listen(self, endpoint: Endpoint) -> tuple[Callable[[], Awaitable[None]], int]:
+        """Open the endpoint's public listener; return how to stop it and its port."""
         if endpoint.scheme == "tcp":
 
             def tcp_handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> Any:
                 return serve_tcp(endpoint, r, w)
 
-            return await asyncio.start_server(tcp_handler, "127.0.0.1", 0)
-        interstitial = "interstitial" in self.settings.modes
+            server = await asyncio.start_server(tcp_handler, "127.0.0.1", 0)
 
-        def http_handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> Any:
-            return serve_http(endpoint, r, w, interstitial=interstitial, log=self.log)
+            async def stop_tcp() -> None:
+                server.close()
 
-        return await asyncio.start_server(http_handler, "127.0.0.1", 0, ssl=tls)
+            return stop_tcp, server.sockets[0].getsockname()[1]
+        tls = self._tls_context() if endpoint.scheme in ("https", "tls") else None
+        app = public_app(endpoint, interstitial="interstitial" in self.settings.modes, log=self.log)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.5)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", 0, ssl_context=tls).start()
+        return runner.cleanup, runner.addresses[0][1]
 
     def _tls_context(self) -> ssl.SSLContext:
         cert, key = self.settings.cert_file, self.settings.key_file
@@ -325,14 +289,19 @@ class Agent:
 
     async def delete(self, name: str) -> None:
         endpoint = self.endpoints.pop(name)
-        if endpoint.server is not None:
-            endpoint.server.close()
+        if endpoint.stop is not None:
+            await endpoint.stop()
         self.log("info", "stopped tunnel", obj="tunnels", name=name)
 
 
-def _json_body(request: Request) -> dict[str, Any]:
+def _json(status: int, payload: Any) -> web.Response:
+    """ngrok's API answers JSON, and 204 with no body at all."""
+    return web.Response(status=204) if status == 204 else web.json_response(payload, status=status)
+
+
+def _json_body(raw: bytes) -> dict[str, Any]:
     try:
-        body = json.loads(request.body or b"{}")
+        body = json.loads(raw or b"{}")
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ApiError(400, 100, "invalid request body", str(exc)) from exc
     if not isinstance(body, dict):

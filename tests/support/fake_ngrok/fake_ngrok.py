@@ -1,4 +1,4 @@
-"""A fake ngrok v3 agent for offline tests, driven by real pyngrok (stdlib only; runs as a process).
+"""A fake ngrok v3 agent for offline tests, driven by real pyngrok (runs as a process, with the venv's python).
 
 It answers the subcommands pyngrok runs (``--version``, ``update``, ``config add-authtoken``,
 ``start --none --log stdout --config ...``), prints ngrok's logfmt startup lines, serves the agent
@@ -31,13 +31,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+import yaml
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _agent import Agent, ApiError, Settings
-from _miniyaml import YamlError, dumps, loads
+from _ngrok_errors import AGENT_VERSION, AUTH_ERRORS, TOO_OLD_VERSION
 
-AGENT_VERSION = "3.30.0"
-TOO_OLD_VERSION = "3.1.0"
 VALUE_FLAGS = frozenset(
     {
         "config",
@@ -58,41 +58,6 @@ VALUE_FLAGS = frozenset(
         "basic-auth",
     }
 )
-AUTH_ERRORS = {
-    "no-authtoken": (
-        "ERR_NGROK_4018",
-        "Usage of ngrok requires a verified account and authtoken.\n\n"
-        "Sign up for an account: https://dashboard.ngrok.com/signup\n"
-        "Install your authtoken: https://dashboard.ngrok.com/get-started/your-authtoken",
-    ),
-    "bad-authtoken": (
-        "ERR_NGROK_105",
-        "The authtoken you specified does not look like a proper ngrok tunnel authtoken.\n"
-        "Your authtoken: {token}\n"
-        "Instructions to install your authtoken are on your ngrok dashboard:\n"
-        "https://dashboard.ngrok.com/get-started/your-authtoken",
-    ),
-    "session-limit": (
-        "ERR_NGROK_108",
-        "Your account is limited to 1 simultaneous ngrok agent sessions.\n"
-        "You can run multiple simultaneous tunnels from a single agent session by defining the "
-        "tunnels in your agent configuration file and starting them with the command "
-        "`ngrok start --all`.\n"
-        "Read more about the agent configuration file: "
-        "https://ngrok.com/docs/secure-tunnels/ngrok-agent/reference/config\n"
-        "You can view your current agent sessions in the dashboard:\n"
-        "https://dashboard.ngrok.com/agents",
-    ),
-    "too-old": (
-        "ERR_NGROK_121",
-        f'Your ngrok-agent version "{TOO_OLD_VERSION}" is too old. The minimum supported agent '
-        'version for your account is "3.20.0". Please update to a newer version with '
-        "`ngrok update`, by downloading from https://ngrok.com/download, or by updating your SDK "
-        "version. Paid accounts are currently excluded from minimum agent version requirements. "
-        "To begin handling traffic immediately without updating your agent, upgrade to a paid "
-        "plan: https://dashboard.ngrok.com/billing/subscription.",
-    ),
-}
 
 
 class Usage(Exception):
@@ -200,8 +165,8 @@ def load_config(paths: list[Path], explicit: bool) -> dict[str, Any]:
                 raise Usage(f"open {path}: no such file or directory")
             continue
         try:
-            data = loads(path.read_text(encoding="utf-8")) or {}
-        except (YamlError, ValueError) as exc:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except (yaml.YAMLError, ValueError) as exc:
             raise Usage(f"Error reading configuration file '{path}': {exc}") from exc
         if not isinstance(data, dict):
             raise Usage(f"Error reading configuration file '{path}': not a mapping")
@@ -248,7 +213,7 @@ def save_setting(cli: Cli, key: str, value: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(dumps(config))
+        yaml.safe_dump(config, handle)
     return path
 
 
