@@ -1,4 +1,4 @@
-"""Shared fixtures: a receiver app on a real recorder, and a Meta-like sender."""
+"""Shared fixtures only (a receiver app on a real recorder); constants and helpers live in tests/support."""
 
 from __future__ import annotations
 
@@ -10,41 +10,20 @@ from typing import Any
 import pytest
 from hypothesis import settings as hypothesis_settings
 
+from tests.support.constants import APP_SECRET, VERIFY_TOKEN
+from tests.support.receiver_harness import ReceiverHarness
 from wa_devtunnel.engine.events import EventBus
-from wa_devtunnel.engine.origin import ORIGIN_HEADER, origin_header
 from wa_devtunnel.engine.receiver import ReceiverConfig, create_receiver_app
-from wa_devtunnel.engine.recording import SessionRecorder, read_recording
+from wa_devtunnel.engine.recording import SessionRecorder
 
 # Declared once, here: the fakes' fixtures (ngrok agent, Graph API) and pytester for the plugin's tests.
 pytest_plugins = ("pytester", "tests.support.fake_ngrok.plugin", "tests.support.fake_graph_plugin")
-
-APP_SECRET = "test-app-secret-0123456789abcdef"
-VERIFY_TOKEN = "wa-test-verify-token"
 
 # The suite is deterministic: property tests replay the same examples on every run (CI included).
 # `HYPOTHESIS_PROFILE=explore` searches fresh examples when hunting for bugs by hand.
 hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 hypothesis_settings.register_profile("explore", deadline=None, max_examples=2000)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
-
-
-class ReceiverHarness:
-    """A receiver behind aiohttp's test client, with its recording readable at any time."""
-
-    def __init__(self, client: Any, recorder: SessionRecorder, bus: EventBus, config: ReceiverConfig) -> None:
-        self.client = client
-        self.recorder = recorder
-        self.bus = bus
-        self.config = config
-
-    def origin(self, label: str) -> dict[str, str]:
-        """The header our own tools send, with this session's key, so the receiver labels it."""
-        return {ORIGIN_HEADER: origin_header(label, self.config.origin_key)}
-
-    def records(self) -> list[dict[str, Any]]:
-        read = read_recording(self.recorder.path)
-        assert read.problems == ()
-        return list(read.records)
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import VERIFY_TOKEN
 from tests.support.cli_process import minimal_env
+from tests.support.constants import VERIFY_TOKEN
 from tests.support.fake_graph import EXPIRED_TOKEN, PHONE_NUMBER_ID, WABA_ID, FakeGraph
 from tests.support.fake_ngrok import FakeNgrok, MakeFakeNgrok
 from wa_devtunnel.cli.main import main

@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import APP_SECRET, ReceiverHarness
 from tests.support.cli_process import APP_SECRET as CLI_APP_SECRET
 from tests.support.cli_process import run_cli, running_cli
+from tests.support.constants import APP_SECRET
 from tests.support.meta_client import meta_signature
+from tests.support.receiver_harness import ReceiverHarness
 from wa_devtunnel.cli.main import main
 from wa_devtunnel.engine.recording import request_body
 from wa_devtunnel.rules.decode.payload import FieldUpdate, InboundMessage, StatusUpdate, WebhookSummary, decode_payload

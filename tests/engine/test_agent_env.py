@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import APP_SECRET, VERIFY_TOKEN
+from tests.support.constants import APP_SECRET, VERIFY_TOKEN
 from tests.support.fake_ngrok import DEFAULT_AUTHTOKEN, MakeFakeNgrok
 from wa_devtunnel.engine.service import WebhookService
 from wa_devtunnel.engine.tunnel.agent_env import agent_env_names

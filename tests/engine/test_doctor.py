@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import VERIFY_TOKEN
+from tests.support.constants import VERIFY_TOKEN
 from tests.support.fake_graph import (
     APP_ID,
     APP_SECRET,

@@ -20,10 +20,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from tests.conftest import APP_SECRET, VERIFY_TOKEN, ReceiverHarness
 from tests.support import cli_process
 from tests.support.backend_app import BackendBehaviour, create_backend_app
+from tests.support.constants import APP_SECRET, VERIFY_TOKEN
 from tests.support.meta_client import MetaLikeSender, meta_signature
+from tests.support.receiver_harness import ReceiverHarness
 from wa_devtunnel.cli.headless import HeadlessPrinter, format_exchange_line
 from wa_devtunnel.engine.events import EngineEvent, EventBus, ExchangeRecorded, ForwardCompleted, Notice, Subscription
 from wa_devtunnel.engine.exchange import view_from_record

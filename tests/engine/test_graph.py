@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.conftest import VERIFY_TOKEN
+from tests.support.constants import VERIFY_TOKEN
 from tests.support.fake_graph import (
     APP_ID,
     EXPIRED_TOKEN,

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import APP_SECRET, VERIFY_TOKEN, ReceiverHarness
+from tests.support.constants import APP_SECRET, VERIFY_TOKEN
 from tests.support.meta_client import MetaLikeSender, meta_signature
+from tests.support.receiver_harness import ReceiverHarness
 from wa_devtunnel.engine.events import ExchangeRecorded
 from wa_devtunnel.engine.recording import request_body
 from wa_devtunnel.rules.samples import payloads as samples

@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import APP_SECRET, VERIFY_TOKEN
+from tests.support.constants import APP_SECRET, VERIFY_TOKEN
 from tests.support.meta_client import meta_signature
 from wa_devtunnel.engine.events import EventBus
 from wa_devtunnel.engine.exchange import REDACTED_HEADERS

@@ -9,8 +9,8 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.conftest import APP_SECRET, VERIFY_TOKEN
 from tests.support.cli_process import running_cli
+from tests.support.constants import APP_SECRET, VERIFY_TOKEN
 from tests.support.fake_ngrok import MakeFakeNgrok
 from wa_devtunnel.cli.main import main
 from wa_devtunnel.engine.events import EventBus, ExchangeRecorded, Notice, SelfTestFinished, TunnelChanged

@@ -9,8 +9,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.conftest import VERIFY_TOKEN
 from tests.support.cli_process import running_cli
+from tests.support.constants import VERIFY_TOKEN
 from tests.support.fake_graph import APP_SECRET, PHONE_NUMBER_ID, FakeGraph
 from tests.support.fake_ngrok import FakeNgrok, MakeFakeNgrok, pid_alive
 from tests.support.meta_client import MetaLikeSender

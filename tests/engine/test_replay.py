@@ -22,9 +22,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from tests.conftest import APP_SECRET, VERIFY_TOKEN
 from tests.support.backend_app import BackendBehaviour, create_backend_app
 from tests.support.cli_process import minimal_env
+from tests.support.constants import APP_SECRET, VERIFY_TOKEN
 from tests.support.meta_client import MetaLikeSender
 from wa_devtunnel.cli.main import main
 from wa_devtunnel.engine.events import EventBus

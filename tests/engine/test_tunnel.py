@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import APP_SECRET, VERIFY_TOKEN
+from tests.support.constants import APP_SECRET, VERIFY_TOKEN
 from tests.support.fake_ngrok import DEFAULT_AUTHTOKEN, FakeNgrok, MakeFakeNgrok, pid_alive
 from tests.support.meta_client import MetaLikeSender, meta_signature
 from wa_devtunnel.engine.events import (

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import APP_SECRET, ReceiverHarness
+from tests.support.constants import APP_SECRET
 from tests.support.meta_client import meta_signature
+from tests.support.receiver_harness import ReceiverHarness
 from wa_devtunnel.rules.samples import payloads as samples
 
 ALICE = "4915123456789"

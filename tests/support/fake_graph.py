@@ -21,7 +21,7 @@ import trustme
 import yarl
 from aiohttp import web
 
-from tests.conftest import VERIFY_TOKEN
+from tests.support.constants import VERIFY_TOKEN
 from tests.support.fake_ngrok import LoopbackResolver
 from wa_devtunnel.settings import Settings, load_settings
 
