@@ -1,8 +1,8 @@
 """The engine's HTTP client: one way to open an aiohttp session, and one vocabulary for why a request failed.
 
-Forwarding, replay, `trigger`, the tunnel self-test and the Graph API client all say the same thing the same
-way: `connection refused`, `unreachable: <the system's words>`, `did not answer within N s`, `TLS failed: ...`
-or `protocol error: ...`, after the name of what they tried to reach ("backend unreachable: connection refused").
+Forwarding, replay, `trigger`, the tunnel self-test and the Graph API client say it the same way: nothing was
+sent ("backend unreachable: connection refused", "...: Name or service not known", "...: TLS failed: ..."),
+or no full answer came ("backend did not answer within 10 s", "backend protocol error: Server disconnected").
 """
 
 from __future__ import annotations
