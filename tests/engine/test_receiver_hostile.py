@@ -12,10 +12,12 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import APP_SECRET, VERIFY_TOKEN, ReceiverHarness
 from tests.support.backend_app import BackendBehaviour, create_backend_app
+from tests.support.constants import APP_SECRET, VERIFY_TOKEN
 from tests.support.meta_client import meta_signature
+from tests.support.receiver_harness import ReceiverHarness
 from wa_devtunnel.engine import receiver as receiver_module
+from wa_devtunnel.engine import verdicts
 from wa_devtunnel.engine.events import EventBus, ExchangeRecorded, Notice, RecordingHealth
 from wa_devtunnel.engine.forwarder import Forwarder
 from wa_devtunnel.engine.receiver import ReceiverConfig, create_receiver_app
@@ -119,13 +121,13 @@ async def test_big_bodies_are_verified_and_decoded_off_the_event_loop(
     receiver: ReceiverHarness, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     threads: list[str] = []
-    real = receiver_module._verify_and_decode
+    real = receiver_module.judge_event
 
     def spy(*args: Any) -> Any:
         threads.append(threading.current_thread().name)
         return real(*args)
 
-    monkeypatch.setattr(receiver_module, "_verify_and_decode", spy)
+    monkeypatch.setattr(receiver_module, "judge_event", spy)
     small = samples.text_message_payload("small")
     big = big_batch(2000)
     assert len(big) > receiver_module.OFFLOAD_BODY_BYTES
@@ -143,8 +145,8 @@ async def test_a_refused_signature_is_never_decoded(
     """--require-signature: a stranger's megabytes cost one HMAC, not a JSON parse and a decode."""
     receiver: ReceiverHarness = await make_receiver(require_signature=True)
     decoded: list[bytes] = []
-    real = receiver_module.decode_payload
-    monkeypatch.setattr(receiver_module, "decode_payload", lambda body, **kw: decoded.append(body) or real(body, **kw))
+    real = verdicts.decode_payload
+    monkeypatch.setattr(verdicts, "decode_payload", lambda body, **kw: decoded.append(body) or real(body, **kw))
     body = big_batch(500)
     response = await receiver.client.post(WEBHOOK, data=body, headers=signed(body, "wrong"))
     assert response.status == 403 and decoded == []
@@ -334,13 +336,13 @@ async def test_big_bodies_without_a_valid_signature_are_not_decoded(
 ) -> None:
     """Without --require-signature they are still answered like events, but a stranger's megabytes cost no decode."""
     decoded: list[int] = []
-    real = receiver_module.decode_payload
+    real = verdicts.decode_payload
 
     def spy(body: bytes, **kw: Any) -> Any:
         decoded.append(len(body))
         return real(body, **kw)
 
-    monkeypatch.setattr(receiver_module, "decode_payload", spy)
+    monkeypatch.setattr(verdicts, "decode_payload", spy)
     big = big_batch(3000)
     small = samples.text_message_payload("small, badly signed")
     for body in (big, small):

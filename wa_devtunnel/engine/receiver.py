@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from itertools import count
 from typing import Any
@@ -14,65 +14,31 @@ from aiohttp import HttpVersion11, web
 from wa_devtunnel.engine.events import EventBus, ExchangeRecorded, ForwardCompleted, Notice, RecordingHealth
 from wa_devtunnel.engine.exchange import build_record, header_pairs, new_exchange_id, utc_timestamp
 from wa_devtunnel.engine.forwarder import Forwarder, forward_headers
-from wa_devtunnel.engine.origin import ORIGIN_HEADER, new_origin_key, trusted_origin, without_key
+from wa_devtunnel.engine.origin import ORIGIN_HEADER, trusted_origin, without_key
 from wa_devtunnel.engine.recording import SessionRecorder
-from wa_devtunnel.rules.decode.payload import SeenIds, WebhookSummary, decode_payload
-from wa_devtunnel.rules.handshake import decide_handshake, redact_verify_token
-from wa_devtunnel.rules.signature import (
-    SIGNATURE_HEADER,
-    SignatureCheck,
-    SignatureVerdict,
-    SigningKey,
-    check_signature,
-    signing_keys,
+from wa_devtunnel.engine.verdicts import (
+    GENERIC_ANSWERS,
+    REFUSED_BODY_KEPT_BYTES,
+    EventVerdict,
+    ForwardOutcome,
+    ReceiverConfig,
+    Refusal,
+    backend_handshake,
+    busy_refusal,
+    exchange_fields,
+    judge_event,
+    oversized_event,
 )
+from wa_devtunnel.rules.decode.payload import SeenIds
+from wa_devtunnel.rules.handshake import VerifyAttempt, decide_handshake, redact_verify_token
+from wa_devtunnel.rules.signature import SIGNATURE_HEADER, SignatureVerdict
 
 # How much of an oversized body is kept in the recording (the rest is not read at all).
 OVERSIZE_PREFIX_BYTES = 64 * 1024
 # Bodies above this are verified and decoded in a worker thread: the event loop keeps answering meanwhile.
 OFFLOAD_BODY_BYTES = 64 * 1024
-# Strangers learn nothing from an answer: the reason goes to our own screen and recording only.
-GENERIC_ANSWERS = {
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    413: "Payload Too Large",
-    503: "Service Unavailable",
-}
 # Nothing in it confirms to a stranger that filling the disk worked; Meta only needs the status.
 RECORDING_FAILED_ANSWER = GENERIC_ANSWERS[503]
-# A body refused for its signature (--require-signature) is kept whole up to this size, else its start:
-# Meta retries a refusal, and a stranger's flood must not fill the disk.
-REFUSED_BODY_KEPT_BYTES = 256 * 1024
-
-
-@dataclass(frozen=True, slots=True)
-class ReceiverConfig:
-    """What the receiver needs to decide, verify and label, built from Settings."""
-
-    path: str
-    handshake_tokens: Sequence[tuple[str, str]]
-    signature_secrets: Sequence[tuple[str, str]] = ()
-    wrong_signing_keys: Sequence[tuple[str, str]] = ()
-    accounts_by_phone_number_id: Mapping[str, str] = field(default_factory=dict)
-    max_body_bytes: int = 3_670_016
-    require_signature: bool = False
-    ack_first: bool = False
-    ack_first_backlog_bytes: int = 64 * 1024 * 1024
-    # Bytes of bodies being read at once, across connections: a stranger's slow megabytes stay bounded.
-    body_memory_bytes: int = 128 * 1024 * 1024
-    # Only requests carrying this session's key may label themselves selftest/sample/replay.
-    origin_key: str = field(default_factory=new_origin_key, repr=False)
-    # The verify tokens alone, for redacting them wherever a query carries them.
-    verify_tokens: tuple[str, ...] = field(init=False, repr=False, compare=False)
-    # The App Secrets as HMAC keys, encoded once here rather than on every request.
-    signing_keys: tuple[SigningKey, ...] = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "signing_keys", signing_keys(self.signature_secrets))
-        object.__setattr__(self, "verify_tokens", tuple(token for _, token in self.handshake_tokens))
 
 
 @dataclass(slots=True)
@@ -144,10 +110,6 @@ async def _read_body(state: ReceiverState, request: web.Request, limit: int) -> 
         chunks.clear()
 
 
-def _matches_webhook_path(path: str, webhook_path: str) -> bool:
-    return path == webhook_path or path.rstrip("/") == webhook_path.rstrip("/")
-
-
 def _commit(state: ReceiverState, record: dict[str, Any]) -> bool:
     """Persist before answering (nothing acknowledged is ever lost), then notify front ends.
 
@@ -203,16 +165,14 @@ async def handle_any(request: web.Request) -> web.StreamResponse:
     raw_query = request.rel_url.raw_query_string
     headers = header_pairs(request.raw_headers)
     origin_value = request.headers.get(ORIGIN_HEADER)
-    extra: dict[str, Any] = {"origin": trusted_origin(origin_value, config.origin_key)}
+    origin = trusted_origin(origin_value, config.origin_key)
     if origin_value is not None:  # the session key is never written down
-        wanted = ORIGIN_HEADER.lower()
-        headers = [[name, without_key(value) if name.lower() == wanted else value] for name, value in headers]
-    if request.remote:
-        extra["remote"] = request.remote
+        headers = [[name, without_key(value) if name.lower() == _ORIGIN_LOWER else value] for name, value in headers]
     body = b""
     truncated = False
     seen_bytes = 0
-    on_path = _matches_webhook_path(request.path, config.path)
+    path = request.path
+    on_path = path == config.path or path.rstrip("/") == config.path.rstrip("/")  # a trailing slash is the same path
     # --require-signature and no signature at all: the answer is 401 whatever follows, so only the start is read.
     unsigned_refusal = (
         config.require_signature and on_path and method == "POST" and SIGNATURE_HEADER not in request.headers
@@ -224,105 +184,121 @@ async def handle_any(request: web.Request) -> web.StreamResponse:
             body, truncated, seen_bytes = await _read_body(state, request, limit)
         except ReceiverBusy as exc:
             busy, body, truncated, seen_bytes = exc, exc.prefix, True, exc.seen
-    oversized = truncated and not unsigned_refusal and busy is None
-    signature = _UNCHECKED
     # The token is redacted whatever the path or method (Meta's handshake may hit a mistyped path).
     query = redact_verify_token(raw_query, config.verify_tokens) if raw_query else raw_query
 
-    attempt = None
+    verdict: Refusal | VerifyAttempt | EventVerdict
     if busy is not None:
-        kind = "event" if on_path and method == "POST" else "other"
-        status, text = 503, GENERIC_ANSWERS[503]
-        extra["reason"] = f"receiver busy: {busy} (WA_DEVTUNNEL_BODY_MEMORY_BYTES); Meta retries a 503"
-        if kind == "event":
-            extra["summary"] = {"ok": False, "problem": extra["reason"]}
+        verdict = busy_refusal(str(busy), is_event=on_path and method == "POST")
     elif on_path and method == "GET":
-        kind = "verify"
-        attempt = decide_handshake(raw_query, config.handshake_tokens)
-        status, text = attempt.status, attempt.body
-        extra["verify"] = {"ok": attempt.ok, "reason": attempt.reason}
-        if attempt.account:
-            extra["account"] = attempt.account
+        verdict = decide_handshake(raw_query, config.handshake_tokens)
     elif on_path and method == "POST":
-        kind = "event"
-        status, text, signature = await _answer_event(state, request, body, oversized, seen_bytes, extra)
+        oversized = truncated and not unsigned_refusal
+        verdict = await _judge_event(state, request, body, seen_bytes if oversized else -1)
     elif on_path:
-        kind = "other"
-        status, text = 405, GENERIC_ANSWERS[405]
-        extra["reason"] = f"method {method} not allowed: Meta sends GET (handshake) and POST (events)"
+        verdict = Refusal("other", 405, f"method {method} not allowed: Meta sends GET (handshake) and POST (events)")
     else:
-        kind = "other"
-        status, text = 404, GENERIC_ANSWERS[404]
-        extra["reason"] = f"not the webhook path ({config.path})"
+        verdict = Refusal("other", 404, f"not the webhook path ({config.path})")
+    if isinstance(verdict, VerifyAttempt):
+        kind, status, text, signature = "verify", verdict.status, verdict.body, _UNCHECKED
+    else:
+        kind, status, text, signature = verdict.kind, verdict.status, verdict.answer, verdict.signature
 
-    relayed: bytes | None = None
-    relayed_type = ""
-    forward_later: list[tuple[str, str]] | None = None
+    forward: ForwardOutcome | None = None
     # With --require-signature a bad signature is refused here, like a strict app: it never reaches the backend.
     refused_here = config.require_signature and status in (401, 403) and kind == "event"
-    if state.forwarder is not None and kind in ("verify", "event") and not truncated and not refused_here:
-        outgoing = forward_headers(
-            [
-                (name, without_key(value) if name.lower() == _ORIGIN_LOWER else value)  # the key stays with us
-                for name, value in ((k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers)
-            ],
-            request.remote,
-            request.host,
-            request.scheme,
-        )
-        # The handshake is the backend's to answer, always; past the backlog cap, back-pressure instead of memory.
-        if config.ack_first and kind == "event" and state.backlog_bytes + len(body) <= config.ack_first_backlog_bytes:
-            extra["forward"] = {"url": state.forwarder.target_url, "status": None, "pending": True}
-            forward_later = outgoing
-        else:
-            if config.ack_first and kind == "event":
-                extra["forward_inline"] = f"--ack-first backlog full ({state.backlog_bytes} bytes waiting)"
-            result = await state.forwarder.forward(method, raw_query, outgoing, body)
-            extra["forward"] = result.to_record()
-            status = result.relay_status
-            relayed = result.body if result.error is None else result.error.encode("utf-8")
-            relayed_type = result.content_type if result.error is None else ""
-            text = relayed.decode("utf-8", "replace")
-            if result.error is not None:
-                _backend_trouble(state, result.error, retried=True)
-            if attempt is not None:  # a forwarded handshake
-                extra["verify"] = _backend_verdict(attempt.challenge, result.status, result.body, extra["verify"])
+    if state.forwarder is not None and kind != "other" and not truncated and not refused_here:
+        forward = await _forward(state, request, kind, body, verdict)
+        if forward.result is not None:
+            status = forward.result.relay_status
     if refused_here and len(body) > REFUSED_BODY_KEPT_BYTES:
         truncated, seen_bytes, body = True, len(body), body[:OVERSIZE_PREFIX_BYTES]
-    if truncated:
-        extra["request_body_truncated"] = True
-        extra["request_body_size"] = seen_bytes
-    extra["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 3)
+    fields = exchange_fields(
+        origin,
+        request.remote,
+        verdict,
+        forward,
+        seen_bytes if truncated else None,
+        round((time.perf_counter() - started) * 1000, 3),
+    )
+    result = forward.result if forward is not None else None
+    relayed = None if result is None else result.body if result.error is None else result.error.encode("utf-8")
     record = build_record(
         seq=next(state.seq),
         received_at=received_at,
         kind=kind,
         method=method,
-        path=request.path or request.raw_path,  # CONNECT host:443 has no path, only a target
+        path=path or request.raw_path,  # CONNECT host:443 has no path, only a target
         query=query,
         headers=headers,
         body=body,
         status=status,
-        response_body=text,
+        response_body=text if relayed is None else relayed.decode("utf-8", "replace"),
         signature=signature,
-        extra=extra,
+        extra=fields,
     )
     if not _commit(state, record):
         return _plain(503, RECORDING_FAILED_ANSWER)
-    if forward_later is not None and state.forwarder is not None:
+    if forward is not None and result is None:  # --ack-first: Meta has its 200, the backend gets it meanwhile
         state.backlog_bytes += len(body)
-        task = asyncio.ensure_future(_forward_in_background(state, record, method, raw_query, forward_later, body))
+        later = _forward_in_background(state, record, method, raw_query, _outgoing_headers(request), body)
+        task = asyncio.ensure_future(later)
         state.background.add(task)
         task.add_done_callback(state.background.discard)
     if relayed is not None:  # the backend's answer, byte for byte, with its own Content-Type
         response = web.Response(status=status, body=relayed)
-        response.headers["Content-Type"] = relayed_type or "text/plain"
+        response.headers["Content-Type"] = (result.content_type if result.error is None else "") or "text/plain"
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
     response = _plain(status, text)
     if kind == "other" and status == 405:
         response.headers["Allow"] = "GET, POST"
     return response
+
+
+async def _judge_event(state: ReceiverState, request: web.Request, body: bytes, oversized_bytes: int) -> EventVerdict:
+    """A POST's verdict; `oversized_bytes` >= 0 when the body was too big to read (413, nothing checked)."""
+    if oversized_bytes >= 0:
+        return oversized_event(oversized_bytes, state.config.max_body_bytes)
+    signature_header = request.headers.get("X-Hub-Signature-256")
+    legacy_header = request.headers.get("X-Hub-Signature")
+    if len(body) > OFFLOAD_BODY_BYTES:  # hashing and decoding megabytes must not hold the event loop
+        return await asyncio.get_running_loop().run_in_executor(
+            None, judge_event, state.config, state.seen, body, signature_header, legacy_header
+        )
+    return judge_event(state.config, state.seen, body, signature_header, legacy_header)
+
+
+def _outgoing_headers(request: web.Request) -> list[tuple[str, str]]:
+    """The request's headers as the backend gets them (our origin key stays with us)."""
+    return forward_headers(
+        [
+            (name, without_key(value) if name.lower() == _ORIGIN_LOWER else value)
+            for name, value in ((k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers)
+        ],
+        request.remote,
+        request.host,
+        request.scheme,
+    )
+
+
+async def _forward(
+    state: ReceiverState, request: web.Request, kind: str, body: bytes, verdict: Refusal | VerifyAttempt | EventVerdict
+) -> ForwardOutcome:
+    """Forward now and relay the backend's answer, or (--ack-first, room in the backlog) later."""
+    config, forwarder = state.config, state.forwarder
+    assert forwarder is not None
+    # The handshake is the backend's to answer, always; past the backlog cap, back-pressure instead of memory.
+    if config.ack_first and kind == "event" and state.backlog_bytes + len(body) <= config.ack_first_backlog_bytes:
+        return ForwardOutcome({"url": forwarder.target_url, "status": None, "pending": True})
+    inline = None
+    if config.ack_first and kind == "event":
+        inline = f"--ack-first backlog full ({state.backlog_bytes} bytes waiting)"
+    result = await forwarder.forward(request.method, request.rel_url.raw_query_string, _outgoing_headers(request), body)
+    if result.error is not None:
+        _backend_trouble(state, result.error, retried=True)
+    verify = backend_handshake(verdict, result) if isinstance(verdict, VerifyAttempt) else None
+    return ForwardOutcome(result.to_record(), result, inline, verify)
 
 
 def _plain(status: int, text: str) -> web.Response:
@@ -340,20 +316,6 @@ def _backend_trouble(state: ReceiverState, error: str, *, retried: bool) -> None
         else "Meta already had its 200 (--ack-first) and will not retry: replay it (p, or wa-devtunnel replay)."
     )
     state.bus.publish(Notice("error", f"{error[:1].upper()}{error[1:]}. {consequence}", topic="forward"))
-
-
-def _backend_verdict(challenge: str | None, status: int | None, body: bytes, local: dict[str, Any]) -> dict[str, Any]:
-    """A forwarded handshake passes or fails by what Meta got from the backend; our own check is kept too."""
-    ok = status == 200 and challenge is not None and body == challenge.encode("utf-8")
-    if ok:
-        reason = ""
-    elif status is None:
-        reason = "the backend did not answer"
-    elif status == 200:
-        reason = "the backend answered 200 but not with the challenge verbatim"
-    else:
-        reason = f"the backend refused it (HTTP {status})"
-    return {"ok": ok, "reason": reason, "local": dict(local)}
 
 
 async def _forward_in_background(
@@ -387,91 +349,6 @@ async def _forward_in_background(
         except OSError as exc:  # the exchange itself is on disk; only the backend's late answer is lost
             state.bus.publish(Notice("error", f"Could not record the backend's answer to seq {record['seq']}: {exc}"))
     state.bus.publish(ForwardCompleted(exchange_id=record["id"], seq=record["seq"], forward=update["forward"]))
-
-
-async def _answer_event(
-    state: ReceiverState,
-    request: web.Request,
-    body: bytes,
-    oversized: bool,
-    seen_bytes: int,
-    extra: dict[str, Any],
-) -> tuple[int, str, str]:
-    """Decide the answer to a POST; fills `extra` with signature detail and the decoded summary."""
-    config = state.config
-    if oversized:
-        limit = config.max_body_bytes
-        extra["summary"] = {"ok": False, "problem": f"body of {seen_bytes} bytes exceeds {limit}"}
-        return 413, GENERIC_ANSWERS[413], "unchecked"
-    signature_header = request.headers.get("X-Hub-Signature-256")
-    legacy_header = request.headers.get("X-Hub-Signature")
-    if len(body) > OFFLOAD_BODY_BYTES:  # hashing and decoding megabytes must not hold the event loop
-        check, summary = await asyncio.get_running_loop().run_in_executor(
-            None, _verify_and_decode, state, body, signature_header, legacy_header
-        )
-    else:
-        check, summary = _verify_and_decode(state, body, signature_header, legacy_header)
-    extra["signature_detail"] = check.detail
-    verdict = check.verdict.value
-    refused = _refusal(config, check)
-    if summary is None:
-        extra["summary"] = {"ok": False, "problem": "not decoded: refused for its signature (--require-signature)"}
-    else:
-        extra["summary"] = summary.to_dict()
-        _label_account(summary, check, extra)
-    if refused is not None:
-        return refused, GENERIC_ANSWERS[refused], verdict
-    assert summary is not None
-    if not body:  # the reason is the summary's problem, on our side only
-        return 400, GENERIC_ANSWERS[400], verdict
-    if not summary.ok and summary.problem.startswith(("body is not JSON", "JSON is not an object")):
-        return 400, GENERIC_ANSWERS[400], verdict
-    return 200, "EVENT_RECEIVED", verdict
-
-
-def _refusal(config: ReceiverConfig, check: SignatureCheck) -> int | None:
-    """With --require-signature a missing signature is 401 and a wrong one 403, like a strict app."""
-    if config.require_signature and check.verdict is SignatureVerdict.MISSING:
-        return 401
-    if config.require_signature and check.verdict is SignatureVerdict.INVALID:
-        return 403
-    return None
-
-
-def _verify_and_decode(
-    state: ReceiverState, body: bytes, signature_header: str | None, legacy_header: str | None
-) -> tuple[SignatureCheck, WebhookSummary | None]:
-    """The signature first; the decoding (the expensive part) only for a body that will be accepted."""
-    config = state.config
-    check = check_signature(
-        body,
-        signature_header,
-        config.signature_secrets,
-        config.wrong_signing_keys,
-        legacy_header=legacy_header,
-        keys=config.signing_keys,
-    )
-    if _refusal(config, check) is not None:
-        return check, None
-    unproven = check.verdict in (SignatureVerdict.INVALID, SignatureVerdict.MISSING)
-    if unproven and len(body) > REFUSED_BODY_KEPT_BYTES:  # a stranger's megabytes are not worth a decode
-        problem = f"not decoded: {len(body)} bytes without a valid signature (the body is recorded)"
-        return check, WebhookSummary(False, problem, "", (), (), (), problem)
-    summary = decode_payload(body, accounts_by_phone_number_id=config.accounts_by_phone_number_id, seen=state.seen)
-    return check, summary
-
-
-def _label_account(summary: WebhookSummary, check: SignatureCheck, extra: dict[str, Any]) -> None:
-    """The account the items name, or the one whose App Secret signed the body."""
-    accounts = set()
-    for item in summary.items:
-        account = getattr(item, "account", None)  # field updates and change errors have none
-        if account is not None:
-            accounts.add(account)
-    if len(accounts) == 1:
-        extra["account"] = accounts.pop()
-    elif check.account and check.verdict is SignatureVerdict.VALID:
-        extra["account"] = check.account
 
 
 async def _expect(request: web.Request) -> None:
