@@ -384,17 +384,13 @@ class TableWatch:
 async def _tui_server(conn: Connection, recordings_dir: Path, count: int, profile_path: str | None) -> None:
     from textual.widgets import DataTable
 
-    from wa_devtunnel.engine.events import EventInbox
-    from wa_devtunnel.engine.service import WebhookService
-    from wa_devtunnel.engine.thread import EngineThread
-    from wa_devtunnel.tui.app import MAX_TABLE_ROWS, InspectorApp
+    from wa_devtunnel.tui.app import InspectorApp
+    from wa_devtunnel.tui.exchange_list import MAX_TABLE_ROWS
+    from wa_devtunnel.tui.launch import start_engine
 
     commands = _command_queue(conn)
     loop = asyncio.get_running_loop()
-    engine = EngineThread(WebhookService(bench_settings(recordings_dir)))  # as run_tui wires it
-    inbox = EventInbox()
-    engine.listen(inbox)
-    started = engine.start(progress=io.StringIO())
+    engine, inbox, started = start_engine(bench_settings(recordings_dir), progress=io.StringIO())  # as run_tui does
     app = InspectorApp(engine, inbox, started)
     probe = KeyProbe(app, loop, KEY, KEY_PERIOD_S)
     watch = TableWatch(app, count)
@@ -431,7 +427,7 @@ async def _tui_server(conn: Connection, recordings_dir: Path, count: int, profil
                 unique_rows=len(set(keys)),
                 newest_row_is_last=bool(keys) and keys[-1] == app.store.views[-1].id,
                 store_events=app.store.counters.events,
-                inbox_left=len(inbox),
+                inbox_left=inbox.pending,
                 following=app.state.following,
                 full_at=watch.full_at,
                 painted_at=watch.painted_at,

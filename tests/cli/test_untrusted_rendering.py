@@ -45,7 +45,7 @@ from wa_devtunnel.engine.events import (
     SelfTestFinished,
     TunnelChanged,
 )
-from wa_devtunnel.engine.exchange import view_from_record
+from wa_devtunnel.engine.exchange_view import view_from_record
 from wa_devtunnel.engine.forwarder import ForwardResult
 from wa_devtunnel.engine.replay.plan import PlannedRequest, ReplayOptions
 from wa_devtunnel.engine.replay.send import ReplayResult, ReplaySummary

@@ -27,7 +27,7 @@ from tests.support.meta_client import MetaLikeSender, meta_signature
 from tests.support.receiver_harness import ReceiverHarness
 from wa_devtunnel.cli.headless import HeadlessPrinter, format_exchange_line
 from wa_devtunnel.engine.events import EngineEvent, EventBus, ExchangeRecorded, ForwardCompleted, Notice, Subscription
-from wa_devtunnel.engine.exchange import view_from_record
+from wa_devtunnel.engine.exchange_view import view_from_record
 from wa_devtunnel.engine.forwarder import Forwarder, forward_headers
 from wa_devtunnel.engine.receiver import RECEIVER_STATE, ReceiverConfig, create_receiver_app
 from wa_devtunnel.engine.recording import SessionRecorder, read_recording, request_body

@@ -28,7 +28,8 @@ from tests.support.constants import APP_SECRET, VERIFY_TOKEN
 from tests.support.meta_client import MetaLikeSender
 from wa_devtunnel.cli.main import main
 from wa_devtunnel.engine.events import EventBus
-from wa_devtunnel.engine.exchange import build_record, view_from_record
+from wa_devtunnel.engine.exchange import build_record
+from wa_devtunnel.engine.exchange_view import view_from_record
 from wa_devtunnel.engine.forwarder import Forwarder
 from wa_devtunnel.engine.origin import ORIGIN_HEADER
 from wa_devtunnel.engine.receiver import ReceiverConfig, create_receiver_app

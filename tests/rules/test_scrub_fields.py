@@ -18,7 +18,7 @@ from tests.support.scrub_payloads import (
     history_thread,
     roster,
 )
-from wa_devtunnel.engine.exchange import view_from_record
+from wa_devtunnel.engine.exchange_view import view_from_record
 from wa_devtunnel.engine.export.writer import export_fixtures, prepare_out_dir
 from wa_devtunnel.engine.replay.source import RecordedExchange
 from wa_devtunnel.rules.samples import payloads as samples

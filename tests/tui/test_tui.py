@@ -14,7 +14,7 @@ from textual.pilot import Pilot
 from textual.widget import Widget
 from textual.widgets import ContentSwitcher, DataTable, Input, Static, TabbedContent
 
-from tests.conftest import APP_SECRET, VERIFY_TOKEN
+from tests.support.constants import APP_SECRET, VERIFY_TOKEN
 from tests.support.meta_client import MetaLikeSender
 from wa_devtunnel.engine.events import ReceiverStarted
 from wa_devtunnel.engine.thread import EngineThread
@@ -47,9 +47,9 @@ async def inspector(tmp_path: Path) -> AsyncIterator[Inspector]:
         environ={"WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN, "WHATSAPP_APP_SECRET": APP_SECRET},
         cwd=tmp_path,
     )
-    engine, inbox, started = start_engine(settings, timeout=10)
+    engine, events, started = start_engine(settings, timeout=10)
     try:
-        app = InspectorApp(engine, inbox, started)
+        app = InspectorApp(engine, events, started)
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot.pause()
             yield Inspector(app, pilot, engine, started)
@@ -106,7 +106,7 @@ def header(app: InspectorApp) -> str:
 
 
 async def wait_until(pilot: Pilot[None], condition: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
-    """Let the app drain the inbox (50 ms ticks) until `condition()` holds."""
+    """Let the app apply what the engine published until `condition()` holds."""
     waited = 0.0
     while not condition():
         if waited >= timeout:

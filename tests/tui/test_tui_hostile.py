@@ -26,7 +26,7 @@ from textual.widgets import DataTable, Static
 from yarl import URL
 
 from tests.cli.test_untrusted_rendering import assert_terminal_safe, hostile_records, hostile_text
-from tests.conftest import APP_SECRET, VERIFY_TOKEN
+from tests.support.constants import APP_SECRET, VERIFY_TOKEN
 from tests.support.meta_client import MetaLikeSender
 from wa_devtunnel.engine.events import ExchangeRecorded, Notice, ReceiverStarted, RecordingHealth, TunnelChanged
 from wa_devtunnel.engine.thread import EngineThread
@@ -62,9 +62,9 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
         environ={"WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN, "WHATSAPP_APP_SECRET": APP_SECRET},
         cwd=tmp_path,
     )
-    engine, inbox, started = start_engine(settings, timeout=10)
+    engine, events, started = start_engine(settings, timeout=10)
     try:
-        app = InspectorApp(engine, inbox, started)
+        app = InspectorApp(engine, events, started)
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot.pause()
             yield Running(app, pilot, engine, started)
@@ -141,8 +141,8 @@ async def test_crashing_requests_leave_the_app_running_and_answering_meta(runnin
 
 async def test_toasts_quote_agents_and_requests_as_plain_text(running: Running) -> None:
     app, pilot = running.app, running.pilot
-    app.inbox(Notice("error", "Tunnel failed: [/x] [@click=app.quit]quit[/] \x1b]52;c;aGk=\x07\r\u202e"))
-    app.inbox(TunnelChanged("reconnecting", "ngrok", None, running.started.callback_url, "[bold]\x1b[2J"))
+    app.events.deliver(Notice("error", "Tunnel failed: [/x] [@click=app.quit]quit[/] \x1b]52;c;aGk=\x07\r\u202e"))
+    app.events.deliver(TunnelChanged("reconnecting", "ngrok", None, running.started.callback_url, "[bold]\x1b[2J"))
     await wait_until(pilot, lambda: len(toasts(app)) >= 2, "two toasts")
     await pilot.pause()
     assert app.is_running
@@ -158,7 +158,7 @@ async def test_recording_failure_raises_a_banner_until_writes_work_again(running
     alarm = app.query_one("#recording-alarm", Static)
     assert not alarm.display
     path = running.started.recording_path
-    app.inbox(RecordingHealth(False, path, "[Errno 28] No space left on device [/x]\x1b[2J", refused=1))
+    app.events.deliver(RecordingHealth(False, path, "[Errno 28] No space left on device [/x]\x1b[2J", refused=1))
     await wait_until(pilot, lambda: alarm.display, "the banner")
     text = rendered(alarm)
     assert "RECORDING FAILED: [Errno 28] No space left on device [/x]\\x1b[2J" in text
@@ -166,11 +166,11 @@ async def test_recording_failure_raises_a_banner_until_writes_work_again(running
     assert "FAILING" in rendered(app.query_one("#status"))
     assert alarm.region.height >= 2 and alarm.region.y == 0  # on screen, at the top
 
-    app.inbox(RecordingHealth(False, path, "[Errno 28] No space left on device", refused=4))
+    app.events.deliver(RecordingHealth(False, path, "[Errno 28] No space left on device", refused=4))
     await wait_until(pilot, lambda: "4 delivery(ies)" in rendered(alarm), "the count to move")
     assert alarm.display  # persistent: a second failure is not a reason to hide it
 
-    app.inbox(RecordingHealth(True, path))
+    app.events.deliver(RecordingHealth(True, path))
     await wait_until(pilot, lambda: not alarm.display, "the banner to go")
     assert any("Recording works again" in toast for toast in toasts(app))
     assert "FAILING" not in rendered(app.query_one("#status"))
@@ -252,7 +252,7 @@ async def test_a_session_rolled_over_into_parts_is_read_from_the_right_part(runn
         part.write_text("\n" * number + json.dumps(record) + "\n")  # a different offset in each part
         events.append(ExchangeRecorded(None, record, number, part))
     for event in events:
-        app.inbox(event)
+        app.events.deliver(event)
     await wait_until(pilot, lambda: app.query_one(DataTable).row_count == 2, "both parts' rows")
     app.store.records.clear()  # fallen out of the cache: read back from the files
     app.store.record_bytes = 0

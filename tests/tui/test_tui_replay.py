@@ -13,8 +13,8 @@ from aiohttp import web
 from textual.pilot import Pilot
 from textual.widgets import DataTable, TextArea
 
-from tests.conftest import APP_SECRET, VERIFY_TOKEN
 from tests.support.backend_app import BackendBehaviour, create_backend_app
+from tests.support.constants import APP_SECRET, VERIFY_TOKEN
 from tests.support.meta_client import MetaLikeSender
 from wa_devtunnel.rules.samples import payloads as samples
 from wa_devtunnel.settings import load_settings
@@ -51,9 +51,9 @@ async def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator
         cwd=tmp_path,
     )
     try:
-        engine, inbox, started = start_engine(settings, timeout=10)
+        engine, events, started = start_engine(settings, timeout=10)
         try:
-            app = InspectorApp(engine, inbox, started)
+            app = InspectorApp(engine, events, started)
             async with app.run_test(size=(140, 40)) as pilot:
                 yield Live(app, pilot, behaviour, started.callback_url)
         finally:

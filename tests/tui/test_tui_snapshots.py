@@ -18,10 +18,10 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 
-from tests.conftest import APP_SECRET, VERIFY_TOKEN
+from tests.support.constants import APP_SECRET, VERIFY_TOKEN
 from tests.support.meta_client import MetaLikeSender
-from wa_devtunnel.engine.events import EventInbox, ExchangeRecorded, ReceiverStarted, RecordingHealth
-from wa_devtunnel.engine.exchange import view_from_record
+from wa_devtunnel.engine.events import EventBus, ExchangeRecorded, ReceiverStarted, RecordingHealth
+from wa_devtunnel.engine.exchange_view import view_from_record
 from wa_devtunnel.engine.service import WebhookService
 from wa_devtunnel.engine.thread import EngineThread
 from wa_devtunnel.rules.samples import payloads as samples
@@ -87,15 +87,14 @@ def pinned(record: dict[str, Any], index: int) -> dict[str, Any]:
 def recorded_traffic(tmp_path_factory: pytest.TempPathFactory) -> RecordedTraffic:
     """Six real exchanges through a real engine, then pinned."""
     engine = EngineThread(WebhookService(settings_in(tmp_path_factory.mktemp("traffic"))))
-    inbox = EventInbox()
-    engine.listen(inbox)
+    events = engine.service.bus.subscribe()
     recorded: list[ExchangeRecorded] = []
     try:
         started = engine.start(timeout=10)
         asyncio.run(typical_session(started.callback_url))
         deadline = time.monotonic() + 5
         while len(recorded) < 6 and time.monotonic() < deadline:
-            recorded += [e for e in inbox.take(100) if isinstance(e, ExchangeRecorded)]
+            recorded += [e for e in events.take(100) if isinstance(e, ExchangeRecorded)]
             time.sleep(0.01)
     finally:
         engine.stop()
@@ -122,9 +121,9 @@ def make_app(tmp_path: Path, fixed_timezone: None) -> Iterator[Callable[[Recorde
         engine = EngineThread(WebhookService(settings_in(tmp_path)))
         engines.append(engine)
         engine.start(timeout=10)
-        inbox = EventInbox()
+        events = EventBus().subscribe()  # only the pinned records: nothing from the engine itself
         for record in records:
-            inbox(ExchangeRecorded(view_from_record(record), record))
+            events.deliver(ExchangeRecorded(view_from_record(record), record))
         started = ReceiverStarted(
             callback_url=PINNED_URL,
             local_url=PINNED_URL,
@@ -134,7 +133,7 @@ def make_app(tmp_path: Path, fixed_timezone: None) -> Iterator[Callable[[Recorde
             port=PINNED_PORT,
             signatures_checked=True,
         )
-        return InspectorApp(engine, inbox, started)
+        return InspectorApp(engine, events, started)
 
     try:
         yield build
@@ -189,7 +188,7 @@ def test_recording_failure_banner(
         await until_rows(pilot, 6)
         app = pilot.app
         assert isinstance(app, InspectorApp)
-        app.inbox(RecordingHealth(False, PINNED_RECORDING, "[Errno 28] No space left on device", refused=3))
+        app.events.deliver(RecordingHealth(False, PINNED_RECORDING, "[Errno 28] No space left on device", refused=3))
         await pilot.pause(0.2)
 
     assert snap_compare(make_app(recorded_traffic), terminal_size=SIZE, run_before=run_before)

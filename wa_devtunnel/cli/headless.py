@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from datetime import datetime
 from typing import Any, TextIO
 
 from wa_devtunnel.cli.output import Paint, no_paint, painter, status_style
@@ -22,18 +21,9 @@ from wa_devtunnel.engine.events import (
     SelfTestFinished,
     TunnelChanged,
 )
+from wa_devtunnel.engine.exchange_view import forward_note, local_clock
 from wa_devtunnel.engine.service import WebhookService
 from wa_devtunnel.settings import Settings
-
-
-def local_clock(received_at: str) -> str:
-    """HH:MM:SS in the developer's time zone, from the record's UTC timestamp."""
-    try:
-        moment = datetime.fromisoformat(received_at.replace("Z", "+00:00"))
-    except ValueError:
-        return received_at[:8]
-    return moment.astimezone().strftime("%H:%M:%S")
-
 
 NOTICE_STYLES = {"error": "bold red", "warning": "yellow"}
 SIGNATURE_STYLES = {"valid": "green", "invalid": "bold red", "missing": "yellow"}
@@ -65,20 +55,6 @@ def format_exchange_line(view: ExchangeView, paint: Paint = no_paint) -> str:
     text += forward_note(view.forward_status, view.forward_error, view.forward_pending)
     parts.append(paint(line(text), "red" if view.kind == "verify" and view.verify_ok is False else ""))
     return "  ".join(parts)
-
-
-def forward_note(status: int | None, error: str, pending: bool) -> str:
-    """`-> backend 200` / `-> BACKEND UNREACHABLE: ...` / `-> backend pending` for forwarded exchanges."""
-    if pending:
-        return "  -> backend pending (acknowledged first)"
-    if error:
-        prefix = "backend unreachable"
-        if error.startswith(prefix):
-            return f"  -> BACKEND UNREACHABLE{error[len(prefix) :]}"
-        return f"  -> {error}"
-    if status is not None:
-        return f"  -> backend {status}"
-    return ""
 
 
 def recording_failure_text(event: RecordingHealth) -> str:

@@ -9,36 +9,7 @@ from dataclasses import FrozenInstanceError, dataclass
 from pathlib import Path
 from typing import Any
 
-
-@dataclass(frozen=True, slots=True)
-class ExchangeView:
-    """What a front end shows for one exchange, small enough to keep thousands in memory."""
-
-    id: str
-    seq: int
-    received_at: str
-    kind: str
-    method: str
-    path: str
-    status: int
-    signature: str
-    signature_detail: str
-    verify_ok: bool | None
-    verify_reason: str
-    headline: str
-    fields: tuple[str, ...]
-    account: str | None
-    flags: tuple[str, ...]
-    elapsed_ms: float
-    origin: str
-    offset: int = -1
-    message_types: tuple[str, ...] = ()
-    statuses: tuple[str, ...] = ()
-    forward_status: int | None = None
-    forward_error: str = ""
-    forward_pending: bool = False
-    # The session file `offset` refers to (a session rolls over into several files).
-    recording: Path | None = None
+from wa_devtunnel.engine.exchange_view import ExchangeView, view_from_record
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,8 +50,6 @@ class ExchangeRecorded:
         """The view of `record` (computed once; a race between threads only computes it twice)."""
         view = self._view
         if view is None:
-            from wa_devtunnel.engine.exchange import view_from_record  # exchange imports this module
-
             view = view_from_record(self.record, self.offset, self.path)
             object.__setattr__(self, "_view", view)
         return view
@@ -174,22 +143,55 @@ EngineEvent = (
 
 
 class Subscription:
-    """One subscriber's queue: bounded, dropping the oldest event rather than blocking the receiver."""
+    """One front end's queue: bounded, dropping the oldest event rather than blocking the receiver.
 
-    def __init__(self, bus: EventBus, maxsize: int) -> None:
+    A front end on the engine's loop awaits `get_batch`; one on another thread passes `wake`, called
+    (in the engine's thread) only when an event lands in a queue it has emptied, and then `take`s a batch.
+    """
+
+    def __init__(self, bus: EventBus, maxsize: int, wake: Callable[[], None] | None = None) -> None:
         self._bus = bus
         self._events: deque[EngineEvent] = deque()
         self._maxsize = maxsize
         self._wakeup = asyncio.Event()
+        self._wake = wake
+        # Set when `wake` was called and the consumer has not taken since: one wake-up per batch, not per event.
+        self._woken = False
         self.dropped = 0
 
     def deliver(self, event: EngineEvent) -> None:
         """Called by the bus; O(1) and never awaits."""
-        if len(self._events) >= self._maxsize:
-            self._events.popleft()
+        events = self._events
+        if len(events) >= self._maxsize:
+            events.popleft()
             self.dropped += 1
-        self._events.append(event)
-        self._wakeup.set()
+        events.append(event)
+        if self._wake is None:
+            self._wakeup.set()
+        elif not self._woken:
+            self._woken = True
+            self._wake()
+
+    def wake_with(self, wake: Callable[[], None]) -> None:
+        """From now on call `wake` for new events; called once now for those that came before it was ready."""
+        self._woken = True
+        self._wake = wake
+        wake()
+
+    def take(self, limit: int) -> list[EngineEvent]:
+        """Up to `limit` events, oldest first, without waiting; wakes the consumer again if more are left."""
+        self._woken = False  # before taking: an event delivered from here on wakes the consumer again
+        events = self._events
+        batch = [events.popleft() for _ in range(min(limit, len(events)))]
+        if events and self._wake is not None and not self._woken:
+            self._woken = True
+            self._wake()
+        return batch
+
+    @property
+    def pending(self) -> int:
+        """Events delivered and not yet taken (a front end that keeps up has none)."""
+        return len(self._events)
 
     async def get(self) -> EngineEvent:
         """Wait for the next event."""
@@ -231,12 +233,12 @@ class EventBus:
         self._redact = redact
 
     def add_listener(self, listener: Callable[[EngineEvent], None]) -> None:
-        """A plain callback, called in the engine's thread; it must only queue the event and return."""
+        """For the engine's own observers (hints, registration), called inline: front ends `subscribe`."""
         self._listeners = (*self._listeners, listener)
 
-    def subscribe(self, maxsize: int = 100_000) -> Subscription:
-        """Register a subscriber; it sees events published from now on."""
-        subscription = Subscription(self, maxsize)
+    def subscribe(self, maxsize: int = 100_000, wake: Callable[[], None] | None = None) -> Subscription:
+        """Register a front end; it sees events published from now on (see Subscription for `wake`)."""
+        subscription = Subscription(self, maxsize, wake)
         self._subscriptions = (*self._subscriptions, subscription)
         return subscription
 
@@ -255,24 +257,3 @@ class EventBus:
             subscription.deliver(event)
         for listener in self._listeners:
             listener(event)
-
-
-class EventInbox:
-    """A thread-safe hand-off from the engine thread to a UI that drains it at its own pace."""
-
-    def __init__(self) -> None:
-        self._events: deque[EngineEvent] = deque()
-
-    def __call__(self, event: EngineEvent) -> None:
-        """Listener: O(1), never blocks the engine."""
-        self._events.append(event)
-
-    def take(self, limit: int) -> list[EngineEvent]:
-        """Up to `limit` events, oldest first (coalesced into one UI update)."""
-        taken: list[EngineEvent] = []
-        while self._events and len(taken) < limit:
-            taken.append(self._events.popleft())
-        return taken
-
-    def __len__(self) -> int:
-        return len(self._events)

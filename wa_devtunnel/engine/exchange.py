@@ -1,4 +1,4 @@
-"""One exchange (request + answer + verdicts) as a version-1 record, and its display view."""
+"""One exchange (request + answer + verdicts) as a version-1 record: ids, timestamps, headers, the line."""
 
 from __future__ import annotations
 
@@ -7,10 +7,8 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from wa_devtunnel.engine.events import ExchangeView
 from wa_devtunnel.engine.recording import RECORDING_VERSION, encode_body
 
 # Header values that are someone's credentials; kept out of recordings and logs.
@@ -93,72 +91,3 @@ def build_record(
     }
     record.update(extra)
     return record
-
-
-def view_from_record(record: Mapping[str, Any], offset: int = -1, recording: Path | None = None) -> ExchangeView:
-    """The small display view of a record, whether it came live or from a file."""
-    get = record.get
-    request = get("request") or {}
-    response = get("response") or {}
-    summary = get("summary") or {}
-    verify = get("verify")
-    verify = verify if isinstance(verify, Mapping) else None
-    kind = str(get("kind", "other"))
-    forward = get("forward")
-    forward = forward if isinstance(forward, Mapping) else None
-    raw_items = summary.get("items") if isinstance(summary, Mapping) else None
-    if kind == "verify" and verify is not None:
-        headline = "OK: challenge echoed" if verify.get("ok") else f"FAILED: {verify.get('reason', '')}"
-    elif kind == "event":
-        headline = str(summary.get("headline", "") or summary.get("problem", ""))
-    elif request.get("method") or request.get("path"):
-        headline = f"{request.get('method', '?')} {request.get('path', '?')}"
-    else:  # a request line the server could not even parse: its reason is all there is to show
-        headline = str(get("reason", "") or "unparseable request")
-    types, statuses = _types_and_statuses(raw_items)
-    return ExchangeView(
-        id=str(get("id", "")),
-        seq=int(get("seq", 0) or 0),
-        received_at=str(get("received_at", "")),
-        kind=kind,
-        method=str(request.get("method", "")),
-        path=str(request.get("path", "")),
-        status=int(response.get("status", 0) or 0),
-        signature=str(get("signature", "unchecked")),
-        signature_detail=str(get("signature_detail", "")),
-        verify_ok=bool(verify.get("ok")) if verify is not None else None,
-        verify_reason=str(verify.get("reason", "")) if verify is not None else "",
-        headline=headline,
-        fields=tuple(summary.get("fields", ()) or ()),
-        account=get("account"),
-        flags=tuple(summary.get("flags", ()) or ()),
-        elapsed_ms=float(get("elapsed_ms", 0.0) or 0.0),
-        origin=str(get("origin", "meta")),
-        offset=offset,
-        recording=recording,
-        message_types=types,
-        statuses=statuses,
-        forward_status=forward.get("status") if forward is not None else None,
-        forward_error=str(forward.get("error") or "") if forward is not None else "",
-        forward_pending=bool(forward.get("pending")) if forward is not None else False,
-    )
-
-
-def _types_and_statuses(raw_items: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Distinct message types and status values of summary.items, in order of first appearance."""
-    types: dict[str, None] = {}
-    statuses: dict[str, None] = {}
-    if isinstance(raw_items, list):
-        for item in raw_items:
-            if not isinstance(item, Mapping):
-                continue
-            item_kind = item.get("kind")
-            if item_kind == "message":
-                value = item.get("type")
-                if value:
-                    types[str(value)] = None
-            elif item_kind == "status":
-                value = item.get("status")
-                if value:
-                    statuses[str(value)] = None
-    return tuple(types), tuple(statuses)

@@ -7,8 +7,10 @@ import contextlib
 import os
 import ssl
 import sys
+from collections.abc import Mapping
 from dataclasses import replace
-from typing import TextIO
+from pathlib import Path
+from typing import Any, TextIO
 
 from aiohttp import web
 
@@ -20,15 +22,18 @@ from wa_devtunnel.engine.events import (
     SelfTestFinished,
     TunnelChanged,
 )
-from wa_devtunnel.engine.forwarder import Forwarder
+from wa_devtunnel.engine.exchange_view import text_in_record
+from wa_devtunnel.engine.forwarder import Forwarder, ForwardResult
 from wa_devtunnel.engine.http_server import LISTEN_BACKLOG, ReceiverRunner, ServerLimits
 from wa_devtunnel.engine.instance import RunningInstance, remove_instance, write_instance
 from wa_devtunnel.engine.leftovers import clear_leftovers
 from wa_devtunnel.engine.meta.registration import Registrar, registrar_for
 from wa_devtunnel.engine.processes import process_identity
 from wa_devtunnel.engine.receiver import RECEIVER_STATE, ReceiverConfig, create_receiver_app
-from wa_devtunnel.engine.recording import SessionRecorder
+from wa_devtunnel.engine.recording import SessionRecorder, read_record_at, read_recording
 from wa_devtunnel.engine.redaction import Redactor
+from wa_devtunnel.engine.replay.live import replay_through_receiver
+from wa_devtunnel.engine.sample import send_sample_event
 from wa_devtunnel.engine.tunnel.provider import NoTunnel, TunnelError, TunnelProvider
 from wa_devtunnel.engine.tunnel.selftest import run_selftest
 from wa_devtunnel.engine.unknown_numbers import UnknownNumberHints
@@ -73,7 +78,7 @@ def tunnel_for(settings: Settings) -> TunnelProvider:
 
 
 class WebhookService:
-    """Starts and stops receiver and tunnel; front ends only subscribe to `bus`."""
+    """Starts and stops receiver and tunnel; front ends subscribe to `bus` and call the methods below."""
 
     def __init__(
         self,
@@ -272,6 +277,33 @@ class WebhookService:
     def exchanges(self) -> int:
         """How many requests this session answered."""
         return self._app[RECEIVER_STATE].exchanges if self._app else 0
+
+    # What front ends ask of the engine ----------------------------------------------------------
+
+    async def send_sample(self) -> int:
+        """POST a signed sample event to our own receiver; the origin key labels it (sample). Returns the status."""
+        return await send_sample_event(self.local_url, self.settings.app_secret, origin_key=self.origin_key)
+
+    async def replay_exchange(self, record: Mapping[str, Any], edited_body: bytes | None = None) -> ForwardResult:
+        """Send a recorded exchange again through our receiver (recorded, forwarded); an edit is re-signed."""
+        return await replay_through_receiver(
+            record, self.settings, self.local_url, edited_body, origin_key=self.origin_key
+        )
+
+    def read_record(self, path: Path, offset: int) -> dict[str, Any] | None:
+        """The whole record behind a view (front ends keep only views and a few records); safe from any thread."""
+        return read_record_at(path, offset)
+
+    def search_bodies(self, text: str) -> set[str]:
+        """Ids of this session's exchanges whose body, path or diagnosis contains `text`, in every part of it."""
+        parts = self.recorder.paths if self.recorder is not None else ()
+        return {
+            str(record.get("id"))
+            for path in parts
+            if path.exists()
+            for record in read_recording(path).records
+            if text_in_record(record, text)
+        }
 
     async def _cleanup(self) -> None:
         if self._runner is not None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from concurrent.futures import Future
 from typing import Any, TextIO, TypeVar
 
-from wa_devtunnel.engine.events import EngineEvent, ReceiverStarted
+from wa_devtunnel.engine.events import ReceiverStarted
 from wa_devtunnel.engine.service import WebhookService
 
 T = TypeVar("T")
@@ -27,12 +27,8 @@ class EngineThread:
         asyncio.set_event_loop(self._loop)
         self._loop.run_forever()
 
-    def listen(self, listener: Callable[[EngineEvent], None]) -> None:
-        """Receive every engine event (called on the engine thread: queue it and return)."""
-        self.service.bus.add_listener(listener)
-
     def submit(self, coroutine: Coroutine[Any, Any, T]) -> Future[T]:
-        """Run a coroutine on the engine loop (e.g. a sample POST) and get a future for its result."""
+        """Run one of the service's coroutines on the engine loop (e.g. send_sample) and get a future for it."""
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop)
 
     def start(self, progress: TextIO | None = None, timeout: float | None = None) -> ReceiverStarted:

@@ -13,9 +13,11 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen
 from textual.widgets import Static, TextArea
 
+from wa_devtunnel.rules.samples.payloads import meta_json
 from wa_devtunnel.rules.untrusted import json_visible, visible
 
 
@@ -29,6 +31,24 @@ def editable_text(body: bytes) -> str:
         return json_visible(json.dumps(json.loads(body), indent=2, ensure_ascii=False))
     except (ValueError, RecursionError):
         return visible(body.decode("utf-8", "replace"), keep_newlines=True)
+
+
+class EditRejected(Exception):
+    """Why an edited body is not sent; the message is the developer's toast."""
+
+    def __init__(self, message: str, severity: SeverityLevel) -> None:
+        super().__init__(message)
+        self.severity = severity
+
+
+def edited_body(original: bytes, edited: str | None) -> bytes:
+    """The edited JSON in Meta's compact style, ready to re-sign; EditRejected when unchanged or not JSON."""
+    if edited is None or edited == editable_text(original):
+        raise EditRejected("Nothing changed: not sent", "information")
+    try:
+        return meta_json(json.loads(edited))
+    except ValueError as exc:
+        raise EditRejected(f"Not sent: the body is not valid JSON ({exc})", "error") from exc
 
 
 def edit_with_external_editor(text: str) -> str | None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from rich.text import Text
 from textual.widgets import Static
 
-from wa_devtunnel.engine.events import RecordingHealth
+from wa_devtunnel.engine.events import EngineEvent, ReceiverStarted, RecordingHealth, SelfTestFinished, TunnelChanged
 from wa_devtunnel.tui.model import Counters
 from wa_devtunnel.tui.safe import shown
 
@@ -47,25 +47,54 @@ class HeaderState:
     filter_text: str = ""
     recording_failed: bool = False
 
+    def note(self, event: EngineEvent) -> None:
+        """What an engine event changes in the header (exchanges are counted by the store)."""
+        if isinstance(event, TunnelChanged):
+            self.tunnel_state, self.tunnel_reason = event.state, event.reason
+            if event.state in ("up", "failed"):
+                self.callback_url = event.callback_url
+        elif isinstance(event, SelfTestFinished):
+            self.selftest, self.selftest_ok = f"{'PASS' if event.ok else 'FAIL'} {event.elapsed_ms:.0f} ms", event.ok
+        elif isinstance(event, ReceiverStarted):
+            self.callback_url = event.callback_url
+        elif isinstance(event, RecordingHealth):
+            self.recording_failed = not event.ok
+
 
 class StatusHeader(Static):
-    """Three dense lines, always visible, ready to copy from."""
+    """Three dense lines, always visible, ready to copy from; the app updates `state`, then calls `show`."""
 
     DEFAULT_CSS = """
     StatusHeader { height: auto; max-height: 6; padding: 0 1; }
     """
 
-    _state: HeaderState | None = None
+    def __init__(self, state: HeaderState, *, id: str) -> None:
+        super().__init__(id=id)
+        self.state = state
+        self._shown = False
 
-    def show(self, state: HeaderState) -> None:
+    def show(self) -> None:
         """Re-render from the state, flowing the items onto as few lines as the width allows."""
-        self._state = state
-        self.update(header_text(state, max(self.size.width - 2, 40)))
+        self._shown = True
+        self.update(header_text(self.state, max(self.size.width - 2, 40)))
 
     def on_resize(self) -> None:
         """Re-flow for the new width."""
-        if self._state is not None:
-            self.show(self._state)
+        if self._shown:
+            self.show()
+
+
+class RecordingAlarm(Static):
+    """The banner for a recorder that cannot write: on top, loud, until writes work again."""
+
+    def raise_alarm(self, event: RecordingHealth) -> None:
+        """Show (or update) the failure with its reason and what Meta sees meanwhile."""
+        self.update(recording_alarm_text(event))
+        self.display = True
+
+    def clear(self) -> None:
+        """Writes work again."""
+        self.display = False
 
 
 def header_text(state: HeaderState, width: int) -> Text:

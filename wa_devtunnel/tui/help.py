@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from functools import partial
+from typing import Any
 
 from rich.table import Table
 from rich.text import Text
-from textual.app import ComposeResult
+from textual.app import ComposeResult, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
@@ -42,3 +44,12 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll():
             yield Static(table)
             yield Static(filters)
+
+
+def binding_commands(
+    bindings: Iterable[BindingType], run_action: Callable[[str], Awaitable[Any]]
+) -> Iterator[SystemCommand]:
+    """Every described key's action in the command palette (ctrl+p), found by its name."""
+    for binding in bindings:
+        if isinstance(binding, Binding) and binding.description and "(" not in binding.action:
+            yield SystemCommand(binding.description, f"key: {binding.key}", partial(run_action, binding.action))

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from wa_devtunnel.engine.events import ExchangeView
+from wa_devtunnel.engine.exchange_view import ExchangeView, text_in_record
 
 # Filter keys a developer types in the search bar, e.g. `kind:verify sig:invalid type:text hello`.
 FILTER_KEYS = {
@@ -104,22 +104,6 @@ def matches_conditions(view: ExchangeView, flt: ExchangeFilter) -> bool:
         if not any(v.lower().startswith(value) for v in _values(view, key)):
             return False
     return all(not any(v.lower().startswith(value) for v in _values(view, key)) for key, value in flt.exclude)
-
-
-def text_in_record(record: Mapping[str, Any], text: str) -> bool:
-    """Free text: case-insensitive, across the body, path, query, headline and diagnosis."""
-    needle = text.lower()
-    request = record.get("request") or {}
-    summary = record.get("summary") or {}
-    haystacks = (
-        str(request.get("body", "")),
-        str(request.get("path", "")),
-        str(request.get("query", "")),
-        str(summary.get("headline", "")) if isinstance(summary, Mapping) else "",
-        str((record.get("verify") or {}).get("reason", "")),
-        str(record.get("signature_detail", "")),
-    )
-    return any(needle in h.lower() for h in haystacks)
 
 
 def is_problem(view: ExchangeView) -> bool:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from rich.text import Text
 
-from wa_devtunnel.cli.headless import forward_note, local_clock
-from wa_devtunnel.engine.events import ExchangeView
+from wa_devtunnel.engine.exchange_view import ExchangeView, forward_note, local_clock
 from wa_devtunnel.tui.model import is_problem
 from wa_devtunnel.tui.safe import data
 

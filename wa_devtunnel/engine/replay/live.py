@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from wa_devtunnel.engine.exchange import view_from_record
+from wa_devtunnel.engine.exchange_view import view_from_record
 from wa_devtunnel.engine.forwarder import Forwarder, ForwardResult
 from wa_devtunnel.engine.recording import request_body
 from wa_devtunnel.engine.replay.plan import ReplayOptions, plan_replay

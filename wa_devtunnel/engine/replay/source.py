@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from wa_devtunnel.engine.events import ExchangeView
-from wa_devtunnel.engine.exchange import view_from_record
+from wa_devtunnel.engine.exchange_view import view_from_record
 from wa_devtunnel.engine.recording import read_recording, request_body
 from wa_devtunnel.engine.sessions import session_paths
 

@@ -1,0 +1,148 @@
+"""What a front end shows of one exchange: the small view of a record and the words both front ends share."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeView:
+    """What a front end shows for one exchange, small enough to keep thousands in memory."""
+
+    id: str
+    seq: int
+    received_at: str
+    kind: str
+    method: str
+    path: str
+    status: int
+    signature: str
+    signature_detail: str
+    verify_ok: bool | None
+    verify_reason: str
+    headline: str
+    fields: tuple[str, ...]
+    account: str | None
+    flags: tuple[str, ...]
+    elapsed_ms: float
+    origin: str
+    offset: int = -1
+    message_types: tuple[str, ...] = ()
+    statuses: tuple[str, ...] = ()
+    forward_status: int | None = None
+    forward_error: str = ""
+    forward_pending: bool = False
+    # The session file `offset` refers to (a session rolls over into several files).
+    recording: Path | None = None
+
+
+def view_from_record(record: Mapping[str, Any], offset: int = -1, recording: Path | None = None) -> ExchangeView:
+    """The small display view of a record, whether it came live or from a file."""
+    get = record.get
+    request = get("request") or {}
+    response = get("response") or {}
+    summary = get("summary") or {}
+    verify = get("verify")
+    verify = verify if isinstance(verify, Mapping) else None
+    kind = str(get("kind", "other"))
+    forward = get("forward")
+    forward = forward if isinstance(forward, Mapping) else None
+    raw_items = summary.get("items") if isinstance(summary, Mapping) else None
+    if kind == "verify" and verify is not None:
+        headline = "OK: challenge echoed" if verify.get("ok") else f"FAILED: {verify.get('reason', '')}"
+    elif kind == "event":
+        headline = str(summary.get("headline", "") or summary.get("problem", ""))
+    elif request.get("method") or request.get("path"):
+        headline = f"{request.get('method', '?')} {request.get('path', '?')}"
+    else:  # a request line the server could not even parse: its reason is all there is to show
+        headline = str(get("reason", "") or "unparseable request")
+    types, statuses = _types_and_statuses(raw_items)
+    return ExchangeView(
+        id=str(get("id", "")),
+        seq=int(get("seq", 0) or 0),
+        received_at=str(get("received_at", "")),
+        kind=kind,
+        method=str(request.get("method", "")),
+        path=str(request.get("path", "")),
+        status=int(response.get("status", 0) or 0),
+        signature=str(get("signature", "unchecked")),
+        signature_detail=str(get("signature_detail", "")),
+        verify_ok=bool(verify.get("ok")) if verify is not None else None,
+        verify_reason=str(verify.get("reason", "")) if verify is not None else "",
+        headline=headline,
+        fields=tuple(summary.get("fields", ()) or ()),
+        account=get("account"),
+        flags=tuple(summary.get("flags", ()) or ()),
+        elapsed_ms=float(get("elapsed_ms", 0.0) or 0.0),
+        origin=str(get("origin", "meta")),
+        offset=offset,
+        recording=recording,
+        message_types=types,
+        statuses=statuses,
+        forward_status=forward.get("status") if forward is not None else None,
+        forward_error=str(forward.get("error") or "") if forward is not None else "",
+        forward_pending=bool(forward.get("pending")) if forward is not None else False,
+    )
+
+
+def _types_and_statuses(raw_items: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """Distinct message types and status values of summary.items, in order of first appearance."""
+    types: dict[str, None] = {}
+    statuses: dict[str, None] = {}
+    if isinstance(raw_items, list):
+        for item in raw_items:
+            if not isinstance(item, Mapping):
+                continue
+            item_kind = item.get("kind")
+            if item_kind == "message":
+                value = item.get("type")
+                if value:
+                    types[str(value)] = None
+            elif item_kind == "status":
+                value = item.get("status")
+                if value:
+                    statuses[str(value)] = None
+    return tuple(types), tuple(statuses)
+
+
+def local_clock(received_at: str) -> str:
+    """HH:MM:SS in the developer's time zone, from the record's UTC timestamp."""
+    try:
+        moment = datetime.fromisoformat(received_at.replace("Z", "+00:00"))
+    except ValueError:
+        return received_at[:8]
+    return moment.astimezone().strftime("%H:%M:%S")
+
+
+def forward_note(status: int | None, error: str, pending: bool) -> str:
+    """`-> backend 200` / `-> BACKEND UNREACHABLE: ...` / `-> backend pending` for forwarded exchanges."""
+    if pending:
+        return "  -> backend pending (acknowledged first)"
+    if error:
+        prefix = "backend unreachable"
+        if error.startswith(prefix):
+            return f"  -> BACKEND UNREACHABLE{error[len(prefix) :]}"
+        return f"  -> {error}"
+    if status is not None:
+        return f"  -> backend {status}"
+    return ""
+
+
+def text_in_record(record: Mapping[str, Any], text: str) -> bool:
+    """Free text: case-insensitive, across the body, path, query, headline and diagnosis."""
+    needle = text.lower()
+    request = record.get("request") or {}
+    summary = record.get("summary") or {}
+    haystacks = (
+        str(request.get("body", "")),
+        str(request.get("path", "")),
+        str(request.get("query", "")),
+        str(summary.get("headline", "")) if isinstance(summary, Mapping) else "",
+        str((record.get("verify") or {}).get("reason", "")),
+        str(record.get("signature_detail", "")),
+    )
+    return any(needle in h.lower() for h in haystacks)
