@@ -145,8 +145,9 @@ EngineEvent = (
 class Subscription:
     """One front end's queue: bounded, dropping the oldest event rather than blocking the receiver.
 
-    A front end on the engine's loop awaits `get_batch`; one on another thread passes `wake`, called
-    (in the engine's thread) only when an event lands in a queue it has emptied, and then `take`s a batch.
+    A front end on the engine's loop awaits `get_batch`. One on another thread passes `wake`: it is
+    called (in the engine's thread) for the first event after the consumer `rearm`ed, and not again
+    until the consumer has taken what came and rearms: one wake-up per burst, not per event.
     """
 
     def __init__(self, bus: EventBus, maxsize: int, wake: Callable[[], None] | None = None) -> None:
@@ -155,7 +156,7 @@ class Subscription:
         self._maxsize = maxsize
         self._wakeup = asyncio.Event()
         self._wake = wake
-        # Set when `wake` was called and the consumer has not taken since: one wake-up per batch, not per event.
+        # True from a wake-up until the consumer rearms: the engine posts nothing meanwhile.
         self._woken = False
         self.dropped = 0
 
@@ -179,14 +180,17 @@ class Subscription:
         wake()
 
     def take(self, limit: int) -> list[EngineEvent]:
-        """Up to `limit` events, oldest first, without waiting; wakes the consumer again if more are left."""
-        self._woken = False  # before taking: an event delivered from here on wakes the consumer again
+        """Up to `limit` events, oldest first, without waiting."""
         events = self._events
-        batch = [events.popleft() for _ in range(min(limit, len(events)))]
-        if events and self._wake is not None and not self._woken:
+        return [events.popleft() for _ in range(min(limit, len(events)))]
+
+    def rearm(self) -> bool:
+        """The consumer caught up: the next event wakes it. False when one already waits (take it first)."""
+        self._woken = False
+        if self._events:  # delivered meanwhile, perhaps without a wake-up
             self._woken = True
-            self._wake()
-        return batch
+            return False
+        return True
 
     @property
     def pending(self) -> int:

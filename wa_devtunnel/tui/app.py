@@ -6,15 +6,11 @@ import asyncio
 import contextlib
 import os
 import signal
-import time
 from collections.abc import Coroutine, Iterable, Iterator, Mapping
-from dataclasses import replace
 from typing import Any, TypeVar
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding
-from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Footer
@@ -24,41 +20,29 @@ from wa_devtunnel.engine.events import (
     ExchangeRecorded,
     ExchangeView,
     ForwardCompleted,
-    Notice,
     ReceiverStarted,
     RecordingHealth,
-    SelfTestFinished,
     Subscription,
-    TunnelChanged,
 )
 from wa_devtunnel.engine.exchange_view import text_in_record
 from wa_devtunnel.engine.recording import request_body
 from wa_devtunnel.engine.replay.source import ReplayError
 from wa_devtunnel.engine.thread import EngineThread
 from wa_devtunnel.tui.editor import BodyEditor, EditRejected, edit_with_external_editor, editable_text, edited_body
+from wa_devtunnel.tui.engine_feed import EngineEventsArrived, EngineFeed
 from wa_devtunnel.tui.exchange_detail import ExchangeDetail
 from wa_devtunnel.tui.exchange_list import ExchangeList
 from wa_devtunnel.tui.filter_bar import FilterBar
 from wa_devtunnel.tui.header import HeaderState, RecordingAlarm, StatusHeader
-from wa_devtunnel.tui.help import HelpScreen, binding_commands
+from wa_devtunnel.tui.help import KEYS, HelpScreen, binding_commands
 from wa_devtunnel.tui.model import ExchangeStore, ListFilter
 from wa_devtunnel.tui.safe import toast_message
+from wa_devtunnel.tui.toasts import toasts_for
 from wa_devtunnel.tui.welcome import welcome_text
 
-# A burst is drawn in slices of at most DRAIN_BATCH events, DRAIN_INTERVAL_S apart: keys are handled between them.
-DRAIN_BATCH = 500
-DRAIN_INTERVAL_S = 0.05
-DETAIL_REFRESH_S = 0.25
+# More new rows than this in one batch is a burst: the detail then follows a few times a second.
 BURST_ROWS = 3
 T = TypeVar("T")
-
-
-class EngineEventsArrived(Message):
-    """Events wait in the subscription: one message however many came (toolong's coalescing pattern)."""
-
-    def can_replace(self, message: Message) -> bool:
-        """A second one still waiting in the queue says nothing new."""
-        return isinstance(message, EngineEventsArrived)
 
 
 class InspectorApp(App[None]):
@@ -66,29 +50,7 @@ class InspectorApp(App[None]):
 
     CSS_PATH = "app.tcss"
     TITLE = "wa-devtunnel"
-    BINDINGS = [
-        Binding("q", "quit", "Quit"),
-        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
-        Binding("slash", "search", "Filter"),
-        Binding("x", "clear_filters", "Clear"),
-        Binding("e", "problems_only", "Problems"),
-        Binding("f", "follow", "Follow"),
-        Binding("u", "copy_url", "Copy URL"),
-        Binding("t", "copy_token", "Copy token"),
-        Binding("s", "send_sample", "Sample"),
-        Binding("p", "replay", "Replay"),
-        Binding("E", "edit_and_send", "Edit+send", show=False),
-        Binding("question_mark", "help", "Help"),
-        Binding("r", "reveal_token", "Reveal token", show=False),
-        Binding("b", "toggle_raw", "Raw body", show=False),
-        Binding("o", "open_body", "Whole body in $PAGER", show=False),
-        Binding("w", "write_body", "Write body to a file", show=False),
-        Binding("end", "follow", "Follow", show=False),
-        Binding("1", "tab('summary')", "Summary", show=False),
-        Binding("2", "tab('body')", "Body", show=False),
-        Binding("3", "tab('headers')", "Headers", show=False),
-        Binding("4", "tab('signature')", "Signature", show=False),
-    ]
+    BINDINGS = KEYS
 
     def __init__(self, engine: EngineThread, events: Subscription, started: ReceiverStarted) -> None:
         super().__init__()
@@ -98,23 +60,13 @@ class InspectorApp(App[None]):
         self.started = started
         self.store = ExchangeStore()
         self.filter = ListFilter()
-        self.selected_id: str | None = None
-        self._detail_pending = False
-        self._last_drain = 0.0
-        self._drain_scheduled = False
+        self.feed = EngineFeed(self, events, lambda batch: self.apply_events(batch))  # apply_events may be wrapped
         settings = self.service.settings
-        self.header = StatusHeader(
-            HeaderState(
-                callback_url=started.callback_url,
-                verify_token=started.verify_token,
-                tunnel_state=started.tunnel_state,
-                recording=started.recording_path,
-                forward_to=settings.forward_to,
-            ),
-            id="status",
-        )
+        self.header = StatusHeader(HeaderState.at_start(started, settings.forward_to), id="status")
         self.exchanges = ExchangeList(bool(settings.accounts), self._visible_views, id="exchanges")
-        self.detail = ExchangeDetail(welcome_text(started, settings), id="lower")
+        self.detail = ExchangeDetail(
+            welcome_text(started, settings), self.store, self.service.read_record, started.recording_path, id="lower"
+        )
         self.filter_bar = FilterBar(id="search")
 
     @property
@@ -133,7 +85,7 @@ class InspectorApp(App[None]):
     def on_mount(self) -> None:
         self._refresh_header()
         self.exchanges.focus()
-        self.call_after_refresh(self.events.wake_with, self._engine_events_waiting)  # the first batch, laid out
+        self.feed.start()
         with contextlib.suppress(NotImplementedError, RuntimeError):
             for signum in (signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal window was closed
                 asyncio.get_running_loop().add_signal_handler(signum, self.exit)
@@ -158,27 +110,8 @@ class InspectorApp(App[None]):
 
     # Engine events -----------------------------------------------------------------------------
 
-    def _engine_events_waiting(self) -> None:
-        """Called in the engine's thread: post one message and return; never raise into the receiver."""
-        with contextlib.suppress(RuntimeError):  # the app's loop may be closing
-            self.post_message(EngineEventsArrived())
-
     def on_engine_events_arrived(self, _: EngineEventsArrived) -> None:
-        """Apply at once when idle; under a burst at most one batch per DRAIN_INTERVAL_S, so the receiver keeps up."""
-        wait = self._last_drain + DRAIN_INTERVAL_S - time.monotonic()
-        if wait <= 0:
-            self._drain()
-        elif not self._drain_scheduled:
-            self._drain_scheduled = True
-            self.set_timer(wait, self._drain)
-
-    def _drain(self) -> None:
-        """Everything the engine published since the last batch (up to DRAIN_BATCH), applied as one."""
-        self._drain_scheduled = False
-        self._last_drain = time.monotonic()
-        events = self.events.take(DRAIN_BATCH)
-        if events:
-            self.apply_events(events)
+        self.feed.arrived()
 
     def apply_events(self, events: Iterable[EngineEvent]) -> None:
         """Update the model, then the widgets once."""
@@ -193,7 +126,8 @@ class InspectorApp(App[None]):
                 if self.filter.shows(view):
                     new_rows.append(view)
                 continue
-            self._toast(event)
+            for toast in toasts_for(event, self.state.recording_failed):
+                self.notify(toast.text, severity=toast.severity, timeout=toast.timeout)
             self.state.note(event)
             if isinstance(event, ForwardCompleted):
                 self._forward_completed(event)
@@ -205,46 +139,19 @@ class InspectorApp(App[None]):
             self.detail.current = "detail"
             if self.exchanges.add(new_rows):
                 # A trickle shows at once; under a burst the detail is redrawn a few times a second.
-                self._show_selected(deferred=len(new_rows) > BURST_ROWS or self._detail_pending)
+                self._show_selected(deferred=len(new_rows) > BURST_ROWS or self.detail.redraw_pending)
         self._refresh_header()
-
-    def _toast(self, event: EngineEvent) -> None:
-        """What deserves a notification; the header and the banner keep the lasting state."""
-        if isinstance(event, TunnelChanged):
-            if event.state == "up" and "changed" in event.reason:
-                self.notify(f"New Callback URL: {event.callback_url}. Paste it into Meta.", severity="warning")
-            if event.state == "reconnecting":
-                self.notify(f"Tunnel down: {event.reason}", severity="error", timeout=8)
-        elif isinstance(event, SelfTestFinished) and not event.ok:
-            self.notify(f"Self-test failed: {event.detail}", severity="error", timeout=10)
-        elif isinstance(event, Notice) and event.topic != "local-only":  # the welcome panel says it
-            severity = {"error": "error", "warning": "warning"}.get(event.level, "information")
-            self.notify(event.text, severity=severity, timeout=8)  # type: ignore[arg-type]
-        elif isinstance(event, RecordingHealth) and event.ok and self.state.recording_failed:
-            where = f" to {event.path}" if event.path is not None else ""
-            self.notify(f"Recording works again: writes{where} succeed, deliveries are answered 200 again.", timeout=10)
 
     def _forward_completed(self, event: ForwardCompleted) -> None:
         """--ack-first: the backend's late answer updates the row and the detail."""
-        view = self.store.by_id.get(event.exchange_id)
-        if view is None:
+        updated = self.store.forward_completed(event.exchange_id, event.forward)
+        if updated is None:
             return
-        forward = event.forward
-        updated = replace(
-            view,
-            forward_status=forward.get("status"),
-            forward_error=str(forward.get("error") or ""),
-            forward_pending=False,
-        )
-        self.store.replace(updated)
-        record = self.store.cached(view.id)
-        if record is not None:
-            self.store.remember(view.id, {**record, "forward": dict(forward)})
         self.exchanges.update(updated)
-        if self.selected_id == view.id:
+        if self.detail.shown_id == updated.id:
             self._show_selected()
-        if forward.get("error"):
-            self.notify(f"Backend: {forward['error']}", severity="error")
+        if event.forward.get("error"):
+            self.notify(f"Backend: {event.forward['error']}", severity="error")
 
     # The list and the detail -------------------------------------------------------------------
 
@@ -268,34 +175,7 @@ class InspectorApp(App[None]):
         self._show_selected()
 
     def _show_selected(self, deferred: bool = False) -> None:
-        """Draw the exchange under the cursor; `deferred` redraws at most a few times a second (bursts)."""
-        if deferred:
-            if not self._detail_pending:
-                self._detail_pending = True
-                self.set_timer(DETAIL_REFRESH_S, self._deferred_detail)
-            return
-        view = self.store.by_id.get(self.exchanges.selected_id or "")
-        if view is None:
-            return
-        self.selected_id = view.id
-        self.detail.show(view, self._record_for(view))
-
-    def _deferred_detail(self) -> None:
-        self._detail_pending = False
-        self._show_selected()
-
-    def _record_for(self, view: ExchangeView) -> Mapping[str, Any] | None:
-        record = self.store.cached(view.id)
-        path = view.recording or self.started.recording_path  # the offset is into the part it was written to
-        if record is None and view.offset >= 0 and path is not None:
-            record = self.service.read_record(path, view.offset)
-            if record is not None:
-                self.store.remember(view.id, record)
-        return record
-
-    def _selected_record(self) -> Mapping[str, Any] | None:
-        view = self.store.by_id.get(self.selected_id or "")
-        return self._record_for(view) if view is not None else None
+        self.detail.show_exchange(self.exchanges.selected_id, deferred)
 
     # Actions -----------------------------------------------------------------------------------
 
@@ -327,19 +207,11 @@ class InspectorApp(App[None]):
 
     def action_open_body(self) -> None:
         """The whole body in $PAGER (less): the Body tab shows only the first 64 KiB of a big one."""
-        record = self._selected_record()
-        if record is None:
-            self.notify("Select an exchange first", severity="warning")
-        else:
-            self.detail.open_whole_body(record)
+        self.detail.open_whole_body()
 
     def action_write_body(self) -> None:
         """The exact body bytes to a private temp file, for an editor, jq or `wa-devtunnel decode`."""
-        record = self._selected_record()
-        if record is None:
-            self.notify("Select an exchange first", severity="warning")
-        else:
-            self.detail.write_body(record)
+        self.detail.write_body()
 
     def action_tab(self, name: str) -> None:
         """Switch the detail tab."""
@@ -411,7 +283,7 @@ class InspectorApp(App[None]):
 
     def action_replay(self) -> None:
         """Send the selected exchange again, through our receiver to the forward target."""
-        record = self._selected_record()
+        record = self.detail.shown_record()
         if record is None or record.get("kind") not in ("event", "verify"):
             self.notify("Select an event or a handshake to replay", severity="warning")
             return
@@ -419,7 +291,7 @@ class InspectorApp(App[None]):
 
     async def action_edit_and_send(self) -> None:
         """Edit the selected event's body ($EDITOR, else in-app), then re-sign and send it."""
-        record = self._selected_record()
+        record = self.detail.shown_record()
         if record is None or record.get("kind") != "event":
             self.notify("Select an event to edit and re-send", severity="warning")
             return

@@ -6,7 +6,8 @@ import os
 import shlex
 import subprocess
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from rich.text import Text
@@ -25,18 +26,30 @@ from wa_devtunnel.tui.detail import (
     summary_renderable,
     whole_body_text,
 )
+from wa_devtunnel.tui.model import ExchangeStore
 from wa_devtunnel.tui.safe import shown
 
 TABS = ("summary", "body", "headers", "signature")
+# Under a burst the four panes are redrawn a few times a second, not for every batch.
+REDRAW_INTERVAL_S = 0.25
+ReadRecord = Callable[[Path, int], Mapping[str, Any] | None]
 
 
 class ExchangeDetail(ContentSwitcher):
-    """Its own state is the body view (pretty or raw); the app tells it what to show."""
+    """Its own state: which exchange it shows, and how (pretty or raw body); records come from the store or disk."""
 
-    def __init__(self, welcome: Text, *, id: str) -> None:
+    def __init__(
+        self, welcome: Text, store: ExchangeStore, read_record: ReadRecord, recording: Path | None, *, id: str
+    ) -> None:
         super().__init__(initial="welcome", id=id)
         self._welcome = welcome
+        self._store = store
+        self._read_record = read_record
+        self._recording = recording
         self.raw_body = False
+        self.shown_id: str | None = None
+        self._wanted: str | None = None
+        self.redraw_pending = False
 
     def compose(self) -> ComposeResult:
         yield VerticalScroll(Static(self._welcome, id="welcome-text"), id="welcome")
@@ -45,7 +58,38 @@ class ExchangeDetail(ContentSwitcher):
                 with TabPane(name.capitalize(), id=name):
                     yield VerticalScroll(Static(id=f"{name}-text"))
 
-    def show(self, view: ExchangeView, record: Mapping[str, Any] | None) -> None:
+    def show_exchange(self, exchange_id: str | None, deferred: bool = False) -> None:
+        """Draw one exchange now, or (`deferred`, a burst) the latest one asked for within REDRAW_INTERVAL_S."""
+        self._wanted = exchange_id
+        if deferred:
+            if not self.redraw_pending:
+                self.redraw_pending = True
+                self.set_timer(REDRAW_INTERVAL_S, self._redraw)
+            return
+        view = self._store.by_id.get(exchange_id or "")
+        if view is not None:
+            self.shown_id = view.id
+            self._draw(view, self._record_for(view))
+
+    def _redraw(self) -> None:
+        self.redraw_pending = False
+        self.show_exchange(self._wanted)
+
+    def shown_record(self) -> Mapping[str, Any] | None:
+        """The whole record of the exchange on screen (read back from its file if it left the cache)."""
+        view = self._store.by_id.get(self.shown_id or "")
+        return self._record_for(view) if view is not None else None
+
+    def _record_for(self, view: ExchangeView) -> Mapping[str, Any] | None:
+        record = self._store.cached(view.id)
+        path = view.recording or self._recording  # the offset is into the part it was written to
+        if record is None and view.offset >= 0 and path is not None:
+            record = self._read_record(path, view.offset)
+            if record is not None:
+                self._store.remember(view.id, record)
+        return record
+
+    def _draw(self, view: ExchangeView, record: Mapping[str, Any] | None) -> None:
         """Every tab for one exchange; a record no longer on disk leaves its headline and says so."""
         if record is None:
             unavailable = Text.assemble(shown(view.headline), "\n(full record no longer available)")
@@ -66,9 +110,13 @@ class ExchangeDetail(ContentSwitcher):
         self.raw_body = not self.raw_body
         self.query_one(TabbedContent).active = "body"
 
-    def open_whole_body(self, record: Mapping[str, Any]) -> None:
+    def open_whole_body(self) -> None:
         """The whole body in $PAGER (less): the Body tab shows only the first 64 KiB of a big one."""
-        self._prepare_whole_body(record)
+        record = self.shown_record()
+        if record is None:
+            self.notify("Select an exchange first", severity="warning")
+        else:
+            self._prepare_whole_body(record)
 
     @work(thread=True, exclusive=True, group="whole-body")
     def _prepare_whole_body(self, record: Mapping[str, Any]) -> None:
@@ -88,10 +136,18 @@ class ExchangeDetail(ContentSwitcher):
                 subprocess.run(command, input=text.encode("utf-8"), check=False)
         except (SuspendNotSupported, OSError, ValueError) as exc:
             self.notify(f"No pager ({exc.__class__.__name__}: {exc}); writing the body to a file.", severity="warning")
-            self.write_body(record)
+            self._write_body(record)
 
-    def write_body(self, record: Mapping[str, Any]) -> None:
-        """The exact body bytes to a private temp file, named by us (never by the record), created 0600."""
+    def write_body(self) -> None:
+        """The exact body bytes to a private temp file, for an editor, jq or `wa-devtunnel decode`."""
+        record = self.shown_record()
+        if record is None:
+            self.notify("Select an exchange first", severity="warning")
+        else:
+            self._write_body(record)
+
+    def _write_body(self, record: Mapping[str, Any]) -> None:
+        """A name of our own making (never one from the record), created 0600 by mkstemp."""
         request = record.get("request") or {}
         try:
             body = request_body(request)

@@ -47,6 +47,17 @@ class HeaderState:
     filter_text: str = ""
     recording_failed: bool = False
 
+    @classmethod
+    def at_start(cls, started: ReceiverStarted, forward_to: str | None) -> HeaderState:
+        """What the receiver announced when it started."""
+        return cls(
+            callback_url=started.callback_url,
+            verify_token=started.verify_token,
+            tunnel_state=started.tunnel_state,
+            recording=started.recording_path,
+            forward_to=forward_to,
+        )
+
     def note(self, event: EngineEvent) -> None:
         """What an engine event changes in the header (exchanges are counted by the store)."""
         if isinstance(event, TunnelChanged):

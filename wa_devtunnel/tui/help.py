@@ -1,4 +1,4 @@
-"""The `?` screen: every key and the filter syntax, in one place."""
+"""Every key of the inspector, in one place: its bindings, the `?` screen and the command palette."""
 
 from __future__ import annotations
 
@@ -15,6 +15,30 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from wa_devtunnel.tui.model import FILTER_HELP
+
+KEYS = [
+    Binding("q", "quit", "Quit"),
+    Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+    Binding("slash", "search", "Filter"),
+    Binding("x", "clear_filters", "Clear"),
+    Binding("e", "problems_only", "Problems"),
+    Binding("f", "follow", "Follow"),
+    Binding("u", "copy_url", "Copy URL"),
+    Binding("t", "copy_token", "Copy token"),
+    Binding("s", "send_sample", "Sample"),
+    Binding("p", "replay", "Replay"),
+    Binding("E", "edit_and_send", "Edit+send", show=False),
+    Binding("question_mark", "help", "Help"),
+    Binding("r", "reveal_token", "Reveal token", show=False),
+    Binding("b", "toggle_raw", "Raw body", show=False),
+    Binding("o", "open_body", "Whole body in $PAGER", show=False),
+    Binding("w", "write_body", "Write body to a file", show=False),
+    Binding("end", "follow", "Follow", show=False),
+    Binding("1", "tab('summary')", "Summary", show=False),
+    Binding("2", "tab('body')", "Body", show=False),
+    Binding("3", "tab('headers')", "Headers", show=False),
+    Binding("4", "tab('signature')", "Signature", show=False),
+]
 
 
 class HelpScreen(ModalScreen[None]):

@@ -50,6 +50,7 @@ def run_tui(settings: Settings) -> int:
     try:
         InspectorApp(engine, events, started).run()
     finally:
+        events.close()  # the UI is gone: nothing more to wake
         exchanges = engine.service.exchanges
         engine.stop()
     _say(f"Stopped after {exchanges} exchange(s).")

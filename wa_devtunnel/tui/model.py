@@ -5,7 +5,7 @@ from __future__ import annotations
 import shlex
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from wa_devtunnel.engine.exchange_view import ExchangeView, text_in_record
@@ -187,6 +187,19 @@ class ExchangeStore:
             if self.views[index].id == view.id:
                 self.views[index] = view
                 break
+
+    def forward_completed(self, exchange_id: str, forward: Mapping[str, Any]) -> ExchangeView | None:
+        """--ack-first: the backend's late answer, into the view and the cached record; the updated view."""
+        view = self.by_id.get(exchange_id)
+        if view is None:
+            return None
+        status, error = forward.get("status"), str(forward.get("error") or "")
+        updated = replace(view, forward_status=status, forward_error=error, forward_pending=False)
+        self.replace(updated)
+        record = self.cached(exchange_id)
+        if record is not None:
+            self.remember(exchange_id, {**record, "forward": dict(forward)})
+        return updated
 
     def remember(self, exchange_id: str, record: Mapping[str, Any]) -> None:
         """Keep a full record in the small LRU cache (the newest one always, however big)."""
