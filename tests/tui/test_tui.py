@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import io
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import NamedTuple
 
 import aiohttp
 import pytest
@@ -15,46 +14,24 @@ from textual.widget import Widget
 from textual.widgets import ContentSwitcher, DataTable, Input, Static, TabbedContent
 
 from tests.support.constants import APP_SECRET, VERIFY_TOKEN
+from tests.support.inspector import Inspector, open_inspector, wait_until
 from tests.support.meta_client import MetaLikeSender
-from wa_devtunnel.engine.events import ReceiverStarted
-from wa_devtunnel.engine.thread import EngineThread
 from wa_devtunnel.rules.samples import payloads as samples
-from wa_devtunnel.settings import load_settings
 from wa_devtunnel.tui.app import InspectorApp
 from wa_devtunnel.tui.detail import body_renderable
 from wa_devtunnel.tui.header import mask_token
 from wa_devtunnel.tui.help import HelpScreen
-from wa_devtunnel.tui.launch import start_engine
 
-WAIT_S = 5.0
 FAILED_131049 = "failed 131049 This message was not delivered to maintain healthy ecosystem engagement."
 # Columns without accounts: Time, Kind, HTTP, Sig, Field, ms, Summary.
 KIND, HTTP, SIG, FIELD, MS, SUMMARY = 1, 2, 3, 4, 5, 6
 
 
-class Inspector(NamedTuple):
-    app: InspectorApp
-    pilot: Pilot[None]
-    engine: EngineThread
-    started: ReceiverStarted
-
-
 @pytest.fixture
 async def inspector(tmp_path: Path) -> AsyncIterator[Inspector]:
     """The real engine on a free port, the inspector on a 120x40 headless terminal."""
-    settings = load_settings(
-        {"port": "0", "recordings_dir": str(tmp_path / "rec"), "tunnel": "none"},
-        environ={"WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN, "WHATSAPP_APP_SECRET": APP_SECRET},
-        cwd=tmp_path,
-    )
-    engine, events, started = start_engine(settings, timeout=10)
-    try:
-        app = InspectorApp(engine, events, started)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await pilot.pause()
-            yield Inspector(app, pilot, engine, started)
-    finally:
-        engine.stop()
+    async with open_inspector(tmp_path) as opened:
+        yield opened
 
 
 @pytest.fixture
@@ -103,16 +80,6 @@ def shown(app: InspectorApp, selector: str) -> str:
 
 def header(app: InspectorApp) -> str:
     return shown(app, "#status")
-
-
-async def wait_until(pilot: Pilot[None], condition: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
-    """Let the app apply what the engine published until `condition()` holds."""
-    waited = 0.0
-    while not condition():
-        if waited >= timeout:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        await pilot.pause(0.05)
-        waited += 0.05
 
 
 async def wait_rows(inspector: Inspector, count: int) -> None:

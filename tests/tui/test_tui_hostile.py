@@ -14,29 +14,25 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import aiohttp
 import pytest
 from hypothesis import HealthCheck, given, settings
 from rich.console import Console
-from textual.pilot import Pilot
 from textual.widget import Widget
 from textual.widgets import DataTable, Static
 from yarl import URL
 
 from tests.cli.test_untrusted_rendering import assert_terminal_safe, hostile_records, hostile_text
 from tests.support.constants import APP_SECRET, VERIFY_TOKEN
+from tests.support.inspector import Inspector, open_inspector, wait_until
 from tests.support.meta_client import MetaLikeSender
-from wa_devtunnel.engine.events import ExchangeRecorded, Notice, ReceiverStarted, RecordingHealth, TunnelChanged
-from wa_devtunnel.engine.thread import EngineThread
+from wa_devtunnel.engine.events import ExchangeRecorded, Notice, RecordingHealth, TunnelChanged
 from wa_devtunnel.rules.samples import payloads as samples
-from wa_devtunnel.settings import load_settings
 from wa_devtunnel.tui.app import InspectorApp
-from wa_devtunnel.tui.launch import start_engine
 from wa_devtunnel.tui.model import ExchangeStore
 
-WAIT_S = 5.0
 SUMMARY = 6  # Time, Kind, HTTP, Sig, Field, ms, Summary (no Account column with one account)
 CRASHING_TEXTS = (
     "hello [/oops]",
@@ -47,38 +43,11 @@ CRASHING_TEXTS = (
 )
 
 
-class Running(NamedTuple):
-    app: InspectorApp
-    pilot: Pilot[None]
-    engine: EngineThread
-    started: ReceiverStarted
-
-
 @pytest.fixture
-async def running(tmp_path: Path) -> AsyncIterator[Running]:
+async def running(tmp_path: Path) -> AsyncIterator[Inspector]:
     """The real engine on a free port, the inspector on a 120x40 headless terminal."""
-    settings = load_settings(
-        {"port": "0", "recordings_dir": str(tmp_path / "rec"), "tunnel": "none"},
-        environ={"WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN, "WHATSAPP_APP_SECRET": APP_SECRET},
-        cwd=tmp_path,
-    )
-    engine, events, started = start_engine(settings, timeout=10)
-    try:
-        app = InspectorApp(engine, events, started)
-        async with app.run_test(size=(120, 40)) as pilot:
-            await pilot.pause()
-            yield Running(app, pilot, engine, started)
-    finally:
-        engine.stop()
-
-
-async def wait_until(pilot: Pilot[None], condition: Any, what: str) -> None:
-    waited = 0.0
-    while not condition():
-        if waited >= WAIT_S:
-            pytest.fail(f"timed out waiting for {what}")
-        await pilot.pause(0.05)
-        waited += 0.05
+    async with open_inspector(tmp_path) as opened:
+        yield opened
 
 
 def rendered(widget: Widget) -> str:
@@ -102,7 +71,7 @@ def toasts(app: InspectorApp) -> list[str]:
     return [notification.message for notification in app._notifications]
 
 
-async def test_crashing_requests_leave_the_app_running_and_answering_meta(running: Running) -> None:
+async def test_crashing_requests_leave_the_app_running_and_answering_meta(running: Inspector) -> None:
     app, pilot = running.app, running.pilot
     base = URL(running.started.callback_url)
     async with aiohttp.ClientSession() as session:
@@ -139,7 +108,7 @@ async def test_crashing_requests_leave_the_app_running_and_answering_meta(runnin
     assert app.is_running and not list(Path("/tmp").glob("pwned*.svg"))
 
 
-async def test_toasts_quote_agents_and_requests_as_plain_text(running: Running) -> None:
+async def test_toasts_quote_agents_and_requests_as_plain_text(running: Inspector) -> None:
     app, pilot = running.app, running.pilot
     app.events.deliver(Notice("error", "Tunnel failed: [/x] [@click=app.quit]quit[/] \x1b]52;c;aGk=\x07\r\u202e"))
     app.events.deliver(TunnelChanged("reconnecting", "ngrok", None, running.started.callback_url, "[bold]\x1b[2J"))
@@ -153,7 +122,7 @@ async def test_toasts_quote_agents_and_requests_as_plain_text(running: Running) 
     assert "[bold]\\x1b[2J" in rendered(app.query_one("#status"))
 
 
-async def test_recording_failure_raises_a_banner_until_writes_work_again(running: Running) -> None:
+async def test_recording_failure_raises_a_banner_until_writes_work_again(running: Inspector) -> None:
     app, pilot = running.app, running.pilot
     alarm = app.query_one("#recording-alarm", Static)
     assert not alarm.display
@@ -177,7 +146,7 @@ async def test_recording_failure_raises_a_banner_until_writes_work_again(running
 
 
 async def test_a_big_body_is_cut_and_can_be_had_whole(
-    running: Running, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    running: Inspector, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     monkeypatch.setenv("PAGER", "less")
@@ -203,7 +172,7 @@ async def test_a_big_body_is_cut_and_can_be_had_whole(
     assert app.is_running
 
 
-async def test_arbitrary_records_through_the_running_app(running: Running) -> None:
+async def test_arbitrary_records_through_the_running_app(running: Inspector) -> None:
     """The same property as the pure renderers', but through the widgets: the app must never raise."""
     app = running.app
 
@@ -240,7 +209,7 @@ def test_the_record_cache_is_bounded_in_bytes_not_only_in_records() -> None:
     assert list(store.records) == ["big"]  # the newest stays, however big: it is the one on screen
 
 
-async def test_a_session_rolled_over_into_parts_is_read_from_the_right_part(running: Running, tmp_path: Path) -> None:
+async def test_a_session_rolled_over_into_parts_is_read_from_the_right_part(running: Inspector, tmp_path: Path) -> None:
     """Offsets point into the part an exchange was written to: the detail and the body search follow them."""
     app, pilot = running.app, running.pilot
     parts = [tmp_path / "20261207-101010.jsonl", tmp_path / "20261207-101010-2.jsonl"]
