@@ -167,13 +167,17 @@ Check = Callable[[Any, str], Any]
 def _number(convert: type[int] | type[float], noun: str, accepts: Callable[[float], bool], limits: str) -> Check:
     """Ports, counts and durations differ only in their type, range and the words of their errors."""
 
-    def check(value: Any, setting: str) -> int | float:
+    def check(value: Any, setting: str) -> int | float | None:
+        text = str(value).strip()
+        if not text:  # blank, like unset: the default applies
+            return None
         try:
-            number = convert(str(value).strip())
+            number = convert(text)
         except ValueError:
             raise ConfigError(setting, f"{value!r} is not {noun}") from None
         if not accepts(number):
-            raise ConfigError(setting, f"{number:g} {limits}")
+            shown = str(int(number)) if float(number).is_integer() else repr(number)  # 700, 99999999999, 0.5
+            raise ConfigError(setting, f"{shown} {limits}")
         return number
 
     return check

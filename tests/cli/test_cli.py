@@ -335,3 +335,13 @@ def test_the_cli_never_imports_the_tui() -> None:
     )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert loaded.stdout.strip() == "[]"
+
+
+def test_doctor_names_an_unparseable_env_line(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Through the command line too: the CLI quiets python-dotenv's logger, the check must still see its warnings."""
+    (workdir / ".env").write_text("WHATSAPP_VERIFY_TOKEN=wa-reviewtoken-1234567890abcdef\nBROKEN LINE\n")
+    code, out, err = run_main(["doctor", "--json"], capsys)
+    assert code == 1  # a FAIL
+    (settings_check,) = [c for c in json.loads(out)["checks"] if c["name"].startswith("settings")]
+    assert settings_check["status"] == "FAIL" and "line 2" in settings_check["detail"], settings_check
+    assert "python-dotenv could not parse" not in err

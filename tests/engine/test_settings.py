@@ -201,3 +201,27 @@ def test_one_wording_per_kind_of_value(tmp_path: Path, environ: dict[str, str], 
 def test_graph_url_loses_its_trailing_slash(tmp_path: Path) -> None:
     settings = load_settings({}, environ={"META_GRAPH_URL": "http://127.0.0.1:9/"}, cwd=tmp_path)
     assert settings.graph_url == "http://127.0.0.1:9"
+
+
+@pytest.mark.parametrize("name", ["WA_DEVTUNNEL_BODY_TIMEOUT", "WA_DEVTUNNEL_MAX_CONNECTIONS", "WA_DEVTUNNEL_PORT"])
+def test_a_blank_number_is_unset(tmp_path: Path, name: str) -> None:
+    """`WA_DEVTUNNEL_BODY_TIMEOUT=" "` in .env means the default, as an empty value does."""
+    settings = load_settings(environ={name: "  "}, cwd=tmp_path)
+    default = load_settings(environ={}, cwd=tmp_path)
+    assert (settings.body_timeout_s, settings.max_connections, settings.port) == (
+        default.body_timeout_s,
+        default.max_connections,
+        default.port,
+    )
+
+
+@pytest.mark.parametrize(
+    ("flags", "shown"),
+    [({"port": "99999999999"}, "99999999999 is out of range"), ({"forward_timeout": "1e9"}, "1000000000 ")],
+)
+def test_big_numbers_are_shown_as_typed_not_in_scientific_notation(
+    tmp_path: Path, flags: dict[str, str], shown: str
+) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings(flags, environ={}, cwd=tmp_path)
+    assert shown in str(error.value) and "e+" not in str(error.value)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import os
 import sys
 import time
 
@@ -99,6 +101,10 @@ def run(args: argparse.Namespace, settings: Settings | None) -> ExitCode:
         return _replay(settings, args)
     except (ReplayError, SessionNotFound) as exc:
         raise UsageError(f"{PROG}: {exc}", try_help=False) from None
+    except BrokenPipeError:  # `replay ... | head`: the reader has what it wanted, like any Unix tool
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.OK
     except OSError as exc:  # the recordings directory cannot be created or written
         raise UsageError(f"{PROG}: cannot record the replay: {exc.strerror or exc}", try_help=False) from None
 

@@ -30,11 +30,17 @@ def env_file_problems(path: Path) -> tuple[str, ...]:
         return (f"cannot read it: {exc}",)
     unparsed = _Unparsed()
     logger = logging.getLogger("dotenv.main")
+    # Collected here, never printed: whatever level or propagation the caller set for this logger.
+    level, propagate = logger.level, logger.propagate
+    logger.setLevel(logging.WARNING)
+    logger.propagate = False
     logger.addHandler(unparsed)
     try:
         dotenv_values(path, interpolate=False)
     finally:
         logger.removeHandler(unparsed)
+        logger.setLevel(level)
+        logger.propagate = propagate
     return tuple(
         f"line {number}: {lines[number - 1].strip()[:40]!r}" if 0 < number <= len(lines) else f"line {number}"
         for number in unparsed.lines
