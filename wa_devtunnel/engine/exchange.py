@@ -9,12 +9,15 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from wa_devtunnel.engine.origin import ORIGIN_HEADER, without_key
 from wa_devtunnel.engine.recording import RECORDING_VERSION, encode_body
 
 # Header values that are someone's credentials; kept out of recordings and logs.
 REDACTED_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
 _REDACTED_HEADER_BYTES = frozenset(name.encode("ascii") for name in REDACTED_HEADERS)
-_REDACTED_NAME_LENGTHS = frozenset(map(len, REDACTED_HEADERS))  # most names need no lower() at all
+_ORIGIN_HEADER_BYTES = ORIGIN_HEADER.lower().encode("ascii")
+# Most names need no lower() at all: only those as long as a credential header or our origin header.
+_SENSITIVE_NAME_LENGTHS = frozenset({*map(len, REDACTED_HEADERS), len(_ORIGIN_HEADER_BYTES)})
 
 # Exchange ids: 128 random bits like a uuid4, from a private generator seeded by os.urandom (a tenth
 # of uuid4's cost per request); reseeded in a forked child so two processes never share a stream.
@@ -44,16 +47,23 @@ def utc_timestamp(moment: datetime | None = None) -> str:
 
 
 def header_pairs(raw_headers: Sequence[tuple[bytes, bytes]]) -> list[list[str]]:
-    """Headers in arrival order and original case, decoded losslessly, credentials redacted."""
+    """Headers in arrival order and original case, decoded losslessly, credentials and our origin key left out."""
     return [
         [
             name.decode("latin-1"),
-            "REDACTED"
-            if len(name) in _REDACTED_NAME_LENGTHS and name.lower() in _REDACTED_HEADER_BYTES
-            else value.decode("latin-1"),
+            _sensitive_value(name, value) if len(name) in _SENSITIVE_NAME_LENGTHS else value.decode("latin-1"),
         ]
         for name, value in raw_headers
     ]
+
+
+def _sensitive_value(name: bytes, value: bytes) -> str:
+    """What a recording keeps of a header whose name length matches one we protect."""
+    lowered = name.lower()
+    if lowered in _REDACTED_HEADER_BYTES:
+        return "REDACTED"
+    text = value.decode("latin-1")
+    return without_key(text) if lowered == _ORIGIN_HEADER_BYTES else text
 
 
 def build_record(

