@@ -10,12 +10,12 @@ import sys
 from collections.abc import Sequence
 
 from wa_devtunnel.cli.main import main as cli_main
-from wa_devtunnel.tui.launch import run_tui
+from wa_devtunnel.tui.launch import run_tui, run_watch
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with the TUI plugged in."""
-    return cli_main(argv, launch_tui=run_tui)
+    return cli_main(argv, launch_tui=run_tui, watch_tui=run_watch)
 
 
 if __name__ == "__main__":

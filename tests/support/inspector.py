@@ -11,11 +11,11 @@ import pytest
 from textual.pilot import Pilot
 
 from tests.support.constants import APP_SECRET, VERIFY_TOKEN
+from tests.support.engine_host import hosted_engine
 from wa_devtunnel.engine.events import ReceiverStarted
 from wa_devtunnel.engine.thread import EngineThread
-from wa_devtunnel.settings import load_settings
+from wa_devtunnel.settings import Settings, load_settings
 from wa_devtunnel.tui.app import InspectorApp
-from wa_devtunnel.tui.launch import start_engine
 
 WAIT_S = 10.0
 
@@ -30,23 +30,22 @@ class Inspector(NamedTuple):
 
 
 @contextlib.asynccontextmanager
-async def open_inspector(
-    tmp_path: Path, size: tuple[int, int] = (120, 40), **flags: str
-) -> AsyncIterator[Inspector]:
-    """Start the engine (port 0, no tunnel, signed with the test App Secret) and the app; stop both after."""
-    settings = load_settings(
+async def open_inspector(tmp_path: Path, size: tuple[int, int] = (120, 40), **flags: str) -> AsyncIterator[Inspector]:
+    """Start the engine (port 0, no tunnel, signed with the test App Secret) and the app on its channel."""
+    with hosted_engine(inspector_settings(tmp_path, **flags)) as hosted:
+        app = InspectorApp(hosted.attach())
+        async with app.run_test(size=size) as pilot:
+            await pilot.pause()
+            yield Inspector(app, pilot, hosted.engine, hosted.started)
+
+
+def inspector_settings(tmp_path: Path, **flags: str) -> Settings:
+    """`wa-devtunnel --port 0 --tunnel none` with the test's token and App Secret, nothing from the shell."""
+    return load_settings(
         {"port": "0", "recordings_dir": str(tmp_path / "rec"), "tunnel": "none", **flags},
         environ={"WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN, "WHATSAPP_APP_SECRET": APP_SECRET},
         cwd=tmp_path,
     )
-    engine, events, started = start_engine(settings, timeout=10)
-    try:
-        app = InspectorApp(engine, events, started)
-        async with app.run_test(size=size) as pilot:
-            await pilot.pause()
-            yield Inspector(app, pilot, engine, started)
-    finally:
-        engine.stop()
 
 
 async def wait_until(pilot: Pilot[None], condition: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:

@@ -11,16 +11,17 @@ import aiohttp
 import pytest
 from aiohttp import web
 from textual.pilot import Pilot
-from textual.widgets import DataTable, TextArea
+from textual.widgets import TextArea
 
 from tests.support.backend_app import BackendBehaviour, create_backend_app
 from tests.support.constants import APP_SECRET, VERIFY_TOKEN
+from tests.support.engine_host import hosted_engine
 from tests.support.meta_client import MetaLikeSender
 from wa_devtunnel.rules.samples import payloads as samples
 from wa_devtunnel.settings import load_settings
 from wa_devtunnel.tui.app import InspectorApp
 from wa_devtunnel.tui.editor import BodyEditor
-from wa_devtunnel.tui.launch import start_engine
+from wa_devtunnel.tui.exchange_list import ExchangeList
 
 
 class Live(NamedTuple):
@@ -51,19 +52,16 @@ async def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator
         cwd=tmp_path,
     )
     try:
-        engine, events, started = start_engine(settings, timeout=10)
-        try:
-            app = InspectorApp(engine, events, started)
+        with hosted_engine(settings) as hosted:
+            app = InspectorApp(hosted.attach())
             async with app.run_test(size=(140, 40)) as pilot:
-                yield Live(app, pilot, behaviour, started.callback_url)
-        finally:
-            engine.stop()
+                yield Live(app, pilot, behaviour, hosted.started.callback_url)
     finally:
         await runner.cleanup()
 
 
-async def _wait_rows(live: Live, count: int) -> DataTable[object]:
-    table = live.app.query_one(DataTable)
+async def _wait_rows(live: Live, count: int) -> ExchangeList:
+    table = live.app.query_one(ExchangeList)
     for _ in range(100):
         if table.row_count >= count:
             return table
@@ -71,8 +69,8 @@ async def _wait_rows(live: Live, count: int) -> DataTable[object]:
     raise AssertionError(f"expected {count} rows, have {table.row_count}")
 
 
-def _summary(table: DataTable[object], row: int) -> str:
-    return str(table.get_row_at(row)[-1])
+def _summary(table: ExchangeList, row: int) -> str:
+    return str(table.cells(row)[-1])
 
 
 async def test_replay_key_resends_the_selected_event_to_the_backend(live: Live) -> None:
@@ -119,5 +117,5 @@ async def test_escape_in_the_editor_sends_nothing(live: Live) -> None:
     await live.pilot.pause()
     await live.pilot.press("escape")
     await live.pilot.pause(0.3)
-    assert live.app.query_one(DataTable).row_count == 1
+    assert live.app.query_one(ExchangeList).row_count == 1
     assert len(live.behaviour.received) == 1

@@ -7,26 +7,30 @@ run is then pinned (arrival times, durations, the client's port), so the picture
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable
 
 from tests.support.constants import APP_SECRET, VERIFY_TOKEN
+from tests.support.engine_host import hosted_engine
 from tests.support.meta_client import MetaLikeSender
-from wa_devtunnel.engine.events import EventBus, ExchangeRecorded, ReceiverStarted, RecordingHealth
+from wa_devtunnel.engine.channel.client import EngineClient, connect
+from wa_devtunnel.engine.events import ExchangeRecorded, ReceiverStarted, RecordingHealth
 from wa_devtunnel.engine.exchange_view import view_from_record
 from wa_devtunnel.engine.service import WebhookService
 from wa_devtunnel.engine.thread import EngineThread
 from wa_devtunnel.rules.samples import payloads as samples
 from wa_devtunnel.settings import Settings, load_settings
 from wa_devtunnel.tui.app import InspectorApp
+from wa_devtunnel.tui.exchange_list import ExchangeList
 
 SIZE = (120, 40)
 PINNED_PORT = 8765
@@ -114,36 +118,32 @@ def fixed_timezone(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 @pytest.fixture
 def make_app(tmp_path: Path, fixed_timezone: None) -> Iterator[Callable[[RecordedTraffic], InspectorApp]]:
-    """An inspector on a real (started) engine, fed pinned records and a pinned start-up."""
-    engines: list[EngineThread] = []
+    """An inspector attached to a real (started) engine, fed pinned records and a pinned start-up."""
+    with contextlib.ExitStack() as stack:
 
-    def build(records: RecordedTraffic) -> InspectorApp:
-        engine = EngineThread(WebhookService(settings_in(tmp_path)))
-        engines.append(engine)
-        engine.start(timeout=10)
-        events = EventBus().subscribe()  # only the pinned records: nothing from the engine itself
-        for record in records:
-            events.deliver(ExchangeRecorded(view_from_record(record), record))
-        started = ReceiverStarted(
-            callback_url=PINNED_URL,
-            local_url=PINNED_URL,
-            verify_token=VERIFY_TOKEN,
-            verify_token_generated=False,
-            recording_path=PINNED_RECORDING,
-            port=PINNED_PORT,
-            signatures_checked=True,
-        )
-        return InspectorApp(engine, events, started)
+        def build(records: RecordedTraffic) -> InspectorApp:
+            hosted = stack.enter_context(hosted_engine(settings_in(tmp_path)))
+            sock, welcome, rest = connect(hosted.channel.address)
+            started = ReceiverStarted(
+                callback_url=PINNED_URL,
+                local_url=PINNED_URL,
+                verify_token=VERIFY_TOKEN,
+                verify_token_generated=False,
+                recording_path=PINNED_RECORDING,
+                port=PINNED_PORT,
+                signatures_checked=True,
+            )
+            # Only the pinned start-up and records: nothing the engine said itself (its port, its notices).
+            app = InspectorApp(EngineClient(sock, replace(welcome, started=started, state=()), rest))
+            for record in records:
+                app.events.deliver(ExchangeRecorded(view_from_record(record), record))
+            return app
 
-    try:
         yield build
-    finally:
-        for engine in engines:
-            engine.stop()
 
 
 async def until_rows(pilot: Pilot[None], count: int) -> None:
-    table = pilot.app.query_one("#exchanges", DataTable)
+    table = pilot.app.query_one("#exchanges", ExchangeList)
     for _ in range(100):
         if table.row_count == count:
             return
@@ -166,7 +166,7 @@ def test_failed_handshake_selected(
     async def run_before(pilot: Pilot[None]) -> None:
         await until_rows(pilot, 6)
         await pilot.press("up", "up", "up", "up")
-        assert pilot.app.query_one("#exchanges", DataTable).cursor_row == 1
+        assert pilot.app.query_one("#exchanges", ExchangeList).cursor_row == 1
         await pilot.press("4")
 
     assert snap_compare(make_app(recorded_traffic), terminal_size=SIZE, run_before=run_before)

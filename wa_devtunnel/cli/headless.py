@@ -9,6 +9,7 @@ from typing import Any, TextIO
 
 from wa_devtunnel.cli.output import Paint, no_paint, painter, status_style
 from wa_devtunnel.cli.terminal_text import block, json_text, line
+from wa_devtunnel.engine.channel.attach import EngineChannel
 from wa_devtunnel.engine.events import (
     EngineEvent,
     ExchangeRecorded,
@@ -238,6 +239,8 @@ async def run_headless(
     service = WebhookService(settings)
     subscription = service.bus.subscribe()
     stop = asyncio.Event()
+    # Front ends attach here (`wa-devtunnel watch`, or the TUI that started this engine).
+    channel = EngineChannel(service, stop.set)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)
@@ -247,15 +250,21 @@ async def run_headless(
             for event in await subscription.get_batch():
                 printer.render(event)
 
-    await service.prepare(printer.err)
-    await service.start()
+    try:
+        await service.prepare(printer.err)
+        await service.start()
+    except BaseException:
+        await channel.stop()  # nothing listened yet: only its private directory to remove
+        raise
     printer_task = asyncio.create_task(pump())
     try:
+        await channel.start()
         await stop.wait()
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
             loop.remove_signal_handler(signum)
         await service.stop()
+        await channel.stop()
         await asyncio.sleep(0)
         for event in subscription.drain():
             printer.render(event)

@@ -14,14 +14,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from wa_devtunnel import __version__
-from wa_devtunnel.cli import doctor, export, meta, replay, sessions, token, trigger, up
+from wa_devtunnel.cli import doctor, export, meta, replay, sessions, token, trigger, up, watch
 from wa_devtunnel.cli.options import Command, ExitCode, UsageError, settings_flags
 from wa_devtunnel.cli.output import error
 from wa_devtunnel.engine.redaction import SECRET_SETTINGS, Redactor
 from wa_devtunnel.settings import ConfigError, load_settings, read_environment
 
 # In the order `--help` lists them.
-COMMANDS: tuple[Command, ...] = (up, sessions, trigger, token, replay, export, doctor, meta)
+COMMANDS: tuple[Command, ...] = (up, watch, sessions, trigger, token, replay, export, doctor, meta)
 BY_NAME = {command.NAME: command for command in COMMANDS}
 TOP_LEVEL_FLAGS = ("-h", "--help", "--version")
 
@@ -33,14 +33,16 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def build_parser(launch_tui: up.TuiLauncher | None = None) -> argparse.ArgumentParser:
-    """The whole command-line contract; `launch_tui` is what `up` opens when not headless."""
+def build_parser(
+    launch_tui: up.TuiLauncher | None = None, watch_tui: watch.WatchLauncher | None = None
+) -> argparse.ArgumentParser:
+    """The whole command-line contract; `launch_tui`/`watch_tui` are what `up`/`watch` open when not headless."""
     parser = _Parser(
         prog="wa-devtunnel",
         description="Receive, inspect, record and replay WhatsApp Cloud API webhooks on your machine.",
     )
     parser.add_argument("--version", action="version", version=f"wa-devtunnel {__version__}")
-    parser.set_defaults(**{up.LAUNCHER: launch_tui})
+    parser.set_defaults(**{up.LAUNCHER: launch_tui, watch.LAUNCHER: watch_tui})
     subparsers = parser.add_subparsers(dest="command", parser_class=_Parser)
     for command in COMMANDS:
         command.register(subparsers)
@@ -66,13 +68,19 @@ def _print_error(text: str, args: Sequence[str]) -> None:
     error(Redactor(secrets).text(text))
 
 
-def main(argv: Sequence[str] | None = None, *, launch_tui: up.TuiLauncher | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    launch_tui: up.TuiLauncher | None = None,
+    watch_tui: watch.WatchLauncher | None = None,
+) -> int:
     """Parse, read settings (unless the command must run without them), run; `up` is the default command."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     if not args_list or (args_list[0] not in BY_NAME and args_list[0] not in TOP_LEVEL_FLAGS):
         args_list.insert(0, up.NAME)
     try:
-        args = build_parser(launch_tui).parse_args(args_list)
+        args = build_parser(launch_tui, watch_tui).parse_args(args_list)
+        args.argv = tuple(args_list)  # as typed (`up` first): what an engine child of the TUI runs
         command = BY_NAME[args.command]
         settings = load_settings(settings_flags(args)) if command.READS_SETTINGS else None
         return command.run(args, settings)

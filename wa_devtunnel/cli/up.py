@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from wa_devtunnel.cli.headless import run_headless
 from wa_devtunnel.cli.options import ExitCode, Subparsers, UsageError, add_common
@@ -14,7 +14,7 @@ NAME = "up"
 READS_SETTINGS = True
 # The TUI is another front end: the CLI never imports it. __main__ hands its launcher in (this
 # attribute of the parsed arguments); without one, `up` needs --headless.
-TuiLauncher = Callable[[Settings], int]
+TuiLauncher = Callable[[Settings, Sequence[str]], int]
 LAUNCHER = "launch_tui"
 
 
@@ -60,7 +60,8 @@ def run(args: argparse.Namespace, settings: Settings | None) -> ExitCode:
         launch: TuiLauncher | None = getattr(args, LAUNCHER, None)
         if launch is None:
             raise UsageError("wa-devtunnel up: this entry point has no TUI; pass --headless", try_help=False)
-        return ExitCode(launch(settings))
+        # The engine child runs this very command line with --headless: same settings, same code.
+        return ExitCode(launch(settings, args.argv))
     try:
         return ExitCode(asyncio.run(run_headless(settings, json_lines=args.json)))
     except OSError as exc:  # the port is taken, the recordings directory cannot be written...

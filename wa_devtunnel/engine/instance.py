@@ -34,6 +34,9 @@ class RunningInstance:
     agent: AgentFootprint | None = None
     # The session's origin key: our own tools label their requests with it (engine/origin.py).
     origin_key: str | None = None
+    # Where front ends attach (`wa-devtunnel watch`): a Unix socket in a 0700 directory, and its secret.
+    channel: str | None = None
+    channel_secret: str | None = None
 
 
 def instance_path(recordings_dir: Path) -> Path:

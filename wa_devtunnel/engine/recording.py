@@ -9,7 +9,7 @@ import errno
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -326,6 +326,18 @@ def read_recording(path: Path) -> RecordingRead:
         elif record is not None:
             records.append(record)
     return RecordingRead(path=path, records=tuple(records), problems=tuple(problems))
+
+
+def records_with_offsets(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Every intact record of a file with the offset of its line (what a live view keeps), damaged lines skipped."""
+    offset = 0
+    with open(path, "rb") as handle:
+        for raw in handle:
+            if raw.endswith(b"\n"):  # an unterminated last line is still being written (or was cut short)
+                record, _problem = _decode_line(raw[:-1])
+                if record is not None:
+                    yield offset, record
+            offset += len(raw)
 
 
 def read_record_at(path: Path, offset: int) -> dict[str, Any] | None:

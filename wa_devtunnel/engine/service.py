@@ -14,6 +14,7 @@ from typing import Any, TextIO
 
 from aiohttp import web
 
+from wa_devtunnel.engine.channel.address import ChannelAddress
 from wa_devtunnel.engine.events import (
     EventBus,
     Notice,
@@ -22,7 +23,6 @@ from wa_devtunnel.engine.events import (
     SelfTestFinished,
     TunnelChanged,
 )
-from wa_devtunnel.engine.exchange_view import text_in_record
 from wa_devtunnel.engine.forwarder import Forwarder, ForwardResult
 from wa_devtunnel.engine.http_server import LISTEN_BACKLOG, ReceiverRunner, ServerLimits
 from wa_devtunnel.engine.instance import RunningInstance, remove_instance, write_instance
@@ -30,10 +30,11 @@ from wa_devtunnel.engine.leftovers import clear_leftovers
 from wa_devtunnel.engine.meta.registration import Registrar, registrar_for
 from wa_devtunnel.engine.processes import process_identity
 from wa_devtunnel.engine.receiver import RECEIVER_STATE, ReceiverConfig, create_receiver_app
-from wa_devtunnel.engine.recording import SessionRecorder, read_record_at, read_recording
+from wa_devtunnel.engine.recording import SessionRecorder, read_record_at
 from wa_devtunnel.engine.redaction import Redactor
 from wa_devtunnel.engine.replay.live import replay_through_receiver
 from wa_devtunnel.engine.sample import send_sample_event
+from wa_devtunnel.engine.session_search import search_recordings
 from wa_devtunnel.engine.tunnel.provider import NoTunnel, TunnelError, TunnelProvider
 from wa_devtunnel.engine.tunnel.selftest import run_selftest
 from wa_devtunnel.engine.unknown_numbers import UnknownNumberHints
@@ -104,6 +105,9 @@ class WebhookService:
         self.callback_url = ""
         self.local_url = ""
         self.tunnel_state = "local-only"
+        self.started: ReceiverStarted | None = None
+        # Where front ends attach (engine/channel); announced in the instance file with its secret.
+        self.channel: ChannelAddress | None = None
         known_numbers = settings.accounts_by_phone_number_id()
         if known_numbers:  # the decoder flags unknown numbers only against configured ones
             self.bus.add_listener(UnknownNumberHints(self.bus, known_numbers))
@@ -136,6 +140,7 @@ class WebhookService:
             public_url=self.public_url,
             forward_to=self.settings.forward_to,
         )
+        self.started = started
         self.bus.publish(started)
         if self.recorder is not None and self.recorder.directory_warning:
             self.bus.publish(Notice("warning", self.recorder.directory_warning, topic="recordings"))
@@ -194,6 +199,8 @@ class WebhookService:
             origin_key=self.origin_key,
             identity=process_identity(os.getpid()) or "",
             agent=self.tunnel.footprint(),
+            channel=str(self.channel.socket) if self.channel else None,
+            channel_secret=self.channel.secret if self.channel else None,
         )
         with contextlib.suppress(OSError):
             write_instance(self.settings.recordings_dir, instance)
@@ -296,14 +303,7 @@ class WebhookService:
 
     def search_bodies(self, text: str) -> set[str]:
         """Ids of this session's exchanges whose body, path or diagnosis contains `text`, in every part of it."""
-        parts = self.recorder.paths if self.recorder is not None else ()
-        return {
-            str(record.get("id"))
-            for path in parts
-            if path.exists()
-            for record in read_recording(path).records
-            if text_in_record(record, text)
-        }
+        return search_recordings(self.recorder.paths if self.recorder is not None else (), text)
 
     async def _cleanup(self) -> None:
         if self._runner is not None:

@@ -1,4 +1,4 @@
-"""The inspector app: composes header, list, detail and filter bar, and wires them to the engine's service."""
+"""The inspector app: composes header, list, detail and filter bar, and wires them to an engine over its channel."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Coroutine, Iterable, Iterator, Mapping
-from typing import Any, TypeVar
+import sys
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -15,25 +17,28 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widgets import Footer
 
+from wa_devtunnel.engine.channel.child import EngineChild
+from wa_devtunnel.engine.channel.client import ChannelError, EngineClient, EngineLost
 from wa_devtunnel.engine.events import (
     EngineEvent,
+    EventBus,
     ExchangeRecorded,
     ExchangeView,
     ForwardCompleted,
     ReceiverStarted,
+    ReceiverStopped,
     RecordingHealth,
-    Subscription,
 )
 from wa_devtunnel.engine.exchange_view import text_in_record
-from wa_devtunnel.engine.recording import request_body
+from wa_devtunnel.engine.recording import read_record_at, request_body
 from wa_devtunnel.engine.replay.source import ReplayError
-from wa_devtunnel.engine.thread import EngineThread
+from wa_devtunnel.engine.session_search import search_recordings
 from wa_devtunnel.tui.editor import BodyEditor, EditRejected, edit_with_external_editor, editable_text, edited_body
 from wa_devtunnel.tui.engine_feed import EngineEventsArrived, EngineFeed
 from wa_devtunnel.tui.exchange_detail import ExchangeDetail
 from wa_devtunnel.tui.exchange_list import ExchangeList
 from wa_devtunnel.tui.filter_bar import FilterBar
-from wa_devtunnel.tui.header import HeaderState, RecordingAlarm, StatusHeader
+from wa_devtunnel.tui.header import EngineAlarm, HeaderState, RecordingAlarm, StatusHeader
 from wa_devtunnel.tui.help import KEYS, HelpScreen, binding_commands
 from wa_devtunnel.tui.model import ExchangeStore, ListFilter
 from wa_devtunnel.tui.safe import toast_message
@@ -42,7 +47,8 @@ from wa_devtunnel.tui.welcome import welcome_text
 
 # More new rows than this in one batch is a burst: the detail then follows a few times a second.
 BURST_ROWS = 3
-T = TypeVar("T")
+# The list may fall behind a burst, never lose an exchange of it: the UI's queue has no cap.
+UI_BACKLOG = sys.maxsize
 
 
 class InspectorApp(App[None]):
@@ -52,20 +58,29 @@ class InspectorApp(App[None]):
     TITLE = "wa-devtunnel"
     BINDINGS = KEYS
 
-    def __init__(self, engine: EngineThread, events: Subscription, started: ReceiverStarted) -> None:
+    def __init__(self, client: EngineClient, child: EngineChild | None = None) -> None:
+        """`client` is attached to the engine; `child` is set when this UI started it (and may restart it)."""
         super().__init__()
-        self.engine = engine
-        self.service = engine.service
-        self.events = events
-        self.started = started
+        self.client = client
+        self.child = child
+        welcome = client.welcome
+        self.started = welcome.started
+        self.stopped: ReceiverStopped | None = None
+        self.engine_lost: EngineLost | None = None
+        self.recording_parts: list[Path] = list(welcome.recording_parts)
         self.store = ExchangeStore()
         self.filter = ListFilter()
-        self.feed = EngineFeed(self, events, lambda batch: self.apply_events(batch))  # apply_events may be wrapped
-        settings = self.service.settings
-        self.header = StatusHeader(HeaderState.at_start(started, settings.forward_to), id="status")
-        self.exchanges = ExchangeList(bool(settings.accounts), self._visible_views, id="exchanges")
+        # The channel's events land in a local queue drained in slices: the engine never waits for this UI.
+        self.events = EventBus().subscribe(UI_BACKLOG)
+        self.feed = EngineFeed(self, self.events, lambda batch: self.apply_events(batch))  # apply_events may be wrapped
+        self.header = StatusHeader(HeaderState.at_start(self.started, self.started.forward_to), id="status")
+        self.exchanges = ExchangeList(bool(welcome.accounts), self._visible_views, id="exchanges")
         self.detail = ExchangeDetail(
-            welcome_text(started, settings), self.store, self.service.read_record, started.recording_path, id="lower"
+            welcome_text(self.started, welcome.tunnel),
+            self.store,
+            read_record_at,
+            self.started.recording_path,
+            id="lower",
         )
         self.filter_bar = FilterBar(id="search")
 
@@ -75,6 +90,7 @@ class InspectorApp(App[None]):
         return self.header.state
 
     def compose(self) -> ComposeResult:
+        yield EngineAlarm(id="engine-alarm")
         yield RecordingAlarm(id="recording-alarm")
         yield self.header
         yield self.exchanges
@@ -85,7 +101,9 @@ class InspectorApp(App[None]):
     def on_mount(self) -> None:
         self._refresh_header()
         self.exchanges.focus()
+        self._deliver(list(self.client.welcome.state))
         self.feed.start()
+        self._listen(self.client, history=True)
         with contextlib.suppress(NotImplementedError, RuntimeError):
             for signum in (signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal window was closed
                 asyncio.get_running_loop().add_signal_handler(signum, self.exit)
@@ -110,6 +128,17 @@ class InspectorApp(App[None]):
 
     # Engine events -----------------------------------------------------------------------------
 
+    def _deliver(self, batch: list[Any]) -> None:
+        """From the channel (on this loop): queue for the next drain; cheap however big the burst."""
+        deliver = self.events.deliver
+        for event in batch:
+            deliver(event)
+
+    @work(group="engine")
+    async def _listen(self, client: EngineClient, history: bool) -> None:
+        """Read the engine's stream until it ends (history, then live; catch-up from the recording if behind)."""
+        await client.run(self._deliver, history=history)
+
     def on_engine_events_arrived(self, _: EngineEventsArrived) -> None:
         self.feed.arrived()
 
@@ -119,12 +148,17 @@ class InspectorApp(App[None]):
         for event in events:
             if isinstance(event, ExchangeRecorded):
                 view = event.view
-                if view.recording is not None:
+                if view.recording is not None and view.recording != self.state.recording:
                     self.state.recording = view.recording  # the part being written now
+                    if view.recording not in self.recording_parts:
+                        self.recording_parts.append(view.recording)
                 self.store.add(view, event.record)
                 self.filter.note_arrival(view, event.record)
                 if self.filter.shows(view):
                     new_rows.append(view)
+                continue
+            if isinstance(event, EngineLost):
+                self._engine_lost(event)
                 continue
             for toast in toasts_for(event, self.state.recording_failed):
                 self.notify(toast.text, severity=toast.severity, timeout=toast.timeout)
@@ -135,12 +169,70 @@ class InspectorApp(App[None]):
                 self.query_one(RecordingAlarm).raise_alarm(event)
             elif isinstance(event, RecordingHealth):
                 self.query_one(RecordingAlarm).clear()
+            elif isinstance(event, ReceiverStopped):
+                self.stopped = event
+            elif isinstance(event, ReceiverStarted):
+                self.started = event
         if new_rows:
             self.detail.current = "detail"
             if self.exchanges.add(new_rows):
                 # A trickle shows at once; under a burst the detail is redrawn a few times a second.
                 self._show_selected(deferred=len(new_rows) > BURST_ROWS or self.detail.redraw_pending)
         self._refresh_header()
+
+    def _engine_lost(self, event: EngineLost) -> None:
+        """The channel closed: loud, with the engine's last words and what to do."""
+        self.engine_lost = event
+        if self.child is not None:
+            code = self.child.exit_code
+            how = "stopped" if event.clean else "DIED" if code not in (None, 0) else "is gone"
+            status = f" (exit status {code})" if code not in (None, 0) else ""
+            if code is not None and code < 0:
+                status = f" (killed by signal {-code})"
+            why = self.child.log_tail(3) if code is not None and code > 0 else ""
+            text = f"ENGINE {how.upper()}{status}: Meta's deliveries fail until it runs again. "
+            text += "Press R to restart it (the recording so far is kept)."
+            if why and not event.clean:
+                text += f"\nIts last words: {why}"
+        elif event.clean:
+            text = "The engine stopped (its terminal ended it). This view is detached: press q to quit."
+        else:
+            text = f"LOST THE ENGINE: {event.reason}. This view is detached: press q to quit."
+        self.query_one(EngineAlarm).raise_alarm(text)
+        self.state.tunnel_state, self.state.tunnel_reason = "failed", "engine not running"
+
+    def action_restart_engine(self) -> None:
+        """After the engine died: start a new one with the same settings (same port, same verify token)."""
+        if self.engine_lost is None:
+            self.notify("The engine is running", severity="warning")
+            return
+        if self.child is None:
+            self.notify("This view did not start the engine: start it again where it ran", severity="warning")
+            return
+        self._restart()
+
+    @work(group="engine-restart", exclusive=True)
+    async def _restart(self) -> None:
+        old = self.child
+        assert old is not None
+        await asyncio.to_thread(old.stop)
+        environ = dict(old.environ or os.environ)
+        if self.started.verify_token_generated:  # keep what the developer pasted into Meta
+            environ["WHATSAPP_VERIFY_TOKEN"] = self.started.verify_token
+        child = EngineChild(old.argv, environ=environ, cwd=old.cwd)
+        self.notify("Restarting the engine...")
+        try:
+            client = await asyncio.to_thread(child.start)
+        except Exception as exc:  # any failure is shown, never raised into the UI
+            self.child = child
+            self.notify(f"The engine did not start: {exc}", severity="error", timeout=20)
+            return
+        self.child, self.client, self.engine_lost = child, client, None
+        self.query_one(EngineAlarm).clear()
+        self.recording_parts = list(client.welcome.recording_parts)
+        self._deliver([client.welcome.started, *client.welcome.state])
+        self._listen(client, history=False)
+        self.notify(f"Engine restarted: {client.welcome.started.callback_url}")
 
     def _forward_completed(self, event: ForwardCompleted) -> None:
         """--ack-first: the backend's late answer updates the row and the detail."""
@@ -252,8 +344,9 @@ class InspectorApp(App[None]):
 
     @work(thread=True, exclusive=True, group="search")
     def _find_text(self, text: str, cached: list[tuple[str, Mapping[str, Any]]]) -> None:
-        """Memory holds only a few records: the service searches every file of the session; the UI hands copies."""
-        matches = {eid for eid, record in cached if text_in_record(record, text)} | self.service.search_bodies(text)
+        """Memory holds only a few records: every file of the session is searched (the recording is the truth)."""
+        matches = {eid for eid, record in cached if text_in_record(record, text)}
+        matches |= search_recordings(tuple(self.recording_parts), text)
         self.call_from_thread(self._text_found, text, matches)
 
     def _text_found(self, text: str, matches: set[str]) -> None:
@@ -264,10 +357,6 @@ class InspectorApp(App[None]):
 
     # Asking the engine -------------------------------------------------------------------------
 
-    async def _on_engine(self, call: Coroutine[Any, Any, T]) -> T:
-        """Run one of the service's coroutines on the engine's loop; awaiting it never makes the engine wait."""
-        return await asyncio.wrap_future(self.engine.submit(call))
-
     def action_send_sample(self) -> None:
         """POST a signed sample event to our own receiver."""
         self._send_sample()
@@ -275,7 +364,7 @@ class InspectorApp(App[None]):
     @work(group="sample")
     async def _send_sample(self) -> None:
         try:
-            status = await self._on_engine(self.service.send_sample())
+            status = await self.client.send_sample()
         except Exception as exc:  # any failure is shown, never raised into the UI
             self.notify(f"Sample failed: {exc}", severity="error")
             return
@@ -314,13 +403,13 @@ class InspectorApp(App[None]):
     @work(group="replay")
     async def _replay(self, record: Mapping[str, Any], edited_body: bytes | None) -> None:
         try:
-            result = await self._on_engine(self.service.replay_exchange(record, edited_body))
-        except ReplayError as exc:
+            status = await self.client.replay(record, edited_body)
+        except (ReplayError, ChannelError) as exc:
             self.notify(f"Not sent: {exc}", severity="error")
             return
-        target = self.service.settings.forward_to or "wa-devtunnel's own receiver (no --forward-to)"
+        target = self.started.forward_to or "wa-devtunnel's own receiver (no --forward-to)"
         what = "Edited body re-signed and sent" if edited_body is not None else f"Replayed seq {record.get('seq')}"
-        self.notify(f"{what} to {target}: HTTP {result.relay_status}")
+        self.notify(f"{what} to {target}: HTTP {status}")
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
         """Every action in the command palette (ctrl+p)."""

@@ -10,7 +10,7 @@ from textual.widgets import Static
 
 from wa_devtunnel.engine.events import EngineEvent, ReceiverStarted, RecordingHealth, SelfTestFinished, TunnelChanged
 from wa_devtunnel.tui.model import Counters
-from wa_devtunnel.tui.safe import shown
+from wa_devtunnel.tui.safe import data_block, shown
 
 TUNNEL_STYLES = {
     "up": "bold green",
@@ -66,8 +66,10 @@ class HeaderState:
                 self.callback_url = event.callback_url
         elif isinstance(event, SelfTestFinished):
             self.selftest, self.selftest_ok = f"{'PASS' if event.ok else 'FAIL'} {event.elapsed_ms:.0f} ms", event.ok
-        elif isinstance(event, ReceiverStarted):
-            self.callback_url = event.callback_url
+        elif isinstance(event, ReceiverStarted):  # a restarted engine: its URL, token and recording
+            self.callback_url, self.verify_token = event.callback_url, event.verify_token
+            self.tunnel_state, self.tunnel_reason = event.tunnel_state, ""
+            self.recording = event.recording_path
         elif isinstance(event, RecordingHealth):
             self.recording_failed = not event.ok
 
@@ -105,6 +107,19 @@ class RecordingAlarm(Static):
 
     def clear(self) -> None:
         """Writes work again."""
+        self.display = False
+
+
+class EngineAlarm(Static):
+    """The banner for an engine that stopped or died: on top, loud, until it runs again."""
+
+    def raise_alarm(self, text: str) -> None:
+        """Show why, and what to do (restart when this UI started it)."""
+        self.update(data_block(text))
+        self.display = True
+
+    def clear(self) -> None:
+        """The engine runs again."""
         self.display = False
 
 

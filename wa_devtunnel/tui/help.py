@@ -28,6 +28,7 @@ KEYS = [
     Binding("s", "send_sample", "Sample"),
     Binding("p", "replay", "Replay"),
     Binding("E", "edit_and_send", "Edit+send", show=False),
+    Binding("R", "restart_engine", "Restart the engine (after it stopped)", show=False),
     Binding("question_mark", "help", "Help"),
     Binding("r", "reveal_token", "Reveal token", show=False),
     Binding("b", "toggle_raw", "Raw body", show=False),

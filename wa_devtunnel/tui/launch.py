@@ -1,32 +1,15 @@
-"""Starts the engine before the UI (downloads and tunnel errors stay readable), then runs the TUI."""
+"""Starts the engine as a child process (its start-up output stays readable), then runs the TUI on its channel."""
 
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from collections.abc import Sequence
 
-from wa_devtunnel.engine.events import ReceiverStarted, Subscription
-from wa_devtunnel.engine.service import WebhookService
-from wa_devtunnel.engine.thread import EngineThread
+from wa_devtunnel.engine.channel.address import ChannelAddress
+from wa_devtunnel.engine.channel.child import EngineChild, EngineStartFailed
+from wa_devtunnel.engine.channel.client import ChannelError, EngineClient
 from wa_devtunnel.rules.untrusted import visible
 from wa_devtunnel.settings import Settings
-
-# The list may fall behind a burst, never lose an exchange of it: the UI's queue has no cap.
-UI_BACKLOG = sys.maxsize
-
-
-def start_engine(
-    settings: Settings, progress: TextIO | None = None, timeout: float | None = None
-) -> tuple[EngineThread, Subscription, ReceiverStarted]:
-    """The engine on its own thread, subscribed before it starts so the UI sees every event from the first."""
-    engine = EngineThread(WebhookService(settings))
-    events = engine.service.bus.subscribe(UI_BACKLOG)
-    try:
-        started = engine.start(progress=progress, timeout=timeout)
-    except BaseException:
-        engine.stop()
-        raise
-    return engine, events, started
 
 
 def _say(text: str) -> None:
@@ -35,25 +18,51 @@ def _say(text: str) -> None:
     sys.stderr.flush()
 
 
-def run_tui(settings: Settings) -> int:
-    """The default command: engine on its own thread, the inspector in the foreground."""
+def _goodbye(child: EngineChild) -> None:
+    """The engine's own last line (`Stopped after N exchange(s). Recording: ...`), now that the screen is gone."""
+    lines = [line for line in child.log_tail(40).splitlines() if line.startswith("Stopped after")]
+    if lines:
+        _say(lines[-1])
+
+
+def run_tui(settings: Settings, argv: Sequence[str]) -> int:
+    """The default command: the engine in its own process (`up --headless`), the inspector in this one."""
     # Textual loads only when the inspector runs: every other command starts without it.
     from wa_devtunnel.tui.app import InspectorApp
 
     if settings.tunnel != "none":
         print(f"Starting the {settings.tunnel} tunnel...", file=sys.stderr)
+    child = EngineChild(argv)
     try:
-        engine, events, started = start_engine(settings, progress=sys.stderr)
-    except OSError as exc:
+        client = child.start(progress=sys.stderr)
+    except EngineStartFailed as exc:
+        if not exc.log:
+            _say(f"error: the engine exited with status {exc.exit_code}")
+        return exc.exit_code or 2
+    app = InspectorApp(client, child)
+    try:
+        app.run()
+    finally:
+        if app.child is not None:  # the engine stops with the UI: override undone, agent stopped, recording closed
+            app.child.stop(keep_log=True)
+    if app.child is not None:
+        _goodbye(app.child)
+        app.child.forget()
+    return 1 if app.engine_lost is not None and not app.engine_lost.clean else 0
+
+
+def run_watch(address: ChannelAddress) -> int:
+    """`wa-devtunnel watch`: the inspector on an engine that runs elsewhere; quitting only detaches."""
+    from wa_devtunnel.tui.app import InspectorApp
+
+    try:
+        client = EngineClient.attach(address)
+    except ChannelError as exc:
         _say(f"error: {exc.strerror or exc}")
         return 2
+    app = InspectorApp(client)
     try:
-        InspectorApp(engine, events, started).run()
+        app.run()
     finally:
-        events.close()  # the UI is gone: nothing more to wake
-        exchanges = engine.service.exchanges
-        engine.stop()
-    _say(f"Stopped after {exchanges} exchange(s).")
-    if started.recording_path is not None:
-        _say(f"Recording: {started.recording_path}")
+        app.client.close()
     return 0

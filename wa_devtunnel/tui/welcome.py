@@ -5,11 +5,10 @@ from __future__ import annotations
 from rich.text import Text
 
 from wa_devtunnel.engine.events import ReceiverStarted
-from wa_devtunnel.settings import Settings
 from wa_devtunnel.tui.safe import shown
 
 
-def welcome_text(started: ReceiverStarted, settings: Settings) -> Text:
+def welcome_text(started: ReceiverStarted, tunnel: str) -> Text:
     """Local-only: how to get a public URL. Tunnelled: what to paste into Meta."""
     text = Text()
     if started.public_url:
@@ -23,7 +22,7 @@ def welcome_text(started: ReceiverStarted, settings: Settings) -> Text:
     else:
         text.append("Local only: Meta cannot reach ", style="bold yellow")
         text.append(f"{shown(started.callback_url)}\n\n", style="bold")
-        if settings.tunnel == "ngrok":
+        if tunnel != "none":
             text.append("The tunnel did not start (see the notification). ", style="bold red")
         text.append("To get a public HTTPS URL Meta accepts:\n")
         text.append("1. Get a free authtoken: https://dashboard.ngrok.com/get-started/your-authtoken\n")
@@ -36,6 +35,6 @@ def welcome_text(started: ReceiverStarted, settings: Settings) -> Text:
     text.append("Press ", style="")
     text.append("?", style="bold reverse")
     text.append(" for every key; / filters (e.g. kind:event sig:invalid), x clears.\n")
-    if not settings.signature_secrets():
+    if not started.signatures_checked:
         text.append("\nSignatures are not checked: set WHATSAPP_APP_SECRET in .env.\n", style="yellow")
     return text
