@@ -310,15 +310,16 @@ def test_headless_text_lines(tmp_path: Path) -> None:
 def test_up_opens_the_tui_that_main_hands_in(
     workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    opened: list[Settings] = []
+    opened: list[tuple[int, tuple[str, ...]]] = []
 
-    def launcher(settings: Settings) -> int:
-        opened.append(settings)
+    def launcher(settings: Settings, argv: tuple[str, ...]) -> int:
+        opened.append((settings.port, argv))
         return 0
 
     monkeypatch.setattr("wa_devtunnel.__main__.run_tui", launcher)
     assert run_main(["--port", "0", "--recordings-dir", "rec"], capsys)[0] == 0
-    assert [settings.port for settings in opened] == [0]
+    # The engine child runs the same command line (with --headless): `up` first, as main completed it.
+    assert opened == [(0, ("up", "--port", "0", "--recordings-dir", "rec"))]
 
 
 def test_the_cli_on_its_own_has_no_tui(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:

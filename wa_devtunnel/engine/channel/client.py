@@ -167,6 +167,8 @@ class EngineClient:
         self._ids = itertools.count(1)
         self.gaps = 0
         self.caught_up = 0
+        self._connected: asyncio.Event | None = None  # set once `run` has the stream (commands wait for it)
+        self._closed = False
 
     @classmethod
     def attach(cls, address: ChannelAddress, timeout: float = 5.0) -> EngineClient:
@@ -176,6 +178,7 @@ class EngineClient:
     async def run(self, deliver: Deliver, *, history: bool = False) -> None:
         """Deliver batches of events until the channel closes, then an EngineLost; history first when asked."""
         reader, self._writer = await asyncio.open_unix_connection(sock=self._sock, limit=MAX_LINE_BYTES)
+        self._connection_event().set()
         if history and self.welcome.last_seq:
             await self._from_recording(deliver, None, self.welcome.last_seq)
         buffer = bytearray(self._leftover)
@@ -258,8 +261,16 @@ class EngineClient:
 
     # Commands --------------------------------------------------------------------------------------
 
+    def _connection_event(self) -> asyncio.Event:
+        if self._connected is None:
+            self._connected = asyncio.Event()
+        return self._connected
+
     async def request(self, command: str, **fields: Any) -> dict[str, Any]:
-        """Send one command and wait for its result line."""
+        """Send one command and wait for its result line (a command sent before `run` started waits for it)."""
+        if self._writer is None and not self._closed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._connection_event().wait(), 5.0)
         if self._writer is None or self._writer.is_closing():
             raise ChannelError(0, "not attached to an engine")
         request_id = next(self._ids)
@@ -269,8 +280,10 @@ class EngineClient:
         await self._writer.drain()
         reply = await future
         if not reply.get("ok"):
-            if reply.get("kind") == "refused":
+            if reply.get("kind") == "replay":
                 raise ReplayError(str(reply.get("error", "")))
+            if reply.get("kind") == "protocol":
+                raise ChannelError(0, f"the engine refused the command: {reply.get('error', '')}")
             raise ChannelError(0, f"the engine failed: {reply.get('error', '')}")
         return reply
 
@@ -292,6 +305,7 @@ class EngineClient:
 
     def close(self) -> None:
         """Detach (the engine goes on)."""
+        self._closed = True
         if self._writer is not None:
             self._writer.close()
         else:

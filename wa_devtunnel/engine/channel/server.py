@@ -273,8 +273,10 @@ class ChannelServer:
                 pass
             else:
                 raise ProtocolError(f"unknown command {command!r}")
-        except (ReplayError, ProtocolError, binascii.Error) as exc:
-            reply = {"event": "result", "id": request_id, "ok": False, "error": str(exc), "kind": "refused"}
+        except ReplayError as exc:  # nothing to send (no secret, not a replayable record): the user's to fix
+            reply = {"event": "result", "id": request_id, "ok": False, "error": str(exc), "kind": "replay"}
+        except (ProtocolError, binascii.Error) as exc:
+            reply = {"event": "result", "id": request_id, "ok": False, "error": str(exc), "kind": "protocol"}
         except Exception as exc:  # the engine never dies of a front end's request: it says why instead
             reply = {"event": "result", "id": request_id, "ok": False, "error": f"{type(exc).__name__}: {exc}"}
         watcher.send(encode(reply))

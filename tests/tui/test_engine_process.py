@@ -1,0 +1,197 @@
+"""The TUI and its engine as two processes, as a developer runs them: the engine lives and dies with its UI.
+
+The real `python -m wa_devtunnel` runs on a pseudo-terminal (Textual draws to it) and starts its engine
+child; the tunnel is the fake ngrok agent and Meta the fake Graph API, both at the process boundary.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import pty
+import signal
+import struct
+import subprocess
+import sys
+import termios
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.cli_process import minimal_env
+from tests.support.constants import APP_SECRET, VERIFY_TOKEN
+from tests.support.fake_graph import PHONE_NUMBER_ID, FakeGraph
+from tests.support.fake_ngrok import MakeFakeNgrok, pid_alive
+from tests.support.inspector import wait_until
+from wa_devtunnel.engine.channel.child import EngineChild
+from wa_devtunnel.engine.instance import RunningInstance, instance_path, load_instance
+from wa_devtunnel.engine.recording import read_recording
+from wa_devtunnel.tui.app import InspectorApp
+from wa_devtunnel.tui.header import EngineAlarm
+
+WAIT_S = 20.0
+
+
+def _wait(condition: Callable[[], object], what: str, timeout: float = WAIT_S) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
+
+
+class TerminalRun:
+    """`wa-devtunnel` on a 120x40 pseudo-terminal: keys in, screen bytes drained (and kept) in a thread."""
+
+    def __init__(self, workdir: Path, args: list[str], env: dict[str, str]) -> None:
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+        self.master = master
+        self.screen = bytearray()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "wa_devtunnel", *args],
+            cwd=workdir,
+            env={**env, "TERM": "xterm-256color"},
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            start_new_session=True,
+        )
+        os.close(slave)
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self) -> None:
+        with contextlib.suppress(OSError):
+            while data := os.read(self.master, 65536):
+                self.screen += data
+
+    def press(self, keys: str) -> None:
+        os.write(self.master, keys.encode())
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+        self._reader.join(5)
+        with contextlib.suppress(OSError):
+            os.close(self.master)
+
+
+@contextlib.contextmanager
+def terminal_run(workdir: Path, *args: str, env: dict[str, str]) -> Iterator[TerminalRun]:
+    run = TerminalRun(workdir, list(args), env)
+    try:
+        yield run
+    finally:
+        run.close()
+
+
+def _running_engine(recordings: Path) -> RunningInstance:
+    """The engine child's entry in the instance file, once it has written it."""
+    found: list[RunningInstance] = []
+
+    def ready() -> bool:
+        instance = load_instance(recordings)
+        if instance is not None and instance.channel:
+            found.append(instance)
+        return bool(found)
+
+    _wait(ready, "the engine's instance file")
+    return found[-1]
+
+
+def test_the_tui_starts_its_engine_as_a_child_and_stops_it_on_quit(tmp_path: Path) -> None:
+    env = minimal_env(tmp_path, {"WHATSAPP_APP_SECRET": APP_SECRET, "WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN})
+    recordings = tmp_path / "recordings"
+    with terminal_run(tmp_path, "--port", "0", "--tunnel", "none", env=env) as tui:
+        engine = _running_engine(recordings)
+        assert engine.pid != tui.proc.pid and pid_alive(engine.pid)
+        channel_dir = Path(str(engine.channel)).parent
+        assert channel_dir.is_dir()
+        _wait(lambda: b"Callback URL" in tui.screen, "the header on screen")
+        tui.press("s")
+        recording = Path(str(engine.recording))
+        _wait(lambda: recording.exists() and read_recording(recording).records, "the sample's record")
+        tui.press("q")
+        assert tui.proc.wait(WAIT_S) == 0
+        _wait(lambda: not pid_alive(engine.pid), "the engine to exit with its UI")
+        _wait(lambda: b"Stopped after 1 exchange(s)" in tui.screen, "the engine's last line")
+    assert not channel_dir.exists(), "the private channel directory is removed"
+    assert not instance_path(recordings).exists()
+    [sample] = read_recording(recording).records
+    assert sample["origin"] == "sample" and sample["signature"] == "valid"
+
+
+def test_a_killed_tui_leaves_no_engine_no_agent_and_no_meta_override(
+    tmp_path: Path, make_fake_ngrok: MakeFakeNgrok, threaded_fake_graph: FakeGraph
+) -> None:
+    fake = make_fake_ngrok(mode="ok")
+    env = minimal_env(
+        tmp_path,
+        threaded_fake_graph.env(
+            WHATSAPP_VERIFY_TOKEN=VERIFY_TOKEN,
+            NGROK_AUTHTOKEN="fake-authtoken",
+            PYNGROK_NGROK_PATH=str(fake.ngrok_path),
+            SSL_CERT_FILE=str(fake.ca_path),  # the engine's self-test trusts the fake agent like a public CA
+        ),
+    )
+    overrides = threaded_fake_graph.state.phone_overrides
+    recordings = tmp_path / "recordings"
+    with terminal_run(tmp_path, "--port", "0", "--register", "phone", env=env) as tui:
+        _wait(lambda: overrides.get(PHONE_NUMBER_ID, "").startswith("https://"), "Meta pointed at the tunnel")
+        engine = _running_engine(recordings)
+        _wait(lambda: (load_instance(recordings) or engine).agent is not None, "the agent in the instance file")
+        agent = (load_instance(recordings) or engine).agent
+        assert agent is not None and pid_alive(agent.pid)
+        tui.proc.send_signal(signal.SIGKILL)  # no chance to clean up: the engine must notice by itself
+        tui.proc.wait(10)
+        _wait(lambda: not pid_alive(engine.pid), "the engine to stop after its UI died")
+        assert not pid_alive(agent.pid), "no orphan ngrok agent"
+    assert overrides == {}, "the Meta override was removed"
+    assert not instance_path(recordings).exists()
+    assert not Path(str(engine.channel)).exists()
+
+
+@pytest.fixture
+def child_engine(tmp_path: Path) -> Iterator[EngineChild]:
+    """The engine as `run_tui` starts it: a real child process on a private channel."""
+    env = minimal_env(tmp_path, {"WHATSAPP_APP_SECRET": APP_SECRET, "WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN})
+    child = EngineChild(["up", "--port", "0", "--tunnel", "none"], environ=env, cwd=tmp_path)
+    yield child
+    child.stop()
+
+
+async def test_a_killed_engine_is_reported_loudly_and_restarted_keeping_the_list(
+    child_engine: EngineChild, tmp_path: Path
+) -> None:
+    client = child_engine.start()
+    app = InspectorApp(client, child_engine)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("s")
+        await wait_until(pilot, lambda: app.exchanges.row_count == 1, "the sample row")
+        alarm = app.query_one(EngineAlarm)
+        assert not alarm.display
+        first = child_engine.process
+        assert first is not None
+        first.send_signal(signal.SIGKILL)
+        await wait_until(pilot, lambda: alarm.display, "the engine alarm")
+        shown = str(alarm.render())
+        assert "ENGINE DIED (killed by signal 9)" in shown and "Press R to restart" in shown
+        assert app.state.tunnel_state == "failed"
+
+        await pilot.press("R")
+        await wait_until(pilot, lambda: app.child is not child_engine and not alarm.display, "the restart", 30)
+        assert app.child is not None and app.child.exit_code is None
+        assert app.started.verify_token == VERIFY_TOKEN
+        assert app.exchanges.row_count == 1, "rows from before the restart stay"
+        await pilot.press("s")
+        await wait_until(pilot, lambda: app.exchanges.row_count == 2, "a sample through the new engine")
+        restarted = app.child
+    assert restarted.stop() == 0
+    recordings = sorted((tmp_path / "recordings").glob("*.jsonl"))
+    assert len(recordings) == 2 and all(read_recording(path).records for path in recordings)
