@@ -1,8 +1,10 @@
 """The event stream's wire format: versioned JSON Lines, one engine event or command per line.
 
-JSON Lines because recordings already are (orjson writes both), a developer can read the stream with
-`socat`, and it measured no slower than msgpack here (benchmarks/event_stream.py). docs/event-stream.md
-documents every line.
+JSON Lines, measured against msgpack (benchmarks/event_stream.py, 5,000 exchange events): msgpack
+encodes 0.9 us/event faster on the engine's side (4.2 against 5.1 us, next to ~200 us per request) but
+decodes 1.6x slower in the front end and is only 14% smaller; JSON needs no new dependency, is what
+recordings already are (orjson writes both), and a developer can read it with `socat`.
+docs/event-stream.md documents every line.
 """
 
 from __future__ import annotations
