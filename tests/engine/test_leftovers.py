@@ -19,6 +19,7 @@ from pathlib import Path
 
 from tests.support.cli_process import CliProcess, minimal_env, running_cli, write_env_file
 from tests.support.fake_ngrok import DEFAULT_AUTHTOKEN, FakeNgrok, MakeFakeNgrok, pid_alive
+from wa_devtunnel.engine.channel.address import CHANNEL_DIR_PREFIX
 from wa_devtunnel.engine.events import Notice
 from wa_devtunnel.engine.instance import (
     RunningInstance,
@@ -201,3 +202,24 @@ def test_a_reused_owner_pid_is_not_taken_for_a_running_instance(tmp_path: Path) 
     ours = process_identity(os.getpid()) or ""
     write_instance(tmp_path, RunningInstance(os.getpid(), local, local, None, None, None, ours))
     assert read_instance(tmp_path) is not None
+
+
+def test_a_dead_engine_s_channel_directory_goes_but_nothing_else(tmp_path: Path) -> None:
+    local = "http://127.0.0.1:1/webhook/whatsapp"
+    stale = tmp_path / f"{CHANNEL_DIR_PREFIX}dead"
+    stale.mkdir(mode=0o700)
+    (stale / "engine.sock").write_text("")  # a socket file nobody listens on any more
+    instance = RunningInstance(dead_pid(), local, local, None, None, None, "gone", channel=str(stale / "engine.sock"))
+    write_instance(tmp_path / "recordings", instance)
+    assert clear_leftovers(tmp_path / "recordings") is not None
+    assert not stale.exists()
+
+    precious = tmp_path / "precious"  # a tampered instance file names a directory that is not ours
+    precious.mkdir()
+    (precious / "engine.sock").write_text("mine")
+    tampered = RunningInstance(
+        dead_pid(), local, local, None, None, None, "gone", channel=str(precious / "engine.sock")
+    )
+    write_instance(tmp_path / "recordings", tampered)
+    clear_leftovers(tmp_path / "recordings")
+    assert (precious / "engine.sock").read_text() == "mine"

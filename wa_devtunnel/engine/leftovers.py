@@ -7,19 +7,20 @@ import shutil
 import stat
 from pathlib import Path
 
+from wa_devtunnel.engine.channel.address import CHANNEL_DIR_PREFIX
 from wa_devtunnel.engine.instance import is_alive, load_instance, remove_instance
 from wa_devtunnel.engine.processes import command_line, stop_recorded_process
 from wa_devtunnel.engine.tunnel.provider import AGENT_WORKDIR_PREFIX, AgentFootprint
 
 
-def _our_workdir(path: Path) -> bool:
+def _our_workdir(path: Path, prefix: str = AGENT_WORKDIR_PREFIX) -> bool:
     """Only a real directory we created (name, owner): a tampered instance file deletes nothing else."""
     try:
         info = path.lstat()
     except OSError:
         return False
     owner_ok = not hasattr(os, "getuid") or info.st_uid == os.getuid()
-    return stat.S_ISDIR(info.st_mode) and path.name.startswith(AGENT_WORKDIR_PREFIX) and owner_ok
+    return stat.S_ISDIR(info.st_mode) and path.name.startswith(prefix) and owner_ok
 
 
 def _remove_files(agent: AgentFootprint) -> bool:
@@ -49,6 +50,8 @@ def clear_leftovers(recordings_dir: Path) -> str | None:
             done.append(f"could not stop its ngrok agent (pid {agent.pid}): stop it yourself (kill {agent.pid})")
     if agent is not None and _remove_files(agent):
         done.append("deleted its agent config holding the ngrok authtoken")
+    if instance.channel and _our_workdir(Path(instance.channel).parent, CHANNEL_DIR_PREFIX):
+        shutil.rmtree(Path(instance.channel).parent, ignore_errors=True)  # its socket: nobody listens there now
     remove_instance(recordings_dir, owner=instance.pid)
     if not done:
         done.append("removed its stale instance file")

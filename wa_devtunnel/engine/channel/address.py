@@ -14,6 +14,7 @@ from pathlib import Path
 CHANNEL_ENV = "WA_DEVTUNNEL_ENGINE_CHANNEL"
 SECRET_ENV = "WA_DEVTUNNEL_ENGINE_SECRET"
 SOCKET_NAME = "engine.sock"
+CHANNEL_DIR_PREFIX = "wa-devtunnel-engine-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +32,7 @@ class ChannelAddress:
 
 def private_address() -> ChannelAddress:
     """A new 0700 directory (mkdtemp) with the socket's path in it, and a fresh 256-bit secret."""
-    directory = Path(tempfile.mkdtemp(prefix="wa-devtunnel-engine-"))
+    directory = Path(tempfile.mkdtemp(prefix=CHANNEL_DIR_PREFIX))
     os.chmod(directory, 0o700)
     return ChannelAddress(directory / SOCKET_NAME, secrets.token_urlsafe(32))
 
@@ -57,5 +58,5 @@ def remove_address(address: ChannelAddress) -> None:
     """The socket and its private directory, once nobody listens (only a directory we made: wa-devtunnel-*)."""
     with contextlib.suppress(OSError):
         address.socket.unlink()
-    if address.directory.name.startswith("wa-devtunnel-engine-"):
+    if address.directory.name.startswith(CHANNEL_DIR_PREFIX):
         shutil.rmtree(address.directory, ignore_errors=True)

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from collections.abc import Callable
 from typing import TextIO
 
-from wa_devtunnel.engine.channel.address import ChannelAddress, address_from_environment, private_address
+from wa_devtunnel.engine.channel.address import (
+    CHANNEL_ENV,
+    SECRET_ENV,
+    ChannelAddress,
+    address_from_environment,
+    private_address,
+)
 from wa_devtunnel.engine.channel.server import ChannelServer
 from wa_devtunnel.engine.events import Notice
 from wa_devtunnel.engine.service import WebhookService
@@ -33,6 +40,8 @@ class EngineChannel:
 
     def __init__(self, service: WebhookService, request_stop: Callable[[], None]) -> None:
         parent = address_from_environment()
+        for name in (CHANNEL_ENV, SECRET_ENV):  # ours alone: no process we start inherits the secret
+            os.environ.pop(name, None)
         # Started by a TUI: it chose the address and holds our stdin. Otherwise a private one of our own.
         self.owned = parent is not None
         self.address: ChannelAddress = parent or private_address()

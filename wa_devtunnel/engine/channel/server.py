@@ -198,7 +198,10 @@ class ChannelServer:
                 self._recent_notices.append(event)  # type: ignore[arg-type]
             if not watchers:
                 continue
-            line = encode_event(event)
+            try:
+                line = encode_event(event)
+            except (TypeError, ValueError):  # never seen; the recording still has it, a gap-free stream does not
+                continue
             for watcher, lines in zip(watchers, pending, strict=True):
                 if not watcher.behind:
                     lines.append(line)
