@@ -62,7 +62,7 @@ from wa_devtunnel.tui.detail import (
     whole_body_text,
 )
 from wa_devtunnel.tui.header import HeaderState, header_text, recording_alarm_text
-from wa_devtunnel.tui.rows import COLUMNS, row_cells
+from wa_devtunnel.tui.rows import COLUMNS, line_text, row_cells
 from wa_devtunnel.tui.safe import toast_message
 from wa_devtunnel.tui.welcome import welcome_text
 
@@ -254,10 +254,12 @@ def hostile_records(draw: st.DrawFn) -> dict[str, Any]:
 @given(hostile_records())
 def test_tui_rows_and_the_four_detail_tabs(record: dict[str, Any]) -> None:
     view = view_from_record(record)
-    for cell in row_cells(view, COLUMNS):
-        assert isinstance(cell, Text)  # a str cell would be parsed as markup by the DataTable
+    cells = row_cells(view, COLUMNS)
+    for cell in cells:
+        assert isinstance(cell, Text)  # a str cell would be parsed as markup
         assert "\n" not in cell.plain
         assert_terminal_safe(rendered(cell))
+    assert_terminal_safe(rendered(line_text(cells, COLUMNS, 200)))  # the line the list draws
     for raw in (False, True):
         assert_terminal_safe(rendered(body_renderable(record, raw)))
     for renderable in (summary_renderable(record), headers_renderable(record), signature_renderable(record)):

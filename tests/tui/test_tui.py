@@ -11,7 +11,7 @@ import pytest
 from rich.console import Console
 from textual.pilot import Pilot
 from textual.widget import Widget
-from textual.widgets import ContentSwitcher, DataTable, Input, Static, TabbedContent
+from textual.widgets import ContentSwitcher, Input, Static, TabbedContent
 
 from tests.support.constants import APP_SECRET, VERIFY_TOKEN
 from tests.support.inspector import Inspector, open_inspector, wait_until
@@ -19,6 +19,7 @@ from tests.support.meta_client import MetaLikeSender
 from wa_devtunnel.rules.samples import payloads as samples
 from wa_devtunnel.tui.app import InspectorApp
 from wa_devtunnel.tui.detail import body_renderable
+from wa_devtunnel.tui.exchange_list import ExchangeList
 from wa_devtunnel.tui.header import mask_token
 from wa_devtunnel.tui.help import HelpScreen
 
@@ -49,14 +50,14 @@ def meta(inspector: Inspector, session: aiohttp.ClientSession) -> MetaLikeSender
 # Reading the screen -------------------------------------------------------------------------------
 
 
-def table(app: InspectorApp) -> DataTable[object]:
-    return app.query_one("#exchanges", DataTable)
+def table(app: InspectorApp) -> ExchangeList:
+    return app.query_one("#exchanges", ExchangeList)
 
 
 def rows(app: InspectorApp) -> list[list[str]]:
     """Every visible row as the plain text of its cells."""
     grid = table(app)
-    return [[str(cell) for cell in grid.get_row_at(index)] for index in range(grid.row_count)]
+    return [[str(cell) for cell in grid.cells(index)] for index in range(grid.row_count)]
 
 
 def summaries(app: InspectorApp) -> list[str]:
@@ -138,10 +139,10 @@ async def test_failed_handshake_is_red_and_explained(inspector: Inspector, meta:
     assert failed_row[SUMMARY] == "FAILED: token mismatch: leading/trailing whitespace"
 
     grid = table(inspector.app)
-    failed_cells = grid.get_row_at(1)
+    failed_cells = grid.cells(1)
     for index in (0, KIND, HTTP, FIELD, SUMMARY):
         assert "red" in str(failed_cells[index].style), (index, failed_cells[index].style)
-    assert all("red" not in str(cell.style) for cell in grid.get_row_at(0))
+    assert all("red" not in str(cell.style) for cell in grid.cells(0))
 
     assert "1 ok/1 failed" in header(inspector.app)
     await inspector.pilot.press("4")

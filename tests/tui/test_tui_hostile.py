@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from rich.console import Console
 from textual.widget import Widget
-from textual.widgets import DataTable, Static
+from textual.widgets import Static
 from yarl import URL
 
 from tests.cli.test_untrusted_rendering import assert_terminal_safe, hostile_records, hostile_text
@@ -31,6 +31,7 @@ from tests.support.meta_client import MetaLikeSender
 from wa_devtunnel.engine.events import ExchangeRecorded, Notice, RecordingHealth, TunnelChanged
 from wa_devtunnel.rules.samples import payloads as samples
 from wa_devtunnel.tui.app import InspectorApp
+from wa_devtunnel.tui.exchange_list import ExchangeList
 from wa_devtunnel.tui.model import ExchangeStore
 
 SUMMARY = 6  # Time, Kind, HTTP, Sig, Field, ms, Summary (no Account column with one account)
@@ -63,8 +64,8 @@ def rendered(widget: Widget) -> str:
 
 
 def summaries(app: InspectorApp) -> list[str]:
-    table = app.query_one("#exchanges", DataTable)
-    return [str(table.get_row_at(index)[SUMMARY]) for index in range(table.row_count)]
+    table = app.query_one("#exchanges", ExchangeList)
+    return [str(table.cells(index)[SUMMARY]) for index in range(table.row_count)]
 
 
 def toasts(app: InspectorApp) -> list[str]:
@@ -81,7 +82,7 @@ async def test_crashing_requests_leave_the_app_running_and_answering_meta(runnin
         meta = MetaLikeSender(session, running.started.callback_url, APP_SECRET)
         for number, text in enumerate(CRASHING_TEXTS):
             assert await meta.deliver(samples.text_message_payload(text, message_id=f"wamid.HOSTILE{number}")) == [200]
-        await wait_until(pilot, lambda: app.query_one(DataTable).row_count == 1 + len(CRASHING_TEXTS), "every row")
+        await wait_until(pilot, lambda: app.query_one(ExchangeList).row_count == 1 + len(CRASHING_TEXTS), "every row")
         for tab in ("1", "2", "b", "3", "4", "2", "b"):  # every detail tab of the last one, drawn for real
             await pilot.press(tab)
             await pilot.pause()
@@ -104,7 +105,7 @@ async def test_crashing_requests_leave_the_app_running_and_answering_meta(runnin
         assert_terminal_safe(body)
 
         assert (await meta.handshake(VERIFY_TOKEN)).accepted  # the receiver still answers Meta
-    await wait_until(pilot, lambda: app.query_one(DataTable).row_count == 2 + len(CRASHING_TEXTS), "the handshake")
+    await wait_until(pilot, lambda: app.query_one(ExchangeList).row_count == 2 + len(CRASHING_TEXTS), "the handshake")
     assert app.is_running and not list(Path("/tmp").glob("pwned*.svg"))
 
 
@@ -154,7 +155,7 @@ async def test_a_big_body_is_cut_and_can_be_had_whole(
     body = samples.text_message_payload("x" * (300 * 1024))
     async with aiohttp.ClientSession() as session:
         assert await MetaLikeSender(session, running.started.callback_url, APP_SECRET).deliver(body) == [200]
-    await wait_until(pilot, lambda: app.query_one(DataTable).row_count == 1, "the row")
+    await wait_until(pilot, lambda: app.query_one(ExchangeList).row_count == 1, "the row")
     await pilot.press("2")
     shown = rendered(app.query_one("#body-text"))
     assert "(showing 64 KiB of 300 KiB, as received: press o to open the whole body in $PAGER" in shown
@@ -179,14 +180,15 @@ async def test_arbitrary_records_through_the_running_app(running: Inspector) -> 
     @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
     @given(hostile_records(), hostile_text)
     def arrives(record: dict[str, Any], text: str) -> None:
-        record["id"] = uuid.uuid4().hex  # the receiver makes ids; DataTable keys must be unique
+        record["id"] = uuid.uuid4().hex  # the receiver makes ids; the store keys views by id
         app.apply_events([ExchangeRecorded(None, record), Notice("info", text), RecordingHealth(False, None, text)])
         for widget in ("#summary-text", "#body-text", "#headers-text", "#signature-text", "#status"):
             assert_terminal_safe(rendered(app.query_one(widget)))
         assert_terminal_safe(rendered(app.query_one("#recording-alarm")))
-        table = app.query_one(DataTable)
-        for cell in table.get_row_at(table.row_count - 1):
+        table = app.query_one(ExchangeList)
+        for cell in table.cells(table.row_count - 1):
             assert_terminal_safe(str(cell))
+        assert_terminal_safe(table.row_text(table.row_count - 1))
 
     arrives()
     await running.pilot.pause()
@@ -222,7 +224,7 @@ async def test_a_session_rolled_over_into_parts_is_read_from_the_right_part(runn
         events.append(ExchangeRecorded(None, record, number, part))
     for event in events:
         app.events.deliver(event)
-    await wait_until(pilot, lambda: app.query_one(DataTable).row_count == 2, "both parts' rows")
+    await wait_until(pilot, lambda: app.query_one(ExchangeList).row_count == 2, "both parts' rows")
     app.store.records.clear()  # fallen out of the cache: read back from the files
     app.store.record_bytes = 0
     await pilot.press("up", "2")
@@ -231,6 +233,6 @@ async def test_a_session_rolled_over_into_parts_is_read_from_the_right_part(runn
     assert "needle-2" in rendered(app.query_one("#body-text"))
 
     await pilot.press("slash", *"needle-2", "enter")
-    await wait_until(pilot, lambda: app.query_one(DataTable).row_count == 1, "the search to find the second part")
-    table = app.query_one(DataTable)
-    assert table.coordinate_to_cell_key((0, 0)).row_key.value == "part2"
+    await wait_until(pilot, lambda: app.query_one(ExchangeList).row_count == 1, "the search to find the second part")
+    table = app.query_one(ExchangeList)
+    assert table.row_id(0) == "part2"

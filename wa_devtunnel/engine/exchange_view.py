@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -40,6 +41,39 @@ class ExchangeView:
     recording: Path | None = None
 
 
+# A front end keeps a view of every exchange of the session: the strings and tuples most of them share
+# (kind, path, signature, headline of a status, fields...) are kept once, not once per exchange.
+_SHARED_LIMIT = 4096
+_shared_tuples: dict[tuple[str, ...], tuple[str, ...]] = {}
+_shared_paths: dict[Path, Path] = {}
+
+
+def _text(value: object) -> str:
+    """`str(value)`, one copy per distinct value (interned strings are freed with their last user)."""
+    text = str(value)
+    return sys.intern(text) if type(text) is str else text
+
+
+def _strings(values: Any) -> tuple[str, ...]:
+    """A tuple of names, one copy per distinct tuple (a bounded table: it forgets when full)."""
+    shared = tuple(values)
+    if len(_shared_tuples) >= _SHARED_LIMIT:
+        _shared_tuples.clear()
+    try:
+        return _shared_tuples.setdefault(shared, shared)
+    except TypeError:  # an unhashable item from a hostile record: kept as it is
+        return shared
+
+
+def _path(recording: Path | None) -> Path | None:
+    """One Path object per session file."""
+    if recording is None:
+        return None
+    if len(_shared_paths) >= _SHARED_LIMIT:
+        _shared_paths.clear()
+    return _shared_paths.setdefault(recording, recording)
+
+
 def view_from_record(record: Mapping[str, Any], offset: int = -1, recording: Path | None = None) -> ExchangeView:
     """The small display view of a record, whether it came live or from a file."""
     get = record.get
@@ -61,30 +95,31 @@ def view_from_record(record: Mapping[str, Any], offset: int = -1, recording: Pat
     else:  # a request line the server could not even parse: its reason is all there is to show
         headline = str(get("reason", "") or "unparseable request")
     types, statuses = _types_and_statuses(raw_items)
+    account = get("account")
     return ExchangeView(
         id=str(get("id", "")),
         seq=int(get("seq", 0) or 0),
         received_at=str(get("received_at", "")),
-        kind=kind,
-        method=str(request.get("method", "")),
-        path=str(request.get("path", "")),
+        kind=_text(kind),
+        method=_text(request.get("method", "")),
+        path=_text(request.get("path", "")),
         status=int(response.get("status", 0) or 0),
-        signature=str(get("signature", "unchecked")),
-        signature_detail=str(get("signature_detail", "")),
+        signature=_text(get("signature", "unchecked")),
+        signature_detail=_text(get("signature_detail", "")),
         verify_ok=bool(verify.get("ok")) if verify is not None else None,
-        verify_reason=str(verify.get("reason", "")) if verify is not None else "",
-        headline=headline,
-        fields=tuple(summary.get("fields", ()) or ()),
-        account=get("account"),
-        flags=tuple(summary.get("flags", ()) or ()),
+        verify_reason=_text(verify.get("reason", "")) if verify is not None else "",
+        headline=_text(headline),
+        fields=_strings(summary.get("fields", ()) or ()),
+        account=_text(account) if type(account) is str else account,
+        flags=_strings(summary.get("flags", ()) or ()),
         elapsed_ms=float(get("elapsed_ms", 0.0) or 0.0),
-        origin=str(get("origin", "meta")),
+        origin=_text(get("origin", "meta")),
         offset=offset,
-        recording=recording,
-        message_types=types,
-        statuses=statuses,
+        recording=_path(recording),
+        message_types=_strings(types),
+        statuses=_strings(statuses),
         forward_status=forward.get("status") if forward is not None else None,
-        forward_error=str(forward.get("error") or "") if forward is not None else "",
+        forward_error=_text(forward.get("error") or "") if forward is not None else "",
         forward_pending=bool(forward.get("pending")) if forward is not None else False,
     )
 

@@ -148,6 +148,11 @@ def record_size(record: Mapping[str, Any]) -> int:
     return len(body) if isinstance(body, str) else 0
 
 
+# Exchanges the inspector keeps in memory, filters working over all of them: a view, its store entries and
+# its place in the list cost ~530 bytes (50 MB at the cap; the recording keeps everything).
+MAX_VIEWS = 100_000
+
+
 @dataclass(slots=True)
 class ExchangeStore:
     """Bounded memory of the session: every view (up to `max_views`) and a small cache of full records.
@@ -156,7 +161,7 @@ class ExchangeStore:
     record that falls out is read back from the recording when it is selected again.
     """
 
-    max_views: int = 50_000
+    max_views: int = MAX_VIEWS
     max_records: int = 300
     max_record_bytes: int = 32 * 1024 * 1024
     views: deque[ExchangeView] = field(default_factory=deque)

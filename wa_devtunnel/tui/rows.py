@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from rich.cells import cell_len, set_cell_size
+from rich.style import StyleType
 from rich.text import Text
 
 from wa_devtunnel.engine.exchange_view import ExchangeView, forward_note, local_clock
@@ -30,7 +34,10 @@ SHORT_FIELDS = {
     "account_review_update": "account_review",
 }
 FIELD_WIDTH = 16
-SUMMARY_LIMIT = 300  # an 8 KB path must not make the column (and every re-measure) that wide
+SUMMARY_LIMIT = 300  # nothing wider is ever on screen: an 8 KB path is not copied into every redraw
+# The list's columns have fixed widths (nothing is measured per row); Summary takes the rest of the line.
+COLUMN_WIDTHS = {"Time": 8, "Kind": 6, "HTTP": 4, "Sig": 6, "Account": 12, "Field": FIELD_WIDTH + 2, "ms": 7}
+COLUMN_GAP = 2
 
 
 def short_field(field: str) -> str:
@@ -64,7 +71,7 @@ def columns(with_accounts: bool, narrow: bool = False) -> tuple[str, ...]:
 
 
 def row_cells(view: ExchangeView, shown: tuple[str, ...] = COLUMNS) -> tuple[Text, ...]:
-    """Cells for the DataTable (Text: a str cell would be parsed as markup); problems stand out in red."""
+    """Cells for the list (Text: a str would be parsed as markup); problems stand out in red."""
     problem = is_problem(view)
     base = "bold red" if view.verify_ok is False else ("red" if problem else "")
     badge, badge_style = SIGNATURE_BADGES.get(view.signature, (view.signature, ""))
@@ -88,3 +95,41 @@ def row_cells(view: ExchangeView, shown: tuple[str, ...] = COLUMNS) -> tuple[Tex
         "Summary": data(summary, style=base, limit=SUMMARY_LIMIT),
     }
     return tuple(cells[name] for name in shown)
+
+
+def fit(text: str, room: int, right: bool = False) -> str:
+    """`text` exactly `room` cells wide: cut with … (wide characters counted as two), padded with spaces."""
+    length = cell_len(text)
+    if length > room:
+        text = set_cell_size(text, room - 1) + "…" if room > 1 else set_cell_size(text, room)
+        length = room
+    padding = " " * (room - length)
+    return padding + text if right else text + padding
+
+
+def line_pieces(cells: Sequence[Text], shown: tuple[str, ...], width: int) -> list[tuple[str, StyleType]]:
+    """One line of the list as (text, style) pieces, `width` cells in all: one space in front, each cell cut or
+    padded to its column, two spaces between, Summary taking the rest. Cells are one-style Text (as `row_cells`
+    makes them), so nothing here measures more than the characters on screen."""
+    pieces: list[tuple[str, StyleType]] = [(" ", "")]
+    used = 1
+    for name, cell in zip(shown, cells, strict=True):
+        room = min(COLUMN_WIDTHS.get(name, width), width - used)
+        if room <= 0:
+            break
+        pieces.append((fit(cell.plain, room, cell.justify == "right"), cell.style))
+        used += room
+        gap = min(COLUMN_GAP, width - used)
+        pieces.append((" " * gap, ""))
+        used += gap
+    if used < width:
+        pieces.append((" " * (width - used), ""))
+    return pieces
+
+
+def line_text(cells: Sequence[Text], shown: tuple[str, ...], width: int, style: StyleType = "") -> Text:
+    """One line of the list as rich Text (the list draws the same pieces straight into segments)."""
+    line = Text(style=style, end="", no_wrap=True)
+    for text, piece_style in line_pieces(cells, shown, width):
+        line.append(text, piece_style or None)
+    return line
