@@ -291,7 +291,7 @@ def test_tui_header_banner_toasts_and_welcome(
     assert_terminal_safe(toast)
     assert_terminal_safe("".join(segment.text for segment in Content(toast).render_segments()))
     started = ReceiverStarted(url, url, typed, False, None, 8765, public_url=url if refused % 2 else None)
-    assert_terminal_safe(rendered(welcome_text(started, SETTINGS)))
+    assert_terminal_safe(rendered(welcome_text(started, "ngrok")))
 
 
 # The headless printer ---------------------------------------------------------------------------
