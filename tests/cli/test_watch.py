@@ -7,6 +7,7 @@ import json
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -110,3 +111,16 @@ def test_watch_at_an_explicit_address_needs_the_secret(
     monkeypatch.setenv("WA_DEVTUNNEL_ENGINE_SECRET", "s")
     assert main(["watch", "--headless", "--address", str(tmp_path / "engine.sock")]) == 2
     assert "no engine listens at" in capsys.readouterr().err
+
+
+def test_an_engine_that_could_not_open_its_channel_is_said_to_accept_no_watchers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deep = tmp_path / ("d" * 60) / ("e" * 60)  # past the 108 bytes a Unix socket path may have
+    deep.mkdir(parents=True)
+    monkeypatch.setattr(tempfile, "tempdir", str(deep))
+    with hosted_engine(inspector_settings(tmp_path)) as engine:
+        assert not engine.channel.listening
+        monkeypatch.chdir(tmp_path)
+        assert main(["watch", "--headless", "--recordings-dir", "rec"]) == 2
+    assert "accepts no watchers" in capsys.readouterr().err

@@ -274,6 +274,9 @@ async def test_commands_answer_with_their_result_and_bad_ones_are_refused_not_fa
         await watcher.client.request("format-the-disk")
     with pytest.raises(ReplayError, match="recorded exchange"):
         await watcher.client.request("replay", record="not a record")
+    scanner = {**sample.record, "kind": "other"}  # a scanner's 404: nothing a backend should get again
+    with pytest.raises(ReplayError, match="only events and handshakes"):
+        await watcher.client.replay(scanner)
     assert await watcher.client.send_sample() == 200  # still serving
     await watcher.close()
 

@@ -11,9 +11,11 @@ import fcntl
 import os
 import pty
 import signal
+import socket
 import struct
 import subprocess
 import sys
+import tempfile
 import termios
 import threading
 import time
@@ -27,6 +29,7 @@ from tests.support.constants import APP_SECRET, VERIFY_TOKEN
 from tests.support.fake_graph import PHONE_NUMBER_ID, FakeGraph
 from tests.support.fake_ngrok import MakeFakeNgrok, pid_alive
 from tests.support.inspector import wait_until
+from wa_devtunnel.__main__ import main
 from wa_devtunnel.engine.channel.child import EngineChild
 from wa_devtunnel.engine.instance import RunningInstance, instance_path, load_instance
 from wa_devtunnel.engine.recording import read_recording
@@ -154,7 +157,7 @@ def test_a_killed_tui_leaves_no_engine_no_agent_and_no_meta_override(
         assert not pid_alive(agent.pid), "no orphan ngrok agent"
     assert overrides == {}, "the Meta override was removed"
     assert not instance_path(recordings).exists()
-    assert not Path(str(engine.channel)).exists()
+    assert not Path(str(engine.channel)).parent.exists(), "nobody is left to read its log: the directory goes"
 
 
 @pytest.fixture
@@ -179,9 +182,8 @@ async def test_a_killed_engine_is_reported_loudly_and_restarted_keeping_the_list
         first = child_engine.process
         assert first is not None
         first.send_signal(signal.SIGKILL)
-        await wait_until(pilot, lambda: alarm.display, "the engine alarm")
-        shown = str(alarm.render())
-        assert "ENGINE DIED (killed by signal 9)" in shown and "Press R to restart" in shown
+        await wait_until(pilot, lambda: "ENGINE DIED (killed by signal 9)" in str(alarm.render()), "the alarm")
+        assert alarm.display and "Press R to restart" in str(alarm.render())
         assert app.state.tunnel_state == "failed"
 
         await pilot.press("R")
@@ -189,9 +191,28 @@ async def test_a_killed_engine_is_reported_loudly_and_restarted_keeping_the_list
         assert app.child is not None and app.child.exit_code is None
         assert app.started.verify_token == VERIFY_TOKEN
         assert app.exchanges.row_count == 1, "rows from before the restart stay"
+        assert len(app.recording_parts) == 2, "search covers the first engine's session too"
         await pilot.press("s")
         await wait_until(pilot, lambda: app.exchanges.row_count == 2, "a sample through the new engine")
         restarted = app.child
     assert restarted.stop() == 0
     recordings = sorted((tmp_path / "recordings").glob("*.jsonl"))
     assert len(recordings) == 2 and all(read_recording(path).records for path in recordings)
+
+
+def test_an_engine_that_cannot_start_says_why_and_the_tui_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("WHATSAPP_VERIFY_TOKEN", VERIFY_TOKEN)
+    private = tmp_path / "tmp"
+    private.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(private))  # where the channel directory is made
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert main(["--port", str(port), "--tunnel", "none"]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err
+    assert list(private.iterdir()) == [], "no channel directory left behind"

@@ -33,6 +33,7 @@ from wa_devtunnel.engine.receiver import RECEIVER_STATE, ReceiverConfig, create_
 from wa_devtunnel.engine.recording import SessionRecorder, read_record_at
 from wa_devtunnel.engine.redaction import Redactor
 from wa_devtunnel.engine.replay.live import replay_through_receiver
+from wa_devtunnel.engine.replay.source import ReplayError
 from wa_devtunnel.engine.sample import send_sample_event
 from wa_devtunnel.engine.session_search import search_recordings
 from wa_devtunnel.engine.tunnel.provider import NoTunnel, TunnelError, TunnelProvider
@@ -45,6 +46,7 @@ LOCAL_ONLY_HINT = (
     "(https://dashboard.ngrok.com/get-started/your-authtoken) for a public HTTPS URL."
 )
 WATCH_INTERVAL_S = 1.0
+REPLAYABLE_KINDS = ("event", "verify")
 MAX_BACKOFF_S = 30.0
 
 
@@ -144,7 +146,7 @@ class WebhookService:
         self.bus.publish(started)
         if self.recorder is not None and self.recorder.directory_warning:
             self.bus.publish(Notice("warning", self.recorder.directory_warning, topic="recordings"))
-        self._announce_instance()
+        self.announce_instance()
         if self.tunnel.name == "none" and self.settings.ngrok_authtoken is None:
             self.bus.publish(Notice("info", LOCAL_ONLY_HINT, topic="local-only"))
         if self.registrar is not None and not self.public_url:
@@ -187,8 +189,8 @@ class WebhookService:
         self.public_url = public_url.rstrip("/") if public_url else None
         self.callback_url = f"{self.public_url}{self.settings.path}" if self.public_url else self.local_url
 
-    def _announce_instance(self) -> None:
-        """Let other commands (replay, trigger, meta) find this receiver and its callback URL."""
+    def announce_instance(self) -> None:
+        """(Re)write the instance file, so other commands (replay, trigger, meta, watch) find this engine."""
         instance = RunningInstance(
             pid=os.getpid(),
             local_url=self.local_url,
@@ -207,7 +209,7 @@ class WebhookService:
 
     def _publish_tunnel(self, state: str, reason: str = "") -> None:
         if state == "up" and self.local_url:
-            self._announce_instance()
+            self.announce_instance()
         self.tunnel_state = state
         self.bus.publish(TunnelChanged(state, self.tunnel.name, self.public_url, self.callback_url, reason))
 
@@ -293,6 +295,10 @@ class WebhookService:
 
     async def replay_exchange(self, record: Mapping[str, Any], edited_body: bytes | None = None) -> ForwardResult:
         """Send a recorded exchange again through our receiver (recorded, forwarded); an edit is re-signed."""
+        if record.get("kind") not in REPLAYABLE_KINDS:
+            raise ReplayError(
+                f"only events and handshakes can be replayed, not a {str(record.get('kind', 'record'))[:40]!r} record"
+            )
         return await replay_through_receiver(
             record, self.settings, self.local_url, edited_body, origin_key=self.origin_key
         )

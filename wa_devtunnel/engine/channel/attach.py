@@ -46,6 +46,7 @@ class EngineChannel:
         self.owned = parent is not None
         self.address: ChannelAddress = parent or private_address()
         self.request_stop = request_stop
+        self.parent_pid = os.getppid()
         service.channel = self.address
         self.server = ChannelServer(service, self.address, request_stop)
         self.listening = False
@@ -56,6 +57,7 @@ class EngineChannel:
             await self.server.start()
         except OSError as exc:
             self.server.service.channel = None
+            self.server.service.announce_instance()  # `watch` then says this engine accepts no watchers
             if self.owned:
                 raise OSError(exc.errno, f"cannot open the engine's channel at {self.address.socket}: {exc}") from exc
             text = f"Front ends cannot attach (wa-devtunnel watch): {exc.strerror or exc} ({self.address.socket})"
@@ -68,4 +70,6 @@ class EngineChannel:
 
     async def stop(self) -> None:
         """After the service stopped: the last events, a goodbye to every watcher, the socket removed."""
-        await self.server.stop(remove_directory=not self.owned)
+        # A parent keeps the directory (it reads our last line from the log there), unless it is dead.
+        parent_alive = self.owned and os.getppid() == self.parent_pid
+        await self.server.stop(remove_directory=not parent_alive)

@@ -82,15 +82,15 @@ class EngineChild:
                     raise EngineStartFailed(None, f"the engine did not start within {timeout:.0f} s\n{self.log_tail()}")
                 time.sleep(POLL_S)
         except BaseException:
+            self._copy_log(progress)  # its last words (a port in use, say) before its directory goes
             self.stop()
             raise
-        finally:
-            self._copy_log(progress)
 
     def _copy_log(self, progress: TextIO | None) -> None:
         """What the engine wrote since the last look (it escapes request text itself)."""
         if progress is None:
             return
+        data = b""
         with contextlib.suppress(OSError), open(self.log_path, "rb") as log:
             log.seek(self._log_read)
             data = log.read()
