@@ -8,13 +8,12 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.cli_process import minimal_env
+from tests.support.cli_process import registering_env, wait_for
 from tests.support.constants import VERIFY_TOKEN
 from tests.support.fake_graph import EXPIRED_TOKEN, PHONE_NUMBER_ID, WABA_ID, FakeGraph
 from tests.support.fake_ngrok import FakeNgrok, MakeFakeNgrok
@@ -201,40 +200,24 @@ def test_meta_needs_its_settings(graph_env: Callable[..., None], capsys: pytest.
     assert code == 2 and err.strip() == "meta subscribe --scope phone needs WHATSAPP_PHONE_NUMBER_ID"
 
 
-def _wait(condition: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 def test_up_register_follows_the_tunnel_and_cleans_up_on_exit(
     tmp_path: Path, make_fake_ngrok: MakeFakeNgrok, threaded_fake_graph: FakeGraph
 ) -> None:
     fake = make_fake_ngrok(mode="die-after=3")
-    env = minimal_env(
-        tmp_path,
-        threaded_fake_graph.env(
-            WHATSAPP_VERIFY_TOKEN=VERIFY_TOKEN,
-            NGROK_AUTHTOKEN="fake-authtoken",
-            PYNGROK_NGROK_PATH=str(fake.ngrok_path),
-            SSL_CERT_FILE=str(fake.ca_path),  # the child's self-test trusts the fake agent like a public CA
-        ),
-    )
+    env = registering_env(tmp_path, fake, threaded_fake_graph)
     argv = [sys.executable, "-m", "wa_devtunnel", "up", "--headless", "--port", "0", "--register", "phone"]
     out_path, err_path = tmp_path / "up.stdout", tmp_path / "up.stderr"
     overrides = threaded_fake_graph.state.phone_overrides
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=out, stderr=err, start_new_session=True)
     try:
-        _wait(lambda: PUBLIC_CALLBACK.search(out_path.read_text()), 20, "the public Callback URL")
+        wait_for(lambda: PUBLIC_CALLBACK.search(out_path.read_text()), "the public Callback URL", 20)
         fake.set_mode("ok")  # the reconnected agent stays up
         first = PUBLIC_CALLBACK.findall(out_path.read_text())[0]
-        _wait(lambda: overrides.get(PHONE_NUMBER_ID) == first, 15, "the first registration")
-        _wait(lambda: overrides.get(PHONE_NUMBER_ID) not in (None, first), 30, "the re-registration")
+        wait_for(lambda: overrides.get(PHONE_NUMBER_ID) == first, "the first registration", 15)
+        wait_for(lambda: overrides.get(PHONE_NUMBER_ID) not in (None, first), "the re-registration", 30)
         second = overrides[PHONE_NUMBER_ID]
-        _wait(lambda: second in PUBLIC_CALLBACK.findall(out_path.read_text()), 5, "the new Callback URL line")
+        wait_for(lambda: second in PUBLIC_CALLBACK.findall(out_path.read_text()), "the new Callback URL line", 5)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
     finally:

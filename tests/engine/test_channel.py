@@ -78,6 +78,15 @@ class Collected:
         await asyncio.wait_for(self.task, WAIT_S)
 
 
+def attach_slowly(engine: HostedEngine, monkeypatch: pytest.MonkeyPatch) -> EngineClient:
+    """A watcher attached but not reading yet, with buffers small enough for a few hundred deliveries to fill."""
+    monkeypatch.setattr(channel_server, "WRITE_HIGH_BYTES", 16 * 1024)
+    monkeypatch.setattr(channel_server, "WRITE_LOW_BYTES", 4 * 1024)
+    client = engine.attach()
+    client._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    return client
+
+
 async def deliver_texts(url: str, count: int, concurrency: int = 16) -> list[int]:
     """`count` signed text messages as Meta sends them; every status."""
     statuses: list[int] = []
@@ -218,11 +227,7 @@ async def test_a_watcher_attaching_later_gets_the_session_so_far_from_the_record
 async def test_a_slow_watcher_never_slows_the_acks_and_catches_up_from_the_recording(
     hosted: HostedEngine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Small buffers so a few hundred deliveries overflow a watcher that does not read.
-    monkeypatch.setattr(channel_server, "WRITE_HIGH_BYTES", 16 * 1024)
-    monkeypatch.setattr(channel_server, "WRITE_LOW_BYTES", 4 * 1024)
-    slow_client = hosted.attach()  # attached, but nobody reads its socket yet
-    slow_client._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    slow_client = attach_slowly(hosted, monkeypatch)
     fast = Collected(hosted.attach())
     count = 400
     assert await deliver_texts(hosted.started.callback_url, count) == [200] * count
@@ -242,11 +247,8 @@ async def test_a_slow_watcher_never_slows_the_acks_and_catches_up_from_the_recor
 async def test_a_watcher_that_falls_behind_an_engine_not_recording_is_told_what_it_missed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(channel_server, "WRITE_HIGH_BYTES", 16 * 1024)
-    monkeypatch.setattr(channel_server, "WRITE_LOW_BYTES", 4 * 1024)
     with hosted_engine(inspector_settings(tmp_path, no_record=True)) as engine:
-        slow_client = engine.attach()
-        slow_client._sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow_client = attach_slowly(engine, monkeypatch)
         assert await deliver_texts(engine.started.callback_url, 300) == [200] * 300
         slow = Collected(slow_client)
         for _ in range(int(WAIT_S / 0.02)):

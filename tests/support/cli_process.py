@@ -8,10 +8,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tests.support import constants
+
+if TYPE_CHECKING:
+    from tests.support.fake_graph import FakeGraph
+    from tests.support.fake_ngrok import FakeNgrok
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 APP_SECRET = "cli-app-secret-0123456789abcdef"
@@ -33,6 +40,28 @@ def minimal_env(workdir: Path, extra: Mapping[str, str] | None = None) -> dict[s
     }
     env.update(extra or {})
     return env
+
+
+def registering_env(workdir: Path, fake_ngrok: FakeNgrok, graph: FakeGraph) -> dict[str, str]:
+    """A child's environment for `up --register phone`: the fake agent as ngrok, the fake Graph API as Meta."""
+    return minimal_env(
+        workdir,
+        graph.env(
+            WHATSAPP_VERIFY_TOKEN=constants.VERIFY_TOKEN,
+            NGROK_AUTHTOKEN="fake-authtoken",
+            PYNGROK_NGROK_PATH=str(fake_ngrok.ngrok_path),
+            SSL_CERT_FILE=str(fake_ngrok.ca_path),  # the child's self-test trusts the fake agent like a public CA
+        ),
+    )
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout: float = 20.0) -> None:
+    """Poll (a child process or a fake) until `condition()` holds; fail naming `what` after `timeout`."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.05)
 
 
 def write_env_file(workdir: Path, lines: Sequence[str] | None = None) -> Path:

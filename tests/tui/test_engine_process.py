@@ -18,13 +18,12 @@ import sys
 import tempfile
 import termios
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.cli_process import minimal_env
+from tests.support.cli_process import minimal_env, registering_env, wait_for
 from tests.support.constants import APP_SECRET, VERIFY_TOKEN
 from tests.support.fake_graph import PHONE_NUMBER_ID, FakeGraph
 from tests.support.fake_ngrok import MakeFakeNgrok, pid_alive
@@ -37,14 +36,6 @@ from wa_devtunnel.tui.app import InspectorApp
 from wa_devtunnel.tui.header import EngineAlarm
 
 WAIT_S = 20.0
-
-
-def _wait(condition: Callable[[], object], what: str, timeout: float = WAIT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.05)
 
 
 class TerminalRun:
@@ -104,7 +95,7 @@ def _running_engine(recordings: Path) -> RunningInstance:
             found.append(instance)
         return bool(found)
 
-    _wait(ready, "the engine's instance file")
+    wait_for(ready, "the engine's instance file")
     return found[-1]
 
 
@@ -116,14 +107,14 @@ def test_the_tui_starts_its_engine_as_a_child_and_stops_it_on_quit(tmp_path: Pat
         assert engine.pid != tui.proc.pid and pid_alive(engine.pid)
         channel_dir = Path(str(engine.channel)).parent
         assert channel_dir.is_dir()
-        _wait(lambda: b"Callback URL" in tui.screen, "the header on screen")
+        wait_for(lambda: b"Callback URL" in tui.screen, "the header on screen")
         tui.press("s")
         recording = Path(str(engine.recording))
-        _wait(lambda: recording.exists() and read_recording(recording).records, "the sample's record")
+        wait_for(lambda: recording.exists() and read_recording(recording).records, "the sample's record")
         tui.press("q")
         assert tui.proc.wait(WAIT_S) == 0
-        _wait(lambda: not pid_alive(engine.pid), "the engine to exit with its UI")
-        _wait(lambda: b"Stopped after 1 exchange(s)" in tui.screen, "the engine's last line")
+        wait_for(lambda: not pid_alive(engine.pid), "the engine to exit with its UI")
+        wait_for(lambda: b"Stopped after 1 exchange(s)" in tui.screen, "the engine's last line")
     assert not channel_dir.exists(), "the private channel directory is removed"
     assert not instance_path(recordings).exists()
     [sample] = read_recording(recording).records
@@ -133,27 +124,18 @@ def test_the_tui_starts_its_engine_as_a_child_and_stops_it_on_quit(tmp_path: Pat
 def test_a_killed_tui_leaves_no_engine_no_agent_and_no_meta_override(
     tmp_path: Path, make_fake_ngrok: MakeFakeNgrok, threaded_fake_graph: FakeGraph
 ) -> None:
-    fake = make_fake_ngrok(mode="ok")
-    env = minimal_env(
-        tmp_path,
-        threaded_fake_graph.env(
-            WHATSAPP_VERIFY_TOKEN=VERIFY_TOKEN,
-            NGROK_AUTHTOKEN="fake-authtoken",
-            PYNGROK_NGROK_PATH=str(fake.ngrok_path),
-            SSL_CERT_FILE=str(fake.ca_path),  # the engine's self-test trusts the fake agent like a public CA
-        ),
-    )
+    env = registering_env(tmp_path, make_fake_ngrok(mode="ok"), threaded_fake_graph)
     overrides = threaded_fake_graph.state.phone_overrides
     recordings = tmp_path / "recordings"
     with terminal_run(tmp_path, "--port", "0", "--register", "phone", env=env) as tui:
-        _wait(lambda: overrides.get(PHONE_NUMBER_ID, "").startswith("https://"), "Meta pointed at the tunnel")
+        wait_for(lambda: overrides.get(PHONE_NUMBER_ID, "").startswith("https://"), "Meta pointed at the tunnel")
         engine = _running_engine(recordings)
-        _wait(lambda: (load_instance(recordings) or engine).agent is not None, "the agent in the instance file")
+        wait_for(lambda: (load_instance(recordings) or engine).agent is not None, "the agent in the instance file")
         agent = (load_instance(recordings) or engine).agent
         assert agent is not None and pid_alive(agent.pid)
         tui.proc.send_signal(signal.SIGKILL)  # no chance to clean up: the engine must notice by itself
         tui.proc.wait(10)
-        _wait(lambda: not pid_alive(engine.pid), "the engine to stop after its UI died")
+        wait_for(lambda: not pid_alive(engine.pid), "the engine to stop after its UI died")
         assert not pid_alive(agent.pid), "no orphan ngrok agent"
     assert overrides == {}, "the Meta override was removed"
     assert not instance_path(recordings).exists()

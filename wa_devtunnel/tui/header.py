@@ -97,30 +97,31 @@ class StatusHeader(Static):
             self.show()
 
 
-class RecordingAlarm(Static):
-    """The banner for a recorder that cannot write: on top, loud, until writes work again."""
+class Banner(Static):
+    """A loud line on top, hidden until something is wrong, until it is right again."""
+
+    def raise_text(self, text: Text) -> None:
+        """Show (or update) what is wrong and what to do."""
+        self.update(text)
+        self.display = True
+
+    def clear(self) -> None:
+        """It works again."""
+        self.display = False
+
+
+class RecordingAlarm(Banner):
+    """A recorder that cannot write: its reason and what Meta sees meanwhile, until writes work again."""
 
     def raise_alarm(self, event: RecordingHealth) -> None:
-        """Show (or update) the failure with its reason and what Meta sees meanwhile."""
-        self.update(recording_alarm_text(event))
-        self.display = True
-
-    def clear(self) -> None:
-        """Writes work again."""
-        self.display = False
+        self.raise_text(recording_alarm_text(event))
 
 
-class EngineAlarm(Static):
-    """The banner for an engine that stopped or died: on top, loud, until it runs again."""
+class EngineAlarm(Banner):
+    """An engine that stopped or died: why, and what to do (restart it, when this UI started it)."""
 
     def raise_alarm(self, text: str) -> None:
-        """Show why, and what to do (restart when this UI started it)."""
-        self.update(data_block(text))
-        self.display = True
-
-    def clear(self) -> None:
-        """The engine runs again."""
-        self.display = False
+        self.raise_text(data_block(text))
 
 
 def header_text(state: HeaderState, width: int) -> Text:
