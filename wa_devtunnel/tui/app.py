@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -50,8 +49,6 @@ from wa_devtunnel.tui.welcome import welcome_text
 BURST_ROWS = 3
 # The list may fall behind a burst, never lose an exchange of it: the UI's queue has no cap.
 UI_BACKLOG = sys.maxsize
-# After the channel closes, how long to wait for the engine's exit status before the banner says less.
-ENGINE_EXIT_WAIT_S = 3.0
 
 
 class InspectorApp(App[None]):
@@ -184,40 +181,10 @@ class InspectorApp(App[None]):
         self._refresh_header()
 
     def _engine_lost(self, event: EngineLost) -> None:
-        """The channel closed: loud, at once; with the exit status and last words once the process has ended."""
+        """The channel closed: a banner at once, completed with the exit status once the process has ended."""
         self.engine_lost = event
-        self.query_one(EngineAlarm).raise_alarm(self._engine_lost_text(event))
+        self.query_one(EngineAlarm).raise_alarm(event, self.child)
         self.state.tunnel_state, self.state.tunnel_reason = "failed", "engine not running"
-        if self.child is not None and self.child.exit_code is None:
-            self._await_engine_exit(self.child, event)
-
-    @work(group="engine-exit", exclusive=True)
-    async def _await_engine_exit(self, child: EngineChild, event: EngineLost) -> None:
-        """The socket closes a moment before the exit status can be read: say how it ended once it can."""
-        if child.process is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                await asyncio.to_thread(child.process.wait, ENGINE_EXIT_WAIT_S)
-        if self.child is child and self.engine_lost is event:
-            self.query_one(EngineAlarm).raise_alarm(self._engine_lost_text(event))
-
-    def _engine_lost_text(self, event: EngineLost) -> str:
-        if self.child is None:  # a watcher: the engine is not ours to restart
-            if event.clean:
-                return "The engine stopped (its terminal ended it). This view is detached: press q to quit."
-            return f"LOST THE ENGINE: {event.reason}. This view is detached: press q to quit."
-        code = self.child.exit_code
-        if code is None:
-            how = "STOPPED" if event.clean else "STOPPED ANSWERING"
-        elif code < 0:
-            how = f"DIED (killed by signal {-code})"
-        elif code > 0:
-            how = f"DIED (exit status {code})"
-        else:
-            how = "STOPPED"
-        text = f"ENGINE {how}: Meta's deliveries fail until it runs again. "
-        text += "Press R to restart it (the recording so far is kept)."
-        why = self.child.log_tail(3) if code is not None and code > 0 else ""
-        return f"{text}\nIts last words: {why}" if why else text
 
     def action_restart_engine(self) -> None:
         """After the engine died: start a new one with the same settings (same port, same verify token)."""

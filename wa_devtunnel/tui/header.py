@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.text import Text
+from textual import work
 from textual.widgets import Static
 
+from wa_devtunnel.engine.channel.child import EngineChild
+from wa_devtunnel.engine.channel.client import EngineLost
 from wa_devtunnel.engine.events import EngineEvent, ReceiverStarted, RecordingHealth, SelfTestFinished, TunnelChanged
 from wa_devtunnel.tui.model import Counters
 from wa_devtunnel.tui.safe import data_block, shown
@@ -20,6 +26,8 @@ TUNNEL_STYLES = {
     "failed": "bold red",
 }
 REASON_LIMIT = 60
+# After the channel closes, how long to wait for the engine's exit status before the banner says less.
+ENGINE_EXIT_WAIT_S = 3.0
 
 
 def mask_token(token: str) -> str:
@@ -117,11 +125,43 @@ class RecordingAlarm(Banner):
         self.raise_text(recording_alarm_text(event))
 
 
-class EngineAlarm(Banner):
-    """An engine that stopped or died: why, and what to do (restart it, when this UI started it)."""
+def engine_lost_text(event: EngineLost, child: EngineChild | None) -> str:
+    """What the banner says when the channel closed: how the engine ended, and what to do about it."""
+    if child is None:  # a watcher: the engine is not ours to restart
+        if event.clean:
+            return "The engine stopped (its terminal ended it). This view is detached: press q to quit."
+        return f"LOST THE ENGINE: {event.reason}. This view is detached: press q to quit."
+    code = child.exit_code
+    if code is None:
+        how = "STOPPED" if event.clean else "STOPPED ANSWERING"
+    elif code < 0:
+        how = f"DIED (killed by signal {-code})"
+    elif code > 0:
+        how = f"DIED (exit status {code})"
+    else:
+        how = "STOPPED"
+    text = f"ENGINE {how}: Meta's deliveries fail until it runs again. "
+    text += "Press R to restart it (the recording so far is kept)."
+    why = child.log_tail(3) if code is not None and code > 0 else ""
+    return f"{text}\nIts last words: {why}" if why else text
 
-    def raise_alarm(self, text: str) -> None:
-        self.raise_text(data_block(text))
+
+class EngineAlarm(Banner):
+    """An engine that stopped or died: how, and what to do (restart it, when this UI started it)."""
+
+    def raise_alarm(self, event: EngineLost, child: EngineChild | None) -> None:
+        self.raise_text(data_block(engine_lost_text(event, child)))
+        if child is not None and child.exit_code is None:
+            self._when_it_exits(event, child)
+
+    @work(group="engine-exit", exclusive=True)
+    async def _when_it_exits(self, event: EngineLost, child: EngineChild) -> None:
+        """The socket closes a moment before the exit status can be read: say how it ended once it can."""
+        if child.process is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                await asyncio.to_thread(child.process.wait, ENGINE_EXIT_WAIT_S)
+        if self.display:  # not restarted meanwhile
+            self.raise_text(data_block(engine_lost_text(event, child)))
 
 
 def header_text(state: HeaderState, width: int) -> Text:
