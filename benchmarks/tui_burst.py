@@ -524,6 +524,32 @@ def list_cap(exchanges: Any) -> int:
     return int(cap)
 
 
+class GcClock:
+    """Time the UI process spends in the cyclic garbage collector (gc.callbacks), per generation."""
+
+    def __init__(self) -> None:
+        import gc
+
+        self.seconds = [0.0, 0.0, 0.0]
+        self.counts = [0, 0, 0]
+        self._began = 0.0
+        gc.callbacks.append(self._callback)
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.perf_counter()
+        else:
+            generation = info.get("generation", 2)
+            self.seconds[generation] += time.perf_counter() - self._began
+            self.counts[generation] += 1
+
+    def stop(self) -> dict[str, list[Any]]:
+        import gc
+
+        gc.callbacks.remove(self._callback)
+        return {"seconds": self.seconds, "counts": self.counts}
+
+
 async def _tui_front(
     conn: Connection,
     child: Any,
@@ -556,12 +582,14 @@ async def _tui_front(
             profiler.enable()
         if trace_memory:
             tracemalloc.start(TRACE_FRAMES)  # from now on: what is still allocated at the end is the burst's growth
+        gc_clock = GcClock()
         before = CpuMark(pid)
         _, first, last = await _expect(commands, "burst_done", BURST_TIMEOUT + START_TIMEOUT)
         # The burst is over on the wire; the UI may still be working through its queue.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(watch.painted.wait(), max(1.0, last + CATCHUP_TIMEOUT - clock()))
         after = CpuMark(pid)
+        result["gc"] = gc_clock.stop()
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(profile_path)
@@ -850,6 +878,13 @@ def run_details(r: RunResult) -> list[str]:
                 f"  UI batches (apply_events): {len(during)}, events/batch median {statistics.median(sizes):.0f} "
                 f"max {max(sizes)}; ms/batch median {statistics.median(ms):.1f} p95 {quantile(ms, 0.95):.1f} "
                 f"max {ms[-1]:.1f}; total {sum(ms) / 1000:.2f} s wall = {sum(ms) / sum(sizes) * 1000:.0f} us/event"
+            )
+        collected = s.get("gc")
+        if collected:
+            seconds, counts = collected["seconds"], collected["counts"]
+            lines.append(
+                f"  UI garbage collector: {sum(seconds):.3f} s ({sum(seconds) / r.n * 1e6:.0f} us/event); "
+                f"by generation {' / '.join(f'{n} in {t * 1000:.0f} ms' for n, t in zip(counts, seconds, strict=True))}"
             )
         lines.append(
             f"  caught up: every exchange applied {fmt(r.catchup('full_at'), '.2f', ' s')}, screen refreshed "

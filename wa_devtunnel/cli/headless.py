@@ -116,7 +116,7 @@ class HeadlessPrinter:
         stream.write(json_text(payload) + "\n")
         stream.flush()
 
-    def render(self, event: EngineEvent) -> None:
+    def render(self, event: EngineEvent | ExchangeView) -> None:
         """Print one event."""
         if isinstance(event, ReceiverStarted):
             self.started = True
@@ -138,6 +138,8 @@ class HeadlessPrinter:
                 self._json({"event": "exchange", **event.record})
             else:
                 self._write(self.out, format_exchange_line(event.view, self.paint_out))
+        elif isinstance(event, ExchangeView):  # `watch` without records: the line needs only the view
+            self._write(self.out, format_exchange_line(event, self.paint_out))
         elif isinstance(event, Notice):
             if self.json_lines:
                 self._json({"event": "notice", "level": event.level, "text": event.text})

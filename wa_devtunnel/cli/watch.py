@@ -77,7 +77,7 @@ def run(args: argparse.Namespace, settings: Settings | None) -> ExitCode:
             raise UsageError("wa-devtunnel watch: this entry point has no TUI; pass --headless", try_help=False)
         return ExitCode(launch(address))
     try:
-        client = EngineClient.attach(address)
+        client = EngineClient.attach(address, records=args.json)  # text lines need only the views
     except ChannelError as exc:
         raise UsageError(f"wa-devtunnel watch: {exc.strerror or exc}", try_help=False) from None
     return ExitCode(asyncio.run(watch_headless(client, json_lines=args.json)))

@@ -10,9 +10,13 @@ from pathlib import Path
 from typing import Any
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ExchangeView:
-    """What a front end shows for one exchange, small enough to keep thousands in memory."""
+    """What a front end shows for one exchange, small enough to keep thousands in memory.
+
+    Never changed once made (a late backend answer makes a new one, `dataclasses.replace`); not frozen
+    because a frozen dataclass takes 8x longer to build, and a TUI builds one per event of a burst.
+    """
 
     id: str
     seq: int
@@ -46,6 +50,7 @@ class ExchangeView:
 _SHARED_LIMIT = 4096
 _shared_tuples: dict[tuple[str, ...], tuple[str, ...]] = {}
 _shared_paths: dict[Path, Path] = {}
+_paths_by_name: dict[str, Path] = {}
 
 
 def _text(value: object) -> str:
@@ -72,6 +77,55 @@ def _path(recording: Path | None) -> Path | None:
     if len(_shared_paths) >= _SHARED_LIMIT:
         _shared_paths.clear()
     return _shared_paths.setdefault(recording, recording)
+
+
+VIEW_FIELDS = tuple(name for name in ExchangeView.__dataclass_fields__)
+_SHARED_TEXT = tuple(
+    VIEW_FIELDS.index(name)
+    for name in ("kind", "method", "path", "signature", "signature_detail", "verify_reason", "headline", "origin")
+)
+_SHARED_TUPLES = tuple(VIEW_FIELDS.index(name) for name in ("fields", "flags", "message_types", "statuses"))
+_ACCOUNT, _RECORDING = VIEW_FIELDS.index("account"), VIEW_FIELDS.index("recording")
+
+
+def view_values(view: ExchangeView) -> list[Any]:
+    """A view as its values in VIEW_FIELDS order (the channel's wire form), the recording as a str."""
+    values = [getattr(view, name) for name in VIEW_FIELDS]
+    if view.recording is not None:
+        values[_RECORDING] = str(view.recording)
+    return values
+
+
+def view_from_values(values: list[Any]) -> ExchangeView:
+    """A view back from `view_values` (decoded in another process), its repeated strings and tuples shared.
+
+    TypeError/ValueError when `values` is not such a list.
+    """
+    if type(values) is not list or len(values) != len(VIEW_FIELDS):
+        raise ValueError(f"a view has {len(VIEW_FIELDS)} values")
+    intern = sys.intern
+    for index in _SHARED_TEXT:
+        value = values[index]
+        if type(value) is str:
+            values[index] = intern(value)
+    for index in _SHARED_TUPLES:
+        values[index] = _strings(values[index])
+    account = values[_ACCOUNT]
+    if type(account) is str:
+        values[_ACCOUNT] = intern(account)
+    recording = values[_RECORDING]
+    values[_RECORDING] = _path_named(recording) if recording else None
+    return ExchangeView(*values)
+
+
+def _path_named(name: str) -> Path:
+    """One Path per session file name: parsing a path costs more than the rest of a view."""
+    path = _paths_by_name.get(name)
+    if path is None:
+        if len(_paths_by_name) >= _SHARED_LIMIT:
+            _paths_by_name.clear()
+        path = _paths_by_name[name] = Path(name)
+    return path
 
 
 def view_from_record(record: Mapping[str, Any], offset: int = -1, recording: Path | None = None) -> ExchangeView:

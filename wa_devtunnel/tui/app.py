@@ -18,9 +18,8 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from wa_devtunnel.engine.channel.child import EngineChild
-from wa_devtunnel.engine.channel.client import ChannelError, EngineClient, EngineLost
+from wa_devtunnel.engine.channel.client import ChannelError, EngineClient, EngineLost, FrontEndEvent
 from wa_devtunnel.engine.events import (
-    EngineEvent,
     EventBus,
     ExchangeRecorded,
     ExchangeView,
@@ -45,8 +44,6 @@ from wa_devtunnel.tui.safe import toast_message
 from wa_devtunnel.tui.toasts import toasts_for
 from wa_devtunnel.tui.welcome import welcome_text
 
-# More new rows than this in one batch is a burst: the detail then follows a few times a second.
-BURST_ROWS = 3
 # The list may fall behind a burst, never lose an exchange of it: the UI's queue has no cap.
 UI_BACKLOG = sys.maxsize
 
@@ -128,7 +125,7 @@ class InspectorApp(App[None]):
 
     # Engine events -----------------------------------------------------------------------------
 
-    def _deliver(self, batch: list[Any]) -> None:
+    def _deliver(self, batch: list[FrontEndEvent]) -> None:
         """From the channel (on this loop): queue for the next drain; cheap however big the burst."""
         deliver = self.events.deliver
         for event in batch:
@@ -142,18 +139,20 @@ class InspectorApp(App[None]):
     def on_engine_events_arrived(self, _: EngineEventsArrived) -> None:
         self.feed.arrived()
 
-    def apply_events(self, events: Iterable[EngineEvent]) -> None:
+    def apply_events(self, events: Iterable[FrontEndEvent]) -> None:
         """Update the model, then the widgets once."""
         new_rows: list[ExchangeView] = []
         for event in events:
-            if isinstance(event, ExchangeRecorded):
-                view = event.view
+            # Usually just the view (a body is read from the recording when shown or searched).
+            if event.__class__ is ExchangeView or isinstance(event, ExchangeRecorded):
+                view, record = (event, None) if event.__class__ is ExchangeView else (event.view, event.record)
                 if view.recording is not None and view.recording != self.state.recording:
                     self.state.recording = view.recording  # the part being written now
                     if view.recording not in self.recording_parts:
                         self.recording_parts.append(view.recording)
-                self.store.add(view, event.record)
-                self.filter.note_arrival(view, event.record)
+                self.store.add(view, record)
+                if self.filter.query.text:
+                    self.filter.note_arrival(view, record or self._read_record(view))
                 if self.filter.shows(view):
                     new_rows.append(view)
                 continue
@@ -176,8 +175,8 @@ class InspectorApp(App[None]):
         if new_rows:
             self.detail.current = "detail"
             if self.exchanges.add(new_rows):
-                # A trickle shows at once; under a burst the detail is redrawn a few times a second.
-                self._show_selected(deferred=len(new_rows) > BURST_ROWS or self.detail.redraw_pending)
+                # A trickle shows at once; under a burst the detail is redrawn twice a second.
+                self._show_selected(deferred=True)
         self._refresh_header()
 
     def _engine_lost(self, event: EngineLost) -> None:
@@ -219,6 +218,9 @@ class InspectorApp(App[None]):
         self._deliver([client.welcome.started, *client.welcome.state])
         self._listen(client, history=False)
         self.notify(f"Engine restarted: {client.welcome.started.callback_url}")
+
+    def _read_record(self, view: ExchangeView) -> dict[str, Any] | None:
+        return read_record_at(view.recording, view.offset) if view.recording is not None else None
 
     def _forward_completed(self, event: ForwardCompleted) -> None:
         """--ack-first: the backend's late answer updates the row and the detail."""

@@ -6,6 +6,7 @@ import os
 import shlex
 import subprocess
 import tempfile
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,14 @@ from wa_devtunnel.tui.model import ExchangeStore
 from wa_devtunnel.tui.safe import shown
 
 TABS = ("summary", "body", "headers", "signature")
-# Under a burst the four panes are redrawn a few times a second, not for every batch.
-REDRAW_INTERVAL_S = 0.25
+# Under a burst the detail follows twice a second, not for every batch, and only its visible tab: each
+# redraw lays the screen out again, and nobody reads four panes changing faster than that.
+REDRAW_INTERVAL_S = 0.5
+PANES = {
+    "summary": summary_renderable,
+    "headers": headers_renderable,
+    "signature": signature_renderable,
+}
 ReadRecord = Callable[[Path, int], Mapping[str, Any] | None]
 
 
@@ -50,6 +57,9 @@ class ExchangeDetail(ContentSwitcher):
         self.shown_id: str | None = None
         self._wanted: str | None = None
         self.redraw_pending = False
+        self._last_draw = 0.0
+        # Tabs not redrawn during a burst: drawn when they come forward.
+        self._stale: set[str] = set()
 
     def compose(self) -> ComposeResult:
         yield VerticalScroll(Static(self._welcome, id="welcome-text"), id="welcome")
@@ -59,21 +69,37 @@ class ExchangeDetail(ContentSwitcher):
                     yield VerticalScroll(Static(id=f"{name}-text"))
 
     def show_exchange(self, exchange_id: str | None, deferred: bool = False) -> None:
-        """Draw one exchange now, or (`deferred`, a burst) the latest one asked for within REDRAW_INTERVAL_S."""
+        """Draw one exchange now (a key), or, following arrivals (`deferred`), at most every REDRAW_INTERVAL_S:
+        at once after a quiet spell, else the latest one asked for when the interval is up (visible tab only)."""
         self._wanted = exchange_id
         if deferred:
-            if not self.redraw_pending:
+            wait = self._last_draw + REDRAW_INTERVAL_S - time.monotonic()
+            if self.redraw_pending:
+                return
+            if wait > 0:
                 self.redraw_pending = True
-                self.set_timer(REDRAW_INTERVAL_S, self._redraw)
-            return
+                self.set_timer(wait, self._redraw)
+                return
         view = self._store.by_id.get(exchange_id or "")
         if view is not None:
             self.shown_id = view.id
             self._draw(view, self._record_for(view))
 
     def _redraw(self) -> None:
+        """A burst's redraw: the visible tab only (the others when they come forward)."""
         self.redraw_pending = False
-        self.show_exchange(self._wanted)
+        view = self._store.by_id.get(self._wanted or "")
+        if view is not None:
+            self.shown_id = view.id
+            self._draw(view, self._record_for(view), only=self.query_one(TabbedContent).active or "summary")
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        """A tab skipped during a burst is drawn as it comes forward."""
+        name = event.pane.id or ""
+        if name in self._stale:
+            view = self._store.by_id.get(self.shown_id or "")
+            if view is not None:
+                self._draw(view, self._record_for(view), only=name)
 
     def shown_record(self) -> Mapping[str, Any] | None:
         """The whole record of the exchange on screen (read back from its file if it left the cache)."""
@@ -89,16 +115,19 @@ class ExchangeDetail(ContentSwitcher):
                 self._store.remember(view.id, record)
         return record
 
-    def _draw(self, view: ExchangeView, record: Mapping[str, Any] | None) -> None:
-        """Every tab for one exchange; a record no longer on disk leaves its headline and says so."""
+    def _draw(self, view: ExchangeView, record: Mapping[str, Any] | None, only: str | None = None) -> None:
+        """Every tab for one exchange (or `only` one, the rest marked stale); a record no longer on disk
+        leaves its headline and says so."""
         if record is None:
             unavailable = Text.assemble(shown(view.headline), "\n(full record no longer available)")
             self.query_one("#summary-text", Static).update(unavailable)
             return
-        self.query_one("#summary-text", Static).update(summary_renderable(record))
-        self.query_one("#body-text", Static).update(body_renderable(record, self.raw_body))
-        self.query_one("#headers-text", Static).update(headers_renderable(record))
-        self.query_one("#signature-text", Static).update(signature_renderable(record))
+        self._last_draw = time.monotonic()
+        names = TABS if only is None else (only,)
+        for name in names:
+            renderable = body_renderable(record, self.raw_body) if name == "body" else PANES[name](record)
+            self.query_one(f"#{name}-text", Static).update(renderable)
+        self._stale = set(TABS) - set(names)
 
     def tab(self, name: str) -> None:
         """Switch to a tab (and away from the welcome panel)."""

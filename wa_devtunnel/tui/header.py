@@ -31,10 +31,13 @@ ENGINE_EXIT_WAIT_S = 3.0
 
 
 def mask_token(token: str) -> str:
-    """Enough to recognise the token, not enough to copy it from a screen share."""
+    """Enough to recognise the token, not enough to copy it from a screen share.
+
+    As long as the token: showing it (r) changes no line of the header, so the screen is not laid out again.
+    """
     if len(token) <= 8:
         return "•" * len(token)
-    return f"{token[:4]}{'•' * 8}{token[-2:]}"
+    return f"{token[:4]}{'•' * (len(token) - 6)}{token[-2:]}"
 
 
 @dataclass(slots=True)
@@ -95,9 +98,14 @@ class StatusHeader(Static):
         self._shown = False
 
     def show(self) -> None:
-        """Re-render from the state, flowing the items onto as few lines as the width allows."""
+        """Re-render from the state, flowing the items onto as few lines as the width allows.
+
+        The screen is laid out again only when the header's height changes: a burst updates the tallies
+        several times a second, and a layout redraws every widget.
+        """
+        text = header_text(self.state, max(self.size.width - 2, 40))
+        self.update(text, layout=self.size.height != text.plain.count("\n") + 1)
         self._shown = True
-        self.update(header_text(self.state, max(self.size.width - 2, 40)))
 
     def on_resize(self) -> None:
         """Re-flow for the new width."""

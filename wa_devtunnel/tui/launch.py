@@ -56,7 +56,7 @@ def run_watch(address: ChannelAddress) -> int:
     from wa_devtunnel.tui.app import InspectorApp
 
     try:
-        client = EngineClient.attach(address)
+        client = EngineClient.attach(address, records=False)  # bodies are read from the recording
     except ChannelError as exc:
         _say(f"error: {exc.strerror or exc}")
         return 2

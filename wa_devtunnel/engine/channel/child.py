@@ -56,8 +56,13 @@ class EngineChild:
         self._log_read = 0
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, progress: TextIO | None = None, timeout: float = START_TIMEOUT_S) -> EngineClient:
-        """Spawn the engine and wait until it welcomes us; its start-up output is copied to `progress`."""
+    def start(
+        self, progress: TextIO | None = None, timeout: float = START_TIMEOUT_S, records: bool = False
+    ) -> EngineClient:
+        """Spawn the engine and wait until it welcomes us; its start-up output is copied to `progress`.
+
+        The client gets views only unless `records` (a UI reads a body from the recording when it shows it).
+        """
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
                 engine_command(self.argv),
@@ -77,7 +82,7 @@ class EngineChild:
                     raise EngineStartFailed(code, self.log_tail())
                 if self.address.socket.exists():
                     with contextlib.suppress(ChannelError):
-                        return EngineClient.attach(self.address)
+                        return EngineClient.attach(self.address, records=records)
                 if time.monotonic() > deadline:
                     raise EngineStartFailed(None, f"the engine did not start within {timeout:.0f} s\n{self.log_tail()}")
                 time.sleep(POLL_S)

@@ -34,6 +34,7 @@ from wa_devtunnel.engine.events import (
     Notice,
     ReceiverStarted,
 )
+from wa_devtunnel.engine.exchange_view import VIEW_FIELDS, ExchangeView, view_from_record
 from wa_devtunnel.engine.recording import records_with_offsets
 from wa_devtunnel.engine.replay.source import ReplayError
 
@@ -65,6 +66,10 @@ class Welcome:
     recording_parts: tuple[Path, ...]
     last_seq: int
     state: tuple[EngineEvent, ...] = field(default=())
+    # Whether exchanges come with their whole records (else views only; bodies are in the recording).
+    records: bool = True
+    # The order of an exchange's view values on the wire (this version's unless the engine is another).
+    view_fields: tuple[str, ...] = VIEW_FIELDS
 
     @classmethod
     def from_message(cls, message: Mapping[str, Any]) -> Welcome:
@@ -87,11 +92,25 @@ class Welcome:
             recording_parts=tuple(Path(p) for p in message.get("recording_parts") or ()),
             last_seq=int(message.get("last_seq", 0)),
             state=state,
+            records=message.get("records", True) is not False,
+            view_fields=_view_fields(message.get("view_fields")),
         )
 
 
-def connect(address: ChannelAddress, timeout: float = 5.0) -> tuple[socket.socket, Welcome, bytes]:
-    """Blocking attach: connect, send the secret, read the welcome; the socket, the welcome and bytes read past it."""
+def _view_fields(names: Any) -> tuple[str, ...]:
+    """The engine's view field names; ours (the same object: the fast path) when they are the same."""
+    if not isinstance(names, list) or tuple(names) == VIEW_FIELDS:
+        return VIEW_FIELDS
+    return tuple(str(name) for name in names)
+
+
+def connect(
+    address: ChannelAddress, timeout: float = 5.0, records: bool = True
+) -> tuple[socket.socket, Welcome, bytes]:
+    """Blocking attach: connect, send the secret, read the welcome; the socket, the welcome and bytes read past it.
+
+    `records=False`: exchanges come as their views only (a TUI reads a body from the recording when shown).
+    """
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(timeout)
     try:
@@ -99,7 +118,7 @@ def connect(address: ChannelAddress, timeout: float = 5.0) -> tuple[socket.socke
             sock.connect(str(address.socket))
         except OSError as exc:
             raise ChannelError(exc.errno, f"no engine listens at {address.socket} ({exc.strerror or exc})") from None
-        sock.sendall(encode({"hello": PROTOCOL_VERSION, "secret": address.secret}))
+        sock.sendall(encode({"hello": PROTOCOL_VERSION, "secret": address.secret, "records": records}))
         data = b""
         deadline = time.monotonic() + timeout
         while b"\n" not in data:
@@ -126,8 +145,14 @@ def connect(address: ChannelAddress, timeout: float = 5.0) -> tuple[socket.socke
     return sock, welcome, rest
 
 
-def recorded_events(parts: tuple[Path, ...], first_seq: int | None, last_seq: int | None) -> Iterator[EngineEvent]:
-    """The recording's exchanges (and late backend answers) with first_seq <= seq <= last_seq, in order."""
+def recorded_events(
+    parts: tuple[Path, ...], first_seq: int | None, last_seq: int | None, records: bool = True
+) -> Iterator[EngineEvent | ExchangeView]:
+    """The recording's exchanges (and late backend answers) with first_seq <= seq <= last_seq, in order.
+
+    Without `records`, an exchange is only its view (as the live stream sends it), so catching up on
+    thousands of exchanges never holds thousands of bodies.
+    """
     for path in parts:
         try:
             for offset, record in records_with_offsets(path):
@@ -141,7 +166,8 @@ def recorded_events(parts: tuple[Path, ...], first_seq: int | None, last_seq: in
                 if record.get("kind") == "forward_update" and isinstance(record.get("forward"), dict):
                     yield ForwardCompleted(str(record.get("ref", "")), seq, record["forward"])
                 elif record.get("kind") != "forward_update":
-                    yield ExchangeRecorded(None, record, offset, path)
+                    view = view_from_record(record, offset, path)
+                    yield ExchangeRecorded(view, record) if records else view
         except OSError:
             continue  # a part removed meanwhile: what is left still shows
 
@@ -151,7 +177,9 @@ def _batches(events: Iterator[EngineEvent], size: int) -> Iterator[list[EngineEv
         yield batch
 
 
-Deliver = Callable[[list[Any]], None]
+# What a front end is handed: engine events, an exchange as just its view (no record asked for), the end.
+FrontEndEvent = EngineEvent | ExchangeView | EngineLost
+Deliver = Callable[[list[FrontEndEvent]], None]
 
 
 class EngineClient:
@@ -171,9 +199,9 @@ class EngineClient:
         self._closed = False
 
     @classmethod
-    def attach(cls, address: ChannelAddress, timeout: float = 5.0) -> EngineClient:
+    def attach(cls, address: ChannelAddress, timeout: float = 5.0, records: bool = True) -> EngineClient:
         """Blocking: connect and read the welcome (before a UI exists, errors print plainly)."""
-        return cls(*connect(address, timeout))
+        return cls(*connect(address, timeout, records))
 
     async def run(self, deliver: Deliver, *, history: bool = False) -> None:
         """Deliver batches of events until the channel closes, then an EngineLost; history first when asked."""
@@ -208,6 +236,7 @@ class EngineClient:
     async def _lines(self, lines: list[bytes], deliver: Deliver) -> bool:
         """Decode and deliver one read's lines; True at the engine's goodbye."""
         events: list[Any] = []
+        view_fields = self.welcome.view_fields
         for raw in lines:
             try:
                 message = decode(raw)
@@ -228,7 +257,7 @@ class EngineClient:
                     deliver(events)
                 return True
             else:
-                event = event_from_message(message)
+                event = event_from_message(message, view_fields)
                 if event is not None:
                     events.append(event)
         if events:
@@ -253,11 +282,13 @@ class EngineClient:
             deliver(state)
 
     async def _from_recording(self, deliver: Deliver, first: int | None, last: int) -> int:
-        events = await asyncio.to_thread(lambda: list(recorded_events(self.recording_parts, first, last)))
-        for batch in _batches(iter(events), HISTORY_BATCH):
+        """Read in a thread, a batch at a time, handing each over before reading on (bounded memory)."""
+        batches = _batches(recorded_events(self.recording_parts, first, last, self.welcome.records), HISTORY_BATCH)
+        count = 0
+        while batch := await asyncio.to_thread(next, batches, []):
             deliver(batch)
-            await asyncio.sleep(0)  # let keys through between batches
-        return len(events)
+            count += len(batch)
+        return count
 
     # Commands --------------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ docs/event-stream.md documents every line.
 from __future__ import annotations
 
 import dataclasses
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from wa_devtunnel.engine.events import (
     SelfTestFinished,
     TunnelChanged,
 )
+from wa_devtunnel.engine.exchange_view import VIEW_FIELDS, ExchangeView, view_from_values, view_values
 
 # A front end refuses an engine with another major version; minor additions (new keys, new events) are
 # ignored by older readers.
@@ -46,6 +48,12 @@ EVENT_NAMES: dict[type, str] = {
 }
 EVENT_TYPES = {name: cls for cls, name in EVENT_NAMES.items()}
 _PATH_FIELDS = frozenset({"recording_path", "path"})
+# What a view field is when an engine of another minor version does not send it (required ones: an error).
+_VIEW_DEFAULTS = {
+    name: field.default
+    for name, field in ExchangeView.__dataclass_fields__.items()
+    if field.default is not dataclasses.MISSING
+}
 
 
 class ProtocolError(ValueError):
@@ -65,31 +73,40 @@ def _default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def exchange_message(event: ExchangeRecorded, with_record: bool) -> dict[str, Any]:
+    """An exchange: its view always; the whole record (bodies and all) only for a front end that asked."""
+    path = event.path
+    message: dict[str, Any] = {
+        "event": "exchange",
+        "offset": event.offset,
+        "path": str(path) if path is not None else None,
+        "view": view_values(event.view),  # positional: the welcome's "view_fields" name them
+    }
+    if with_record:
+        message["record"] = event.record
+    return message
+
+
 def event_message(event: EngineEvent) -> dict[str, Any]:
-    """The wire form of an engine event: `{"event": name, ...fields}`."""
+    """The wire form of an engine event: `{"event": name, ...fields}` (an exchange with its record)."""
     if event.__class__ is ExchangeRecorded:
-        path = event.path  # type: ignore[union-attr]
-        return {
-            "event": "exchange",
-            "offset": event.offset,  # type: ignore[union-attr]
-            "path": str(path) if path is not None else None,
-            "record": event.record,  # type: ignore[union-attr]
-        }
+        return exchange_message(event, with_record=True)  # type: ignore[arg-type]
     message: dict[str, Any] = {"event": EVENT_NAMES[type(event)]}
     for field in dataclasses.fields(event):  # type: ignore[arg-type]
         message[field.name] = getattr(event, field.name)
     return message
 
 
-def encode_event(event: EngineEvent) -> bytes:
-    """One event as one line."""
+def encode_event(event: EngineEvent, with_record: bool = True) -> bytes:
+    """One event as one line (an exchange without its record when `with_record` is False)."""
+    message = exchange_message(event, with_record) if event.__class__ is ExchangeRecorded else event_message(event)  # type: ignore[arg-type]
     try:
-        return encode(event_message(event))
+        return encode(message)
     except (orjson.JSONEncodeError, TypeError):
         # Lone surrogates or huge ints from a hostile request: the standard library escapes them.
         import json
 
-        text = json.dumps(event_message(event), default=_default, ensure_ascii=True, separators=(",", ":"))
+        text = json.dumps(message, default=_default, ensure_ascii=True, separators=(",", ":"))
         return text.encode("ascii") + b"\n"
 
 
@@ -109,15 +126,46 @@ def decode(line: bytes) -> dict[str, Any]:
     return message
 
 
-def event_from_message(message: dict[str, Any]) -> EngineEvent | None:
-    """The typed event of a stream line (None for an event this version does not know)."""
+@lru_cache(maxsize=64)
+def _path(text: str) -> Path:
+    """One Path per session file (parsing a path for every event costs more than the rest of its line)."""
+    return Path(text)
+
+
+def view_from_message(values: Any, fields: tuple[str, ...] = VIEW_FIELDS) -> ExchangeView:
+    """An exchange's view from its wire form: values in the order of `fields` (the engine's welcome says
+    which; an engine of another minor version may have more or fewer). ProtocolError when it is not one."""
+    try:
+        if fields is not VIEW_FIELDS and fields != VIEW_FIELDS:
+            named = dict(zip(fields, values, strict=False))
+            values = [named[name] if name in named else _VIEW_DEFAULTS[name] for name in VIEW_FIELDS]
+        return view_from_values(values)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise ProtocolError(f"exchange view: {exc}") from None
+
+
+def event_from_message(
+    message: dict[str, Any], view_fields: tuple[str, ...] = VIEW_FIELDS
+) -> EngineEvent | ExchangeView | None:
+    """The typed event of a stream line (None for an event this version does not know).
+
+    An exchange sent without its record is just its ExchangeView: a TUI builds one per event of a burst.
+    """
     name = message.get("event")
     if name == "exchange":
         record = message.get("record")
+        view = message.get("view")
+        if not isinstance(record, dict) and not isinstance(view, list):
+            raise ProtocolError("exchange without a view or a record")
         if not isinstance(record, dict):
-            raise ProtocolError("exchange without a record")
+            return view_from_message(view, view_fields)
         path = message.get("path")
-        return ExchangeRecorded(None, record, int(message.get("offset", -1)), Path(path) if path else None)
+        return ExchangeRecorded(
+            view_from_message(view, view_fields) if isinstance(view, list) else None,
+            record,
+            int(message.get("offset", -1)),
+            _path(path) if path else None,
+        )
     cls = EVENT_TYPES.get(str(name))
     if cls is None:
         return None

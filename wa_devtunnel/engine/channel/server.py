@@ -38,6 +38,7 @@ from wa_devtunnel.engine.events import (
     Subscription,
     TunnelChanged,
 )
+from wa_devtunnel.engine.exchange_view import VIEW_FIELDS
 from wa_devtunnel.engine.replay.source import ReplayError
 from wa_devtunnel.engine.service import WebhookService
 
@@ -59,6 +60,8 @@ class Watcher(asyncio.Protocol):
         self.server = server
         self.transport: asyncio.Transport | None = None
         self.authenticated = False
+        # Whole records (bodies) with each exchange, or only its view (a TUI reads bodies from the recording).
+        self.records = True
         self.behind = False
         self.missed_from: int | None = None
         self.missed_to: int | None = None
@@ -108,7 +111,9 @@ class Watcher(asyncio.Protocol):
         if self._hello_timer is not None:
             self._hello_timer.cancel()
         self.authenticated = True
-        self.send(encode(self.server.welcome()))
+        # Without a recording there is nowhere else to read a body from: records are sent whatever was asked.
+        self.records = message.get("records", True) is not False or self.server.service.recorder is None
+        self.send(encode(self.server.welcome() | {"records": self.records}))
         self.server.attach(self)
 
     def _refuse(self, reason: str) -> None:
@@ -198,15 +203,20 @@ class ChannelServer:
                 self._recent_notices.append(event)  # type: ignore[arg-type]
             if not watchers:
                 continue
-            try:
-                line = encode_event(event)
-            except (TypeError, ValueError):  # never seen; the recording still has it, a gap-free stream does not
-                continue
+            encoded: dict[bool, bytes] = {}  # with and without the record, each made once if anyone wants it
             for watcher, lines in zip(watchers, pending, strict=True):
-                if not watcher.behind:
-                    lines.append(line)
-                elif exchange:
-                    watcher.missed_exchange(seq)
+                if watcher.behind:
+                    if exchange:
+                        watcher.missed_exchange(seq)
+                    continue
+                form = watcher.records or not exchange
+                line = encoded.get(form)
+                if line is None:
+                    try:
+                        line = encoded[form] = encode_event(event, with_record=form)
+                    except (TypeError, ValueError):  # never seen; the recording still has it
+                        continue
+                lines.append(line)
         for watcher, lines in zip(watchers, pending, strict=True):
             if lines:
                 watcher.send(b"".join(lines))
@@ -225,6 +235,7 @@ class ChannelServer:
             "accounts": [account.name for account in settings.accounts],
             "recording_parts": [str(path) for path in recorder.paths] if recorder is not None else [],
             "last_seq": self.last_seq,
+            "view_fields": list(VIEW_FIELDS),  # the order of an exchange's "view" values
             "exchanges": service.exchanges,
             "started": event_message(started) if started is not None else None,
             "state": [event_message(event) for event in (*self._state.values(), *self._recent_notices)],
