@@ -25,9 +25,9 @@ class HostedEngine(NamedTuple):
     channel: EngineChannel
     started: ReceiverStarted
 
-    def attach(self) -> EngineClient:
-        """A front end's connection, as `wa-devtunnel watch` makes it."""
-        return EngineClient.attach(self.channel.address)
+    def attach(self, records: bool = True) -> EngineClient:
+        """A front end's connection, as `wa-devtunnel watch` makes it (a TUI's: records=False)."""
+        return EngineClient.attach(self.channel.address, records=records)
 
 
 @contextlib.contextmanager

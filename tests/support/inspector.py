@@ -33,7 +33,7 @@ class Inspector(NamedTuple):
 async def open_inspector(tmp_path: Path, size: tuple[int, int] = (120, 40), **flags: str) -> AsyncIterator[Inspector]:
     """Start the engine (port 0, no tunnel, signed with the test App Secret) and the app on its channel."""
     with hosted_engine(inspector_settings(tmp_path, **flags)) as hosted:
-        app = InspectorApp(hosted.attach())
+        app = InspectorApp(hosted.attach(records=False))
         async with app.run_test(size=size) as pilot:
             await pilot.pause()
             yield Inspector(app, pilot, hosted.engine, hosted.started)

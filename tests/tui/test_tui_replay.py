@@ -53,7 +53,7 @@ async def live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator
     )
     try:
         with hosted_engine(settings) as hosted:
-            app = InspectorApp(hosted.attach())
+            app = InspectorApp(hosted.attach(records=False))
             async with app.run_test(size=(140, 40)) as pilot:
                 yield Live(app, pilot, behaviour, hosted.started.callback_url)
     finally:

@@ -15,8 +15,8 @@ async def test_a_watching_tui_shows_the_session_so_far_and_detaching_leaves_the_
         service = hosted.engine.service
         for _ in range(3):  # before anyone watches
             assert hosted.engine.submit(service.send_sample()).result(10) == 200
-        first = InspectorApp(hosted.attach())
-        second = InspectorApp(hosted.attach())
+        first = InspectorApp(hosted.attach(records=False))
+        second = InspectorApp(hosted.attach(records=False))
         async with first.run_test(size=(120, 40)) as pilot, second.run_test(size=(120, 40)) as other:
             await wait_until(pilot, lambda: first.exchanges.row_count == 3, "the history from the recording")
             await pilot.press("s")  # a watcher's command reaches the engine; both viewers see the result
@@ -28,7 +28,7 @@ async def test_a_watching_tui_shows_the_session_so_far_and_detaching_leaves_the_
 
 async def test_a_watching_tui_says_when_the_engine_stops(tmp_path: Path) -> None:
     with hosted_engine(inspector_settings(tmp_path)) as hosted:
-        app = InspectorApp(hosted.attach())
+        app = InspectorApp(hosted.attach(records=False))
         async with app.run_test(size=(120, 40)) as pilot:
             await pilot.pause()
             hosted.engine.submit(hosted.engine.service.stop()).result(10)
