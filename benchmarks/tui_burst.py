@@ -50,8 +50,8 @@ before it is stopped. Once caught up, what the UI's model and list hold is count
 the growth is outside the model (freed memory the allocator keeps, fragmentation, Textual's caches,
 buffers). With --trace-memory N, one more tui run of N POSTs under tracemalloc lists what was allocated
 during the burst and is still held, by source line and the wa_devtunnel frames that led there (slow,
-and tracing may make the UI fall behind). --ui-nice N is an experiment: the UI process lowers its
-priority once its engine runs.
+and tracing may make the UI fall behind). As in production, the UI process lowers
+its priority once its engine runs (tui/priority.py); --same-priority leaves it at the engine's, to compare.
 CPU: the front's process time and the engine's utime+stime, before the burst -> caught up; the client's
 process time during its burst; their sum against the machine's cores.
 
@@ -333,7 +333,7 @@ class KeyProbe:
 
 
 def front_main(
-    conn: Connection, mode: str, run_dir: str, count: int, profile_path: str, trace_memory: bool, nice: int
+    conn: Connection, mode: str, run_dir: str, count: int, profile_path: str, trace_memory: bool, same_priority: bool
 ) -> None:
     """Start the engine as run_tui does, then be its UI (tui) or detach and wait (headless)."""
     try:
@@ -349,8 +349,10 @@ def front_main(
         began = clock()
         client = child.start(progress=progress)
         result: dict[str, Any] = {"engine_start_s": clock() - began}
-        if nice:  # an experiment: the UI below the engine (started before, so it keeps its own priority)
-            os.nice(nice)
+        if mode == "tui" and not same_priority:  # as run_tui: the screen below its engine
+            from wa_devtunnel.tui.priority import yield_to_engine
+
+            yield_to_engine()
         try:
             target = _tui_front if mode == "tui" else _headless_front
             asyncio.run(target(conn, child, client, count, profile_path or None, trace_memory, result))
@@ -501,8 +503,8 @@ def ui_holdings(app: Any) -> dict[str, tuple[float, int]]:
             elif isinstance(value, tuple | Path):
                 count("their tuples/paths", value)
     rows = getattr(app.exchanges, "_rows", None)
-    containers = [store.views, store.by_id, store.records] + ([rows] if isinstance(rows, list) else [])
-    out["containers (deque, by_id, list rows)"] = [sum(sys.getsizeof(c) for c in containers), len(containers)]
+    containers = [store.views, store.records] + ([rows] if isinstance(rows, list) else [])
+    out["containers (deque, list rows)"] = [sum(sys.getsizeof(c) for c in containers), len(containers)]
     out["cached records"] = [sum(deep_size(record, seen) for record in store.records.values()), len(store.records)]
     return {kind: (size, objects) for kind, (size, objects) in out.items()}
 
@@ -757,7 +759,9 @@ def run_mode(
     trace_memory: bool = False,
 ) -> RunResult:
     run_dir = tmp / f"{mode}-{label}"
-    front = start_child(ctx, mode, front_main, mode, str(run_dir), n, profile_path, trace_memory, args.ui_nice)
+    front = start_child(
+        ctx, mode, front_main, mode, str(run_dir), n, profile_path, trace_memory, args.same_priority
+    )
     client = start_child(ctx, f"client-{mode}", client_main, n, args.concurrency)
     try:
         _, port, recording, engine_pid = front.receive(START_TIMEOUT)
@@ -1060,11 +1064,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="one more tui run of N POSTs under tracemalloc: what the UI still holds, by source line (0: none)",
     )
     parser.add_argument(
-        "--ui-nice",
-        type=int,
-        default=0,
-        metavar="N",
-        help="an experiment: the UI process lowers its priority by N once its engine runs (default 0, as production)",
+        "--same-priority",
+        action="store_true",
+        help="the UI at its engine's priority (production lowers it: wa_devtunnel/tui/priority.py), to compare",
     )
     parser.add_argument("--top", type=int, default=15, help="rows per profile table (15)")
     parser.add_argument("--verbose", action="store_true", help="details of every run, not only the last per kind")

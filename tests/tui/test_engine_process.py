@@ -34,6 +34,7 @@ from wa_devtunnel.engine.instance import RunningInstance, instance_path, load_in
 from wa_devtunnel.engine.recording import read_recording
 from wa_devtunnel.tui.app import InspectorApp
 from wa_devtunnel.tui.header import EngineAlarm
+from wa_devtunnel.tui.priority import UI_NICE
 
 WAIT_S = 20.0
 
@@ -198,3 +199,25 @@ def test_an_engine_that_cannot_start_says_why_and_the_tui_exits_2(
     err = capsys.readouterr().err
     assert f"cannot listen on 127.0.0.1:{port}" in err and "Traceback" not in err
     assert list(private.iterdir()) == [], "no channel directory left behind"
+
+
+def test_the_screen_runs_below_its_engines_priority_and_a_restarted_engine_above_it_too(tmp_path: Path) -> None:
+    env = minimal_env(tmp_path, {"WHATSAPP_APP_SECRET": APP_SECRET, "WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN})
+    recordings = tmp_path / "recordings"
+    with terminal_run(tmp_path, "--port", "0", "--tunnel", "none", env=env) as tui:
+        first = _running_engine(recordings)
+        wait_for(lambda: b"Callback URL" in tui.screen, "the header on screen")
+        ours = os.getpriority(os.PRIO_PROCESS, os.getpid())
+        assert os.getpriority(os.PRIO_PROCESS, first.pid) == ours
+        assert os.getpriority(os.PRIO_PROCESS, tui.proc.pid) == min(ours + UI_NICE, 19)
+        os.kill(first.pid, signal.SIGKILL)
+        wait_for(lambda: b"ENGINE DIED" in tui.screen, "the engine banner")
+        tui.press("R")
+        wait_for(lambda: (load_instance(recordings) or first).pid not in (first.pid,), "the restarted engine", 30)
+        second = load_instance(recordings)
+        assert second is not None and pid_alive(second.pid)
+        assert os.getpriority(os.PRIO_PROCESS, second.pid) == ours, "started from the starter thread, not the UI's"
+        wait_for(lambda: b"Engine restarted" in tui.screen, "the UI attached to it")
+        tui.press("q")
+        assert tui.proc.wait(WAIT_S) == 0  # restarted: running again when the UI quit
+        wait_for(lambda: not pid_alive(second.pid), "the restarted engine to stop with its UI")

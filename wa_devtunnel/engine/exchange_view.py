@@ -86,6 +86,8 @@ _SHARED_TEXT = tuple(
 )
 _SHARED_TUPLES = tuple(VIEW_FIELDS.index(name) for name in ("fields", "flags", "message_types", "statuses"))
 _ACCOUNT, _RECORDING = VIEW_FIELDS.index("account"), VIEW_FIELDS.index("recording")
+_RECEIVED, _ELAPSED = VIEW_FIELDS.index("received_at"), VIEW_FIELDS.index("elapsed_ms")
+_shared_numbers: dict[float, float] = {}
 
 
 def view_values(view: ExchangeView) -> list[Any]:
@@ -99,7 +101,10 @@ def view_values(view: ExchangeView) -> list[Any]:
 def view_from_values(values: list[Any]) -> ExchangeView:
     """A view back from `view_values` (decoded in another process), its repeated strings and tuples shared.
 
-    TypeError/ValueError when `values` is not such a list.
+    A front end keeps one per exchange of the session, so it keeps what it shows: the time to the second
+    (the list's HH:MM:SS; the record keeps the microseconds) and the milliseconds to a tenth (the list's
+    `0.4`), both shared between the exchanges that have the same. TypeError/ValueError when `values` is
+    not such a list.
     """
     if type(values) is not list or len(values) != len(VIEW_FIELDS):
         raise ValueError(f"a view has {len(VIEW_FIELDS)} values")
@@ -115,7 +120,23 @@ def view_from_values(values: list[Any]) -> ExchangeView:
         values[_ACCOUNT] = intern(account)
     recording = values[_RECORDING]
     values[_RECORDING] = _path_named(recording) if recording else None
+    received = values[_RECEIVED]
+    if type(received) is str and len(received) > 20 and received.endswith("Z"):
+        values[_RECEIVED] = intern(received[:19] + "Z")  # 2026-12-07T08:12:34Z
+    elapsed = values[_ELAPSED]
+    if type(elapsed) is float:
+        values[_ELAPSED] = _shared_number(round(elapsed, 1))
     return ExchangeView(*values)
+
+
+def _shared_number(value: float) -> float:
+    """One float object per distinct value (a bounded table)."""
+    shared = _shared_numbers.get(value)
+    if shared is None:
+        if len(_shared_numbers) >= _SHARED_LIMIT:
+            _shared_numbers.clear()
+        shared = _shared_numbers[value] = value
+    return shared
 
 
 def _path_named(name: str) -> Path:

@@ -40,6 +40,7 @@ from wa_devtunnel.tui.filter_bar import FilterBar
 from wa_devtunnel.tui.header import EngineAlarm, HeaderState, RecordingAlarm, StatusHeader
 from wa_devtunnel.tui.help import KEYS, HelpScreen, binding_commands
 from wa_devtunnel.tui.model import ExchangeStore, ListFilter
+from wa_devtunnel.tui.priority import EngineStarter
 from wa_devtunnel.tui.safe import toast_message
 from wa_devtunnel.tui.toasts import toasts_for
 from wa_devtunnel.tui.welcome import welcome_text
@@ -55,11 +56,15 @@ class InspectorApp(App[None]):
     TITLE = "wa-devtunnel"
     BINDINGS = KEYS
 
-    def __init__(self, client: EngineClient, child: EngineChild | None = None) -> None:
-        """`client` is attached to the engine; `child` is set when this UI started it (and may restart it)."""
+    def __init__(
+        self, client: EngineClient, child: EngineChild | None = None, starter: EngineStarter | None = None
+    ) -> None:
+        """`client` is attached to the engine; `child` is set when this UI started it (and may restart it,
+        through `starter`, so a new engine runs above the screen's priority too)."""
         super().__init__()
         self.client = client
         self.child = child
+        self.starter = starter
         welcome = client.welcome
         self.started = welcome.started
         self.stopped: ReceiverStopped | None = None
@@ -206,7 +211,10 @@ class InspectorApp(App[None]):
         child = EngineChild(old.argv, environ=environ, cwd=old.cwd)
         self.notify("Restarting the engine...")
         try:
-            client = await asyncio.to_thread(child.start)
+            if self.starter is not None:
+                client = await asyncio.wrap_future(self.starter.start(child))
+            else:
+                client = await asyncio.to_thread(child.start)
         except Exception as exc:  # any failure is shown, never raised into the UI
             self.child = child
             self.notify(f"The engine did not start: {exc}", severity="error", timeout=20)
@@ -255,7 +263,7 @@ class InspectorApp(App[None]):
         self._show_selected()
 
     def _show_selected(self, deferred: bool = False) -> None:
-        self.detail.show_exchange(self.exchanges.selected_id, deferred)
+        self.detail.show_exchange(self.exchanges.selected_view, deferred)
 
     # Actions -----------------------------------------------------------------------------------
 

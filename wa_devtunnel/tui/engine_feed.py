@@ -15,10 +15,10 @@ from wa_devtunnel.engine.events import EngineEvent, Subscription
 # Events are drawn in slices of at most DRAIN_BATCH, DRAIN_INTERVAL_S apart (keys are handled between them);
 # after a slice of BURST_EVENTS or more, BURST_INTERVAL_S apart: each slice redraws the visible list, and
 # four frames a second of a burst cost the engine's machine a quarter of what twenty would.
-DRAIN_BATCH = 2000
+DRAIN_BATCH = 5000
 DRAIN_INTERVAL_S = 0.05
 BURST_EVENTS = 100
-BURST_INTERVAL_S = 0.25
+BURST_INTERVAL_S = 0.4
 
 
 class EngineEventsArrived(Message):

@@ -33,7 +33,7 @@ from wa_devtunnel.tui.safe import shown
 TABS = ("summary", "body", "headers", "signature")
 # Under a burst the detail follows twice a second, not for every batch, and only its visible tab: each
 # redraw lays the screen out again, and nobody reads four panes changing faster than that.
-REDRAW_INTERVAL_S = 0.5
+REDRAW_INTERVAL_S = 1.0
 PANES = {
     "summary": summary_renderable,
     "headers": headers_renderable,
@@ -54,8 +54,8 @@ class ExchangeDetail(ContentSwitcher):
         self._read_record = read_record
         self._recording = recording
         self.raw_body = False
-        self.shown_id: str | None = None
-        self._wanted: str | None = None
+        self._shown: ExchangeView | None = None
+        self._wanted: ExchangeView | None = None
         self.redraw_pending = False
         self._last_draw = 0.0
         # Tabs not redrawn during a burst: drawn when they come forward.
@@ -68,10 +68,10 @@ class ExchangeDetail(ContentSwitcher):
                 with TabPane(name.capitalize(), id=name):
                     yield VerticalScroll(Static(id=f"{name}-text"))
 
-    def show_exchange(self, exchange_id: str | None, deferred: bool = False) -> None:
+    def show_exchange(self, view: ExchangeView | None, deferred: bool = False) -> None:
         """Draw one exchange now (a key), or, following arrivals (`deferred`), at most every REDRAW_INTERVAL_S:
         at once after a quiet spell, else the latest one asked for when the interval is up (visible tab only)."""
-        self._wanted = exchange_id
+        self._wanted = view
         if deferred:
             wait = self._last_draw + REDRAW_INTERVAL_S - time.monotonic()
             if self.redraw_pending:
@@ -80,31 +80,32 @@ class ExchangeDetail(ContentSwitcher):
                 self.redraw_pending = True
                 self.set_timer(wait, self._redraw)
                 return
-        view = self._store.by_id.get(exchange_id or "")
         if view is not None:
-            self.shown_id = view.id
+            self._shown = view
             self._draw(view, self._record_for(view))
+
+    @property
+    def shown_id(self) -> str | None:
+        """The exchange on screen."""
+        return self._shown.id if self._shown is not None else None
 
     def _redraw(self) -> None:
         """A burst's redraw: the visible tab only (the others when they come forward)."""
         self.redraw_pending = False
-        view = self._store.by_id.get(self._wanted or "")
+        view = self._wanted
         if view is not None:
-            self.shown_id = view.id
+            self._shown = view
             self._draw(view, self._record_for(view), only=self.query_one(TabbedContent).active or "summary")
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
         """A tab skipped during a burst is drawn as it comes forward."""
         name = event.pane.id or ""
-        if name in self._stale:
-            view = self._store.by_id.get(self.shown_id or "")
-            if view is not None:
-                self._draw(view, self._record_for(view), only=name)
+        if name in self._stale and self._shown is not None:
+            self._draw(self._shown, self._record_for(self._shown), only=name)
 
     def shown_record(self) -> Mapping[str, Any] | None:
         """The whole record of the exchange on screen (read back from its file if it left the cache)."""
-        view = self._store.by_id.get(self.shown_id or "")
-        return self._record_for(view) if view is not None else None
+        return self._record_for(self._shown) if self._shown is not None else None
 
     def _record_for(self, view: ExchangeView) -> Mapping[str, Any] | None:
         record = self._store.cached(view.id)

@@ -121,6 +121,11 @@ class ExchangeList(ScrollView, can_focus=True):
         return True
 
     @property
+    def selected_view(self) -> ExchangeView | None:
+        """The exchange under the cursor, if there are rows."""
+        return self._rows[self._cursor] if self._rows else None
+
+    @property
     def selected_id(self) -> str | None:
         """The exchange under the cursor, if there are rows."""
         return self._rows[self._cursor].id if self._rows else None

@@ -10,6 +10,7 @@ from wa_devtunnel.engine.channel.child import EngineChild, EngineStartFailed
 from wa_devtunnel.engine.channel.client import ChannelError, EngineClient
 from wa_devtunnel.rules.untrusted import visible
 from wa_devtunnel.settings import Settings
+from wa_devtunnel.tui.priority import EngineStarter, yield_to_engine
 
 
 def _say(text: str) -> None:
@@ -33,16 +34,20 @@ def run_tui(settings: Settings, argv: Sequence[str]) -> int:
     if settings.tunnel != "none":
         print(f"Starting the {settings.tunnel} tunnel...", file=sys.stderr)
     child = EngineChild(argv)
+    starter = EngineStarter()
     try:
-        client = child.start(progress=sys.stderr)
+        client = starter.start(child, progress=sys.stderr).result()
     except EngineStartFailed as exc:
+        starter.close()
         if not exc.log:
             _say(f"error: the engine exited with status {exc.exit_code}")
         return exc.exit_code or 2
-    app = InspectorApp(client, child)
+    yield_to_engine()
+    app = InspectorApp(client, child, starter)
     try:
         app.run()
     finally:
+        starter.close()
         if app.child is not None:  # the engine stops with the UI: override undone, agent stopped, recording closed
             app.child.stop(keep_log=True)
     if app.child is not None:
@@ -60,6 +65,7 @@ def run_watch(address: ChannelAddress) -> int:
     except ChannelError as exc:
         _say(f"error: {exc.strerror or exc}")
         return 2
+    yield_to_engine()  # the engine runs elsewhere, maybe on this machine: the screen comes second
     app = InspectorApp(client)
     try:
         app.run()

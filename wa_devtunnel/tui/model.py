@@ -167,37 +167,42 @@ class ExchangeStore:
     views: deque[ExchangeView] = field(default_factory=deque)
     counters: Counters = field(default_factory=Counters)
     records: OrderedDict[str, Mapping[str, Any]] = field(default_factory=OrderedDict)
-    by_id: dict[str, ExchangeView] = field(default_factory=dict)
     dropped: int = 0
     record_bytes: int = 0
 
     def add(self, view: ExchangeView, record: Mapping[str, Any] | None = None) -> None:
         """Remember one exchange; the oldest are forgotten beyond the caps (the recording keeps them)."""
         self.views.append(view)
-        self.by_id[view.id] = view
         self.counters.count(view)
         if len(self.views) > self.max_views:
-            forgotten = self.views.popleft()
-            self.by_id.pop(forgotten.id, None)
+            self.views.popleft()
             self.dropped += 1
         if record is not None:
             self.remember(view.id, record)
 
+    def _index(self, exchange_id: str) -> int | None:
+        """Where an exchange is, looking from the newest (late updates concern recent exchanges).
+
+        No index by id: 50,000 of them would cost the UI ~2 MB, for a lookup a late backend answer needs.
+        """
+        views = self.views
+        for index in range(len(views) - 1, -1, -1):
+            if views[index].id == exchange_id:
+                return index
+        return None
+
     def replace(self, view: ExchangeView) -> None:
         """Swap in an updated view (e.g. a late forward result), keeping its place."""
-        if view.id not in self.by_id:
-            return
-        self.by_id[view.id] = view
-        for index in range(len(self.views) - 1, -1, -1):  # late updates concern recent exchanges
-            if self.views[index].id == view.id:
-                self.views[index] = view
-                break
+        index = self._index(view.id)
+        if index is not None:
+            self.views[index] = view
 
     def forward_completed(self, exchange_id: str, forward: Mapping[str, Any]) -> ExchangeView | None:
         """--ack-first: the backend's late answer, into the view and the cached record; the updated view."""
-        view = self.by_id.get(exchange_id)
-        if view is None:
+        index = self._index(exchange_id)
+        if index is None:
             return None
+        view = self.views[index]
         status, error = forward.get("status"), str(forward.get("error") or "")
         updated = replace(view, forward_status=status, forward_error=error, forward_pending=False)
         self.replace(updated)

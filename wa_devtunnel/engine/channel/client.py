@@ -34,7 +34,13 @@ from wa_devtunnel.engine.events import (
     Notice,
     ReceiverStarted,
 )
-from wa_devtunnel.engine.exchange_view import VIEW_FIELDS, ExchangeView, view_from_record
+from wa_devtunnel.engine.exchange_view import (
+    VIEW_FIELDS,
+    ExchangeView,
+    view_from_record,
+    view_from_values,
+    view_values,
+)
 from wa_devtunnel.engine.recording import records_with_offsets
 from wa_devtunnel.engine.replay.source import ReplayError
 
@@ -167,7 +173,8 @@ def recorded_events(
                     yield ForwardCompleted(str(record.get("ref", "")), seq, record["forward"])
                 elif record.get("kind") != "forward_update":
                     view = view_from_record(record, offset, path)
-                    yield ExchangeRecorded(view, record) if records else view
+                    # Kept as the live stream's views are (shared time, shared milliseconds).
+                    yield ExchangeRecorded(view, record) if records else view_from_values(view_values(view))
         except OSError:
             continue  # a part removed meanwhile: what is left still shows
 
