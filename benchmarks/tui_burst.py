@@ -6,16 +6,17 @@ throughput, stay responsive, keep up, and at what memory cost?
                                              [--profile {auto,always,never}] [--profile-out FILE]
                                              [--trace-memory N] [--verbose]
 
-Every run starts a fresh engine with EngineChild, exactly as `run_tui` (wa_devtunnel/tui/launch.py) does:
-`python -m wa_devtunnel up --port 0 --tunnel none --recordings-dir DIR --headless` in a new session, its
-stdin a pipe from its parent, its stdout /dev/null, environment = this shell's minus every wa-devtunnel,
-WhatsApp, Meta and ngrok variable, plus WHATSAPP_APP_SECRET (so every signature is verified) and
-WHATSAPP_VERIFY_TOKEN, run from an empty directory (no .env). The callback port is read from the
-channel's welcome (`client.welcome.started`). The parent of the engine is a "front" process, one per run:
+Every run starts a fresh engine, `python -m wa_devtunnel up --port 0 --tunnel none --recordings-dir DIR
+--headless` in a new session, environment = this shell's minus every wa-devtunnel, WhatsApp, Meta and ngrok
+variable, plus WHATSAPP_APP_SECRET (so every signature is verified) and WHATSAPP_VERIFY_TOKEN, run from an
+empty directory (no .env). The parent of the engine is a "front" process, one per run:
 
-* mode "headless": the front detaches from the channel right after the welcome and only waits; the engine
-  is `up --headless` with nobody attached (what a terminal runs, writing its lines to /dev/null);
-* mode "tui": the front is the UI process of production: the real `InspectorApp(client, child)` under
+* mode "headless": the engine is `up --headless` as a terminal runs it (TerminalEngine): a line per exchange
+  on its stdout (/dev/null), stdin /dev/null; the front attaches through the instance file for the port
+  (as `watch` does), detaches at once and only waits, so nobody is attached during the burst;
+* mode "tui": the engine is started by EngineChild exactly as `run_tui` (wa_devtunnel/tui/launch.py) does
+  (stdin a pipe from the front, stdout /dev/null, so it prints no exchange lines), and the front is the UI
+  process of production: the real `InspectorApp(client, child)` under
   Textual's headless driver (`run_test(headless=True, size=(120, 40))`), reading the engine's events
   over its Unix-socket channel (and from the recording if it falls behind, as in production);
 * one client process per run: aiohttp, C requests in flight, N signed Meta-shaped POSTs built beforehand
@@ -81,7 +82,9 @@ import multiprocessing as mp
 import os
 import platform
 import pstats
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -344,7 +347,11 @@ def front_main(
 
         directory = Path(run_dir)
         directory.mkdir(parents=True, exist_ok=True)
-        child = EngineChild(engine_argv(directory / "recordings"), environ=engine_environment(), cwd=directory)
+        argv, environ = engine_argv(directory / "recordings"), engine_environment()
+        if mode == "tui":
+            child: Any = EngineChild(argv, environ=environ, cwd=directory)
+        else:
+            child = TerminalEngine(argv, environ=environ, cwd=directory)
         progress = io.StringIO()
         began = clock()
         client = child.start(progress=progress)
@@ -366,6 +373,60 @@ def front_main(
         with contextlib.suppress(OSError):
             conn.send(("error", f"{mode}: {type(exc).__name__}: {exc}"))
         raise
+
+
+class TerminalEngine:
+    """`wa-devtunnel up --headless` as a terminal runs it, not as a TUI's child: it prints a line per exchange
+    (to /dev/null here, the cheapest terminal there is) and nobody holds its stdin. Same interface as the
+    EngineChild the tui mode uses; the front attaches through the instance file, as `watch` does, for the
+    welcome (the port), then detaches."""
+
+    def __init__(self, argv: list[str], environ: dict[str, str], cwd: Path) -> None:
+        from wa_devtunnel.engine.channel.child import engine_command
+
+        self.recordings = Path(argv[argv.index("--recordings-dir") + 1])
+        self.log_path = cwd / "engine.stderr"
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(
+                engine_command(argv),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+                env=environ,
+                cwd=cwd,
+                start_new_session=True,
+            )
+
+    def start(self, progress: Any = None) -> Any:
+        from wa_devtunnel.engine.channel.address import ChannelAddress
+        from wa_devtunnel.engine.channel.client import EngineClient
+        from wa_devtunnel.engine.instance import read_instance
+
+        deadline = clock() + START_TIMEOUT
+        while clock() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the engine exited: {self.log_tail()}")
+            instance = read_instance(self.recordings)
+            if instance is not None and instance.channel and instance.channel_secret:
+                with contextlib.suppress(OSError):
+                    return EngineClient.attach(ChannelAddress(Path(instance.channel), instance.channel_secret))
+            time.sleep(0.05)
+        raise RuntimeError("the engine did not start")
+
+    def stop(self, keep_log: bool = True) -> int | None:
+        self.process.send_signal(signal.SIGTERM)  # as Ctrl+C / closing the terminal would
+        try:
+            return self.process.wait(20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait(5)
+
+    def log_tail(self, lines: int = 12) -> str:
+        text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        return "\n".join(text.rstrip("\n").splitlines()[-lines:])
+
+    def forget(self) -> None:
+        pass
 
 
 def _command_queue(conn: Connection) -> asyncio.Queue[tuple[Any, ...]]:
@@ -446,21 +507,32 @@ class ListWatch:
         self.batches: list[tuple[float, float, int]] = []  # (started, seconds, events)
         apply_events = app.apply_events
 
+        paint = app._paint
+
         def timed_apply(events: Any) -> None:
             events = list(events)
             began = clock()
             apply_events(events)
             done = clock()
             self.batches.append((began, done - began, len(events)))
-            if (
-                self.full_at is None
-                and app.store.counters.events >= expected
-                and app.exchanges.row_count >= expected_rows
-            ):
-                self.full_at = done
-                app.call_after_refresh(self._painted)
+            self._check(done)
+
+        def watched_paint() -> None:
+            paint()  # the rows the slices brought go into the list (a few times a second in a burst)
+            self._check(clock())
 
         app.apply_events = timed_apply  # the feed calls it through a lambda: this wrapper is what runs
+        app._paint = watched_paint  # looked up on the instance when scheduled: this wrapper is what runs
+
+    def _check(self, now: float) -> None:
+        app = self.app
+        if (
+            self.full_at is None
+            and app.store.counters.events >= self.expected
+            and app.exchanges.row_count >= self.expected_rows
+        ):
+            self.full_at = now
+            app.call_after_refresh(self._painted)
 
     def _painted(self) -> None:
         self.painted_at = clock()

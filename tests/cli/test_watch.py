@@ -124,3 +124,17 @@ def test_an_engine_that_could_not_open_its_channel_is_said_to_accept_no_watchers
         monkeypatch.chdir(tmp_path)
         assert main(["watch", "--headless", "--recordings-dir", "rec"]) == 2
     assert "accepts no watchers" in capsys.readouterr().err
+
+
+def test_an_engine_started_by_a_tui_prints_no_exchange_lines_but_still_its_notices() -> None:
+    import io
+
+    from wa_devtunnel.cli.headless import HeadlessPrinter
+    from wa_devtunnel.engine.events import ExchangeRecorded, Notice
+
+    out, err = io.StringIO(), io.StringIO()
+    printer = HeadlessPrinter(out, err, json_lines=False, exchanges=False)  # its stdout is /dev/null
+    record = {"id": "x", "seq": 1, "kind": "event", "request": {"method": "POST"}, "response": {"status": 200}}
+    printer.render(ExchangeRecorded(None, record))
+    printer.render(Notice("error", "Tunnel lost: ERR_NGROK_3200"))
+    assert out.getvalue() == "" and "Tunnel lost: ERR_NGROK_3200" in err.getvalue()

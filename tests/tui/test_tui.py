@@ -84,7 +84,10 @@ def header(app: InspectorApp) -> str:
 
 
 async def wait_rows(inspector: Inspector, count: int) -> None:
-    await wait_until(inspector.pilot, lambda: table(inspector.app).row_count == count, f"{count} row(s)")
+    """`count` rows, and the detail showing the selected one (arrivals are drawn at most 4 times a second)."""
+    app = inspector.app
+    await wait_until(inspector.pilot, lambda: table(app).row_count == count, f"{count} row(s)")
+    await wait_until(inspector.pilot, lambda: app.detail.shown_id == table(app).selected_id, "the detail")
 
 
 async def search(pilot: Pilot[None], query: str) -> None:

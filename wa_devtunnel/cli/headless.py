@@ -92,10 +92,12 @@ def startup_lines(started: ReceiverStarted) -> list[str]:
 class HeadlessPrinter:
     """Renders engine events as text or JSON Lines; never touches the receiver."""
 
-    def __init__(self, out: TextIO, err: TextIO, json_lines: bool) -> None:
+    def __init__(self, out: TextIO, err: TextIO, json_lines: bool, exchanges: bool = True) -> None:
         self.out = out
         self.err = err
         self.json_lines = json_lines
+        # False for an engine a TUI started: its stdout is /dev/null and the TUI shows the exchanges.
+        self.exchanges = exchanges
         self.started = False
         self.callback_url = ""
         self.recording_failure: str | None = None
@@ -133,6 +135,8 @@ class HeadlessPrinter:
                         "recording": recording,
                     }
                 )
+        elif not self.exchanges and isinstance(event, ExchangeRecorded | ForwardCompleted):
+            return
         elif isinstance(event, ExchangeRecorded):
             if self.json_lines:
                 self._json({"event": "exchange", **event.record})
@@ -243,6 +247,8 @@ async def run_headless(
     stop = asyncio.Event()
     # Front ends attach here (`wa-devtunnel watch`, or the TUI that started this engine).
     channel = EngineChannel(service, stop.set)
+    if channel.owned:  # a TUI's engine: nobody reads its stdout, so no line is made per exchange
+        printer.exchanges = False
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)

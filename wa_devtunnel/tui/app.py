@@ -7,6 +7,7 @@ import contextlib
 import os
 import signal
 import sys
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,10 @@ from wa_devtunnel.tui.welcome import welcome_text
 
 # The list may fall behind a burst, never lose an exchange of it: the UI's queue has no cap.
 UI_BACKLOG = sys.maxsize
+# More exchanges than this since the last paint is a burst: painted every BURST_PAINT_S, which costs the
+# machine (and so the engine, on a busy one) a tenth of painting every slice.
+BURST_EVENTS = 100
+BURST_PAINT_S = 0.4
 
 
 class InspectorApp(App[None]):
@@ -85,6 +90,11 @@ class InspectorApp(App[None]):
             id="lower",
         )
         self.filter_bar = FilterBar(id="search")
+        # Applied to the model, not yet painted: a burst is painted a few times a second, not per slice.
+        self._unshown_rows: list[ExchangeView] = []
+        self._arrived_since_paint = 0
+        self._last_paint = 0.0
+        self._paint_pending = False
 
     @property
     def state(self) -> HeaderState:
@@ -177,11 +187,33 @@ class InspectorApp(App[None]):
                 self.stopped = event
             elif isinstance(event, ReceiverStarted):
                 self.started = event
-        if new_rows:
+        self._unshown_rows += new_rows
+        self._arrived_since_paint += len(new_rows)
+        self._schedule_paint()
+
+    def _schedule_paint(self) -> None:
+        """A trickle is painted at once; a burst at most every BURST_PAINT_S (each paint redraws the list)."""
+        if self._paint_pending:
+            return
+        interval = BURST_PAINT_S if self._arrived_since_paint >= BURST_EVENTS else 0.0
+        wait = self._last_paint + interval - time.monotonic()
+        if wait <= 0:
+            self._paint()
+        else:
+            self._paint_pending = True
+            self.set_timer(wait, self._paint)
+
+    def _paint(self) -> None:
+        """What arrived since the last paint into the list, the detail (when following) and the header."""
+        self._paint_pending = False
+        burst = self._arrived_since_paint >= BURST_EVENTS
+        self._last_paint, self._arrived_since_paint = time.monotonic(), 0
+        rows, self._unshown_rows = self._unshown_rows, []
+        if rows:
             self.detail.current = "detail"
-            if self.exchanges.add(new_rows):
-                # A trickle shows at once; under a burst the detail is redrawn twice a second.
-                self._show_selected(deferred=True)
+            if self.exchanges.add(rows):
+                # A trickle shows at once; the detail follows 4 times a second, once a second in a burst.
+                self.detail.show_exchange(self.exchanges.selected_view, deferred=True, burst=burst)
         self._refresh_header()
 
     def _engine_lost(self, event: EngineLost) -> None:
@@ -247,6 +279,7 @@ class InspectorApp(App[None]):
         return (view for view in self.store.views if self.filter.shows(view))
 
     def _rebuild_list(self) -> None:
+        self._unshown_rows.clear()  # in the store already: the rebuild takes them from there
         self.exchanges.rebuild()
         self._show_selected()
         self._refresh_header()

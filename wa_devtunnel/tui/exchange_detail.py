@@ -31,9 +31,10 @@ from wa_devtunnel.tui.model import ExchangeStore
 from wa_devtunnel.tui.safe import shown
 
 TABS = ("summary", "body", "headers", "signature")
-# Under a burst the detail follows twice a second, not for every batch, and only its visible tab: each
-# redraw lays the screen out again, and nobody reads four panes changing faster than that.
-REDRAW_INTERVAL_S = 1.0
+# Following arrivals, the detail is drawn at most every REDRAW_INTERVAL_S (each draw lays the screen out
+# again, and nobody reads four panes changing faster); in a burst every BURST_REDRAW_INTERVAL_S, its visible tab.
+REDRAW_INTERVAL_S = 0.25
+BURST_REDRAW_INTERVAL_S = 1.0
 PANES = {
     "summary": summary_renderable,
     "headers": headers_renderable,
@@ -68,12 +69,14 @@ class ExchangeDetail(ContentSwitcher):
                 with TabPane(name.capitalize(), id=name):
                     yield VerticalScroll(Static(id=f"{name}-text"))
 
-    def show_exchange(self, view: ExchangeView | None, deferred: bool = False) -> None:
-        """Draw one exchange now (a key), or, following arrivals (`deferred`), at most every REDRAW_INTERVAL_S:
-        at once after a quiet spell, else the latest one asked for when the interval is up (visible tab only)."""
+    def show_exchange(self, view: ExchangeView | None, deferred: bool = False, burst: bool = False) -> None:
+        """Draw one exchange now (a key), or, following arrivals (`deferred`), at most every REDRAW_INTERVAL_S
+        (BURST_REDRAW_INTERVAL_S in a `burst`): at once after a quiet spell, else the latest one asked for when
+        the interval is up (visible tab only)."""
         self._wanted = view
         if deferred:
-            wait = self._last_draw + REDRAW_INTERVAL_S - time.monotonic()
+            interval = BURST_REDRAW_INTERVAL_S if burst else REDRAW_INTERVAL_S
+            wait = self._last_draw + interval - time.monotonic()
             if self.redraw_pending:
                 return
             if wait > 0:

@@ -47,6 +47,9 @@ HELLO_TIMEOUT_S = 5.0
 WRITE_HIGH_BYTES = 4 * 1024 * 1024
 WRITE_LOW_BYTES = 512 * 1024
 PUMP_BATCH = 500
+# After each write, wait this long before the next: a burst goes out ~100 writes a second (each watcher
+# is woken that often, not per exchange); a lone exchange still reaches a watcher at once.
+COALESCE_S = 0.01
 # A watcher attaching later still sees what the engine said lately (a failed tunnel, a local-only hint).
 RECENT_NOTICES = 10
 # The lasting state a watcher must know even if it missed the event that set it.
@@ -185,6 +188,8 @@ class ChannelServer:
         while True:
             batch = await self._subscription.get_batch(PUMP_BATCH)
             self.publish(batch)
+            if self.watchers:  # let a burst gather: one write of many lines, not a write per exchange
+                await asyncio.sleep(COALESCE_S)
 
     def publish(self, batch: list[EngineEvent]) -> None:
         """Send a batch of events to every watcher that keeps up (one write each); note what the others miss."""
