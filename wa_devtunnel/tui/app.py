@@ -161,7 +161,8 @@ class InspectorApp(App[None]):
             # Usually just the view (a body is read from the recording when shown or searched).
             if event.__class__ is ExchangeView or isinstance(event, ExchangeRecorded):
                 view, record = (event, None) if event.__class__ is ExchangeView else (event.view, event.record)
-                if view.recording is not None and view.recording != self.state.recording:
+                # Views share one Path per file: identity says "same part" without comparing paths.
+                if view.recording is not self.state.recording and view.recording is not None:
                     self.state.recording = view.recording  # the part being written now
                     if view.recording not in self.recording_parts:
                         self.recording_parts.append(view.recording)
