@@ -75,16 +75,16 @@ def _default(value: Any) -> Any:
 
 def exchange_message(event: ExchangeRecorded, with_record: bool) -> dict[str, Any]:
     """An exchange: its view always; the whole record (bodies and all) only for a front end that asked."""
+    if not with_record:  # the view carries the offset and the part too
+        return {"event": "exchange", "view": view_values(event.view)}  # positional: the welcome's "view_fields"
     path = event.path
-    message: dict[str, Any] = {
+    return {
         "event": "exchange",
         "offset": event.offset,
         "path": str(path) if path is not None else None,
-        "view": view_values(event.view),  # positional: the welcome's "view_fields" name them
+        "view": view_values(event.view),
+        "record": event.record,
     }
-    if with_record:
-        message["record"] = event.record
-    return message
 
 
 def event_message(event: EngineEvent) -> dict[str, Any]:
