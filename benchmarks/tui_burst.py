@@ -356,10 +356,12 @@ def front_main(
         began = clock()
         client = child.start(progress=progress)
         result: dict[str, Any] = {"engine_start_s": clock() - began}
-        if mode == "tui" and not same_priority:  # as run_tui: the screen below its engine
-            from wa_devtunnel.tui.priority import yield_to_engine
+        if mode == "tui":  # as run_tui: the screen below its engine, collecting less often
+            from wa_devtunnel.tui.priority import collect_less_often, yield_to_engine
 
-            yield_to_engine()
+            if not same_priority:
+                yield_to_engine()
+            collect_less_often()
         try:
             target = _tui_front if mode == "tui" else _headless_front
             asyncio.run(target(conn, child, client, count, profile_path or None, trace_memory, result))
@@ -831,9 +833,7 @@ def run_mode(
     trace_memory: bool = False,
 ) -> RunResult:
     run_dir = tmp / f"{mode}-{label}"
-    front = start_child(
-        ctx, mode, front_main, mode, str(run_dir), n, profile_path, trace_memory, args.same_priority
-    )
+    front = start_child(ctx, mode, front_main, mode, str(run_dir), n, profile_path, trace_memory, args.same_priority)
     client = start_child(ctx, f"client-{mode}", client_main, n, args.concurrency)
     try:
         _, port, recording, engine_pid = front.receive(START_TIMEOUT)

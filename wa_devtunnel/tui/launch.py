@@ -10,7 +10,7 @@ from wa_devtunnel.engine.channel.child import EngineChild, EngineStartFailed
 from wa_devtunnel.engine.channel.client import ChannelError, EngineClient
 from wa_devtunnel.rules.untrusted import visible
 from wa_devtunnel.settings import Settings
-from wa_devtunnel.tui.priority import EngineStarter, yield_to_engine
+from wa_devtunnel.tui.priority import EngineStarter, collect_less_often, yield_to_engine
 
 
 def _say(text: str) -> None:
@@ -43,6 +43,7 @@ def run_tui(settings: Settings, argv: Sequence[str]) -> int:
             _say(f"error: the engine exited with status {exc.exit_code}")
         return exc.exit_code or 2
     yield_to_engine()
+    collect_less_often()
     app = InspectorApp(client, child, starter)
     try:
         app.run()
@@ -66,6 +67,7 @@ def run_watch(address: ChannelAddress) -> int:
         _say(f"error: {exc.strerror or exc}")
         return 2
     yield_to_engine()  # the engine runs elsewhere, maybe on this machine: the screen comes second
+    collect_less_often()
     app = InspectorApp(client)
     try:
         app.run()
