@@ -15,13 +15,13 @@ import pytest
 
 from tests.support.cli_process import registering_env, wait_for
 from tests.support.constants import VERIFY_TOKEN
+from tests.support.engine_thread import EngineThread
 from tests.support.fake_graph import EXPIRED_TOKEN, PHONE_NUMBER_ID, WABA_ID, FakeGraph
 from tests.support.fake_ngrok import FakeNgrok, MakeFakeNgrok
 from wa_devtunnel.cli.main import main
 from wa_devtunnel.cli.meta import NOT_RUNNING
 from wa_devtunnel.engine.instance import RunningInstance, write_instance
 from wa_devtunnel.engine.service import WebhookService
-from wa_devtunnel.engine.thread import EngineThread
 from wa_devtunnel.engine.tunnel.ngrok import NgrokTunnel
 from wa_devtunnel.settings import load_settings
 

@@ -10,11 +10,11 @@ import contextlib
 from collections.abc import Iterator
 from typing import NamedTuple
 
+from tests.support.engine_thread import EngineThread
 from wa_devtunnel.engine.channel.attach import EngineChannel
 from wa_devtunnel.engine.channel.client import EngineClient
 from wa_devtunnel.engine.events import ReceiverStarted
 from wa_devtunnel.engine.service import WebhookService
-from wa_devtunnel.engine.thread import EngineThread
 from wa_devtunnel.settings import Settings
 
 

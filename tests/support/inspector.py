@@ -12,8 +12,8 @@ from textual.pilot import Pilot
 
 from tests.support.constants import APP_SECRET, VERIFY_TOKEN
 from tests.support.engine_host import hosted_engine
+from tests.support.engine_thread import EngineThread
 from wa_devtunnel.engine.events import ReceiverStarted
-from wa_devtunnel.engine.thread import EngineThread
 from wa_devtunnel.settings import Settings, load_settings
 from wa_devtunnel.tui.app import InspectorApp
 

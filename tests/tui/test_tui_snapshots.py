@@ -21,12 +21,12 @@ from textual.pilot import Pilot
 
 from tests.support.constants import APP_SECRET, VERIFY_TOKEN
 from tests.support.engine_host import hosted_engine
+from tests.support.engine_thread import EngineThread
 from tests.support.meta_client import MetaLikeSender
 from wa_devtunnel.engine.channel.client import EngineClient, connect
 from wa_devtunnel.engine.events import ExchangeRecorded, ReceiverStarted, RecordingHealth
 from wa_devtunnel.engine.exchange_view import view_from_record
 from wa_devtunnel.engine.service import WebhookService
-from wa_devtunnel.engine.thread import EngineThread
 from wa_devtunnel.rules.samples import payloads as samples
 from wa_devtunnel.settings import Settings, load_settings
 from wa_devtunnel.tui.app import InspectorApp

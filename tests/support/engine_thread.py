@@ -1,4 +1,4 @@
-"""Runs the service on its own thread and loop: the receiver never awaits the UI (they still share the CPU)."""
+"""The service on a thread and loop of the test process: tests host the real engine without a child process."""
 
 from __future__ import annotations
 
