@@ -221,3 +221,20 @@ def test_the_screen_runs_below_its_engines_priority_and_a_restarted_engine_above
         tui.press("q")
         assert tui.proc.wait(WAIT_S) == 0  # restarted: running again when the UI quit
         wait_for(lambda: not pid_alive(second.pid), "the restarted engine to stop with its UI")
+
+
+def test_watch_in_a_terminal_detaches_on_q_and_the_engine_goes_on(tmp_path: Path) -> None:
+    env = minimal_env(tmp_path, {"WHATSAPP_APP_SECRET": APP_SECRET, "WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN})
+    recordings = tmp_path / "recordings"
+    with terminal_run(tmp_path, "--port", "0", "--tunnel", "none", env=env) as owner:
+        engine = _running_engine(recordings)
+        with terminal_run(tmp_path, "watch", env=env) as watcher:
+            wait_for(lambda: b"Callback URL" in watcher.screen, "the watcher's header")
+            owner.press("s")
+            wait_for(lambda: b"(sample) text from" in watcher.screen, "the sample in the watcher")
+            watcher.press("q")
+            assert watcher.proc.wait(WAIT_S) == 0
+            assert b"Traceback" not in watcher.screen
+        assert pid_alive(engine.pid), "detaching never stops the engine"
+        owner.press("q")
+        assert owner.proc.wait(WAIT_S) == 0

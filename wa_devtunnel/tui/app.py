@@ -120,6 +120,10 @@ class InspectorApp(App[None]):
             for signum in (signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal window was closed
                 asyncio.get_running_loop().add_signal_handler(signum, self.exit)
 
+    def on_unmount(self) -> None:
+        """Detach while the loop still runs (the engine goes on, or is stopped by whoever started it)."""
+        self.client.close()
+
     def on_resize(self, event: Any) -> None:
         if self.exchanges.fit_width(event.size.width):
             self._rebuild_list()

@@ -342,9 +342,9 @@ class EngineClient:
             await self.request("stop")
 
     def close(self) -> None:
-        """Detach (the engine goes on)."""
+        """Detach (the engine goes on); safe to call twice, and after the front end's loop has ended."""
         self._closed = True
         if self._writer is not None:
-            self._writer.close()
-        else:
-            self._sock.close()
+            with contextlib.suppress(RuntimeError):  # the loop is closed: the socket below still closes
+                self._writer.close()
+        self._sock.close()
