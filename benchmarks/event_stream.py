@@ -16,35 +16,24 @@ import statistics
 import time
 from typing import Any
 
-from common import WEBHOOK_PATH, event_record, signed_headers  # benchmarks/common.py puts this checkout on sys.path
+from common import WEBHOOK_PATH, event_record  # benchmarks/common.py puts this checkout on sys.path
+from tui_burst import build_payloads  # the same signed deliveries the live view's benchmark sends
 
 from wa_devtunnel.engine.channel.protocol import decode, encode_event, event_from_message, event_message
 from wa_devtunnel.engine.events import ExchangeRecorded
 from wa_devtunnel.rules.decode.payload import decode_payload
-from wa_devtunnel.rules.samples import payloads as samples
 
 
 def build_events(count: int) -> list[ExchangeRecorded]:
-    """Exchange events as the receiver publishes them."""
+    """Exchange events as the receiver publishes them, for tui_burst.py's signed deliveries."""
     from pathlib import Path
 
     part = Path("/tmp/recordings/20261207-080000.jsonl")
     events = []
-    for i in range(count):
-        wamid = f"wamid.HBgLMTY1MDM4Nzk0MzkVAgASGBQzQUJCMDAw-stream-{i:06d}"
-        kind = i % 4
-        if kind == 0:
-            message = samples.text_message(f"Order #{i}: does it come in another colour? 😊", message_id=wamid)
-        elif kind == 1:
-            message = samples.image_message(f"Photo {i}", message_id=wamid)
-        elif kind == 2:
-            message = samples.location_message(message_id=wamid)
-        else:
-            message = samples.button_reply(message_id=wamid)
-        body = samples.meta_json(samples.envelope([samples.messages_change([message])]))
-        headers = [[k, v] for k, v in signed_headers(body).items()] + [["Host", "x.ngrok.app"]]
+    for i, (body, headers) in enumerate(build_payloads(count)):
+        pairs = [[name, value] for name, value in headers.items()] + [["Host", "x.ngrok.app"]]
         summary = decode_payload(body).to_dict()
-        record = event_record(i + 1, body, headers, summary, "2026-12-07T08:00:00.000000Z")
+        record = event_record(i + 1, body, pairs, summary, "2026-12-07T08:00:00.000000Z")
         events.append(ExchangeRecorded(None, record, i * 2000, part))
     return events
 
@@ -70,8 +59,15 @@ def main() -> int:
     lines = [encode_event(event) for event in events]
     json_encode = best_of(args.repeat, lambda: [encode_event(event) for event in events])
     json_decode = best_of(args.repeat, lambda: [event_from_message(decode(line)) for line in lines])
-    assert all(event_from_message(decode(line)) == event for line, event in zip(lines, events, strict=True))
+    assert all(
+        event_from_message(decode(line)).record == event.record for line, event in zip(lines, events, strict=True)
+    )
     rows = [("JSON Lines (orjson)", json_encode, json_decode, statistics.mean(len(line) for line in lines))]
+    # What a TUI asks for: the view only (its body is read from the recording when shown).
+    views = [encode_event(event, with_record=False) for event in events]
+    view_encode = best_of(args.repeat, lambda: [encode_event(event, with_record=False) for event in events])
+    view_decode = best_of(args.repeat, lambda: [event_from_message(decode(line)) for line in views])
+    rows.append(("JSON, view only (TUI)", view_encode, view_decode, statistics.mean(len(line) for line in views)))
 
     try:
         import msgpack  # type: ignore[import-not-found]
@@ -91,8 +87,8 @@ def main() -> int:
     print(f"{'format':<22}{'encode us/event':>17}{'decode us/event':>17}{'bytes/event':>13}")
     for name, encode_s, decode_s, size in rows:
         print(f"{name:<22}{encode_s / n * 1e6:>17.2f}{decode_s / n * 1e6:>17.2f}{size:>13.0f}")
-    if len(rows) == 2:
-        (_, je, jd, js), (_, me, md, ms) = rows
+    if len(rows) == 3:
+        (_, je, jd, js), _, (_, me, md, ms) = rows
         print(f"msgpack / JSON: encode {me / je:.2f}x, decode {md / jd:.2f}x, size {ms / js:.2f}x")
     else:
         print("msgpack not installed (pip install msgpack) : JSON only")

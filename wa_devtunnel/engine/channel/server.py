@@ -259,9 +259,11 @@ class ChannelServer:
         }
 
     def attach(self, watcher: Watcher) -> None:
+        """A watcher that said hello gets events from the next batch on."""
         self.watchers = [*self.watchers, watcher]
 
     def detach(self, watcher: Watcher) -> None:
+        """A watcher gone (detached, or its process ended)."""
         self.watchers = [w for w in self.watchers if w is not watcher]
 
     # Commands ------------------------------------------------------------------------------------
@@ -326,9 +328,3 @@ class ChannelServer:
         else:
             with contextlib.suppress(OSError):
                 self.address.socket.unlink()
-
-    def notice_refused(self) -> Notice | None:
-        """For the log: how many clients came without the secret."""
-        if not self.refused_clients:
-            return None
-        return Notice("warning", f"Refused {self.refused_clients} channel client(s) without the engine's secret.")
