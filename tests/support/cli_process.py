@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tests.support import constants
+from wa_devtunnel.engine.leftovers import clear_leftovers
 
 if TYPE_CHECKING:
     from tests.support.fake_graph import FakeGraph
@@ -183,6 +184,11 @@ def running_cli(
         cli.wait_for_callback_url()
         yield cli
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        if proc.poll() is None:  # a clean stop first: a SIGKILLed engine leaves its channel directory behind
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                proc.kill()
         proc.wait(timeout=STOP_TIMEOUT_S)
+        clear_leftovers(recordings_dir)  # what a killed one left, as the next start in that directory would
