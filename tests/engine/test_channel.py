@@ -298,3 +298,20 @@ async def test_stop_from_a_watcher_ends_the_engine_and_every_watcher_hears_goodb
             assert isinstance(front_end.events[-2], ReceiverStopped)
             assert front_end.events[-1] == EngineLost(True, "the engine stopped")
     assert not engine.channel.address.directory.exists()
+
+
+async def test_a_damaged_line_costs_that_line_not_the_stream() -> None:
+    import socket as sockets
+
+    from wa_devtunnel.engine.channel.client import Welcome
+    from wa_devtunnel.engine.channel.protocol import encode as encode_line
+
+    ours, theirs = sockets.socketpair()
+    started = ReceiverStarted("http://127.0.0.1:1/w", "http://127.0.0.1:1/w", "tok", False, None, 1)
+    client = EngineClient(ours, Welcome(started, 1, "x", "none", (), (), 0))
+    good = encode_line({"event": "notice", "level": "info", "text": "still here", "topic": ""})
+    theirs.sendall(b'{"event":"exchange","view":["too short"]}\n' + b"{not json\n" + good + b'{"event":"bye"}\n')
+    got: list[Any] = []
+    await asyncio.wait_for(client.run(got.extend), WAIT_S)
+    theirs.close()
+    assert got == [Notice("info", "still here", ""), EngineLost(True, "the engine stopped")]

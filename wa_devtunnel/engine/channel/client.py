@@ -264,7 +264,10 @@ class EngineClient:
                     deliver(events)
                 return True
             else:
-                event = event_from_message(message, view_fields)
+                try:
+                    event = event_from_message(message, view_fields)
+                except ProtocolError:
+                    continue  # a damaged line costs that line, never the stream (the recording has it)
                 if event is not None:
                     events.append(event)
         if events:
