@@ -51,7 +51,6 @@ class ExchangeView:
 # (kind, path, signature, headline of a status, fields...) are kept once, not once per exchange.
 _SHARED_LIMIT = 4096
 _shared_tuples: dict[tuple[str, ...], tuple[str, ...]] = {}
-_shared_paths: dict[Path, Path] = {}
 _paths_by_name: dict[str, Path] = {}
 
 
@@ -70,15 +69,6 @@ def _strings(values: Any) -> tuple[str, ...]:
         return _shared_tuples.setdefault(shared, shared)
     except TypeError:  # an unhashable item from a hostile record: kept as it is
         return shared
-
-
-def _path(recording: Path | None) -> Path | None:
-    """One Path object per session file."""
-    if recording is None:
-        return None
-    if len(_shared_paths) >= _SHARED_LIMIT:
-        _shared_paths.clear()
-    return _shared_paths.setdefault(recording, recording)
 
 
 VIEW_FIELDS = tuple(name for name in ExchangeView.__dataclass_fields__)
@@ -121,7 +111,7 @@ def view_from_values(values: list[Any]) -> ExchangeView:
     if type(account) is str:
         values[_ACCOUNT] = intern(account)
     recording = values[_RECORDING]
-    values[_RECORDING] = _path_named(recording) if recording else None
+    values[_RECORDING] = shared_path(recording) if recording else None
     received = values[_RECEIVED]
     if type(received) is str and len(received) > 20 and received.endswith("Z"):
         values[_RECEIVED] = intern(received[:19] + "Z")  # 2026-12-07T08:12:34Z
@@ -141,7 +131,7 @@ def _shared_number(value: float) -> float:
     return shared
 
 
-def _path_named(name: str) -> Path:
+def shared_path(name: str) -> Path:
     """One Path per session file name: parsing a path costs more than the rest of a view."""
     path = _paths_by_name.get(name)
     if path is None:
@@ -192,7 +182,7 @@ def view_from_record(record: Mapping[str, Any], offset: int = -1, recording: Pat
         elapsed_ms=float(get("elapsed_ms", 0.0) or 0.0),
         origin=_text(get("origin", "meta")),
         offset=offset,
-        recording=_path(recording),
+        recording=shared_path(str(recording)) if recording is not None else None,
         message_types=_strings(types),
         statuses=_strings(statuses),
         forward_status=forward.get("status") if forward is not None else None,

@@ -26,7 +26,6 @@ from wa_devtunnel.engine.events import (
     ExchangeView,
     ForwardCompleted,
     ReceiverStarted,
-    ReceiverStopped,
     RecordingHealth,
 )
 from wa_devtunnel.engine.exchange_view import text_in_record
@@ -72,7 +71,6 @@ class InspectorApp(App[None]):
         self.starter = starter
         welcome = client.welcome
         self.started = welcome.started
-        self.stopped: ReceiverStopped | None = None
         self.engine_lost: EngineLost | None = None
         self.recording_parts: list[Path] = list(welcome.recording_parts)
         self.store = ExchangeStore()
@@ -188,8 +186,6 @@ class InspectorApp(App[None]):
                 self.query_one(RecordingAlarm).raise_alarm(event)
             elif isinstance(event, RecordingHealth):
                 self.query_one(RecordingAlarm).clear()
-            elif isinstance(event, ReceiverStopped):
-                self.stopped = event
             elif isinstance(event, ReceiverStarted):
                 self.started = event
         self._unshown_rows += new_rows

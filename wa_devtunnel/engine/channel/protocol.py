@@ -10,7 +10,6 @@ docs/event-stream.md documents every line.
 from __future__ import annotations
 
 import dataclasses
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ from wa_devtunnel.engine.events import (
     SelfTestFinished,
     TunnelChanged,
 )
-from wa_devtunnel.engine.exchange_view import VIEW_FIELDS, ExchangeView, view_from_values, view_values
+from wa_devtunnel.engine.exchange_view import VIEW_FIELDS, ExchangeView, shared_path, view_from_values, view_values
 
 # A front end refuses an engine with another major version; minor additions (new keys, new events) are
 # ignored by older readers.
@@ -126,12 +125,6 @@ def decode(line: bytes) -> dict[str, Any]:
     return message
 
 
-@lru_cache(maxsize=64)
-def _path(text: str) -> Path:
-    """One Path per session file (parsing a path for every event costs more than the rest of its line)."""
-    return Path(text)
-
-
 def view_from_message(values: Any, fields: tuple[str, ...] = VIEW_FIELDS) -> ExchangeView:
     """An exchange's view from its wire form: values in the order of `fields` (the engine's welcome says
     which; an engine of another minor version may have more or fewer). ProtocolError when it is not one."""
@@ -164,7 +157,7 @@ def event_from_message(
             view_from_message(view, view_fields) if isinstance(view, list) else None,
             record,
             int(message.get("offset", -1)),
-            _path(path) if path else None,
+            shared_path(path) if path else None,
         )
     cls = EVENT_TYPES.get(str(name))
     if cls is None:

@@ -164,7 +164,7 @@ class ChannelServer:
         self.refused_clients = 0
         self._server: asyncio.AbstractServer | None = None
         # Subscribed from construction: the start-up notices (tunnel failed, local only) reach the first watcher.
-        self._subscription: Subscription | None = service.bus.subscribe()
+        self._subscription: Subscription = service.bus.subscribe()
         self._recent_notices: deque[Notice] = deque(maxlen=RECENT_NOTICES)
         self._pump: asyncio.Task[None] | None = None
         self._commands: set[asyncio.Task[None]] = set()
@@ -184,7 +184,6 @@ class ChannelServer:
 
     async def _stream(self) -> None:
         """One subscription for every watcher: each event is encoded once, whoever listens."""
-        assert self._subscription is not None
         while True:
             batch = await self._subscription.get_batch(PUMP_BATCH)
             self.publish(batch)
@@ -229,7 +228,6 @@ class ChannelServer:
     def welcome(self) -> dict[str, Any]:
         """What a front end needs to draw itself: the start values, the lasting state, where the recording is."""
         service, settings = self.service, self.service.settings
-        recorder = service.recorder
         started = service.started
         return {
             "event": "welcome",
@@ -238,7 +236,7 @@ class ChannelServer:
             "pid": os.getpid(),
             "tunnel": service.tunnel.name,
             "accounts": [account.name for account in settings.accounts],
-            "recording_parts": [str(path) for path in recorder.paths] if recorder is not None else [],
+            "recording_parts": self._recording_parts(),
             "last_seq": self.last_seq,
             "view_fields": list(VIEW_FIELDS),  # the order of an exchange's "view" values
             "exchanges": service.exchanges,
@@ -246,15 +244,19 @@ class ChannelServer:
             "state": [event_message(event) for event in (*self._state.values(), *self._recent_notices)],
         }
 
+    def _recording_parts(self) -> list[str]:
+        """Every file of the session so far (where a front end reads what the stream did not bring)."""
+        recorder = self.service.recorder
+        return [str(path) for path in recorder.paths] if recorder is not None else []
+
     def gap(self, watcher: Watcher) -> dict[str, Any]:
         """What a watcher that fell behind missed, and the state it must know now."""
-        recorder = self.service.recorder
         return {
             "event": "gap",
             "missed": watcher.missed,
             "from_seq": watcher.missed_from,
             "to_seq": watcher.missed_to,
-            "recording_parts": [str(path) for path in recorder.paths] if recorder is not None else [],
+            "recording_parts": self._recording_parts(),
             "state": [event_message(event) for event in self._state.values()],
         }
 
@@ -309,8 +311,7 @@ class ChannelServer:
         """
         if self._server is not None:
             self._server.close()
-        if self._subscription is not None:
-            self.publish(self._subscription.drain())
+        self.publish(self._subscription.drain())
         if self._pump is not None:
             self._pump.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -321,8 +322,7 @@ class ChannelServer:
             watcher.send(encode({"event": "bye"}))
             if watcher.transport is not None:
                 watcher.transport.close()
-        if self._subscription is not None:
-            self._subscription.close()
+        self._subscription.close()
         if remove_directory:
             remove_address(self.address)
         else:
