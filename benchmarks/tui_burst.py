@@ -19,9 +19,15 @@ empty directory (no .env). The parent of the engine is a "front" process, one pe
   process of production: the real `InspectorApp(client, child)` under
   Textual's headless driver (`run_test(headless=True, size=(120, 40))`), reading the engine's events
   over its Unix-socket channel (and from the recording if it falls behind, as in production);
-* one client process per run: aiohttp, C requests in flight, N signed Meta-shaped POSTs built beforehand
+* one client process per run: C requests in flight, N signed Meta-shaped POSTs built beforehand
   from wa_devtunnel.rules.samples.payloads (text, image, location, button, list, reaction and status
-  deliveries, each with its own wamid), fired as fast as the engine answers.
+  deliveries, each with its own wamid), fired as fast as the engine answers. --client raw (default): each
+  request encoded beforehand and written on one of C raw keep-alive sockets, the next when the answer is in,
+  as wrk does (~25 us of CPU a request); --client aiohttp: an aiohttp ClientSession (~105 us a request).
+  Meta's senders do not run on the developer's machine: with the aiohttp client the load generator alone
+  takes ~45% of 2 cores, the CPU the UI process would otherwise use, so on a 2-core machine that variant
+  measures the machine's CPU share more than the TUI (0.85-0.93x there; 1.03-1.07x with the raw client;
+  wrk against real tmux terminals: TUI 7,626-7,667 vs headless 6,992-7,115 req/s).
 
 Rounds alternate the modes (headless, tui, headless, tui, ...) so a shared machine's noise lands on both;
 then --memory-rounds tui runs of --memory-requests POSTs (0 skips them). Fronts and clients are forked
@@ -210,16 +216,19 @@ def build_payloads(count: int) -> list[tuple[bytes, dict[str, str]]]:
 # --------------------------------------------------------------------------- client process
 
 
-def client_main(conn: Connection, count: int, concurrency: int) -> None:
+def client_main(conn: Connection, count: int, concurrency: int, kind: str = "aiohttp") -> None:
     """Build the payloads, say ready, then fire them all when told to."""
     try:
-        import aiohttp
-
         payloads = build_payloads(count)
         sizes = [len(body) for body, _ in payloads]
         conn.send(("ready", min(sizes), max(sizes)))
         _, url = conn.recv()
-        result = asyncio.run(_burst(aiohttp, url, payloads, concurrency))
+        if kind == "raw":
+            result = asyncio.run(_raw_burst(url, payloads, concurrency))
+        else:
+            import aiohttp
+
+            result = asyncio.run(_burst(aiohttp, url, payloads, concurrency))
         conn.send(("done", result))
     except BaseException as exc:  # report instead of leaving the parent waiting
         with contextlib.suppress(OSError):
@@ -263,6 +272,92 @@ async def _burst(aiohttp: Any, url: str, payloads: list[tuple[bytes, dict[str, s
         "seconds": last - first,
         "statuses": dict(statuses),
         "errors": dict(errors),
+        "p99_ms": p99,
+        "cpu_s": cpu,
+    }
+
+
+class _RawConnection(asyncio.Protocol):
+    """One keep-alive HTTP/1.1 connection sending pre-encoded requests, one at a time, as wrk does."""
+
+    def __init__(self, pending: deque[bytes], done: asyncio.Future[None], tally: dict[str, Any]) -> None:
+        self.pending = pending
+        self.done = done
+        self.tally = tally
+        self.buffer = b""
+        self.began = 0.0
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        self._next()
+
+    def _next(self) -> None:
+        if not self.pending:
+            if self.transport is not None:
+                self.transport.close()
+            return
+        self.began = clock()
+        self.transport.write(self.pending.popleft())  # type: ignore[union-attr]
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = self.buffer[:end]
+            length = 0
+            for line in head.split(b"\r\n")[1:]:
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            if len(self.buffer) < end + 4 + length:
+                return
+            self.buffer = self.buffer[end + 4 + length :]
+            status = int(head[9:12])
+            now = clock()
+            self.tally["statuses"][status] += 1
+            self.tally["latencies"].append(now - self.began)
+            self.tally["last"] = now
+            self._next()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if exc is not None:
+            self.tally["errors"][type(exc).__name__] += 1
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+async def _raw_burst(url: str, payloads: list[tuple[bytes, dict[str, str]]], concurrency: int) -> dict:
+    """--client raw: requests encoded beforehand and written on raw keep-alive sockets (a few us of CPU each,
+    like wrk), so the load generator leaves the machine's CPU to the processes measured; Meta's senders do
+    not run on the developer's laptop. Same N, same bodies, same checks as the aiohttp client."""
+    host_port = url.split("//", 1)[1].split("/", 1)[0]
+    host, port = host_port.rsplit(":", 1)
+    pending: deque[bytes] = deque()
+    for body, headers in payloads:
+        lines = [f"POST {WEBHOOK_PATH} HTTP/1.1", f"Host: {host_port}", f"Content-Length: {len(body)}"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        pending.append(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
+    tally: dict[str, Any] = {"statuses": Counter(), "errors": Counter(), "latencies": [], "last": 0.0}
+    loop = asyncio.get_running_loop()
+    first, cpu = clock(), time.process_time()
+    done = []
+    for _ in range(min(concurrency, len(payloads))):
+        finished: asyncio.Future[None] = loop.create_future()
+        await loop.create_connection(lambda f=finished: _RawConnection(pending, f, tally), host, int(port))
+        done.append(finished)
+    await asyncio.gather(*done)
+    cpu = time.process_time() - cpu
+    latencies = sorted(tally["latencies"])
+    p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))] * 1000 if latencies else 0.0
+    return {
+        "first": first,
+        "last": tally["last"],
+        "seconds": tally["last"] - first,
+        "statuses": dict(tally["statuses"]),
+        "errors": dict(tally["errors"]),
         "p99_ms": p99,
         "cpu_s": cpu,
     }
@@ -834,7 +929,7 @@ def run_mode(
 ) -> RunResult:
     run_dir = tmp / f"{mode}-{label}"
     front = start_child(ctx, mode, front_main, mode, str(run_dir), n, profile_path, trace_memory, args.same_priority)
-    client = start_child(ctx, f"client-{mode}", client_main, n, args.concurrency)
+    client = start_child(ctx, f"client-{mode}", client_main, n, args.concurrency, args.client)
     try:
         _, port, recording, engine_pid = front.receive(START_TIMEOUT)
         _, smallest, largest = client.receive(START_TIMEOUT + n / 1000)
@@ -1117,6 +1212,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=5000, help="POSTs per throughput/keys/catch-up run (5000)")
     parser.add_argument("--concurrency", type=int, default=32, help="requests in flight (32)")
+    parser.add_argument(
+        "--client",
+        choices=("raw", "aiohttp"),
+        default="raw",
+        help="load generator: raw pre-encoded keep-alive sockets (~25 us of CPU a request, like wrk; default) or "
+        "aiohttp (~105 us: on 2 cores it takes the CPU the UI would use, which Meta's senders never do)",
+    )
     parser.add_argument("--rounds", type=int, default=3, help="runs per mode, modes alternating (3)")
     parser.add_argument("--modes", default=",".join(MODES), help="comma-separated, run in this order each round")
     parser.add_argument("--memory-requests", type=int, default=50_000, help="POSTs per memory run (50000)")
