@@ -21,7 +21,7 @@ DEFAULT_ACCOUNTS_FILE = "wa-devtunnel.toml"
 DEFAULT_GRAPH_URL = "https://graph.facebook.com"
 DEFAULT_GRAPH_VERSION = "v23.0"
 REGISTER_SCOPES = ("phone", "waba", "app")
-TUNNEL_PROVIDERS = ("ngrok", "none")
+TUNNEL_PROVIDERS = ("ngrok", "cloudflared", "none")
 DEFAULT_TUNNEL_TIMEOUT_S = 20.0
 DEFAULT_FORWARD_TIMEOUT_S = 10.0
 DEFAULT_QUIET_AFTER_REGISTER_S = 120.0
@@ -73,6 +73,7 @@ class Settings:
     ngrok_authtoken: str | None = None
     ngrok_domain: str | None = None
     ngrok_path: str | None = None
+    cloudflared_path: str | None = None
     tunnel_timeout_s: float = DEFAULT_TUNNEL_TIMEOUT_S
     forward_to: str | None = None
     forward_timeout_s: float = DEFAULT_FORWARD_TIMEOUT_S
@@ -311,6 +312,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("host", None, "--host", as_given, DEFAULT_HOST, "address the receiver listens on"),
     S("ngrok_domain", "NGROK_DOMAIN", None, text, None, "a domain of the ngrok account"),
     S("ngrok_path", "PYNGROK_NGROK_PATH", None, text, None, "an ngrok binary already installed"),
+    S("cloudflared_path", "CLOUDFLARED_PATH", None, text, None, "cloudflared for --tunnel cloudflared (default: PATH)"),
     S("tunnel_timeout_s", "WA_DEVTUNNEL_TUNNEL_TIMEOUT", None, seconds, DEFAULT_TUNNEL_TIMEOUT_S, "tunnel start"),
     S("forward_timeout_s", "WA_DEVTUNNEL_FORWARD_TIMEOUT", "--forward-timeout", seconds, DEFAULT_FORWARD_TIMEOUT_S, "backend"),  # noqa: E501
     S("ack_first", None, "--ack-first", switch, False, "answer Meta before the backend does"),

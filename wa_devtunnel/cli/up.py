@@ -25,7 +25,7 @@ def register(subparsers: Subparsers) -> None:
     up.add_argument("--port", type=str, help=f"local port (default {DEFAULT_PORT}; 0 picks a free port)")
     up.add_argument("--host", help="address to bind (default 127.0.0.1)")
     up.add_argument("--path", help=f"webhook path (default {DEFAULT_PATH})")
-    up.add_argument("--tunnel", help="ngrok or none (default: ngrok when NGROK_AUTHTOKEN is set)")
+    up.add_argument("--tunnel", help="ngrok, cloudflared or none (default: ngrok when NGROK_AUTHTOKEN is set)")
     up.add_argument("--forward-to", help="also send every request to your backend at this URL")
     up.add_argument("--forward-timeout", help="seconds to wait for the backend before answering 504 (default 10)")
     up.add_argument(

@@ -76,6 +76,13 @@ def tunnel_for(settings: Settings) -> TunnelProvider:
             settings.ngrok_domain,
             settings.ngrok_path,
             start_deadline_s=settings.tunnel_timeout_s,
+            upstream_host=settings.host,
+        )
+    if settings.tunnel == "cloudflared":
+        from wa_devtunnel.engine.tunnel.cloudflared import CloudflaredTunnel
+
+        return CloudflaredTunnel(
+            settings.cloudflared_path, start_deadline_s=settings.tunnel_timeout_s, upstream_host=settings.host
         )
     return NoTunnel()
 

@@ -96,8 +96,10 @@ class NgrokTunnel:
         domain: str | None = None,
         ngrok_path: str | None = None,
         start_deadline_s: float = DEFAULT_START_DEADLINE_S,
+        upstream_host: str = "localhost",
     ) -> None:
         self.authtoken = authtoken
+        self.upstream_host = upstream_host
         self.domain = domain
         self.start_deadline_s = start_deadline_s
         self._workdir = Path(tempfile.mkdtemp(prefix=AGENT_WORKDIR_PREFIX))

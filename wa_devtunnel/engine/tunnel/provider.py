@@ -9,6 +9,14 @@ from typing import Protocol, TextIO
 AGENT_WORKDIR_PREFIX = "wa-devtunnel-ngrok-"
 
 
+def upstream_address(bind_host: str, port: int) -> str:
+    """Where a tunnel agent on this machine reaches the receiver: the bound address, loopback for a wildcard."""
+    host = bind_host.strip("[]") or "localhost"
+    if host in ("0.0.0.0", "::", "*"):
+        host = "localhost"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 class TunnelError(Exception):
     """A tunnel could not start or stay up; `advice` tells the developer what to do."""
 
