@@ -38,6 +38,9 @@ class TunnelHealth:
     alive: bool
     public_url: str | None
     detail: str = ""
+    # False: the agent runs but its session with the edge is down and it is reconnecting by itself;
+    # `detail` holds the agent's own reason. The service shows TUNNEL DOWN and does not restart it.
+    session_up: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +70,10 @@ class TunnelProvider(Protocol):
         """Open the tunnel to `local_port`; return the public base URL (https://host)."""
 
     def health(self) -> TunnelHealth:
-        """A cheap check the watcher calls periodically."""
+        """A cheap check the watcher calls every second: no network, only what the agent told us."""
+
+    async def check(self) -> TunnelHealth:
+        """A slower cross-check (e.g. the agent API still lists our endpoint), called every ~10 s."""
 
     async def stop(self) -> None:
         """Close the tunnel and leave no process behind (idempotent)."""
@@ -91,6 +97,10 @@ class NoTunnel:
     def health(self) -> TunnelHealth:
         """Always 'alive': there is nothing that can fail."""
         return TunnelHealth(alive=True, public_url=None)
+
+    async def check(self) -> TunnelHealth:
+        """Nothing to cross-check: the same as `health()`."""
+        return self.health()
 
     async def stop(self) -> None:
         """Nothing to stop."""
