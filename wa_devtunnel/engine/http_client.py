@@ -8,6 +8,7 @@ or no full answer came ("backend did not answer within 10 s", "backend protocol 
 from __future__ import annotations
 
 import errno
+import functools
 import re
 import ssl
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ class Failure(StrEnum):
     REFUSED = "refused"  # nothing listens on that port
     UNREACHABLE = "unreachable"  # no such host, no route, network down
     TIMED_OUT = "timed out"
-    TLS = "TLS"  # handshake failed or certificate not trusted
+    TLS = "TLS"  # handshake failed or certificate not trusted (`untrusted` tells which)
     PROTOCOL = "protocol"  # connected, but the answer was cut off or was not HTTP
 
 
@@ -42,6 +43,8 @@ class RequestFailure:
     kind: Failure
     detail: str = ""
     timeout_s: float | None = None
+    # TLS only: the peer's certificate was refused (not trusted, expired, wrong name), not the handshake itself.
+    untrusted: bool = False
 
     @property
     def could_not_connect(self) -> bool:
@@ -68,6 +71,35 @@ class RequestFailure:
         return f"{subject} {self.reason}"
 
 
+@dataclass(frozen=True, slots=True)
+class TrustStore:
+    """The certificates a client trusts, and how to name them when a certificate is refused."""
+
+    context: ssl.SSLContext
+    name: str
+
+
+@functools.cache
+def machine_trust_store() -> TrustStore:
+    """What this machine trusts: its own store via truststore (macOS Keychain, Windows, a company's CA), else certifi.
+
+    Python's default store misses the macOS Keychain (a python.org build without certifi trusts nothing) and a
+    company's TLS-inspecting proxy CA, and would call a good certificate untrusted.
+    """
+    try:
+        import truststore
+
+        return TrustStore(truststore.SSLContext(ssl.PROTOCOL_TLS_CLIENT), "this machine's certificate store")
+    except (ImportError, OSError, ssl.SSLError):
+        pass
+    try:
+        import certifi
+
+        return TrustStore(ssl.create_default_context(cafile=certifi.where()), "certifi's CA bundle")
+    except (ImportError, OSError, ssl.SSLError):
+        return TrustStore(ssl.create_default_context(), "OpenSSL's default CA paths")
+
+
 def client_session(
     timeout_s: float,
     *,
@@ -75,13 +107,18 @@ def client_session(
     auto_headers: bool = True,
     max_connections: int = 100,
     ssl_context: ssl.SSLContext | None = None,
+    trust_env: bool = False,
 ) -> aiohttp.ClientSession:
-    """A session with a total deadline per request; `decompress=False, auto_headers=False` passes bytes as given."""
+    """A session with a total deadline per request; `decompress=False, auto_headers=False` passes bytes as given.
+
+    `trust_env` follows HTTPS_PROXY/NO_PROXY (requests to the public internet, as Meta's would go from here).
+    """
     return aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=timeout_s),
         auto_decompress=decompress,
         skip_auto_headers=() if auto_headers else AUTO_HEADERS,
         connector=aiohttp.TCPConnector(limit=max_connections, ssl=ssl_context if ssl_context is not None else True),
+        trust_env=trust_env,
     )
 
 
@@ -90,7 +127,7 @@ def request_failure(exc: BaseException, timeout_s: float | None = None) -> Reque
     if isinstance(exc, TimeoutError):
         return RequestFailure(Failure.TIMED_OUT, timeout_s=timeout_s)
     if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch | ssl.SSLError):
-        return RequestFailure(Failure.TLS, _tls_detail(exc))
+        return RequestFailure(Failure.TLS, _tls_detail(exc), untrusted=_certificate_refused(exc))
     if isinstance(exc, aiohttp.ClientConnectorError):
         exc = exc.os_error
     if isinstance(exc, ConnectionRefusedError) or _all_refused(exc):
@@ -106,6 +143,12 @@ def _all_refused(exc: BaseException) -> bool:
     """asyncio's "Multiple exceptions: ..." when every address of a name (::1, 127.0.0.1) refused."""
     codes = _ERRNO.findall(str(exc)) if isinstance(exc, OSError) and exc.errno is None else []
     return bool(codes) and all(int(code) == errno.ECONNREFUSED for code in codes)
+
+
+def _certificate_refused(exc: BaseException) -> bool:
+    """The certificate failed verification (aiohttp wraps ssl's SSLCertVerificationError)."""
+    cause = getattr(exc, "certificate_error", None) or getattr(exc, "os_error", None) or exc
+    return isinstance(exc, aiohttp.ClientConnectorCertificateError) or isinstance(cause, ssl.SSLCertVerificationError)
 
 
 def _tls_detail(exc: BaseException) -> str:

@@ -7,15 +7,26 @@ import ssl
 import time
 from dataclasses import dataclass
 
-from wa_devtunnel.engine.http_client import REQUEST_ERRORS, Failure, client_session, request_failure
+from yarl import URL
+
+from wa_devtunnel.engine.http_client import (
+    REQUEST_ERRORS,
+    Failure,
+    RequestFailure,
+    TrustStore,
+    client_session,
+    machine_trust_store,
+    request_failure,
+)
 from wa_devtunnel.engine.origin import ORIGIN_HEADER, origin_header
+from wa_devtunnel.engine.tunnel.edge_errors import NGROK_ERROR_HEADER, edge_error, ngrok_error_code
 from wa_devtunnel.rules.handshake import verification_query
 
 META_BUDGET_S = 6.0
 META_USER_AGENT = "facebookexternalua"
 # What each failure means for the URL pasted into Meta's dashboard.
 MEANING = {
-    Failure.TLS: "; Meta only accepts a publicly trusted certificate",
+    Failure.TLS: "; Meta only accepts publicly trusted certificates",
     Failure.TIMED_OUT: ": Meta gives up after about 6 s",
 }
 
@@ -40,8 +51,13 @@ def new_challenge() -> str:
     return str(secrets.randbelow(9 * 10**9) + 10**9)
 
 
-def judge_handshake_answer(status: int, content_type: str, body: str, challenge: str) -> tuple[bool, str]:
-    """Meta accepts only 200 + the exact challenge; explain every other answer."""
+def judge_handshake_answer(
+    status: int, content_type: str, body: str, challenge: str, error_code: str = ""
+) -> tuple[bool, str]:
+    """Meta accepts only 200 + the exact challenge; explain every other answer.
+
+    `error_code` is the tunnel edge's own code for an answer it made (ngrok's `ngrok-error-code` header).
+    """
     looks_html = "html" in content_type.lower() or body.lstrip().lower().startswith(("<!doctype", "<html"))
     if status == 200 and body == challenge:
         if not content_type.lower().startswith("text/plain"):
@@ -50,10 +66,13 @@ def judge_handshake_answer(status: int, content_type: str, body: str, challenge:
                 f"challenge echoed, but as {content_type or 'no content type'} (text/plain is safest)",
             )
         return True, "Meta's handshake answered through the tunnel: challenge echoed as text/plain"
-    if looks_html and ("ngrok" in body.lower() or status == 200):
+    edge = edge_error(status, ngrok_error_code(error_code, body if looks_html else ""), body if looks_html else "")
+    if edge:
+        return False, edge
+    if looks_html and status == 200:
         return False, (
-            f"got an HTML page (HTTP {status}) instead of our answer: the tunnel shows an "
-            "interstitial/warning page, Meta would see that page, not the challenge"
+            "got an HTML page (HTTP 200) instead of the challenge: something between Meta and the receiver "
+            "answered (a proxy's or a tunnel's page); Meta would see that page, not the challenge"
         )
     if status == 404:
         return False, "HTTP 404: the path does not reach the receiver (check --path and the URL in Meta)"
@@ -76,7 +95,12 @@ async def run_selftest(
     ssl_context: ssl.SSLContext | None = None,
     origin_key: str | None = None,
 ) -> SelfTestResult:
-    """One handshake exactly like Meta's (random challenge, ~6 s budget), marked as ours."""
+    """One handshake exactly like Meta's (random challenge, ~6 s budget), marked as ours.
+
+    It goes out as this machine's other HTTPS clients do (its trust store, HTTPS_PROXY/NO_PROXY), so a
+    failure is about the URL, not about Python's view of the network; tests pass their own `ssl_context`.
+    """
+    trust = TrustStore(ssl_context, "the given CA") if ssl_context is not None else machine_trust_store()
     challenge = new_challenge()
     query = verification_query(challenge, verify_token)
     headers = {"User-Agent": META_USER_AGENT, ORIGIN_HEADER: origin_header("selftest", origin_key)}
@@ -87,15 +111,30 @@ async def run_selftest(
 
     try:
         async with (
-            client_session(timeout_s, ssl_context=ssl_context) as session,
+            client_session(timeout_s, ssl_context=trust.context, trust_env=True) as session,
             session.get(f"{callback_url}?{query}", headers=headers) as response,
         ):
             body = await response.text(errors="replace")
             ok, detail = judge_handshake_answer(
-                response.status, response.headers.get("Content-Type", ""), body, challenge
+                response.status,
+                response.headers.get("Content-Type", ""),
+                body,
+                challenge,
+                response.headers.get(NGROK_ERROR_HEADER, ""),
             )
     except REQUEST_ERRORS as exc:
         failure = request_failure(exc, timeout_s)
-        detail = failure.about("callback URL") + MEANING.get(failure.kind, "")
-        return SelfTestResult(False, callback_url, elapsed(), detail)
+        return SelfTestResult(False, callback_url, elapsed(), failure_detail(failure, callback_url, trust))
     return SelfTestResult(ok, callback_url, elapsed(), detail)
+
+
+def failure_detail(failure: RequestFailure, callback_url: str, trust: TrustStore) -> str:
+    """No answer came: why, in the words that point at the right machine (a refused certificate is ours to trust)."""
+    if failure.kind is Failure.TLS and failure.untrusted:
+        host = URL(callback_url).host or callback_url
+        return (
+            f"this machine does not trust the certificate of {host} ({failure.detail}; checked against "
+            f"{trust.name}): a TLS-inspecting proxy or an outdated CA store? Meta only accepts publicly "
+            "trusted certificates"
+        )
+    return failure.about("callback URL") + MEANING.get(failure.kind, "")
