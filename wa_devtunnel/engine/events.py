@@ -98,13 +98,24 @@ class Notice:
 
 @dataclass(frozen=True, slots=True)
 class TunnelChanged:
-    """The tunnel's state: starting, up, reconnecting, failed or local-only (with the reason)."""
+    """The tunnel's state (with the reason): starting, up, local-only, failed; reconnecting (the agent died
+    and we restart it); down (the agent runs, its session with the edge is down and it reconnects by itself).
+    """
 
     state: str
     provider: str
     public_url: str | None
     callback_url: str
     reason: str = ""
+
+
+def tunnel_down_text(provider: str, reason: str) -> str:
+    """`TUNNEL DOWN: <the agent's reason>.` and what Meta sees meanwhile: the words of every front end."""
+    code = " (ERR_NGROK_3200)" if provider == "ngrok" else ""
+    reason = reason.rstrip(". ") or "the agent lost its session"
+    return (
+        f"TUNNEL DOWN: {reason}. Meta's deliveries fail{code} until it is back; Meta retries for up to 7 days."
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,6 +22,7 @@ from wa_devtunnel.engine.events import (
     ReceiverStopped,
     SelfTestFinished,
     TunnelChanged,
+    tunnel_down_text,
 )
 from wa_devtunnel.engine.forwarder import Forwarder, ForwardResult
 from wa_devtunnel.engine.http_server import LISTEN_BACKLOG, ReceiverRunner, ServerLimits
@@ -36,7 +37,7 @@ from wa_devtunnel.engine.replay.live import replay_through_receiver
 from wa_devtunnel.engine.replay.source import ReplayError
 from wa_devtunnel.engine.sample import send_sample_event
 from wa_devtunnel.engine.session_search import search_recordings
-from wa_devtunnel.engine.tunnel.provider import NoTunnel, TunnelError, TunnelProvider
+from wa_devtunnel.engine.tunnel.provider import NoTunnel, TunnelError, TunnelHealth, TunnelProvider
 from wa_devtunnel.engine.tunnel.selftest import run_selftest
 from wa_devtunnel.engine.unknown_numbers import UnknownNumberHints
 from wa_devtunnel.settings import Settings
@@ -46,6 +47,10 @@ LOCAL_ONLY_HINT = (
     "(https://dashboard.ngrok.com/get-started/your-authtoken) for a public HTTPS URL."
 )
 WATCH_INTERVAL_S = 1.0
+# The provider's slower cross-check (its agent API): every ~10 s, every second while it disagrees.
+CHECK_INTERVAL_S = 10.0
+CHECK_TIMEOUT_S = 5.0
+URL_CHANGED = "the public URL changed: update the Callback URL in Meta"
 REPLAYABLE_KINDS = ("event", "verify")
 MAX_BACKOFF_S = 30.0
 
@@ -109,6 +114,7 @@ class WebhookService:
         self._runner: web.AppRunner | None = None
         self._app: web.Application | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._probe: asyncio.Task[None] | None = None  # the self-test sent when the session dropped
         self.port = 0
         self.public_url: str | None = None
         self.callback_url = ""
@@ -237,52 +243,99 @@ class WebhookService:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _selftest(self) -> None:
+    async def _selftest(self, register: bool = True) -> None:
         result = await run_selftest(
             self.callback_url, self.settings.verify_token, ssl_context=self.selftest_ssl, origin_key=self.origin_key
         )
         self.bus.publish(SelfTestFinished(result.ok, result.url, result.elapsed_ms, result.detail))
-        if self.registrar is not None:  # after the self-test: Meta's own handshake comes next
+        if register and self.registrar is not None:  # after the self-test: Meta's own handshake comes next
             await self.registrar.ensure(self.callback_url)
 
     async def _watch_tunnel(self) -> None:
-        """Notice a dead agent or a changed URL, say so loudly, and reconnect with backoff."""
-        backoff = 1.0
+        """Every second: restart a dead agent, show a dropped session until it is back, follow a new URL."""
+        loop = asyncio.get_running_loop()
+        next_check, recheck = loop.time() + CHECK_INTERVAL_S, False
         while True:
             await asyncio.sleep(WATCH_INTERVAL_S)
             if self.tunnel_state == "failed":
                 continue
             health = self.tunnel.health()
-            if health.alive:
-                if health.public_url and health.public_url.rstrip("/") != self.public_url:
-                    self._set_public_url(health.public_url)
-                    self._publish_tunnel("up", "the public URL changed: update the Callback URL in Meta")
-                    self._spawn(self._selftest())
-                continue
-            previous = self.public_url
-            self._publish_tunnel("reconnecting", health.detail)
-            self.bus.publish(
-                Notice(
-                    "error",
-                    f"Tunnel lost: {health.detail}. Meta's deliveries fail "
-                    "until it is back (Meta retries for up to 7 days).",
-                )
+            if health.alive and health.session_up and (recheck or loop.time() >= next_check):
+                next_check = loop.time() + CHECK_INTERVAL_S
+                health = await self._cross_check(health)
+                recheck = not (health.alive and health.session_up)
+            if not health.alive:
+                recheck = False
+                await self._restart_tunnel(health)
+            elif not health.session_up:
+                self._session_down(health)
+            elif self.tunnel_state == "down":
+                self._session_back(health)
+            elif health.public_url and health.public_url.rstrip("/") != self.public_url:
+                self._set_public_url(health.public_url)
+                self._publish_tunnel("up", URL_CHANGED)
+                self._spawn(self._selftest())
+
+    async def _cross_check(self, health: TunnelHealth) -> TunnelHealth:
+        """The provider's slower check (its agent API, say); when the check itself fails, `health` stands."""
+        try:
+            return await asyncio.wait_for(self.tunnel.check(), CHECK_TIMEOUT_S)
+        except Exception:  # a broken cross-check must not end the watching
+            return health
+
+    def _session_down(self, health: TunnelHealth) -> None:
+        """Once per episode: the agent runs but its session is down; it reconnects by itself, so no restart."""
+        if self.tunnel_state == "down":
+            return
+        reason = health.detail or "the agent lost its session and is reconnecting"
+        self._publish_tunnel("down", reason)
+        self.bus.publish(Notice("error", tunnel_down_text(self.tunnel.name, reason), topic="tunnel-down"))
+        # The light probe: what Meta gets now (ngrok's edge names it, e.g. ERR_NGROK_3200), no registration.
+        self._probe = asyncio.create_task(self._selftest(register=False))
+        self._tasks.add(self._probe)
+        self._probe.add_done_callback(self._tasks.discard)
+
+    def _end_probe(self) -> None:
+        """A probe still waiting on a dead URL would report after the fresh self-test: its answer is stale."""
+        if self._probe is not None:
+            self._probe.cancel()
+            self._probe = None
+
+    def _session_back(self, health: TunnelHealth) -> None:
+        """The session is back: up (on the same URL, or a new one to paste into Meta) and a fresh self-test."""
+        self._end_probe()
+        url = health.public_url.rstrip("/") if health.public_url else self.public_url
+        changed = url != self.public_url
+        if changed:
+            self._set_public_url(url)
+        self._publish_tunnel("up", URL_CHANGED if changed else "reconnected")
+        self._spawn(self._selftest())
+
+    async def _restart_tunnel(self, health: TunnelHealth) -> None:
+        """The agent is gone (or lost our endpoint): say so loudly, then stop and start it with backoff."""
+        self._end_probe()
+        previous = self.public_url
+        self._publish_tunnel("reconnecting", health.detail)
+        self.bus.publish(
+            Notice(
+                "error",
+                f"Tunnel lost: {health.detail}. Meta's deliveries fail "
+                "until it is back (Meta retries for up to 7 days).",
             )
-            while True:
-                await self.tunnel.stop()
-                try:
-                    self._set_public_url(await self.tunnel.start(self.port))
-                    break
-                except TunnelError as exc:
-                    self._publish_tunnel("reconnecting", f"{exc.summary}; retrying in {backoff:.0f} s")
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, MAX_BACKOFF_S)
-            backoff = 1.0
-            changed = self.public_url != previous
-            self._publish_tunnel(
-                "up", "the public URL changed: update the Callback URL in Meta" if changed else "reconnected"
-            )
-            self._spawn(self._selftest())
+        )
+        backoff = 1.0
+        while True:
+            await self.tunnel.stop()
+            try:
+                self._set_public_url(await self.tunnel.start(self.port))
+                break
+            except TunnelError as exc:
+                self._publish_tunnel("reconnecting", f"{exc.summary}; retrying in {backoff:.0f} s")
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+        changed = self.public_url != previous
+        self._publish_tunnel("up", URL_CHANGED if changed else "reconnected")
+        self._spawn(self._selftest())
 
     @property
     def origin_key(self) -> str | None:
