@@ -21,12 +21,15 @@ from wa_devtunnel.engine.events import (
     RecordingHealth,
     SelfTestFinished,
     TunnelChanged,
+    tunnel_down_text,
 )
 from wa_devtunnel.engine.exchange_view import forward_note, local_clock
 from wa_devtunnel.engine.service import WebhookService
 from wa_devtunnel.settings import Settings
 
 NOTICE_STYLES = {"error": "bold red", "warning": "yellow"}
+# Said by the tunnel's own line (TunnelChanged) in text: its notice would repeat it word for word.
+SAID_BY_THE_TUNNEL_LINE = frozenset({"tunnel-down"})
 SIGNATURE_STYLES = {"valid": "green", "invalid": "bold red", "missing": "yellow"}
 
 
@@ -100,6 +103,7 @@ class HeadlessPrinter:
         self.exchanges = exchanges
         self.started = False
         self.callback_url = ""
+        self.tunnel_state = ""
         self.recording_failure: str | None = None
         self.paint_out, self.paint_err = painter(out), painter(err)
 
@@ -147,7 +151,7 @@ class HeadlessPrinter:
         elif isinstance(event, Notice):
             if self.json_lines:
                 self._json({"event": "notice", "level": event.level, "text": event.text})
-            else:
+            elif event.topic not in SAID_BY_THE_TUNNEL_LINE:
                 self._emit(self.err, f"[{event.level}] {event.text}", NOTICE_STYLES.get(event.level, ""))
         elif isinstance(event, ForwardCompleted):
             if self.json_lines:
@@ -219,14 +223,19 @@ class HeadlessPrinter:
                 }
             )
             return
+        previous, self.tunnel_state = self.tunnel_state, event.state
+        reason = line(event.reason)  # the agent's words: one line, whatever they hold
         if event.state == "starting":
             self._emit(self.err, f"Starting the {event.provider} tunnel...")
         elif event.state == "reconnecting":
-            self._emit(self.err, f"[error] TUNNEL DOWN ({event.provider}): {event.reason}; reconnecting", "bold red")
+            self._emit(self.err, f"[error] TUNNEL DOWN ({event.provider}): {reason}; reconnecting", "bold red")
+        elif event.state == "down":
+            self._emit(self.err, f"[error] {tunnel_down_text(event.provider, reason)}", "bold red")
         elif event.state == "up" and self.started:
             changed = event.callback_url != self.callback_url
             self.callback_url = event.callback_url
-            self._emit(self.err, f"Tunnel back up ({event.provider}).")
+            if previous in ("down", "reconnecting"):
+                self._emit(self.err, line(f"Tunnel back up: {event.callback_url}"))
             if changed:
                 warning = "[warning] The public URL changed: paste the new Callback URL into Meta."
                 self._emit(self.err, warning, "yellow")
