@@ -24,7 +24,10 @@ TUNNEL_STYLES = {
     "starting": "cyan",
     "reconnecting": "bold yellow",
     "failed": "bold red",
+    "down": "bold red",
 }
+# How a state reads in the header when its name alone would not be loud enough.
+TUNNEL_LABELS = {"down": "DOWN"}
 REASON_LIMIT = 60
 # After the channel closes, how long to wait for the engine's exit status before the banner says less.
 ENGINE_EXIT_WAIT_S = 3.0
@@ -178,10 +181,14 @@ def header_text(state: HeaderState, width: int) -> Text:
     items: list[Text] = [
         Text.assemble(("Verify token: ", "bold"), shown(token), (" (t copy, r show)", "dim")),
     ]
-    tunnel = Text.assemble(("Tunnel: ", "bold"), (shown(state.tunnel_state), TUNNEL_STYLES.get(state.tunnel_state, "")))
+    label = TUNNEL_LABELS.get(state.tunnel_state, state.tunnel_state)
+    tunnel = Text.assemble(("Tunnel: ", "bold"), (shown(label), TUNNEL_STYLES.get(state.tunnel_state, "")))
     if state.tunnel_reason:
+        down = state.tunnel_state == "down"
         first_line = (state.tunnel_reason.splitlines() or [""])[0]
-        tunnel.append(f" ({shown(first_line, REASON_LIMIT)})", "dim")
+        # A dropped session's reason is the agent's own: the whole line gets it, cut (if at all) at a word.
+        limit = max(width - tunnel.cell_len - 3, REASON_LIMIT) if down else REASON_LIMIT
+        tunnel.append(f" ({at_word(shown(first_line), limit)})", "red" if down else "dim")
     items.append(tunnel)
     if state.selftest:
         items.append(
@@ -212,6 +219,17 @@ def header_text(state: HeaderState, width: int) -> Text:
         ("Callback URL: ", "bold"), (shown(state.callback_url), "bold underline"), (" (u copy)", "dim")
     )
     return Text("\n").join([first, *flow(items, width)])
+
+
+def at_word(text: str, limit: int) -> str:
+    """`text` within `limit` characters, cut after a whole word with an ellipsis: never half a word."""
+    if len(text) <= limit:
+        return text
+    cut = text[: max(limit - 1, 0)]
+    space = cut.rfind(" ")
+    if space > 0:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.") + "…"
 
 
 def recording_alarm_text(event: RecordingHealth) -> Text:

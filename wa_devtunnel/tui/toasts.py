@@ -27,6 +27,9 @@ def toasts_for(event: EngineEvent, recording_was_failing: bool) -> list[Toast]:
             toasts.append(Toast(f"New Callback URL: {event.callback_url}. Paste it into Meta.", "warning"))
         if event.state == "reconnecting":
             toasts.append(Toast(f"Tunnel down: {event.reason}", "error", 8))
+        if event.state == "up" and event.reason == "reconnected":
+            toasts.append(Toast(f"Tunnel back up: {event.callback_url}", timeout=6))
+        # "down" has no toast of its own: its error notice (TUNNEL DOWN: ...) is the toast.
         return toasts
     if isinstance(event, SelfTestFinished) and not event.ok:
         return [Toast(f"Self-test failed: {event.detail}", "error", 10)]
