@@ -11,7 +11,7 @@ import os
 import re
 import shlex
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 # What a Go program that dials ngrok's servers (maybe through a proxy) and writes logs may read.
 # NGROK_AUTHTOKEN is left out on purpose: the agent reads the token from its private config file.
@@ -50,6 +50,11 @@ def agent_env_names(names: Iterable[str]) -> list[str]:
         for name in names
         if _SHELL_NAME.fullmatch(name) and (name in AGENT_ENV_NAMES or name.startswith(AGENT_ENV_PREFIXES))
     )
+
+
+def agent_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The allowlisted part of `environ`, for running the agent directly (its `--version`)."""
+    return {name: environ[name] for name in agent_env_names(environ)}
 
 
 def agent_env_launcher_line(names: Iterable[str], binary: str) -> str:
