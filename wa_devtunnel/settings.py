@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import tomllib
 from collections.abc import Callable, Mapping
@@ -235,6 +236,34 @@ def text(value: Any, setting: str) -> str | None:
     return str(value).strip() or None
 
 
+_DNS_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+def domain_name(value: Any, setting: str) -> str | None:
+    """A host name as ngrok wants it: `https://x.ngrok-free.app:443/` becomes `x.ngrok-free.app`."""
+    raw = str(value).strip()
+    if not raw:
+        return None
+    problem = f"{raw!r} is not a domain name (e.g. your-name.ngrok-free.app; leave it empty for your dev domain)"
+    scheme, sep, rest = raw.partition("://")
+    if sep and scheme.lower() not in ("http", "https"):
+        raise ConfigError(setting, problem)
+    host = (rest if sep else raw).split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    if "@" in host or host.startswith("["):
+        raise ConfigError(setting, problem)
+    name, colon, port_text = host.rpartition(":")
+    if colon and port_text.isdigit():
+        host = name
+    try:
+        host = host.rstrip(".").lower().encode("idna").decode("ascii")
+    except UnicodeError:
+        raise ConfigError(setting, problem) from None
+    labels = host.split(".")
+    if len(host) > 253 or len(labels) < 2 or not all(_DNS_LABEL.fullmatch(label) for label in labels):
+        raise ConfigError(setting, problem)
+    return host
+
+
 def as_given(value: Any, setting: str) -> str:
     return str(value)
 
@@ -310,7 +339,7 @@ SETTINGS: tuple[Setting, ...] = (
     S("app_secret", "WHATSAPP_APP_SECRET", "--app-secret", text, None, "checks and makes signatures"),
     S("require_signature", None, "--require-signature", switch, False, "refuse unsigned events"),
     S("host", None, "--host", as_given, DEFAULT_HOST, "address the receiver listens on"),
-    S("ngrok_domain", "NGROK_DOMAIN", None, text, None, "a domain of the ngrok account"),
+    S("ngrok_domain", "NGROK_DOMAIN", None, domain_name, None, "a domain of the ngrok account (empty: its dev domain)"),
     S("ngrok_path", "PYNGROK_NGROK_PATH", None, text, None, "an ngrok binary already installed"),
     S("cloudflared_path", "CLOUDFLARED_PATH", None, text, None, "cloudflared for --tunnel cloudflared (default: PATH)"),
     S("tunnel_timeout_s", "WA_DEVTUNNEL_TUNNEL_TIMEOUT", None, seconds, DEFAULT_TUNNEL_TIMEOUT_S, "tunnel start"),

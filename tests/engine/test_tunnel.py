@@ -160,7 +160,7 @@ async def test_silent_agent_hits_our_deadline(tmp_path: Path, make_fake_ngrok: M
 
 @pytest.mark.parametrize(
     ("mode", "code", "advice"),
-    [("session-limit", "ERR_NGROK_108", "one agent session"), ("too-old", "ERR_NGROK_121", "ngrok update")],
+    [("session-limit", "ERR_NGROK_108", "the free plan allows 3"), ("too-old", "ERR_NGROK_121", " update`")],
 )
 async def test_agent_errors_keep_their_code_and_say_what_to_do(
     tmp_path: Path, make_fake_ngrok: MakeFakeNgrok, mode: str, code: str, advice: str

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import stat
@@ -9,7 +10,8 @@ from pathlib import Path
 
 from wa_devtunnel.engine.channel.address import CHANNEL_DIR_PREFIX
 from wa_devtunnel.engine.instance import is_alive, load_instance, remove_instance
-from wa_devtunnel.engine.processes import command_line, stop_recorded_process
+from wa_devtunnel.engine.processes import command_line, is_same_process, process_identity, stop_recorded_process
+from wa_devtunnel.engine.tunnel.agent_group import group_members, stop_group
 from wa_devtunnel.engine.tunnel.provider import AGENT_WORKDIR_PREFIX, AgentFootprint
 
 
@@ -36,6 +38,31 @@ def _remove_files(agent: AgentFootprint) -> bool:
     return True
 
 
+def _leads_its_group(pid: int) -> bool:
+    with contextlib.suppress(OSError):
+        return os.getpgid(pid) == pid
+    return False
+
+
+def _stop_agent(agent: AgentFootprint) -> bool | None:
+    """Stop the agent and all it started (its process group); None if nothing of it runs any more.
+
+    The recorded pid must still be the very process we started (start time and marker) before its
+    group is signalled; if it is gone, only members of its group carrying our marker are stopped.
+    """
+    leader = is_same_process(agent.pid, agent.identity, agent.marker)
+    strays = [pid for pid in group_members(agent.pid) if pid != agent.pid and agent.marker in command_line(pid)]
+    if not leader and not strays:
+        return None
+    if leader and _leads_its_group(agent.pid):
+        return stop_group(agent.pid)
+    stopped = stop_recorded_process(agent.pid, agent.identity, agent.marker) if leader else True
+    for pid in strays:
+        identity = process_identity(pid)
+        stopped = (identity is not None and stop_recorded_process(pid, identity, agent.marker)) and stopped
+    return stopped
+
+
 def clear_leftovers(recordings_dir: Path) -> str | None:
     """Clean up after a dead instance of this project; what to tell the developer, or None if nothing."""
     instance = load_instance(recordings_dir)
@@ -43,11 +70,11 @@ def clear_leftovers(recordings_dir: Path) -> str | None:
         return None  # nothing recorded, or another wa-devtunnel is running here: leave it all alone
     done: list[str] = []
     agent = instance.agent
-    if agent is not None and agent.pid > 0:
-        if stop_recorded_process(agent.pid, agent.identity, agent.marker):
-            done.append(f"stopped its ngrok agent (pid {agent.pid}), which was still serving its public URL")
-        elif agent.marker and agent.marker in command_line(agent.pid):
-            done.append(f"could not stop its ngrok agent (pid {agent.pid}): stop it yourself (kill {agent.pid})")
+    stopped = _stop_agent(agent) if agent is not None and agent.pid > 0 and agent.marker else None
+    if agent is not None and stopped:
+        done.append(f"stopped its ngrok agent (pid {agent.pid}), which was still serving its public URL")
+    elif agent is not None and stopped is False:
+        done.append(f"could not stop its ngrok agent (pid {agent.pid}): stop it yourself (kill -- -{agent.pid})")
     if agent is not None and _remove_files(agent):
         done.append("deleted its agent config holding the ngrok authtoken")
     if instance.channel and _our_workdir(Path(instance.channel).parent, CHANNEL_DIR_PREFIX):

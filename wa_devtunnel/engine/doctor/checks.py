@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
@@ -14,6 +15,10 @@ from dotenv import dotenv_values
 
 from wa_devtunnel.engine.doctor.report import CheckResult, DoctorInput, Status
 from wa_devtunnel.engine.instance import RunningInstance
+from wa_devtunnel.engine.tunnel.agent_env import agent_environment
+from wa_devtunnel.engine.tunnel.agent_version import vet_agent
+from wa_devtunnel.engine.tunnel.ngrok_errors import DOWNLOAD_URL
+from wa_devtunnel.engine.tunnel.provider import TunnelError
 from wa_devtunnel.settings import ConfigError, Settings, load_settings, mask, read_environment
 
 URL_SAFE = re.compile(r"^[A-Za-z0-9._~-]+$")
@@ -185,3 +190,32 @@ def check_ngrok_authtoken(inp: DoctorInput) -> CheckResult:
             f"get one at {AUTHTOKEN_URL} and add NGROK_AUTHTOKEN=... to .env",
         )
     return CheckResult("ngrok authtoken", Status.PASS, f"set ({mask(token)})")
+
+
+async def check_ngrok_binary(inp: DoctorInput) -> CheckResult:
+    """The agent pyngrok runs is the real binary, answers `--version`, and is new enough for pyngrok 9 (3.30+)."""
+    from pyngrok import conf
+
+    name = "ngrok binary"
+    configured = inp.environ.get("PYNGROK_NGROK_PATH", "").strip()
+    path = configured or conf.DEFAULT_NGROK_PATH
+    if not os.path.exists(path):
+        if configured:
+            return CheckResult(
+                name,
+                Status.FAIL,
+                f"PYNGROK_NGROK_PATH={configured} does not exist",
+                f"point it at the ngrok agent binary (pyngrok downloads it to {conf.DEFAULT_NGROK_PATH}; "
+                f"or get ngrok from {DOWNLOAD_URL}), or remove it so pyngrok downloads one",
+            )
+        return CheckResult(
+            name,
+            Status.WARN,
+            f"not installed yet at {path}: pyngrok downloads it on the first tunnelled run (needs internet)",
+            f"offline? install ngrok ({DOWNLOAD_URL}) and set PYNGROK_NGROK_PATH",
+        )
+    try:
+        version = await asyncio.to_thread(vet_agent, path, agent_environment(inp.environ), conf.DEFAULT_NGROK_PATH)
+    except TunnelError as exc:
+        return CheckResult(name, Status.FAIL, exc.summary, exc.advice)
+    return CheckResult(name, Status.PASS, f"ngrok version {version.text} ({path})")
