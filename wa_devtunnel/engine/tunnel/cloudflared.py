@@ -168,14 +168,14 @@ class CloudflaredTunnel:
 
     def _exited_error(self, code: int, log: CloudflaredLog) -> TunnelError:
         with self._lock:
-            reason = log.reason()
+            reason, words = log.reason(), log.words()
         how = f"was killed (signal {-code})" if code < 0 else f"exited (code {code})"
         summary = f"cloudflared {how} before the tunnel was up" + (f": {reason}" if reason else "")
-        return TunnelError(summary, advice_for(reason) or "Run the same cloudflared by hand to see why.")
+        return TunnelError(summary, advice_for(words) or "Run the same cloudflared by hand to see why.")
 
     def _deadline_error(self, log: CloudflaredLog) -> TunnelError:
         with self._lock:
-            url, reason, problems = log.url, log.reason(), " ".join(log.problems)
+            url, reason, problems = log.url, log.reason(), log.words()
         waited = f"{self.start_deadline_s:g} s"
         if url is None:
             summary = f"cloudflared printed no quick tunnel URL within {waited}" + (

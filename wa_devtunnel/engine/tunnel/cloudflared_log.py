@@ -41,6 +41,7 @@ _LOST = (
     "Unregistered tunnel connection",
     "Lost connection with the edge",
 )
+_EDGE_TROUBLE = re.compile(r"\b(?:dial|edge|quic|http2)\b|7844|no recent network activity")
 # After a long sleep Cloudflare forgets a quick tunnel; cloudflared then retries forever in vain.
 _GONE = "Tunnel not found"
 
@@ -124,6 +125,10 @@ class CloudflaredLog:
         index = _CONN_INDEX.search(fields)
         return int(index.group(1)) if index else 0
 
+    def words(self) -> str:
+        """Everything cloudflared complained about, for choosing advice."""
+        return " ".join((*self.problems, self.last_plain))
+
     def reason(self) -> str:
         """cloudflared's own last words on what went wrong ("" if it said nothing useful)."""
         if self.last_plain:
@@ -150,7 +155,7 @@ def advice_for(text: str) -> str:
         )
     if _GONE.lower() in lowered:
         return "Cloudflare dropped this quick tunnel (it does after a long disconnection): a new one gets a new URL."
-    if any(word in lowered for word in ("dial", "7844", "edge", "quic", "no recent network activity")):
+    if _EDGE_TROUBLE.search(lowered):
         return (
             "cloudflared reached Cloudflare's API but not its edge: outbound port 7844 (UDP for QUIC, TCP for "
             f"HTTP/2) seems blocked by a firewall or VPN; see {FIREWALL_URL}"
