@@ -7,6 +7,7 @@ of the test, always killed in `finally`.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import signal
@@ -31,6 +32,7 @@ from wa_devtunnel.engine.instance import (
 from wa_devtunnel.engine.leftovers import clear_leftovers
 from wa_devtunnel.engine.processes import process_identity, stop_recorded_process
 from wa_devtunnel.engine.service import WebhookService
+from wa_devtunnel.engine.tunnel.agent_group import group_members
 from wa_devtunnel.engine.tunnel.provider import AGENT_WORKDIR_PREFIX, AgentFootprint
 from wa_devtunnel.settings import load_settings
 
@@ -223,3 +225,47 @@ def test_a_dead_engine_s_channel_directory_goes_but_nothing_else(tmp_path: Path)
     write_instance(tmp_path / "recordings", tampered)
     clear_leftovers(tmp_path / "recordings")
     assert (precious / "engine.sock").read_text() == "mine"
+
+
+@contextmanager
+def agent_group(marker: str) -> Iterator[tuple[subprocess.Popen[str], int]]:
+    """A launcher leading its own process group with the 'agent' as its child, as a wrapper script runs it."""
+    launcher = "import subprocess, sys\nsubprocess.Popen([sys.executable, '-c', *sys.argv[1:]]).wait()"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", launcher, SLEEPER, marker], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
+        children = [pid for pid in group_members(proc.pid) if pid != proc.pid]
+        assert len(children) == 1
+        yield proc, children[0]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+
+
+def test_the_dead_instance_s_whole_agent_group_is_stopped(tmp_path: Path) -> None:
+    workdir, config = agent_workdir(tmp_path)
+    with agent_group(str(config)) as (launcher, agent):
+        footprint = AgentFootprint(launcher.pid, process_identity(launcher.pid) or "", str(config), str(workdir))
+        record(tmp_path, dead_pid(), footprint)
+        notice = clear_leftovers(tmp_path)
+        assert launcher.wait(timeout=5) is not None
+        assert not pid_alive(agent)
+    assert notice is not None and f"stopped its ngrok agent (pid {launcher.pid})" in notice
+    assert group_members(launcher.pid) == []
+
+
+def test_an_agent_whose_launcher_died_is_still_found_by_its_group_and_marker(tmp_path: Path) -> None:
+    workdir, config = agent_workdir(tmp_path)
+    with agent_group(str(config)) as (launcher, agent), sleeper(str(config)) as outsider:
+        identity = process_identity(launcher.pid) or ""
+        launcher.kill()
+        launcher.wait(timeout=5)
+        assert pid_alive(agent)
+        record(tmp_path, dead_pid(), AgentFootprint(launcher.pid, identity, str(config), str(workdir)))
+        notice = clear_leftovers(tmp_path)
+        assert not pid_alive(agent)
+        assert outsider.poll() is None  # same marker, but not in the agent's process group
+    assert notice is not None and "stopped its ngrok agent" in notice

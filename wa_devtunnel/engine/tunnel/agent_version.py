@@ -22,6 +22,7 @@ VERSION_FLOOR = (3, 30, 0)  # the first agent with /api/endpoints (pyngrok 9's A
 PROBE_TIMEOUT_S = 5.0
 _VERSION = re.compile(r"\bversion\s+v?(\d+)\.(\d+)(?:\.(\d+))?")
 _WRAPPER_HEAD_BYTES = 4096
+_IMPORTS_PYNGROK = re.compile(rb"^[ \t]*(?:from|import)[ \t]+pyngrok\b", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +65,7 @@ def is_pyngrok_wrapper(binary: str) -> bool:
             head = handle.read(_WRAPPER_HEAD_BYTES)
     except OSError:
         return False
-    return head.startswith(b"#!") and b"pyngrok" in head
+    return head.startswith(b"#!") and _IMPORTS_PYNGROK.search(head) is not None
 
 
 def wrapper_error(binary: str, real_agent: str) -> TunnelError:
