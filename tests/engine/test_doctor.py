@@ -6,11 +6,13 @@ import json
 import os
 import socket
 import stat
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pyngrok import conf
 
 from tests.support.constants import VERIFY_TOKEN
 from tests.support.fake_graph import (
@@ -24,7 +26,7 @@ from tests.support.fake_graph import (
 )
 from tests.support.fake_ngrok import DEFAULT_AUTHTOKEN, FakeNgrok
 from wa_devtunnel.cli.main import main
-from wa_devtunnel.engine.doctor.checks import gather
+from wa_devtunnel.engine.doctor.checks import check_ngrok_binary, gather
 from wa_devtunnel.engine.doctor.report import CheckResult, DoctorInput, Status
 from wa_devtunnel.engine.doctor.run import run_doctor
 from wa_devtunnel.engine.instance import RunningInstance
@@ -146,20 +148,46 @@ async def test_missing_ngrok_authtoken_warns(tmp_path: Path) -> None:
 
 
 async def test_ngrok_binary_missing_or_broken_fails(tmp_path: Path) -> None:
-    missing = await check(doctor_input(tmp_path, {"PYNGROK_NGROK_PATH": str(tmp_path / "nope")}), "ngrok binary")
+    missing = await check_ngrok_binary(doctor_input(tmp_path, {"PYNGROK_NGROK_PATH": str(tmp_path / "nope")}))
     assert missing.status is Status.FAIL
-    assert missing.fix == "point it at an ngrok binary (`which ngrok`), or remove it so pyngrok downloads one"
+    assert missing.fix == (
+        f"point it at the ngrok agent binary (pyngrok downloads it to {conf.DEFAULT_NGROK_PATH}; or get ngrok "
+        "from https://ngrok.com/download), or remove it so pyngrok downloads one"
+    )
+    assert "which ngrok" not in missing.fix  # in a venv with pyngrok that finds pyngrok's Python wrapper
     broken = tmp_path / "ngrok"
     broken.write_text("#!/bin/sh\necho 'segmentation fault' >&2\nexit 139\n")
     broken.chmod(stat.S_IRWXU)
-    result = await check(doctor_input(tmp_path, {"PYNGROK_NGROK_PATH": str(broken)}), "ngrok binary")
+    result = await check_ngrok_binary(doctor_input(tmp_path, {"PYNGROK_NGROK_PATH": str(broken)}))
     assert result.status is Status.FAIL and "segmentation fault" in result.detail
-    assert result.fix == "reinstall ngrok or fix PYNGROK_NGROK_PATH"
+    assert result.fix == "Reinstall ngrok (https://ngrok.com/download) or fix PYNGROK_NGROK_PATH."
 
 
-async def test_fake_ngrok_binary_passes(tmp_path: Path, fake_ngrok: FakeNgrok) -> None:
-    result = await check(doctor_input(tmp_path, {"PYNGROK_NGROK_PATH": str(fake_ngrok.ngrok_path)}), "ngrok binary")
-    assert result.status is Status.PASS and "ngrok version 3" in result.detail
+async def test_fake_ngrok_binary_passes_and_shows_its_version(tmp_path: Path, fake_ngrok: FakeNgrok) -> None:
+    inp = doctor_input(tmp_path, {"PYNGROK_NGROK_PATH": str(fake_ngrok.ngrok_path)})
+    result = await check_ngrok_binary(inp)
+    assert result.status is Status.PASS, result
+    assert result.detail.startswith("ngrok version 3.") and str(fake_ngrok.ngrok_path) in result.detail
+
+
+async def test_an_agent_older_than_3_30_fails_with_the_binary_to_update(tmp_path: Path) -> None:
+    old = tmp_path / "ngrok"
+    old.write_text("#!/bin/sh\necho 'ngrok version 2.3.41'\n")
+    old.chmod(stat.S_IRWXU)
+    result = await check_ngrok_binary(doctor_input(tmp_path, {"PYNGROK_NGROK_PATH": str(old)}))
+    assert result.status is Status.FAIL
+    assert result.detail == f"the ngrok agent at {old} is version 2.3.41; wa-devtunnel needs 3.30 or newer"
+    assert f"run `{old} update`" in result.fix and "PYNGROK_NGROK_PATH" in result.fix
+
+
+async def test_pyngrok_s_wrapper_as_the_binary_fails_with_the_real_one_named(tmp_path: Path) -> None:
+    wrapper = tmp_path / "ngrok"
+    wrapper.write_text(f"#!{sys.executable}\nimport sys\nfrom pyngrok.ngrok import main\nsys.exit(main())\n")
+    wrapper.chmod(stat.S_IRWXU)
+    result = await check_ngrok_binary(doctor_input(tmp_path, {"PYNGROK_NGROK_PATH": str(wrapper)}))
+    assert result.status is Status.FAIL
+    assert "pyngrok's Python wrapper script" in result.detail
+    assert conf.DEFAULT_NGROK_PATH in result.fix
 
 
 # --- receiver port -----------------------------------------------------------------------------
