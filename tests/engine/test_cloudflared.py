@@ -19,7 +19,7 @@ from aiohttp import web
 from tests.support.constants import APP_SECRET, VERIFY_TOKEN
 from tests.support.fake_cloudflared import FakeCloudflared, MakeFakeCloudflared, is_fake_cloudflared, plugin
 from tests.support.meta_client import MetaLikeSender, meta_signature
-from wa_devtunnel.engine.events import EngineEvent, SelfTestFinished, Subscription
+from wa_devtunnel.engine.events import EngineEvent, SelfTestFinished, Subscription, TunnelChanged
 from wa_devtunnel.engine.instance import RunningInstance, write_instance
 from wa_devtunnel.engine.leftovers import clear_leftovers
 from wa_devtunnel.engine.processes import command_line, process_identity
@@ -387,6 +387,35 @@ async def test_the_service_with_tunnel_cloudflared_passes_its_self_test_and_reco
     assert records[-1]["signature"] == "valid"
     assert footprint is not None
     _nothing_left(fake_cloudflared, footprint.workdir)
+
+
+@pytest.mark.usefixtures("trycloudflare_dns")
+async def test_the_service_shows_a_dropped_cloudflared_connection_as_down_then_up_without_a_restart(
+    make_fake_cloudflared: MakeFakeCloudflared, tmp_path: Path
+) -> None:
+    fake = make_fake_cloudflared(mode="drop-after=0.5,recover-after=1.5", env={"FAKE_CLOUDFLARED_RETRY_S": "0.1"})
+    settings = load_settings(
+        {"port": "0", "recordings_dir": str(tmp_path / "rec"), "tunnel": "cloudflared"},
+        environ={"WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN, "CLOUDFLARED_PATH": str(fake.path)},
+        cwd=tmp_path,
+    )
+    service = WebhookService(settings, selftest_ssl=fake.ssl_context())
+    events = service.bus.subscribe()
+    started = await service.start()
+    try:
+        down = await _next(events, TunnelChanged)
+        while down.state != "down":
+            down = await _next(events, TunnelChanged)
+        assert "no recent network activity" in down.reason
+        back = await _next(events, TunnelChanged)
+        assert (back.state, back.reason, back.public_url) == ("up", "reconnected", started.public_url)
+        selftest = await _next(events, SelfTestFinished)
+        while not selftest.ok:  # the probe made while down came first
+            selftest = await _next(events, SelfTestFinished)
+    finally:
+        await service.stop()
+    assert len(fake.pids()) == 1  # never restarted
+    _nothing_left(fake, None)
 
 
 # cloudflared's log, line by line (lines as the real one prints them) ---------------------------------

@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -25,7 +24,8 @@ from typing import TextIO
 
 from wa_devtunnel.engine.http_client import REQUEST_ERRORS, client_session
 from wa_devtunnel.engine.processes import process_identity
-from wa_devtunnel.engine.tunnel.agent_env import agent_env_names
+from wa_devtunnel.engine.tunnel.agent_env import agent_environment
+from wa_devtunnel.engine.tunnel.agent_group import stop_group
 from wa_devtunnel.engine.tunnel.cloudflared_log import INSTALL_URL, CloudflaredLog, advice_for
 from wa_devtunnel.engine.tunnel.provider import (
     AGENT_WORKDIR_PREFIX,
@@ -64,16 +64,6 @@ def find_cloudflared(configured: str | None) -> str:
     if found is None:
         raise TunnelError("cloudflared is not installed (not found on PATH)", INSTALL_ADVICE)
     return found
-
-
-def _agent_environment() -> dict[str, str]:
-    """Only what a Go program dialing Cloudflare needs: never our App Secret or tokens, nor TUNNEL_* settings."""
-    return {name: os.environ[name] for name in agent_env_names(os.environ)}
-
-
-def _signal_group(pgid: int, signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pgid, signum)
 
 
 class CloudflaredTunnel:
@@ -126,7 +116,8 @@ class CloudflaredTunnel:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
-                env=_agent_environment(),
+                # Only what a Go program dialing Cloudflare needs: never our secrets, nor a TUNNEL_* setting.
+                env=agent_environment(os.environ),
                 cwd=workdir,
                 start_new_session=True,  # its own group: stop() ends everything it started
             )
@@ -252,10 +243,7 @@ class CloudflaredTunnel:
         process, reader = self._process, self._reader
         if process is None:
             return
-        _signal_group(process.pid, signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(STOP_GRACE_S)
-        _signal_group(process.pid, signal.SIGKILL)
+        stop_group(process.pid, STOP_GRACE_S, reap=process.poll)  # started with start_new_session: pid == pgid
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(STOP_GRACE_S)
         if reader is not None:
