@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from aiohttp import web
 from tests.support.constants import APP_SECRET, VERIFY_TOKEN
 from tests.support.fake_cloudflared import FakeCloudflared, MakeFakeCloudflared, is_fake_cloudflared, plugin
 from tests.support.meta_client import MetaLikeSender, meta_signature
+from wa_devtunnel.engine.doctor.cloudflared import check_cloudflared
+from wa_devtunnel.engine.doctor.report import DoctorInput, Status
 from wa_devtunnel.engine.events import EngineEvent, SelfTestFinished, Subscription, TunnelChanged
 from wa_devtunnel.engine.instance import RunningInstance, write_instance
 from wa_devtunnel.engine.leftovers import clear_leftovers
@@ -495,3 +498,33 @@ def test_cloudflared_s_text_never_reaches_us_with_control_characters_and_no_url_
         assert not re.search(r"[\x00-\x1f\x7f\u202e]", text), text
         assert len(text) <= 300
     assert log.url is None
+
+
+# doctor ---------------------------------------------------------------------------------------------
+
+
+def _doctor_input(tmp_path: Path, tunnel: str, cloudflared_path: str) -> DoctorInput:
+    flags = {"recordings_dir": str(tmp_path / "rec"), "tunnel": tunnel}
+    loaded = load_settings(flags, environ={"CLOUDFLARED_PATH": cloudflared_path}, cwd=tmp_path)
+    return DoctorInput(loaded, dict(os.environ), tmp_path / ".env", (), (), None, None)
+
+
+async def test_doctor_shows_cloudflared_s_version_and_warns_when_it_is_over_a_year_old(
+    make_fake_cloudflared: MakeFakeCloudflared, tmp_path: Path
+) -> None:
+    fake = make_fake_cloudflared(mode="version=2025.8.1")
+    inp = _doctor_input(tmp_path, tunnel="cloudflared", cloudflared_path=str(fake.path))
+    result = await check_cloudflared(inp, today=date(2025, 9, 1))
+    assert (result.status, result.detail) == (Status.PASS, f"cloudflared version 2025.8.1 ({fake.path})")
+    fake.set_mode("version=2023.5.0")
+    result = await check_cloudflared(inp, today=date(2025, 9, 1))
+    assert result.status is Status.WARN and "2023.5.0" in result.detail and "28 months old" in result.detail
+    assert INSTALL_URL in result.fix
+
+
+async def test_doctor_fails_a_missing_cloudflared_only_when_it_is_the_tunnel(tmp_path: Path) -> None:
+    missing = str(tmp_path / "cloudflared")
+    result = await check_cloudflared(_doctor_input(tmp_path, tunnel="cloudflared", cloudflared_path=missing))
+    assert result.status is Status.FAIL and "does not exist" in result.detail and INSTALL_URL in result.fix
+    result = await check_cloudflared(_doctor_input(tmp_path, tunnel="none", cloudflared_path=missing))
+    assert result.status is Status.SKIP

@@ -49,7 +49,7 @@ INSTALL_ADVICE = (
 )
 
 
-def find_cloudflared(configured: str | None) -> str:
+def find_cloudflared(configured: str | None, search_path: str | None = None) -> str:
     """The cloudflared to run: CLOUDFLARED_PATH if set, else the one on PATH; TunnelError with advice if none."""
     if configured:
         path = os.path.expanduser(configured)
@@ -60,7 +60,7 @@ def find_cloudflared(configured: str | None) -> str:
                 f"CLOUDFLARED_PATH={configured} is not executable", f"chmod +x {path}, or {INSTALL_ADVICE}"
             )
         return path
-    found = shutil.which("cloudflared")
+    found = shutil.which("cloudflared", path=search_path)
     if found is None:
         raise TunnelError("cloudflared is not installed (not found on PATH)", INSTALL_ADVICE)
     return found
