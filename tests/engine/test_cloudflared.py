@@ -29,7 +29,7 @@ from wa_devtunnel.engine.processes import command_line, process_identity
 from wa_devtunnel.engine.recording import read_recording
 from wa_devtunnel.engine.service import WebhookService, tunnel_for
 from wa_devtunnel.engine.tunnel import cloudflared as cloudflared_module
-from wa_devtunnel.engine.tunnel.cloudflared import CloudflaredTunnel
+from wa_devtunnel.engine.tunnel.cloudflared import CloudflaredTunnel, find_cloudflared
 from wa_devtunnel.engine.tunnel.cloudflared_log import INSTALL_URL, CloudflaredLog
 from wa_devtunnel.engine.tunnel.provider import AGENT_WORKDIR_PREFIX, TunnelError, TunnelHealth
 from wa_devtunnel.rules.samples import payloads as samples
@@ -233,11 +233,22 @@ async def test_a_missing_cloudflared_gets_install_advice(tmp_path: Path, monkeyp
     assert "CLOUDFLARED_PATH=" in caught.value.summary and "does not exist" in caught.value.summary
     assert INSTALL_URL in caught.value.advice
     monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(TunnelError, match="CLOUDFLARED_PATH=cloudflared does not exist"):
+        await CloudflaredTunnel("cloudflared").prepare(sys.stderr)
     tunnel = CloudflaredTunnel(None)
     with pytest.raises(TunnelError) as caught:
         await tunnel.prepare(sys.stderr)
     assert caught.value.summary == "cloudflared is not installed (not found on PATH)"
     assert INSTALL_URL in caught.value.advice and "--tunnel ngrok" in caught.value.advice
+
+
+def test_cloudflared_is_found_on_path_or_by_its_name(
+    fake_cloudflared: FakeCloudflared, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", f"{fake_cloudflared.root}{os.pathsep}{os.environ['PATH']}")
+    assert find_cloudflared(None) == str(fake_cloudflared.path)
+    assert find_cloudflared("cloudflared") == str(fake_cloudflared.path)
+    assert find_cloudflared(str(fake_cloudflared.path)) == str(fake_cloudflared.path)
 
 
 async def test_a_dropped_connection_is_session_down_with_the_reason_then_up_again(

@@ -53,6 +53,8 @@ def find_cloudflared(configured: str | None, search_path: str | None = None) -> 
     """The cloudflared to run: CLOUDFLARED_PATH if set, else the one on PATH; TunnelError with advice if none."""
     if configured:
         path = os.path.expanduser(configured)
+        if os.sep not in path:  # a bare name ("cloudflared-2025"): looked up on PATH, as a shell would
+            path = shutil.which(path, path=search_path) or path
         if not os.path.isfile(path):
             raise TunnelError(f"CLOUDFLARED_PATH={configured} does not exist", INSTALL_ADVICE)
         if not os.access(path, os.X_OK):
