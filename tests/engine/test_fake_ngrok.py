@@ -189,7 +189,7 @@ def test_session_failures_raise_pyngrok_errors_and_exit(
 async def test_static_domain_is_served_under_that_name(
     make_fake_ngrok: MakeFakeNgrok, upstream: Upstream
 ) -> None:
-    fake = make_fake_ngrok(domains=("wa-dev.example.test",))
+    fake = make_fake_ngrok(domains=("wa-dev.example.test",), public_host=None)
     config = fake.pyngrok_config()
     tunnel = await pyngrok_aio.connect(
         str(upstream.port), "http", pyngrok_config=config, url="https://wa-dev.example.test"
@@ -218,25 +218,32 @@ def test_domain_not_yours_fails_the_endpoint_with_err_ngrok_320(
     assert (random_url or "").startswith("https://localhost:")
 
 
-async def test_interstitial_mode_answers_gets_with_the_browser_warning(
-    make_fake_ngrok: MakeFakeNgrok, upstream: Upstream
-) -> None:
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0 Safari/537.36"
+
+
+async def test_interstitial_mode_warns_browsers_only(make_fake_ngrok: MakeFakeNgrok, upstream: Upstream) -> None:
+    """ngrok's free-plan warning: a browser's GET without the skip header, never Meta's or a client's."""
     fake = make_fake_ngrok(mode="interstitial")
     tunnel = await pyngrok_aio.connect(
         str(upstream.port), "http", pyngrok_config=fake.pyngrok_config()
     )
     url = f"{tunnel.public_url}/webhook?hub.mode=subscribe&hub.challenge=42"
     async with fake.client_session() as session:
-        async with session.get(url) as response:
+        async with session.get(url, headers={"User-Agent": BROWSER}) as response:
             assert response.status == 200
             assert response.content_type == "text/html"
-            assert "ERR_NGROK_6024" in await response.text()
+            assert response.headers["Ngrok-Error-Code"] == "ERR_NGROK_6024"
+            assert "You are about to visit" in await response.text()
         assert upstream.seen == []
-        async with session.get(url, headers={"ngrok-skip-browser-warning": "1"}) as response:
+        skipped = {"User-Agent": BROWSER, "ngrok-skip-browser-warning": "1"}
+        for headers in (skipped, {"User-Agent": "facebookexternalua"}, {}):
+            async with session.get(url, headers=headers) as response:
+                assert response.status == 201
+                assert "Ngrok-Error-Code" not in response.headers
+        async with session.post(url, data=b"{}", headers={"User-Agent": BROWSER}) as response:
             assert response.status == 201
-        async with session.post(url, data=b"{}") as response:
-            assert response.status == 201
-    assert [s.method for s in upstream.seen] == ["GET", "POST"]
+    assert [s.method for s in upstream.seen] == ["GET", "GET", "GET", "POST"]
+    assert upstream.seen[1].headers["User-Agent"] == "facebookexternalua"
 
 
 async def test_nothing_listening_upstream_is_ngrok_502(fake_ngrok: FakeNgrok) -> None:

@@ -12,9 +12,18 @@ test module):
     def test_refused(make_fake_ngrok: MakeFakeNgrok) -> None:
         fake = make_fake_ngrok(mode="session-limit")
 
+    def test_dropped(make_fake_ngrok: MakeFakeNgrok) -> None:
+        fake = make_fake_ngrok(mode="drop-after=0.5,recover-after=1", env={"FAKE_NGROK_RECONNECT_S": "0.2"})
+
 Each fake lives in its own temp directory: a ``ngrok`` shell wrapper (pass it as ``ngrok_path``),
 an ``ngrok.yml`` holding the authtoken (never argv), a throwaway TLS certificate signed by a
-trustme CA, and ``argv.jsonl`` recording every invocation. Teardown kills every agent started.
+trustme CA, ``argv.jsonl`` recording every start and ``api.jsonl`` every API call that is not a GET
+(``api_requests()``). All fakes of one test share a state directory, as agents of one ngrok account
+share its edge: a second endpoint on a URL already online is ERR_NGROK_334 (``online_urls()``).
+Public URLs are ``https://localhost:<port>`` by default (the engine's self-test resolves names through
+real DNS); ``public_host=None`` shows the endpoint's domain instead (the dev domain, ``dev_domain``,
+when no URL is asked for), reachable through ``client_session()``. The agents outlive their parent as
+the real one does; teardown kills every agent started and its process group.
 """
 
 from __future__ import annotations
@@ -38,6 +47,8 @@ import yaml
 from aiohttp.abc import AbstractResolver, ResolveResult
 from pyngrok import ngrok
 from pyngrok.conf import PyngrokConfig
+
+from tests.support.fake_ngrok._ngrok_errors import dev_domain_for
 
 AGENT_SCRIPT = Path(__file__).resolve().with_name("fake_ngrok.py")
 DEFAULT_AUTHTOKEN = "2fakeAuthtoken0123456789_abcdefghijklmnopqrstuvwxyz"
@@ -85,6 +96,13 @@ class FakeNgrok:
     web_addr: str = "127.0.0.1:0"
     extra_env: dict[str, str] = field(default_factory=dict)
     extra_config: dict[str, Any] = field(default_factory=dict)
+    state_dir: Path | None = None
+    dev_domain: str = ""
+    public_host: str | None = "localhost"
+
+    def __post_init__(self) -> None:
+        self.dev_domain = self.dev_domain or dev_domain_for(self.authtoken)
+        self.state_dir = self.state_dir or self.root / "state"
 
     @property
     def ngrok_path(self) -> Path:
@@ -101,6 +119,10 @@ class FakeNgrok:
     @property
     def ca_path(self) -> Path:
         return self.root / "ca.pem"
+
+    @property
+    def api_log(self) -> Path:
+        return self.root / "api.jsonl"
 
     def install(self, names: tuple[str, ...]) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -120,6 +142,10 @@ class FakeNgrok:
             "FAKE_NGROK_CERT": str(self.root / "cert.pem"),
             "FAKE_NGROK_KEY": str(self.root / "key.pem"),
             "FAKE_NGROK_ARGV_LOG": str(self.argv_log),
+            "FAKE_NGROK_API_LOG": str(self.api_log),
+            "FAKE_NGROK_STATE_DIR": str(self.state_dir),
+            "FAKE_NGROK_DEV_DOMAIN": self.dev_domain,
+            **({"FAKE_NGROK_PUBLIC_HOST": self.public_host} if self.public_host else {}),
             **self.extra_env,
         }
         lines = ["#!/bin/sh", *(f"export {k}={shlex.quote(v)}" for k, v in env.items())]
@@ -159,8 +185,36 @@ class FakeNgrok:
         return aiohttp.ClientSession(connector=connector, **kwargs)
 
     def invocations(self) -> list[list[str]]:
-        """The argv (without argv[0]) of every run of the fake so far."""
-        return [entry["argv"] for entry in self._log_entries()]
+        """The argv (without argv[0]) of every run of the fake so far (an in-place restart is not a new run)."""
+        return [entry["argv"] for entry in self._log_entries() if not entry.get("restarts")]
+
+    def restarts(self) -> list[int]:
+        """The pid of every in-place restart so far (``restart-after``): the same pid as the run it replaced."""
+        return [entry["pid"] for entry in self._log_entries() if entry.get("restarts")]
+
+    def agent_pids(self) -> list[int]:
+        """The pids of this fake's agents still running."""
+        return sorted({entry["pid"] for entry in self._log_entries() if _is_fake_agent(entry["pid"])})
+
+    def api_requests(self, path: str | None = None) -> list[dict[str, Any]]:
+        """Every API call but GETs, as {"pid", "method", "path", "body", "status"}; ``path`` filters by prefix."""
+        if not self.api_log.exists():
+            return []
+        entries = [json.loads(line) for line in self.api_log.read_text().splitlines() if line]
+        return [entry for entry in entries if path is None or entry["path"].startswith(path)]
+
+    def endpoint_bodies(self) -> list[dict[str, Any]]:
+        """The body of every endpoint or tunnel creation sent to the agent API (POST, PUT), in order."""
+        created = [e for e in self.api_requests("/api/") if e["method"] in ("POST", "PUT")]
+        return [e["body"] for e in created if e["path"].startswith(("/api/endpoints", "/api/tunnels"))]
+
+    def online_urls(self) -> dict[str, int]:
+        """Endpoint URL (``https://<domain>``) -> pid of the fake agent holding it on the shared edge."""
+        path = (self.state_dir or self.root) / "edge.json"
+        if not path.exists():
+            return {}
+        online = json.loads(path.read_text())["online"]
+        return {url: holder["pid"] for url, holder in online.items() if _is_fake_agent(holder["pid"])}
 
     def _log_entries(self) -> list[dict[str, Any]]:
         if not self.argv_log.exists():
@@ -182,19 +236,17 @@ class FakeNgrok:
         return [json.loads(line)["env"] for line in self.env_log.read_text().splitlines() if line]
 
     def outlive_parent(self) -> None:
-        """Like the real agent: survive a killed wa-devtunnel (but still never this test process)."""
+        """Survive a killed wa-devtunnel (the default now, as the real agent) but exit with this test process."""
         self.set_mode(self.mode, FAKE_NGROK_WATCH_PID=str(os.getpid()))
 
     def kill(self) -> None:
-        """SIGKILL every live run of this fake, then clear pyngrok's state for it.
+        """SIGKILL every live run of this fake (and its process group, if it leads its own), then clear pyngrok's state.
 
         Killing first matters: a pyngrok start blocked on a silent agent holds pyngrok's process
         lock, so ``ngrok.kill`` alone would wait forever.
         """
-        for entry in self._log_entries():
-            if _is_fake_agent(entry["pid"]):
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(entry["pid"], signal.SIGKILL)
+        for pid in self.agent_pids():
+            kill_agent(pid)
         ngrok.kill(self.pyngrok_config())
 
 
@@ -205,6 +257,16 @@ def _write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
+
+
+def kill_agent(pid: int) -> None:
+    """SIGKILL one agent; when it leads its own process group (never ours), the whole group."""
+    with contextlib.suppress(ProcessLookupError):
+        group = os.getpgid(pid)
+        if group == pid and group != os.getpgrp():
+            os.killpg(group, signal.SIGKILL)
+        else:
+            os.kill(pid, signal.SIGKILL)
 
 
 def _is_fake_agent(pid: int) -> bool:

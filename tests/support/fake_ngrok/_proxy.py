@@ -2,17 +2,20 @@
 
 An aiohttp.web listener takes each request; an aiohttp client sends the same method, target, headers
 and body bytes to the upstream, with ngrok's X-Forwarded-* added; the upstream's answer streams back.
+What ngrok's edge answers by itself carries ``Ngrok-Error-Code``: ERR_NGROK_3200 (404) while the agent's
+session is down, ERR_NGROK_6024 (the free plan's browser warning, 200) for a browser's GET, ERR_NGROK_8012
+(502) when nothing answers upstream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import html
 from collections.abc import Callable
 from typing import Protocol
 
 import aiohttp
+from _ngrok_errors import browser_warning_page, offline_page, upstream_failed_page
 from aiohttp import web
 from yarl import URL
 
@@ -51,7 +54,14 @@ class Forwarding(Protocol):
     requests: int
 
 
-def public_app(endpoint: Forwarding, *, interstitial: bool, log: Log) -> web.Application:
+class EdgeSession(Protocol):
+    """The agent's session with the edge (see ``_session.Session``): down means ERR_NGROK_3200."""
+
+    @property
+    def up(self) -> bool: ...
+
+
+def public_app(endpoint: Forwarding, session: EdgeSession, *, interstitial: bool, log: Log) -> web.Application:
     """An aiohttp app that forwards every method and path of one endpoint."""
     seen: set[int] = set()
     upstream = aiohttp.ClientSession(
@@ -62,6 +72,8 @@ def public_app(endpoint: Forwarding, *, interstitial: bool, log: Log) -> web.App
     )
 
     async def forward(request: web.Request) -> web.StreamResponse:
+        if not session.up:  # the edge has no session to send this through: the agent never sees it
+            return _edge_error(404, "ERR_NGROK_3200", offline_page(request.host.split(":")[0]))
         if id(request.transport) not in seen:
             seen.add(id(request.transport))
             endpoint.conns += 1
@@ -76,8 +88,8 @@ def public_app(endpoint: Forwarding, *, interstitial: bool, log: Log) -> web.App
             l=endpoint.upstream_url,
             r=f"{client_ip}:{client_port}",
         )
-        if interstitial and request.method == "GET" and "ngrok-skip-browser-warning" not in request.headers:
-            return web.Response(text=_interstitial_page(request), content_type="text/html")
+        if interstitial and request.method == "GET" and _browser_without_skip(request):
+            return _edge_error(200, "ERR_NGROK_6024", browser_warning_page(request.host))
         url = URL(f"{endpoint.upstream_url}{request.raw_path}", encoded=True)
         headers = _upstream_headers(request, body, client_ip, endpoint.scheme)
         try:
@@ -135,42 +147,33 @@ async def _relay(request: web.Request, answer: aiohttp.ClientResponse) -> web.St
     return response
 
 
+def _browser_without_skip(request: web.Request) -> bool:
+    """ngrok warns browsers only: a browser User-Agent and no ``ngrok-skip-browser-warning`` header."""
+    agent = request.headers.get("User-Agent", "")
+    return "mozilla/" in agent.lower() and "ngrok-skip-browser-warning" not in request.headers
+
+
+def _edge_error(status: int, code: str, page: str) -> web.Response:
+    """An answer from ngrok's edge itself: an HTML page and the ``Ngrok-Error-Code`` header naming why."""
+    return web.Response(status=status, text=page, content_type="text/html", headers={"Ngrok-Error-Code": code})
+
+
 def _bad_gateway(endpoint: Forwarding, exc: BaseException, log: Log) -> web.Response:
     """ngrok's ERR_NGROK_8012 page: the tunnel works but nothing answers on the upstream port."""
     refused = isinstance(getattr(exc, "os_error", exc), ConnectionRefusedError)
     reason = "connect: connection refused" if refused else (str(exc) or type(exc).__name__)
     err = f"dial tcp {endpoint.upstream_host}:{endpoint.upstream_port}: {reason}"
     log("warn", "failed to dial upstream", obj="join", addr=endpoint.upstream_url, err=err)
-    page = (
-        "<!DOCTYPE html><html><head><title>ngrok - ERR_NGROK_8012</title></head><body>"
-        "<p>Traffic was successfully tunneled to the ngrok agent, but the agent failed to "
-        "establish a connection to the upstream web service at "
-        f"{html.escape(endpoint.upstream_url)}.</p>"
-        f"<p>The error encountered was: {html.escape(err)}</p>"
-        "<p>ERR_NGROK_8012</p></body></html>"
-    )
-    return web.Response(
-        status=502, text=page, content_type="text/html", headers={"Ngrok-Error-Code": "ERR_NGROK_8012"}
-    )
+    return _edge_error(502, "ERR_NGROK_8012", upstream_failed_page(endpoint.upstream_url, err))
 
 
-def _interstitial_page(request: web.Request) -> str:
-    host = html.escape(request.headers.get("Host", ""))
-    return (
-        "<!DOCTYPE html><html><head><title>ngrok - Visit Site</title></head><body>"
-        "<h1>You are about to visit:</h1>"
-        f"<p>{host}</p>"
-        "<p>This website is served for free through ngrok. You should only visit it if you "
-        "trust whoever sent the link.</p>"
-        "<p>To remove this page, set and send an <code>ngrok-skip-browser-warning</code> "
-        "request header with any value, or use a non-browser User-Agent.</p>"
-        '<form method="GET"><button type="submit">Visit Site</button></form>'
-        "<p>ERR_NGROK_6024</p></body></html>"
-    )
-
-
-async def serve_tcp(endpoint: Forwarding, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """A tcp:// endpoint: splice bytes both ways (no HTTP involved)."""
+async def serve_tcp(
+    endpoint: Forwarding, session: EdgeSession, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+) -> None:
+    """A tcp:// endpoint: splice bytes both ways (no HTTP involved); nothing gets through while the session is down."""
+    if not session.up:
+        await _close(writer)
+        return
     endpoint.conns += 1
     try:
         up_reader, up_writer = await asyncio.open_connection(endpoint.upstream_host, endpoint.upstream_port)

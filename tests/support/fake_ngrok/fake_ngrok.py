@@ -1,20 +1,50 @@
 """A fake ngrok v3 agent for offline tests, driven by real pyngrok (runs as a process, with the venv's python).
 
 It answers the subcommands pyngrok runs (``--version``, ``update``, ``config add-authtoken``,
-``start --none --log stdout --config ...``), prints ngrok's logfmt startup lines, serves the agent
-API and really forwards each endpoint's HTTPS listener to its upstream.
+``start --none --log stdout --config ...``), prints ngrok's logfmt lines, serves the agent API and really
+forwards each endpoint's HTTPS listener to its upstream. It is as strict as the real agent: an unknown key in
+the config file stops it with ngrok's YAML error, an unknown field in an API body is a 400, and it outlives
+its parent as the real agent does (no watchdog unless FAKE_NGROK_WATCH_PID is set).
 
 Knobs (environment):
-    FAKE_NGROK_MODE       comma-separated: ok, no-authtoken, bad-authtoken, silent,
-                          session-limit, too-old, domain-not-yours, domain-not-reserved,
-                          interstitial, no-endpoints-api, die-after=<seconds>
-    FAKE_NGROK_CERT/KEY   PEM files for the public HTTPS listeners
-    FAKE_NGROK_PUBLIC_HOST  host used in every public URL (default: the requested domain,
-                          else "localhost")
-    FAKE_NGROK_ARGV_LOG   append {"pid", "argv"} as a JSON line per invocation
-    FAKE_NGROK_ENV_LOG    append {"pid", "env"} (the environment it was started with) per invocation
-    FAKE_NGROK_WATCH_PID  exit when this process ends (default: the parent). Set it to the test
-                          process to outlive a killed wa-devtunnel, as the real agent does.
+    FAKE_NGROK_MODE       comma-separated:
+        ok                    healthy (the default)
+        no-authtoken, bad-authtoken, session-limit, too-old
+                              the session is refused (ERR_NGROK_4018/105/108/121): error lines, exit 1
+        domain-not-yours, domain-not-reserved
+                              an endpoint on a requested domain fails (ERR_NGROK_320/319, API 502)
+        interstitial          the free plan's browser warning (ERR_NGROK_6024, 200 text/html) for a GET
+                              from a browser User-Agent (Mozilla/...) without ngrok-skip-browser-warning
+        silent                prints nothing and never serves (a hung agent)
+        no-endpoints-api      no /api/endpoints (404 "Not Found"), as agents before 3.30
+        version=<x.y.z>       what `ngrok version` prints (default 3.30.0); < 3.30: no /api/endpoints;
+                              < 3.16: a v3 config is "unknown version '3'" (exit 1)
+        die-after=<s>         s seconds after start the agent exits 1
+        drop-after=<s>        s seconds after the session is established it drops, the process lives on:
+                              "session closed, starting reconnect loop", then "failed to reconnect session"
+                              every FAKE_NGROK_RECONNECT_S; the public side answers 404 ERR_NGROK_3200; the
+                              API still lists the endpoints
+        drop-heartbeat        with drop-after: the drop is a heartbeat timeout (its line, err="session closed")
+        recover-after=<s>     with drop-after: s seconds after the drop the session is back
+                              ("client session established"), same endpoints, same URLs
+        restart-after=<s>     s seconds after start the agent re-execs itself (same PID, same argv, same API
+                              port) as a dashboard "Restart" does: a fresh start, no endpoints (once)
+        offline               the API starts, the session never comes up: "failed to reconnect session"
+                              with FAKE_NGROK_RECONNECT_ERR every FAKE_NGROK_RECONNECT_S, forever
+    FAKE_NGROK_RECONNECT_S    seconds between redials while down or offline (default 0.5)
+    FAKE_NGROK_RECONNECT_ERR  the redial error (default: DNS lookup of connect.ngrok-agent.com fails)
+    FAKE_NGROK_DROP_ERR       the error of the drop line (default: connection reset by peer)
+    FAKE_NGROK_DEV_DOMAIN     the account's dev domain, used by an http(s) endpoint asked for without a URL
+                              (default: derived from the authtoken, *.ngrok-free.dev, stable across restarts)
+    FAKE_NGROK_STATE_DIR      shared by fake agents of one account: an endpoint URL already online in any of
+                              them is ERR_NGROK_334; a URL keeps its local port across restarts when free
+    FAKE_NGROK_PUBLIC_HOST    host used in every public URL instead of the endpoint's domain (e.g. localhost,
+                              for clients that resolve names through real DNS)
+    FAKE_NGROK_API_LOG        append {"pid", "method", "path", "body", "status"} per API call that is not a GET
+    FAKE_NGROK_CERT/KEY       PEM files for the public HTTPS listeners
+    FAKE_NGROK_ARGV_LOG       append {"pid", "argv", "restarts"} as a JSON line per start (and restart)
+    FAKE_NGROK_ENV_LOG        append {"pid", "env"} (the environment it was started with) per invocation
+    FAKE_NGROK_WATCH_PID      exit when this process ends (unset: never; the real agent outlives its parent)
 """
 
 from __future__ import annotations
@@ -22,21 +52,20 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import platform
 import re
-import secrets
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any, TextIO
-
-import yaml
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _agent import Agent, ApiError, Settings
-from _ngrok_errors import AGENT_VERSION, AUTH_ERRORS, TOO_OLD_VERSION
+from _config import ConfigError, agent_section, config_paths, load_config, save_setting
+from _logfmt import Logger
+from _ngrok_errors import AGENT_VERSION, AUTH_ERRORS, OFFLINE_ERR, TOO_OLD_VERSION, dev_domain_for
+from _registry import Registry
+from _session import Session
 
 VALUE_FLAGS = frozenset(
     {
@@ -58,6 +87,7 @@ VALUE_FLAGS = frozenset(
         "basic-auth",
     }
 )
+_TIMED = ("die-after", "drop-after", "recover-after", "restart-after")
 
 
 class Usage(Exception):
@@ -77,50 +107,29 @@ class Cli:
 @dataclass
 class Modes:
     names: frozenset[str]
-    die_after: float | None
+    timers: dict[str, float]
+    version: str
 
     @classmethod
     def from_env(cls, raw: str) -> Modes:
         names: set[str] = set()
-        die_after = None
+        timers: dict[str, float] = {}
+        version = ""
         for token in (t.strip() for t in raw.split(",")):
-            if token.startswith("die-after="):
-                die_after = float(token.split("=", 1)[1])
+            key, eq, value = token.partition("=")
+            if eq and key in _TIMED:
+                timers[key] = float(value)
+            elif eq and key == "version":
+                version = value
             elif token:
                 names.add(token)
-        return cls(frozenset(names), die_after)
+        if not version:
+            version = TOO_OLD_VERSION if "too-old" in names else AGENT_VERSION
+        return cls(frozenset(names), timers, version)
 
 
-class Logger:
-    """ngrok's logfmt: ``t=... lvl=info msg="..." key=value``; Go-quoted values with \\n escapes."""
-
-    def __init__(self, target: str | None) -> None:
-        self.stream: TextIO | None = None
-        if target == "stdout":
-            self.stream = sys.stdout
-        elif target == "stderr":
-            self.stream = sys.stderr
-        elif target and target != "false":
-            self.stream = open(target, "a", encoding="utf-8")  # noqa: SIM115
-
-    def __call__(self, lvl: str, msg: str, **fields: Any) -> None:
-        if self.stream is None:
-            return
-        stamp = datetime.now().astimezone().strftime("%Y-%m-%dT%H:%M:%S%z")
-        parts = [f"t={stamp}", f"lvl={lvl}", f"msg={_quote(msg, force=True)}"]
-        parts += [f"{key}={_quote(str(value))}" for key, value in fields.items()]
-        try:
-            self.stream.write(" ".join(parts) + "\n")
-            self.stream.flush()
-        except (BrokenPipeError, ValueError):
-            self.stream = None
-
-
-def _quote(value: str, *, force: bool = False) -> str:
-    if not force and value and re.fullmatch(r"[^\s\"\\=]+", value):
-        return value
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
-    return '"' + escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t") + '"'
+def version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:3])
 
 
 def parse_cli(argv: list[str]) -> Cli:
@@ -141,53 +150,6 @@ def parse_cli(argv: list[str]) -> Cli:
     return cli
 
 
-def default_config_path() -> Path:
-    home = Path.home()
-    if platform.system() == "Darwin":
-        return home / "Library" / "Application Support" / "ngrok" / "ngrok.yml"
-    base = os.environ.get("XDG_CONFIG_HOME") or str(home / ".config")
-    return Path(base) / "ngrok" / "ngrok.yml"
-
-
-def config_paths(cli: Cli) -> tuple[list[Path], bool]:
-    """The config files to read and whether they were given explicitly (then they must exist)."""
-    given = [p for value in cli.flags.get("config", []) for p in value.split(",") if p]
-    if given:
-        return [Path(p) for p in given], True
-    return [default_config_path()], False
-
-
-def load_config(paths: list[Path], explicit: bool) -> dict[str, Any]:
-    merged: dict[str, Any] = {}
-    for path in paths:
-        if not path.exists():
-            if explicit:
-                raise Usage(f"open {path}: no such file or directory")
-            continue
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (yaml.YAMLError, ValueError) as exc:
-            raise Usage(f"Error reading configuration file '{path}': {exc}") from exc
-        if not isinstance(data, dict):
-            raise Usage(f"Error reading configuration file '{path}': not a mapping")
-        _merge(merged, data)
-    return merged
-
-
-def _merge(into: dict[str, Any], data: dict[str, Any]) -> None:
-    for key, value in data.items():
-        if isinstance(value, dict) and isinstance(into.get(key), dict):
-            _merge(into[key], value)
-        else:
-            into[key] = value
-
-
-def agent_section(config: dict[str, Any]) -> dict[str, Any]:
-    if str(config.get("version", "2")) == "3":
-        return config.get("agent") or {}
-    return config
-
-
 def resolve_authtoken(cli: Cli, config: dict[str, Any]) -> tuple[str | None, str]:
     """Like ngrok: --authtoken beats $NGROK_AUTHTOKEN beats the config file."""
     if cli.flag("authtoken"):
@@ -198,45 +160,13 @@ def resolve_authtoken(cli: Cli, config: dict[str, Any]) -> tuple[str | None, str
     return (str(token), "config") if token else (None, "none")
 
 
-def save_setting(cli: Cli, key: str, value: str) -> Path:
-    """``ngrok config add-authtoken`` / ``add-api-key``: update one agent field, file mode 0600."""
-    paths, _ = config_paths(cli)
-    path = paths[0]
-    config = load_config([path], explicit=False)
-    config.setdefault("version", "3")
-    if str(config["version"]) == "3":
-        config.setdefault("agent", {})
-        config["agent"] = config["agent"] or {}
-        config["agent"][key] = value
-    else:
-        config[key] = value
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        yaml.safe_dump(config, handle)
-    return path
-
-
-def record_argv(argv: list[str]) -> None:
-    target = os.environ.get("FAKE_NGROK_ARGV_LOG")
+def _append_json(variable: str, entry: dict[str, Any]) -> None:
+    target = os.environ.get(variable)
     if not target:
         return
-    line = json.dumps({"pid": os.getpid(), "argv": argv}) + "\n"
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     try:
-        os.write(fd, line.encode())
-    finally:
-        os.close(fd)
-
-
-def record_env() -> None:
-    target = os.environ.get("FAKE_NGROK_ENV_LOG")
-    if not target:
-        return
-    line = json.dumps({"pid": os.getpid(), "env": dict(os.environ)}) + "\n"
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    try:
-        os.write(fd, line.encode())
+        os.write(fd, (json.dumps(entry) + "\n").encode())
     finally:
         os.close(fd)
 
@@ -247,64 +177,64 @@ def print_error(message: str) -> None:
 
 
 def main(argv: list[str]) -> int:
-    record_argv(argv)
-    record_env()
+    restarts = int(os.environ.get("FAKE_NGROK_RESTARTS", "0"))
+    _append_json("FAKE_NGROK_ARGV_LOG", {"pid": os.getpid(), "argv": argv, "restarts": restarts})
+    _append_json("FAKE_NGROK_ENV_LOG", {"pid": os.getpid(), "env": dict(os.environ)})
     modes = Modes.from_env(os.environ.get("FAKE_NGROK_MODE", ""))
-    version = TOO_OLD_VERSION if "too-old" in modes.names else AGENT_VERSION
     cli = parse_cli(argv)
     command = cli.command
     try:
         if cli.flag("version") or command == ["version"]:
-            print(f"ngrok version {version}")
+            print(f"ngrok version {modes.version}")
             return 0
         if not command or cli.flag("help") or command == ["help"]:
             print("NAME:\n  ngrok - tunnel local ports to public URLs (fake agent for tests)")
             return 0
-        if command == ["update"]:
-            print("No update available, this is the latest version.")
-            return 0
-        if command[:2] == ["config", "add-authtoken"] and len(command) == 3:
-            path = save_setting(cli, "authtoken", command[2])
-            print(f"Authtoken saved to configuration file: {path}")
-            return 0
-        if command[:2] == ["config", "add-api-key"] and len(command) == 3:
-            path = save_setting(cli, "api_key", command[2])
-            print(f"API key saved to configuration file: {path}")
-            return 0
-        if command == ["config", "check"]:
-            paths, explicit = config_paths(cli)
-            load_config(paths, explicit)
-            print(f"Valid configuration file at {paths[0]}")
+        paths, explicit = config_paths(cli.flags.get("config", []))
+        if command[:2] in (["config", "add-authtoken"], ["config", "add-api-key"]) and len(command) == 3:
+            key = "authtoken" if command[1] == "add-authtoken" else "api_key"
+            path = save_setting(paths[0], key, command[2])
+            print(f"{'Authtoken' if key == 'authtoken' else 'API key'} saved to configuration file: {path}")
             return 0
         if command[0] == "api":
             raise Usage("the fake ngrok agent cannot reach the ngrok API (offline test double)")
-        if command[0] in ("start", "http", "tcp", "tls"):
-            return asyncio.run(run_agent(cli, modes, version))
-        raise Usage(f'unknown command "{command[0]}" for "ngrok"')
-    except Usage as exc:
+        if command[0] not in ("start", "http", "tcp", "tls", "update") and command != ["config", "check"]:
+            raise Usage(f'unknown command "{command[0]}" for "ngrok"')
+        config = load_config(paths, explicit, version_tuple(modes.version))
+        if command == ["update"]:
+            print("No update available, this is the latest version.")
+            return 0
+        if command == ["config", "check"]:
+            print(f"Valid configuration file at {paths[0]}")
+            return 0
+        return asyncio.run(run_agent(cli, modes, config, paths, explicit, restarts))
+    except (Usage, ConfigError) as exc:
         print_error(str(exc))
         return 1
 
 
-async def run_agent(cli: Cli, modes: Modes, version: str) -> int:
+async def run_agent(
+    cli: Cli, modes: Modes, config: dict[str, Any], paths: list[Path], explicit: bool, restarts: int
+) -> int:
     watched = os.environ.get("FAKE_NGROK_WATCH_PID")
-    watchdog = asyncio.get_running_loop().create_task(
-        _exit_with_parent(os.getppid()) if not watched else _exit_with_process(int(watched))
-    )
+    if watched:
+        asyncio.get_running_loop().create_task(_exit_with_process(int(watched)))
+    forever = asyncio.Event()
     if "silent" in modes.names:
-        await watchdog
-    paths, explicit = config_paths(cli)
-    config = load_config(paths, explicit)
+        await forever.wait()
     section = agent_section(config)
     log = Logger(cli.flag("log") or section.get("log"))
     if explicit:
         for path in paths:
-            log("info", "open config file", path=str(path), err="nil")
+            log("info", "open config file", path=str(path), err="<nil>")
     else:
         log("info", "no configuration paths supplied")
     token, source = resolve_authtoken(cli, config)
+    registry = Registry(os.environ.get("FAKE_NGROK_STATE_DIR"))
+    registry.forget_own()
     settings = Settings(
-        version=version,
+        version=version_tuple(modes.version),
+        version_text=modes.version,
         modes=modes.names,
         public_host=os.environ.get("FAKE_NGROK_PUBLIC_HOST"),
         cert_file=os.environ.get("FAKE_NGROK_CERT"),
@@ -312,9 +242,18 @@ async def run_agent(cli: Cli, modes: Modes, version: str) -> int:
         region=cli.flag("region") or str(section.get("region") or "us"),
         authtoken_source=source,
         config_paths=[str(p) for p in paths],
+        dev_domain=os.environ.get("FAKE_NGROK_DEV_DOMAIN") or dev_domain_for(token),
+        api_log=os.environ.get("FAKE_NGROK_API_LOG"),
+        registry=registry,
     )
-    agent = Agent(settings, log)
-    web_addr = str(section.get("web_addr") or "")
+    session = Session(
+        log,
+        reconnect_s=float(os.environ.get("FAKE_NGROK_RECONNECT_S", "0.5")),
+        reconnect_err=os.environ.get("FAKE_NGROK_RECONNECT_ERR") or OFFLINE_ERR,
+        **({"drop_err": os.environ["FAKE_NGROK_DROP_ERR"]} if os.environ.get("FAKE_NGROK_DROP_ERR") else {}),
+    )
+    agent = Agent(settings, log, session)
+    web_addr = os.environ.get("FAKE_NGROK_RESTART_WEB_ADDR") or str(section.get("web_addr") or "")
     host, _, port = (web_addr or "127.0.0.1:4040").rpartition(":")
     try:
         bound = await agent.start_api(host or "127.0.0.1", int(port), fallback=not web_addr)
@@ -324,20 +263,25 @@ async def run_agent(cli: Cli, modes: Modes, version: str) -> int:
         print_error(err)
         return 1
     log("info", "starting web service", obj="web", addr=bound, allow_hosts="[]")
+    loop = asyncio.get_running_loop()
+    timers = modes.timers
+    if "restart-after" in timers and restarts == 0:
+        loop.call_later(timers["restart-after"], _restart, log, bound, restarts)
+    if "die-after" in timers:
+        loop.call_later(timers["die-after"], _die, log, timers["die-after"])
+    if "offline" in modes.names:
+        await session.redial_forever()
     failure = _auth_failure(modes, token)
     if failure:
-        return _fail_session(log, failure)
-    log("info", "tunnel session started", obj="tunnels.session")
-    log("info", "client session established", obj="csess", id=secrets.token_hex(6))
+        return _fail_session(log, session, failure)
+    session.establish()
     try:
         await _start_configured(agent, cli, config)
     except ApiError as exc:
-        log("crit", "command failed", err=exc.err)
-        print_error(exc.err.rstrip())
-        return 1
-    if modes.die_after is not None:
-        asyncio.get_running_loop().call_later(modes.die_after, _die, log, modes.die_after)
-    await watchdog
+        return _fail_session(log, session, exc.err, closing_only=True)
+    if "drop-after" in timers:
+        loop.call_later(timers["drop-after"], _drop, session, modes)
+    await forever.wait()
     return 0
 
 
@@ -345,15 +289,17 @@ def _auth_failure(modes: Modes, token: str | None) -> str | None:
     for mode in ("no-authtoken", "bad-authtoken", "session-limit", "too-old"):
         if mode in modes.names:
             code, text = AUTH_ERRORS[mode]
-            return f"authentication failed: {text.format(token=token)}\r\n\r\n{code}\r\n"
+            return f"authentication failed: {text.format(token=token, version=modes.version)}\r\n\r\n{code}\r\n"
     if not token:
         code, text = AUTH_ERRORS["no-authtoken"]
         return f"authentication failed: {text}\r\n\r\n{code}\r\n"
     return None
 
 
-def _fail_session(log: Logger, err: str) -> int:
-    log("eror", "failed to reconnect session", obj="csess", id=secrets.token_hex(6), err=err)
+def _fail_session(log: Logger, session: Session, err: str, *, closing_only: bool = False) -> int:
+    """A permanent session error: the agent logs why, prints ngrok's ERROR: lines and exits 1."""
+    if not closing_only:
+        log("eror", "failed to reconnect session", obj="tunnels.session", obj_2="csess", id=session.id, err=err)
     log("eror", "session closing", obj="tunnels.session", err=err)
     log("info", "received stop request", obj="app", stopReq="{err:<nil> restart:false}")
     log("eror", "terminating with error", obj="app", err=err)
@@ -384,6 +330,20 @@ async def _start_configured(agent: Agent, cli: Cli, config: dict[str, Any]) -> N
             await agent.create(body, kind)
 
 
+def _drop(session: Session, modes: Modes) -> None:
+    session.drop(heartbeat="drop-heartbeat" in modes.names)
+    if "recover-after" in modes.timers:
+        asyncio.get_running_loop().call_later(modes.timers["recover-after"], session.recover)
+
+
+def _restart(log: Logger, api_addr: str, restarts: int) -> None:
+    """A dashboard "Restart": the agent re-execs itself in place (same PID and argv) and starts afresh."""
+    log("info", "received stop request", obj="app", stopReq="{err:<nil> restart:true}")
+    sys.stdout.flush()
+    env = {**os.environ, "FAKE_NGROK_RESTARTS": str(restarts + 1), "FAKE_NGROK_RESTART_WEB_ADDR": api_addr}
+    os.execve(sys.executable, sys.orig_argv, env)
+
+
 def _die(log: Logger, seconds: float) -> None:
     err = f"session closed by the fake agent after {seconds:g}s (die-after)"
     log("eror", "session closing", obj="tunnels.session", err=err)
@@ -391,16 +351,8 @@ def _die(log: Logger, seconds: float) -> None:
     os._exit(1)
 
 
-async def _exit_with_parent(parent: int) -> None:
-    """Never outlive the test process that started us, even if it forgot to kill us."""
-    while True:
-        await asyncio.sleep(0.5)
-        if os.getppid() != parent:
-            os._exit(0)
-
-
 async def _exit_with_process(pid: int) -> None:
-    """Outlive our parent (like the real agent), but never the test process named by the test."""
+    """Outlive our parent (like the real agent), but never the process a test names."""
     while True:
         await asyncio.sleep(0.5)
         try:

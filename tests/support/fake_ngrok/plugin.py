@@ -21,9 +21,11 @@ def fake_ngrok_ca() -> trustme.CA:
 def make_fake_ngrok(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_ngrok_ca: trustme.CA
 ) -> Iterator[MakeFakeNgrok]:
-    """Factory: ``make_fake_ngrok(mode=..., authtoken=..., domains=..., web_addr=..., env=...)``."""
+    """Factory: ``make_fake_ngrok(mode=..., authtoken=..., domains=..., web_addr=..., env=..., config=...,
+    dev_domain=..., public_host=...)``; every fake of one test shares one state directory (one ngrok account)."""
     monkeypatch.delenv("NGROK_AUTHTOKEN", raising=False)
     created: list[FakeNgrok] = []
+    state_dir = tmp_path / "fake-ngrok-state"
 
     def factory(
         *,
@@ -33,6 +35,8 @@ def make_fake_ngrok(
         web_addr: str = "127.0.0.1:0",
         env: dict[str, str] | None = None,
         config: dict[str, Any] | None = None,
+        dev_domain: str = "",
+        public_host: str | None = "localhost",
     ) -> FakeNgrok:
         fake = FakeNgrok(
             root=tmp_path / f"fake-ngrok-{len(created)}",
@@ -42,13 +46,16 @@ def make_fake_ngrok(
             web_addr=web_addr,
             extra_env=dict(env or {}),
             extra_config=dict(config or {}),
+            state_dir=state_dir,
+            dev_domain=dev_domain,
+            public_host=public_host,
         )
-        fake.install(CERT_NAMES + tuple(domains))
+        fake.install((*CERT_NAMES, *domains, fake.dev_domain))
         created.append(fake)
         return fake
 
     yield factory
-    for fake in created:
+    for fake in created:  # the agents outlive their parents (as ngrok does): nothing else stops them
         fake.kill()
 
 
