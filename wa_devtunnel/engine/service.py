@@ -28,6 +28,7 @@ from wa_devtunnel.engine.forwarder import Forwarder, ForwardResult
 from wa_devtunnel.engine.http_server import LISTEN_BACKLOG, ReceiverRunner, ServerLimits
 from wa_devtunnel.engine.instance import RunningInstance, remove_instance, write_instance
 from wa_devtunnel.engine.leftovers import clear_leftovers
+from wa_devtunnel.engine.meta.handshake_watch import HandshakeWatch
 from wa_devtunnel.engine.meta.registration import Registrar, registrar_for
 from wa_devtunnel.engine.processes import process_identity
 from wa_devtunnel.engine.receiver import RECEIVER_STATE, ReceiverConfig, create_receiver_app
@@ -126,9 +127,12 @@ class WebhookService:
         known_numbers = settings.accounts_by_phone_number_id()
         if known_numbers:  # the decoder flags unknown numbers only against configured ones
             self.bus.add_listener(UnknownNumberHints(self.bus, known_numbers))
+        # Says when Meta's handshake reaches the public URL ("Verify and save", --register), or does not.
+        self.handshakes = HandshakeWatch(self.bus, self.tunnel.name)
+        self.bus.add_listener(self.handshakes.observe)
         self.registrar = registrar or registrar_for(settings)
         if self.registrar is not None:
-            self.registrar.attach(self.bus)
+            self.registrar.attach(self.bus, self.handshakes)
 
     async def prepare(self, progress: TextIO | None = None) -> None:
         """Slow one-time work before any UI exists (the ngrok download); failures surface at start."""
@@ -201,6 +205,8 @@ class WebhookService:
     def _set_public_url(self, public_url: str | None) -> None:
         self.public_url = public_url.rstrip("/") if public_url else None
         self.callback_url = f"{self.public_url}{self.settings.path}" if self.public_url else self.local_url
+        if self.public_url:
+            self.handshakes.expect(self.callback_url)
 
     def announce_instance(self) -> None:
         """(Re)write the instance file, so other commands (replay, trigger, meta, watch) find this engine."""

@@ -20,6 +20,7 @@ from wa_devtunnel.engine.meta.graph import (
     SubscribedField,
     advice_for,
 )
+from wa_devtunnel.engine.meta.handshake_watch import HANDSHAKE_WAIT_S, HandshakeWatch
 from wa_devtunnel.settings import Settings
 
 UNDO_TIMEOUT_S = 10.0
@@ -165,21 +166,26 @@ class Registrar:
         *,
         graph_factory: Callable[[], GraphClient] | None = None,
         quiet_after_s: float | None = None,
+        handshake_wait_s: float = HANDSHAKE_WAIT_S,
     ) -> None:
         self.settings = settings
         self.scope = scope
         self.graph_factory = graph_factory or (lambda: GraphClient.from_settings(settings))
         self.quiet_after_s = settings.quiet_after_register_s if quiet_after_s is None else quiet_after_s
+        self.handshake_wait_s = handshake_wait_s
         self.bus = EventBus()
+        # Meta's verify requests as the receiver saw them (the service's watch; attach() passes it).
+        self.handshakes: HandshakeWatch | None = None
         self.current: Registration | None = None
         self.meta_events = 0
         self._lock = asyncio.Lock()
         self._inflight: asyncio.Future[None] | None = None
         self._quiet: asyncio.Task[None] | None = None
 
-    def attach(self, bus: EventBus) -> None:
-        """Publish on the service's bus and count Meta's events on it (for the quiet hint)."""
+    def attach(self, bus: EventBus, handshakes: HandshakeWatch | None = None) -> None:
+        """Publish on the service's bus, count Meta's events on it (the quiet hint), see its handshakes arrive."""
         self.bus = bus
+        self.handshakes = handshakes
         bus.add_listener(self.observe)
 
     def observe(self, event: EngineEvent) -> None:
@@ -205,6 +211,7 @@ class Registrar:
         async with self._lock:
             if self.current is not None and self.current.callback_url == callback_url:
                 return
+            handshakes_seen = self.handshakes.arrived if self.handshakes is not None else 0
             try:
                 async with self.graph_factory() as graph:
                     registration = await register(
@@ -214,6 +221,11 @@ class Registrar:
                 advice = advice_for(exc, self.settings.waba_id) if isinstance(exc, GraphError) else ""
                 text = f"--register {self.scope} failed: Meta refused {callback_url}: {exc}"
                 self.bus.publish(Notice("error", text + (f"\n  {advice}" if advice else ""), topic="register"))
+                # 2200: Meta's handshake failed and it tries no more. None reached us: Meta never got through.
+                handshakes = self.handshakes
+                verification_failed = isinstance(exc, GraphError) and exc.code == 2200
+                if verification_failed and handshakes is not None and handshakes.arrived == handshakes_seen:
+                    self.bus.publish(handshakes.missing(callback_url, 0, accepted=False))
                 return
             again = self.current is not None
             if again and self.current is not None:
@@ -221,17 +233,25 @@ class Registrar:
             self.current = registration
             note = " (re-registered: the tunnel URL changed)" if again else " (undone on exit)"
             self.bus.publish(Notice("info", registration.describe() + note, topic="register"))
-            self._watch_quiet(registration)
+            self._watch_quiet(registration, handshakes_seen)
 
-    def _watch_quiet(self, registration: Registration) -> None:
+    def _watch_quiet(self, registration: Registration, handshakes_seen: int) -> None:
         if self._quiet is not None:
             self._quiet.cancel()
-        if self.quiet_after_s > 0:
-            self._quiet = asyncio.ensure_future(self._quiet_watch(registration, self.meta_events))
+        self._quiet = asyncio.ensure_future(self._quiet_watch(registration, self.meta_events, handshakes_seen))
 
-    async def _quiet_watch(self, registration: Registration, seen: int) -> None:
-        await asyncio.sleep(self.quiet_after_s)
-        if self.meta_events == seen:
+    async def _quiet_watch(self, registration: Registration, events_seen: int, handshakes_seen: int) -> None:
+        """First: did Meta's handshake reach us at all? Then: did any webhook follow?"""
+        loop = asyncio.get_running_loop()
+        began = loop.time()
+        handshakes, wait_s = self.handshakes, self.handshake_wait_s
+        if handshakes is not None and wait_s > 0 and not await handshakes.arrived_since(handshakes_seen, wait_s):
+            self.bus.publish(handshakes.missing(registration.callback_url, wait_s, accepted=True))
+            return  # the quiet hint's checks (fields, WABA) would mislead: Meta never reached this receiver
+        if self.quiet_after_s <= 0:
+            return
+        await asyncio.sleep(max(self.quiet_after_s - (loop.time() - began), 0))
+        if self.meta_events == events_seen:
             self.bus.publish(Notice("warning", quiet_hint(self.quiet_after_s, registration), topic="quiet"))
 
     async def close(self) -> None:
