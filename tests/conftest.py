@@ -17,7 +17,12 @@ from wa_devtunnel.engine.receiver import ReceiverConfig, create_receiver_app
 from wa_devtunnel.engine.recording import SessionRecorder
 
 # Declared once, here: the fakes' fixtures (ngrok agent, Graph API) and pytester for the plugin's tests.
-pytest_plugins = ("pytester", "tests.support.fake_ngrok.plugin", "tests.support.fake_graph_plugin")
+pytest_plugins = (
+    "pytester",
+    "tests.support.fake_ngrok.plugin",
+    "tests.support.fake_cloudflared.plugin",
+    "tests.support.fake_graph_plugin",
+)
 
 # The suite is deterministic: property tests replay the same examples on every run (CI included).
 # `HYPOTHESIS_PROFILE=explore` searches fresh examples when hunting for bugs by hand.

@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 
 from tests.support.constants import APP_SECRET, VERIFY_TOKEN
-from tests.support.fake_cloudflared import FakeCloudflared, MakeFakeCloudflared, is_fake_cloudflared, plugin
+from tests.support.fake_cloudflared import FakeCloudflared, MakeFakeCloudflared, is_fake_cloudflared
 from tests.support.meta_client import MetaLikeSender, meta_signature
 from wa_devtunnel.engine.doctor.cloudflared import check_cloudflared
 from wa_devtunnel.engine.doctor.report import DoctorInput, Status
@@ -34,12 +34,6 @@ from wa_devtunnel.engine.tunnel.cloudflared_log import INSTALL_URL, CloudflaredL
 from wa_devtunnel.engine.tunnel.provider import AGENT_WORKDIR_PREFIX, TunnelError, TunnelHealth
 from wa_devtunnel.rules.samples import payloads as samples
 from wa_devtunnel.settings import load_settings
-
-# The fake's fixtures (until the root conftest lists tests.support.fake_cloudflared.plugin in pytest_plugins).
-fake_cloudflared_ca = plugin.fake_cloudflared_ca
-make_fake_cloudflared = plugin.make_fake_cloudflared
-fake_cloudflared = plugin.fake_cloudflared
-trycloudflare_dns = plugin.trycloudflare_dns
 
 QUICK_URL = re.compile(r"https://[a-z]+(?:-[a-z]+){3}\.trycloudflare\.com:\d+")
 
