@@ -17,9 +17,11 @@ import pytest
 from aiohttp import web
 
 from tests.support.constants import VERIFY_TOKEN
+from tests.support.fake_ngrok import DEFAULT_AUTHTOKEN, MakeFakeNgrok
 from wa_devtunnel.engine import service as service_module
 from wa_devtunnel.engine.events import EngineEvent, Notice, SelfTestFinished, Subscription, TunnelChanged
 from wa_devtunnel.engine.service import WebhookService
+from wa_devtunnel.engine.tunnel.ngrok import NgrokTunnel
 from wa_devtunnel.engine.tunnel.provider import AgentFootprint, TunnelError, TunnelHealth
 from wa_devtunnel.settings import load_settings
 
@@ -234,3 +236,37 @@ async def test_a_dead_agent_during_a_drop_goes_the_restart_way(running: Any) -> 
     assert tunnel_states(seen) == ["down", "reconnecting", "up"]
     assert (tunnel.starts, tunnel.stops) == (2, 1)
     assert (await until(events, lambda e: isinstance(e, SelfTestFinished) and e.ok)).ok
+
+
+async def test_the_real_pyngrok_and_the_fake_agent_dropping_its_session(
+    tmp_path: Path, make_fake_ngrok: MakeFakeNgrok
+) -> None:
+    """End to end: the agent's log says the session dropped (process alive), the edge answers 3200, it recovers."""
+    fake = make_fake_ngrok(mode="drop-after=1,recover-after=2", env={"FAKE_NGROK_RECONNECT_S": "0.2"})
+    settings = load_settings(
+        {"port": "0", "recordings_dir": str(tmp_path / "rec"), "tunnel": "ngrok"},
+        environ={"WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN},
+        cwd=tmp_path,
+    )
+    service = WebhookService(
+        settings,
+        tunnel=NgrokTunnel(DEFAULT_AUTHTOKEN, ngrok_path=str(fake.ngrok_path)),
+        selftest_ssl=fake.ssl_context(),
+    )
+    events = service.bus.subscribe()
+    started = await service.start()
+    seen: list[Any] = []
+    try:
+        assert started.tunnel_state == "up"
+        down = await until(events, lambda e: isinstance(e, TunnelChanged) and e.state not in ("starting", "up"), seen)
+        assert down.state == "down" and down.reason, down
+        probe = await until(events, lambda e: isinstance(e, SelfTestFinished) and not e.ok, seen)
+        assert "ERR_NGROK_3200" in probe.detail, probe.detail
+        up = await until(events, lambda e: isinstance(e, TunnelChanged) and e.state == "up", seen)
+        assert (up.reason, up.callback_url) == ("reconnected", started.callback_url)
+        assert (await until(events, lambda e: isinstance(e, SelfTestFinished), seen)).ok
+    finally:
+        await service.stop()
+    assert [n.topic for n in seen if isinstance(n, Notice)] == ["tunnel-down"]
+    assert [argv[0] for argv in fake.invocations() if argv[0] != "--version"] == ["start"]  # never restarted
+    assert fake.agent_pids() == []
