@@ -50,7 +50,9 @@ async def test_register_follows_a_new_tunnel_url_and_removes_the_override_on_exi
     service = registering(tmp_path, fake, fake_graph)
     events = service.bus.subscribe()
     await service.start()
-    fake.set_mode("ok")  # the agent started next (the reconnect) stays up
+    # The agent started next (the reconnect) stays up, on another domain: a URL that changed, as a random
+    # (paid) URL does (the free plan's dev domain would come back the same).
+    fake.set_mode("ok", FAKE_NGROK_DEV_DOMAIN="another-dev-domain.ngrok-free.dev")
     first_url = service.callback_url
     try:
         first = await notice(events, "register")
