@@ -235,6 +235,23 @@ class FakeNgrok:
             return []
         return [json.loads(line)["env"] for line in self.env_log.read_text().splitlines() if line]
 
+    def drop_session(self) -> None:
+        """Drop the session of every live agent now (SIGUSR1), as ``drop-after`` does."""
+        self._signal(signal.SIGUSR1)
+
+    def recover_session(self) -> None:
+        """Bring a dropped session back now (SIGUSR2), as ``recover-after`` does."""
+        self._signal(signal.SIGUSR2)
+
+    def restart_in_place(self) -> None:
+        """A dashboard "Restart" now (SIGHUP): each live agent re-execs itself, same pid, no endpoints."""
+        self._signal(signal.SIGHUP)
+
+    def _signal(self, signum: int) -> None:
+        for pid in self.agent_pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
     def outlive_parent(self) -> None:
         """Survive a killed wa-devtunnel (the default now, as the real agent) but exit with this test process."""
         self.set_mode(self.mode, FAKE_NGROK_WATCH_PID=str(os.getpid()))

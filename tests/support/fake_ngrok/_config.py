@@ -126,7 +126,7 @@ def _read_one(path: Path, agent_version: tuple[int, ...]) -> dict[str, Any]:
     valid = ["1", "2", "3"] if agent_version >= FIRST_V3_CONFIG else ["1", "2"]
     if version not in valid:
         raise ConfigError(f"{prefix}unknown version '{version}'. valid versions are: [{' '.join(valid)}]")
-    unknown = list(_unknown_v3(node) if version == "3" else _unknown_v2(node))
+    unknown = sorted(_unknown_v3(node) if version == "3" else _unknown_v2(node))  # Go reports in file order
     if unknown:
         lines = "\n".join(f"  line {line}: field {key} not found in type {go_type}" for line, key, go_type in unknown)
         raise ConfigError(f"{prefix}YAML parsing error: yaml: unmarshal errors:\n{lines}")

@@ -29,6 +29,8 @@ Knobs (environment):
                               ("client session established"), same endpoints, same URLs
         restart-after=<s>     s seconds after start the agent re-execs itself (same PID, same argv, same API
                               port) as a dashboard "Restart" does: a fresh start, no endpoints (once)
+    Signals (test controls, any mode, once the session is up): SIGUSR1 drops the session now (as drop-after),
+    SIGUSR2 brings it back (as recover-after), SIGHUP restarts the agent in place now (as restart-after).
         offline               the API starts, the session never comes up: "failed to reconnect session"
                               with FAKE_NGROK_RECONNECT_ERR every FAKE_NGROK_RECONNECT_S, forever
     FAKE_NGROK_RECONNECT_S    seconds between redials while down or offline (default 0.5)
@@ -53,6 +55,7 @@ import asyncio
 import json
 import os
 import re
+import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -264,6 +267,9 @@ async def run_agent(
         return 1
     log("info", "starting web service", obj="web", addr=bound, allow_hosts="[]")
     loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGUSR1, _drop, session, modes)
+    loop.add_signal_handler(signal.SIGUSR2, session.recover)
+    loop.add_signal_handler(signal.SIGHUP, _restart, log, bound, restarts)
     timers = modes.timers
     if "restart-after" in timers and restarts == 0:
         loop.call_later(timers["restart-after"], _restart, log, bound, restarts)
@@ -331,6 +337,8 @@ async def _start_configured(agent: Agent, cli: Cli, config: dict[str, Any]) -> N
 
 
 def _drop(session: Session, modes: Modes) -> None:
+    if not session.up:
+        return
     session.drop(heartbeat="drop-heartbeat" in modes.names)
     if "recover-after" in modes.timers:
         asyncio.get_running_loop().call_later(modes.timers["recover-after"], session.recover)
