@@ -33,7 +33,9 @@ def _service(tmp_path: Path, fake: FakeNgrok, *, authtoken: str | None = DEFAULT
         environ={"WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN, "WHATSAPP_APP_SECRET": APP_SECRET},
         cwd=tmp_path,
     )
-    tunnel = NgrokTunnel(authtoken, ngrok_path=str(fake.ngrok_path), start_deadline_s=deadline)
+    tunnel = NgrokTunnel(
+        authtoken, ngrok_path=str(fake.ngrok_path), start_deadline_s=deadline, upstream_host=settings.host
+    )
     return WebhookService(settings, tunnel=tunnel, selftest_ssl=fake.ssl_context())
 
 
@@ -160,7 +162,11 @@ async def test_silent_agent_hits_our_deadline(tmp_path: Path, make_fake_ngrok: M
 
 @pytest.mark.parametrize(
     ("mode", "code", "advice"),
-    [("session-limit", "ERR_NGROK_108", "the free plan allows 3"), ("too-old", "ERR_NGROK_121", " update`")],
+    [
+        ("session-limit", "ERR_NGROK_108", "the free plan allows 3"),
+        # ngrok's minimum for an account can rise above our 3.30 floor: the agent starts, the service refuses it.
+        ("too-old,version=3.30.0", "ERR_NGROK_121", " update`"),
+    ],
 )
 async def test_agent_errors_keep_their_code_and_say_what_to_do(
     tmp_path: Path, make_fake_ngrok: MakeFakeNgrok, mode: str, code: str, advice: str
@@ -197,7 +203,10 @@ async def test_agent_dying_is_reported_and_the_tunnel_comes_back(
     assert not any(pid_alive(pid) for pid in _agent_pids(fake))
 
 
-async def test_interstitial_page_fails_the_selftest(tmp_path: Path, make_fake_ngrok: MakeFakeNgrok) -> None:
+async def test_the_browser_warning_page_never_stands_in_meta_s_way(
+    tmp_path: Path, make_fake_ngrok: MakeFakeNgrok
+) -> None:
+    # ngrok's free-plan interstitial is for browsers only; Meta's user agent (the self-test's) goes through.
     fake = make_fake_ngrok(mode="interstitial")
     service = _service(tmp_path, fake)
     events = service.bus.subscribe()
@@ -206,8 +215,7 @@ async def test_interstitial_page_fails_the_selftest(tmp_path: Path, make_fake_ng
         result = await _next(events, SelfTestFinished)
     finally:
         await service.stop()
-    assert not result.ok
-    assert "interstitial" in result.detail
+    assert result.ok, result.detail
 
 
 def test_domain_errors_point_to_the_dashboard() -> None:
