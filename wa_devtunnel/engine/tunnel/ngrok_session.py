@@ -19,6 +19,7 @@ from wa_devtunnel.engine.tunnel.ngrok_errors import AgentLog, describe, one_line
 REASON_LIMIT = 300
 _UP = ("client session established",)
 _DOWN = ("session closed, starting reconnect loop", "failed to reconnect session", "heartbeat timeout")
+_GENERIC_ERRS = ("", "nil", "session closed")
 _FRESH_START = ("starting web service", "open config file", "no configuration paths supplied")
 
 
@@ -57,8 +58,10 @@ class AgentSession:
             if any(word in message for word in _UP):
                 self._up, self._reason, self._failing_since = True, "", None
             elif any(word in message for word in _DOWN):
+                # "session closed" after "heartbeat timeout, terminating session" says less: keep the first.
+                if self._up or not self._reason or (log.err or "").strip() not in _GENERIC_ERRS:
+                    self._reason = self._redact(one_line(describe(log), REASON_LIMIT))
                 self._up = False
-                self._reason = self._redact(one_line(describe(log), REASON_LIMIT))
                 if self._failing_since is None:
                     self._failing_since = time.monotonic()
             elif self._serving and any(word in message for word in _FRESH_START):
