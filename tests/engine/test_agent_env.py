@@ -55,7 +55,9 @@ async def test_the_agent_never_sees_our_secrets(
         await service.stop()
 
     environments = fake.environments()
-    assert environments, "the fake agent recorded no environment"
+    # Both runs: the version probe (`--version`, run directly) and the agent itself (through the launcher).
+    assert [argv[:1] for argv in fake.invocations()] == [["--version"], ["start"]]
+    assert len(environments) == 2
     for env in environments:
         assert not set(SECRETS) & set(env)
         assert not set(SECRETS.values()) & set(env.values())
