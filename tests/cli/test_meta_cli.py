@@ -212,7 +212,8 @@ def test_up_register_follows_the_tunnel_and_cleans_up_on_exit(
         proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=out, stderr=err, start_new_session=True)
     try:
         wait_for(lambda: PUBLIC_CALLBACK.search(out_path.read_text()), "the public Callback URL", 20)
-        fake.set_mode("ok")  # the reconnected agent stays up
+        # the reconnected agent stays up, on another domain (the free plan's dev domain would come back the same)
+        fake.set_mode("ok", FAKE_NGROK_DEV_DOMAIN="another-dev-domain.ngrok-free.dev")
         first = PUBLIC_CALLBACK.findall(out_path.read_text())[0]
         wait_for(lambda: overrides.get(PHONE_NUMBER_ID) == first, "the first registration", 15)
         wait_for(lambda: overrides.get(PHONE_NUMBER_ID) not in (None, first), "the re-registration", 30)

@@ -125,8 +125,8 @@ def test_a_start_after_kill9_stops_the_agent_left_behind_and_deletes_its_token_f
     with running_cli(tmp_path) as second:
         stderr = second.stderr()
         assert f"A previous wa-devtunnel (pid {first.proc.pid}) ended without cleaning up" in stderr
-        assert f"stopped its ngrok agent (pid {agent.pid})" in stderr
-        assert "deleted its agent config holding the ngrok authtoken" in stderr
+        assert f"stopped its tunnel agent (pid {agent.pid})" in stderr
+        assert "deleted its tunnel agent's private files" in stderr
         assert not pid_alive(agent.pid)
         assert not Path(agent.workdir).exists()
         now = read_instance(second.recordings_dir)
@@ -162,7 +162,7 @@ def test_a_recycled_pid_is_never_killed_but_the_files_go(tmp_path: Path) -> None
             notice = clear_leftovers(tmp_path)
             assert notice is not None
             assert "stopped" not in notice
-            assert "deleted its agent config" in notice
+            assert "deleted its tunnel agent's private files" in notice
             assert not workdir.exists()
             assert not instance_path(tmp_path).exists()
         assert stranger.poll() is None and unmarked.poll() is None
@@ -175,7 +175,7 @@ def test_a_dead_owner_s_agent_is_stopped_only_while_it_is_the_same_process(tmp_p
         record(tmp_path, dead_pid(), AgentFootprint(agent.pid, identity, str(config), str(workdir), (str(config),)))
         notice = clear_leftovers(tmp_path)
         assert agent.wait(timeout=5) == -signal.SIGTERM
-    assert notice is not None and f"stopped its ngrok agent (pid {agent.pid})" in notice
+    assert notice is not None and f"stopped its tunnel agent (pid {agent.pid})" in notice
     assert not workdir.exists()
     assert clear_leftovers(tmp_path) is None  # nothing left: nothing to say
 
@@ -253,7 +253,7 @@ def test_the_dead_instance_s_whole_agent_group_is_stopped(tmp_path: Path) -> Non
         notice = clear_leftovers(tmp_path)
         assert launcher.wait(timeout=5) is not None
         assert not pid_alive(agent)
-    assert notice is not None and f"stopped its ngrok agent (pid {launcher.pid})" in notice
+    assert notice is not None and f"stopped its tunnel agent (pid {launcher.pid})" in notice
     assert group_members(launcher.pid) == []
 
 
@@ -268,4 +268,4 @@ def test_an_agent_whose_launcher_died_is_still_found_by_its_group_and_marker(tmp
         notice = clear_leftovers(tmp_path)
         assert not pid_alive(agent)
         assert outsider.poll() is None  # same marker, but not in the agent's process group
-    assert notice is not None and "stopped its ngrok agent" in notice
+    assert notice is not None and "stopped its tunnel agent" in notice

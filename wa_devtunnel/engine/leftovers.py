@@ -12,10 +12,12 @@ from wa_devtunnel.engine.channel.address import CHANNEL_DIR_PREFIX
 from wa_devtunnel.engine.instance import is_alive, load_instance, remove_instance
 from wa_devtunnel.engine.processes import command_line, is_same_process, process_identity, stop_recorded_process
 from wa_devtunnel.engine.tunnel.agent_group import group_members, stop_group
-from wa_devtunnel.engine.tunnel.provider import AGENT_WORKDIR_PREFIX, AgentFootprint
+from wa_devtunnel.engine.tunnel.provider import AGENT_WORKDIR_PREFIX, LEGACY_AGENT_WORKDIR_PREFIX, AgentFootprint
+
+AGENT_WORKDIR_PREFIXES = (AGENT_WORKDIR_PREFIX, LEGACY_AGENT_WORKDIR_PREFIX)
 
 
-def _our_workdir(path: Path, prefix: str = AGENT_WORKDIR_PREFIX) -> bool:
+def _our_workdir(path: Path, prefix: str | tuple[str, ...] = AGENT_WORKDIR_PREFIXES) -> bool:
     """Only a real directory we created (name, owner): a tampered instance file deletes nothing else."""
     try:
         info = path.lstat()
@@ -72,11 +74,11 @@ def clear_leftovers(recordings_dir: Path) -> str | None:
     agent = instance.agent
     stopped = _stop_agent(agent) if agent is not None and agent.pid > 0 and agent.marker else None
     if agent is not None and stopped:
-        done.append(f"stopped its ngrok agent (pid {agent.pid}), which was still serving its public URL")
+        done.append(f"stopped its tunnel agent (pid {agent.pid}), which was still serving its public URL")
     elif agent is not None and stopped is False:
-        done.append(f"could not stop its ngrok agent (pid {agent.pid}): stop it yourself (kill -- -{agent.pid})")
+        done.append(f"could not stop its tunnel agent (pid {agent.pid}): stop it yourself (kill -- -{agent.pid})")
     if agent is not None and _remove_files(agent):
-        done.append("deleted its agent config holding the ngrok authtoken")
+        done.append("deleted its tunnel agent's private files (the ngrok config holds the authtoken)")
     if instance.channel and _our_workdir(Path(instance.channel).parent, CHANNEL_DIR_PREFIX):
         shutil.rmtree(Path(instance.channel).parent, ignore_errors=True)  # its socket: nobody listens there now
     remove_instance(recordings_dir, owner=instance.pid)

@@ -2,53 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
 import socket
 
 from wa_devtunnel.engine.doctor.report import CheckResult, DoctorInput, Status
 from wa_devtunnel.engine.tunnel.selftest import run_selftest
-
-
-async def check_ngrok_binary(inp: DoctorInput) -> CheckResult:
-    """The agent pyngrok runs exists and answers `--version`."""
-    from pyngrok import conf
-
-    name = "ngrok binary"
-    configured = inp.environ.get("PYNGROK_NGROK_PATH", "").strip()
-    path = configured or conf.DEFAULT_NGROK_PATH
-    if not os.path.exists(path):
-        if configured:
-            return CheckResult(
-                name,
-                Status.FAIL,
-                f"PYNGROK_NGROK_PATH={configured} does not exist",
-                "point it at an ngrok binary (`which ngrok`), or remove it so pyngrok downloads one",
-            )
-        return CheckResult(
-            name,
-            Status.WARN,
-            f"not installed yet at {path}: pyngrok downloads it on the first tunnelled run (needs internet)",
-            "offline? install ngrok (https://ngrok.com/download) and set PYNGROK_NGROK_PATH",
-        )
-    try:
-        process = await asyncio.create_subprocess_exec(
-            path, "--version", stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
-        )
-        try:
-            output, _ = await asyncio.wait_for(process.communicate(), 10)
-        except TimeoutError:
-            process.kill()
-            await process.wait()
-            output = b"(no answer within 10 s)"
-    except OSError as exc:
-        output, process = str(exc).encode(), None
-    text = " ".join(output.decode(errors="replace").split())
-    if process is not None and process.returncode == 0 and "ngrok" in text.lower():
-        return CheckResult(name, Status.PASS, f"{text} ({path})")
-    return CheckResult(
-        name, Status.FAIL, f"{path} --version failed: {text[:120]}", "reinstall ngrok or fix PYNGROK_NGROK_PATH"
-    )
 
 
 def check_port(inp: DoctorInput) -> CheckResult:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from wa_devtunnel.engine.doctor.checks import (
     check_app_secret,
     check_ngrok_authtoken,
+    check_ngrok_binary,
     check_settings_file,
     check_verify_token,
 )
+from wa_devtunnel.engine.doctor.cloudflared import check_cloudflared
 from wa_devtunnel.engine.doctor.meta import graph_checks
-from wa_devtunnel.engine.doctor.reach import check_ngrok_binary, check_port, check_public_url
+from wa_devtunnel.engine.doctor.reach import check_port, check_public_url
 from wa_devtunnel.engine.doctor.report import CheckResult, DoctorInput
 
 
@@ -24,6 +26,8 @@ async def run_doctor(inp: DoctorInput, *, graph: bool = True) -> list[CheckResul
         check_port(inp),
         await check_public_url(inp),
     ]
+    if inp.settings.tunnel == "cloudflared":  # a line only for those who chose it
+        results.insert(5, await check_cloudflared(inp))
     if graph:
         our_url = inp.url or (inp.instance.callback_url if inp.instance else None)
         results += await graph_checks(inp.settings, our_url)

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from typing import Protocol, TextIO
 
 # Every agent's private temp directory starts with this: cleanup after a crash deletes nothing else.
-AGENT_WORKDIR_PREFIX = "wa-devtunnel-ngrok-"
+AGENT_WORKDIR_PREFIX = "wa-devtunnel-agent-"
+# What versions before cloudflared named them: a crash of such a version is still cleaned up.
+LEGACY_AGENT_WORKDIR_PREFIX = "wa-devtunnel-ngrok-"
 
 
 def upstream_address(bind_host: str, port: int) -> str:
