@@ -171,6 +171,7 @@ class LocalTunnel:
     """A provider whose public URL is the receiver itself (plain HTTP): Meta's fake reaches it directly."""
 
     name = "ngrok"
+    settle_s = 0.0
 
     def __init__(self) -> None:
         self.url = ""

@@ -33,6 +33,7 @@ class ScriptedTunnel:
     """A provider whose health the test sets; `start` opens the local edge, as an agent opens its endpoint."""
 
     name = "ngrok"
+    settle_s = 0.0
 
     def __init__(self, edge: Edge) -> None:
         self.edge = edge
@@ -86,9 +87,16 @@ class Edge:
         self.upstream = ""
         self.online = True
         self.requests = 0
+        self.wrong_path = False  # answer 404 as a server without our path would
+        self.not_ready = 0  # the next N requests get Cloudflare's 530 (a quick tunnel's hostname not ready yet)
 
     async def handle(self, request: web.Request) -> web.Response:
         self.requests += 1
+        if self.not_ready:
+            self.not_ready -= 1
+            return web.Response(status=530, text="error code: 1033", content_type="text/plain")
+        if self.wrong_path:
+            return web.Response(status=404, text="404: Not Found", content_type="text/plain")
         if not self.online:
             page = "<!DOCTYPE html><html><body>The endpoint is offline. ERR_NGROK_3200</body></html>"
             return web.Response(
@@ -270,3 +278,52 @@ async def test_the_real_pyngrok_and_the_fake_agent_dropping_its_session(
     assert [n.topic for n in seen if isinstance(n, Notice)] == ["tunnel-down"]
     assert [argv[0] for argv in fake.invocations() if argv[0] != "--version"] == ["start"]  # never restarted
     assert fake.agent_pids() == []
+
+
+async def test_a_new_url_that_is_not_reachable_yet_is_tested_again_while_it_settles(
+    tmp_path: Path, edge: Edge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A quick tunnel's fresh hostname answers 530 for a while: one verdict, once it works (cloudflared)."""
+    monkeypatch.setattr(service_module, "SETTLE_RETRY_S", TICK_S)
+    settings = load_settings(
+        {"port": "0", "recordings_dir": str(tmp_path / "rec"), "tunnel": "none"},
+        environ={"WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN},
+        cwd=tmp_path,
+    )
+    tunnel = ScriptedTunnel(edge)
+    tunnel.settle_s = 5.0
+    edge.not_ready = 3
+    service = WebhookService(settings, tunnel=tunnel)
+    events = service.bus.subscribe()
+    await service.start()
+    try:
+        seen: list[Any] = []
+        verdict = await until(events, lambda e: isinstance(e, SelfTestFinished), seen)
+        assert verdict.ok, verdict.detail
+        assert edge.requests == 4 and edge.not_ready == 0
+    finally:
+        await service.stop()
+
+
+async def test_an_answer_from_past_the_edge_is_not_tried_again(
+    tmp_path: Path, edge: Edge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain 404 (a wrong path) is an answer: no amount of settling changes it, one FAIL after one request."""
+    monkeypatch.setattr(service_module, "SETTLE_RETRY_S", TICK_S)
+    settings = load_settings(
+        {"port": "0", "recordings_dir": str(tmp_path / "rec"), "tunnel": "none"},
+        environ={"WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN},
+        cwd=tmp_path,
+    )
+    tunnel = ScriptedTunnel(edge)
+    tunnel.settle_s = 5.0
+    edge.wrong_path = True
+    service = WebhookService(settings, tunnel=tunnel)
+    events = service.bus.subscribe()
+    await service.start()
+    try:
+        verdict = await until(events, lambda e: isinstance(e, SelfTestFinished))
+        assert not verdict.ok and "HTTP 404" in verdict.detail
+        assert edge.requests == 1
+    finally:
+        await service.stop()

@@ -48,6 +48,7 @@ LOCAL_ONLY_HINT = (
     "(https://dashboard.ngrok.com/get-started/your-authtoken) for a public HTTPS URL."
 )
 WATCH_INTERVAL_S = 1.0
+SETTLE_RETRY_S = 2.0
 # The provider's slower cross-check (its agent API): every ~10 s, every second while it disagrees.
 CHECK_INTERVAL_S = 10.0
 CHECK_TIMEOUT_S = 5.0
@@ -250,9 +251,15 @@ class WebhookService:
         task.add_done_callback(self._tasks.discard)
 
     async def _selftest(self, register: bool = True) -> None:
-        result = await run_selftest(
-            self.callback_url, self.settings.verify_token, ssl_context=self.selftest_ssl, origin_key=self.origin_key
-        )
+        loop = asyncio.get_running_loop()
+        settle_until = loop.time() + self.tunnel.settle_s
+        while True:
+            result = await run_selftest(
+                self.callback_url, self.settings.verify_token, ssl_context=self.selftest_ssl, origin_key=self.origin_key
+            )
+            if result.ok or result.reached or loop.time() + SETTLE_RETRY_S > settle_until:
+                break
+            await asyncio.sleep(SETTLE_RETRY_S)  # a fresh hostname not resolvable yet, or its edge not ready
         self.bus.publish(SelfTestFinished(result.ok, result.url, result.elapsed_ms, result.detail))
         if register and self.registrar is not None:  # after the self-test: Meta's own handshake comes next
             await self.registrar.ensure(self.callback_url)

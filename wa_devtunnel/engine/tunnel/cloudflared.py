@@ -72,6 +72,8 @@ class CloudflaredTunnel:
     """The `cloudflared` provider: a quick tunnel to the receiver's port, with no account."""
 
     name = "cloudflared"
+    # "it may take some time to be reachable": a new *.trycloudflare.com name needs a few seconds of DNS.
+    settle_s = 20.0
 
     def __init__(
         self,

@@ -134,6 +134,7 @@ class NgrokTunnel:
     """The `ngrok` provider: a pyngrok-managed agent exposing only the receiver's port."""
 
     name = "ngrok"
+    settle_s = 0.0  # the dev domain exists before the agent starts
 
     def __init__(
         self,

@@ -61,9 +61,11 @@ class AgentFootprint:
 
 
 class TunnelProvider(Protocol):
-    """The small surface every provider implements (ngrok, none, later others)."""
+    """The small surface every provider implements (ngrok, cloudflared, none)."""
 
     name: str
+    # How long a new public URL may take to answer (DNS of a fresh hostname): the self-test retries that long.
+    settle_s: float
 
     async def prepare(self, progress: TextIO) -> None:
         """Anything slow before the UI exists (e.g. download the agent), reporting to `progress`."""
@@ -88,6 +90,7 @@ class NoTunnel:
     """Local-only by choice: nothing to open, nothing to watch."""
 
     name = "none"
+    settle_s = 0.0
 
     async def prepare(self, progress: TextIO) -> None:
         """Nothing to prepare."""

@@ -23,6 +23,8 @@ from wa_devtunnel.engine.tunnel.edge_errors import NGROK_ERROR_HEADER, edge_erro
 from wa_devtunnel.rules.handshake import verification_query
 
 META_BUDGET_S = 6.0
+# Cloudflare's "origin unreachable/tunnel not ready" answers (530 with error 1033/1016) and gateway errors.
+EDGE_NOT_READY = frozenset({502, 503, 504, 530})
 META_USER_AGENT = "facebookexternalua"
 # What each failure means for the URL pasted into Meta's dashboard.
 MEANING = {
@@ -39,6 +41,8 @@ class SelfTestResult:
     url: str
     elapsed_ms: float
     detail: str
+    # An answer came from past the tunnel's edge (not a DNS, connection or edge error): retrying won't change it.
+    reached: bool = False
 
     def line(self) -> str:
         """`Self-test: PASS ...` / `Self-test: FAIL ...` for headless output and the TUI header."""
@@ -115,17 +119,14 @@ async def run_selftest(
             session.get(f"{callback_url}?{query}", headers=headers) as response,
         ):
             body = await response.text(errors="replace")
+            status, edge_code = response.status, response.headers.get(NGROK_ERROR_HEADER, "")
             ok, detail = judge_handshake_answer(
-                response.status,
-                response.headers.get("Content-Type", ""),
-                body,
-                challenge,
-                response.headers.get(NGROK_ERROR_HEADER, ""),
+                status, response.headers.get("Content-Type", ""), body, challenge, edge_code
             )
     except REQUEST_ERRORS as exc:
         failure = request_failure(exc, timeout_s)
         return SelfTestResult(False, callback_url, elapsed(), failure_detail(failure, callback_url, trust))
-    return SelfTestResult(ok, callback_url, elapsed(), detail)
+    return SelfTestResult(ok, callback_url, elapsed(), detail, reached=not edge_code and status not in EDGE_NOT_READY)
 
 
 def failure_detail(failure: RequestFailure, callback_url: str, trust: TrustStore) -> str:
