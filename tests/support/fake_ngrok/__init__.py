@@ -22,8 +22,11 @@ trustme CA, ``argv.jsonl`` recording every start and ``api.jsonl`` every API cal
 share its edge: a second endpoint on a URL already online is ERR_NGROK_334 (``online_urls()``).
 Public URLs are ``https://localhost:<port>`` by default (the engine's self-test resolves names through
 real DNS); ``public_host=None`` shows the endpoint's domain instead (the dev domain, ``dev_domain``,
-when no URL is asked for), reachable through ``client_session()``. The agents outlive their parent as
-the real one does; teardown kills every agent started and its process group.
+when no URL is asked for), reachable through ``client_session()``. ``drop_session()``,
+``recover_session()`` and ``restart_in_place()`` act on the live agents at once (the modes do it on a
+timer); ``agent_log.AgentLog`` as ``log_event_callback`` collects what pyngrok parsed of the agent's log.
+The agents outlive their parent as the real one does; teardown kills every agent started and its
+process group.
 """
 
 from __future__ import annotations

@@ -22,10 +22,11 @@ def make_fake_ngrok(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fake_ngrok_ca: trustme.CA
 ) -> Iterator[MakeFakeNgrok]:
     """Factory: ``make_fake_ngrok(mode=..., authtoken=..., domains=..., web_addr=..., env=..., config=...,
-    dev_domain=..., public_host=...)``; every fake of one test shares one state directory (one ngrok account)."""
+    dev_domain=..., public_host=..., state_dir=...)``; the fakes of one test share one state directory (one ngrok
+    account's edge) unless given another."""
     monkeypatch.delenv("NGROK_AUTHTOKEN", raising=False)
     created: list[FakeNgrok] = []
-    state_dir = tmp_path / "fake-ngrok-state"
+    shared_state = tmp_path / "fake-ngrok-state"
 
     def factory(
         *,
@@ -37,6 +38,7 @@ def make_fake_ngrok(
         config: dict[str, Any] | None = None,
         dev_domain: str = "",
         public_host: str | None = "localhost",
+        state_dir: Path | None = None,
     ) -> FakeNgrok:
         fake = FakeNgrok(
             root=tmp_path / f"fake-ngrok-{len(created)}",
@@ -46,7 +48,7 @@ def make_fake_ngrok(
             web_addr=web_addr,
             extra_env=dict(env or {}),
             extra_config=dict(config or {}),
-            state_dir=state_dir,
+            state_dir=state_dir or shared_state,
             dev_domain=dev_domain,
             public_host=public_host,
         )
