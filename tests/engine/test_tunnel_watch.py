@@ -8,6 +8,7 @@ so the self-test and the probe see what Meta would.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, TextIO
@@ -133,23 +134,30 @@ def fast_watch(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
-@pytest.fixture
-async def running(tmp_path: Path, edge: Edge) -> AsyncIterator[tuple[WebhookService, ScriptedTunnel, Subscription]]:
+@contextlib.asynccontextmanager
+async def serving(tmp_path: Path, tunnel: ScriptedTunnel) -> AsyncIterator[tuple[WebhookService, Subscription]]:
+    """The real service with the scripted provider, started and always stopped."""
     settings = load_settings(
         {"port": "0", "recordings_dir": str(tmp_path / "rec"), "tunnel": "none"},
         environ={"WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN},
         cwd=tmp_path,
     )
-    tunnel = ScriptedTunnel(edge)
     service = WebhookService(settings, tunnel=tunnel)
     events = service.bus.subscribe()
     await service.start()
     try:
+        yield service, events
+    finally:
+        await service.stop()
+
+
+@pytest.fixture
+async def running(tmp_path: Path, edge: Edge) -> AsyncIterator[tuple[WebhookService, ScriptedTunnel, Subscription]]:
+    tunnel = ScriptedTunnel(edge)
+    async with serving(tmp_path, tunnel) as (service, events):
         first = await until(events, lambda e: isinstance(e, SelfTestFinished))
         assert first.ok, first.detail
         yield service, tunnel, events
-    finally:
-        await service.stop()
 
 
 async def until(events: Subscription, wanted: Callable[[EngineEvent], bool], seen: list[Any] | None = None) -> Any:
@@ -285,24 +293,13 @@ async def test_a_new_url_that_is_not_reachable_yet_is_tested_again_while_it_sett
 ) -> None:
     """A quick tunnel's fresh hostname answers 530 for a while: one verdict, once it works (cloudflared)."""
     monkeypatch.setattr(service_module, "SETTLE_RETRY_S", TICK_S)
-    settings = load_settings(
-        {"port": "0", "recordings_dir": str(tmp_path / "rec"), "tunnel": "none"},
-        environ={"WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN},
-        cwd=tmp_path,
-    )
     tunnel = ScriptedTunnel(edge)
     tunnel.settle_s = 5.0
     edge.not_ready = 3
-    service = WebhookService(settings, tunnel=tunnel)
-    events = service.bus.subscribe()
-    await service.start()
-    try:
-        seen: list[Any] = []
-        verdict = await until(events, lambda e: isinstance(e, SelfTestFinished), seen)
+    async with serving(tmp_path, tunnel) as (_service, events):
+        verdict = await until(events, lambda e: isinstance(e, SelfTestFinished))
         assert verdict.ok, verdict.detail
         assert edge.requests == 4 and edge.not_ready == 0
-    finally:
-        await service.stop()
 
 
 async def test_an_answer_from_past_the_edge_is_not_tried_again(
@@ -310,20 +307,10 @@ async def test_an_answer_from_past_the_edge_is_not_tried_again(
 ) -> None:
     """A plain 404 (a wrong path) is an answer: no amount of settling changes it, one FAIL after one request."""
     monkeypatch.setattr(service_module, "SETTLE_RETRY_S", TICK_S)
-    settings = load_settings(
-        {"port": "0", "recordings_dir": str(tmp_path / "rec"), "tunnel": "none"},
-        environ={"WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN},
-        cwd=tmp_path,
-    )
     tunnel = ScriptedTunnel(edge)
     tunnel.settle_s = 5.0
     edge.wrong_path = True
-    service = WebhookService(settings, tunnel=tunnel)
-    events = service.bus.subscribe()
-    await service.start()
-    try:
+    async with serving(tmp_path, tunnel) as (_service, events):
         verdict = await until(events, lambda e: isinstance(e, SelfTestFinished))
         assert not verdict.ok and "HTTP 404" in verdict.detail
         assert edge.requests == 1
-    finally:
-        await service.stop()
