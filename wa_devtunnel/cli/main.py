@@ -14,14 +14,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from wa_devtunnel import __version__
-from wa_devtunnel.cli import doctor, export, meta, replay, sessions, token, trigger, up, watch
+from wa_devtunnel.cli import decode, doctor, export, meta, replay, sessions, token, trigger, up, watch
 from wa_devtunnel.cli.options import Command, ExitCode, UsageError, settings_flags
 from wa_devtunnel.cli.output import error
 from wa_devtunnel.engine.redaction import SECRET_SETTINGS, Redactor
 from wa_devtunnel.settings import ConfigError, load_settings, read_environment
 
 # In the order `--help` lists them.
-COMMANDS: tuple[Command, ...] = (up, watch, sessions, trigger, token, replay, export, doctor, meta)
+COMMANDS: tuple[Command, ...] = (up, watch, sessions, trigger, token, replay, export, decode, doctor, meta)
 BY_NAME = {command.NAME: command for command in COMMANDS}
 TOP_LEVEL_FLAGS = ("-h", "--help", "--version")
 
