@@ -31,7 +31,7 @@ from wa_devtunnel.rules.samples.payloads import (
 )
 
 USER = "16505551234"
-SHORT = "wamid.HBgLMTY1..."
+SHORT = "wamid.…ODEwMTQ0RgA="
 FAILED_131049 = (
     "failed 131049 This message was not delivered to maintain healthy ecosystem engagement."
 )
@@ -95,6 +95,13 @@ def test_documented_text_message() -> None:
         referral=False,
         media_id="",
         errors=(),
+        values=(
+            ("from", USER),
+            ("id", WAMID),
+            ("timestamp", "1749416383"),
+            ("type", "text"),
+            ("text.body", "Does it come in another color?"),
+        ),
     )
 
 
@@ -202,7 +209,7 @@ def test_batch_headline_singular_and_other_kinds() -> None:
 
 # --- every message type -------------------------------------------------------------------------
 
-REPLY = "(reply to wamid.HBgLMTY1...)"
+REPLY = "(reply to wamid.…OTJBMTE4RTUA)"
 
 
 @pytest.mark.parametrize(
@@ -241,8 +248,8 @@ REPLY = "(reply to wamid.HBgLMTY1...)"
             samples.template_button(),
             f'button from 16505551234: "Yes, I can make it" (payload attend-yes) {REPLY}',
         ),
-        (samples.reaction_message(), "reaction from 16505551234: \U0001f600 on wamid.HBgLMTY1..."),
-        (samples.reaction_message(None), "reaction from 16505551234: removed on wamid.HBgLMTY1..."),
+        (samples.reaction_message(), "reaction from 16505551234: \U0001f600 on wamid.…OTJBMTE4RTUA"),
+        (samples.reaction_message(None), "reaction from 16505551234: removed on wamid.…OTJBMTE4RTUA"),
         (
             samples.order_message(),
             "order from 16505551234: 2 items from catalog 194836987003835 (Here's my order)",
@@ -308,7 +315,7 @@ def test_context_forwarded_and_referral() -> None:
     assert item.forwarded and item.referral
     assert item.line() == (
         'text from 16505551234: "Is it in stock?" '
-        "(reply to wamid.HBgLMTY1..., forwarded, from an ad)"
+        "(reply to wamid.…OTJBMTE4RTUA, forwarded, from an ad)"
     )
 
 

@@ -37,7 +37,7 @@ def _texts(value: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
     return [v if v.__class__ is str else _str(v) for v in map(value.get, keys)]
 
 
-Update = tuple[str, str, str]  # event, subject, detail
+Update = tuple[str, str, str, dict[str, Any]]  # event, subject, detail, the object they were read from
 
 
 class FieldRule(NamedTuple):
@@ -139,17 +139,17 @@ def _apply(rule: FieldRule, value: dict[str, Any]) -> Update:
         text = _at(value, path)
         if text and text not in ("NONE", event):
             detail.append(f"{prefix}{text}")
-    return event, _at(value, rule.subject), "; ".join(detail)
+    return event, _at(value, rule.subject), "; ".join(detail), value
 
 
 def field_updates(field: str, value: dict[str, Any]) -> list[Update]:
-    """One (event, subject, detail) per update a non-message change carries (list items count)."""
+    """One (event, subject, detail, object) per update a non-message change carries (list items count)."""
     rule = _FIELD_RULES.get(field, _GENERIC)
     updates = [_apply(rule, _obj(x)) for key in rule.each for x in _list(value.get(key))]
     if updates:
         return updates
     update = _apply(_GENERIC if rule.each else rule, value)
-    if any(update):
+    if any(update[:3]):
         return [update]
     keys = ", ".join(islice(value, 8))
-    return [("", "", f"keys: {keys}" if keys else "empty value")]
+    return [("", "", f"keys: {keys}" if keys else "empty value", value)]

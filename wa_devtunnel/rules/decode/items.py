@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from wa_devtunnel.rules.decode.leaves import Values
 from wa_devtunnel.rules.untrusted import visible
 
 TEXT_LIMIT = 60
@@ -26,10 +27,19 @@ def one_line(text: str, limit: int = TEXT_LIMIT) -> str:
     return flat
 
 
+SHORT_ID_TAIL = 12
+_SHORT_ID_WHOLE = 24
+
+
 def short_id(message_id: str) -> str:
-    """A wamid is ~60 base64 characters; its first 14 keep a line readable."""
-    clean = one_line(message_id, 80)
-    return clean if len(clean) <= 17 else clean[:14] + "..."
+    """`wamid.…ODEwMTQ0RgA=`: a wamid starts with the user's number (the same for every message to
+    them), so its tail tells messages apart; the prefix before a first "." is kept, ids of up to
+    24 characters are shown whole. Terminal-safe; the full id is in the item and its `values`."""
+    if len(message_id) <= _SHORT_ID_WHOLE:
+        return one_line(message_id, 40)
+    dot = message_id.find(".", 0, 9)
+    head = one_line(message_id[: dot + 1], 12) if dot > 0 else ""
+    return f"{head}…{one_line(message_id[-SHORT_ID_TAIL:], 30)}"
 
 
 def _quoted(text: str) -> str:
@@ -78,6 +88,14 @@ class InboundMessage(NamedTuple):
     referral: bool
     media_id: str
     errors: tuple[MetaError, ...]
+    values: Values = ()  # every scalar leaf of the messages[] item, with its path (leaves.leaf_values)
+    direction: str = "from"  # "from" a user; "echo": the business wrote it (WhatsApp Business app) to `recipient`
+    recipient: str = ""  # the user an echo went to
+    group_id: str = ""  # the group the message was sent in
+    reply_id: str = ""  # what the app routes on: button_reply/list_reply id, button payload
+    reply_description: str = ""  # list_reply description
+    original_message_id: str = ""  # the message an edit or a revoke (deletion) changes
+    flow_token: str = ""  # nfm_reply: the flow_token the business sent with the flow
 
     def line(self) -> str:
         """`text from 16505551234: "Does it come in another color?"`."""
@@ -141,6 +159,14 @@ class StatusUpdate(NamedTuple):
     pricing_model: str
     conversation_category: str
     errors: tuple[MetaError, ...]
+    values: Values = ()  # every scalar leaf of the statuses[] item, with its path
+    biz_opaque_callback_data: str = ""  # the business's own tag, sent with the message
+    pricing_type: str = ""  # pricing.type: regular, free_customer_service, free_entry_point
+    billable: bool | None = None  # pricing.billable (None: not said)
+    conversation_id: str = ""
+    conversation_expiration: str = ""  # conversation.expiration_timestamp (Unix seconds)
+    group_id: str = ""  # the group the message went to
+    participant: str = ""  # in a group: the member this status is about
 
     def line(self) -> str:
         """`read wamid.HBgLMTY1...`, or `failed 131049 This message was not delivered ...`."""
@@ -167,6 +193,7 @@ class FieldUpdate(NamedTuple):
     subject: str
     detail: str
     raw_keys: tuple[str, ...]
+    values: Values = ()  # every scalar leaf of the field's value (or of its list item), with its path
 
     def line(self) -> str:
         """`template order_confirmation APPROVED`, `account_update ACCOUNT_VIOLATION`."""
@@ -182,6 +209,7 @@ class ChangeError(NamedTuple):
     field: str
     waba_id: str
     error: MetaError
+    values: Values = ()  # every scalar leaf of the error object, with its path
 
     def line(self) -> str:
         """`error 131000 Something went wrong (details)`."""
@@ -203,6 +231,7 @@ _CONVERTED = {
     "errors": "[_error_dict(e) for e in item.errors] if item.errors else []",
     "error": "_error_dict(item.error)",
     "raw_keys": "list(item.raw_keys)",
+    "values": "[[path, value] for path, value in item.values] if item.values else []",
 }
 
 

@@ -6,6 +6,7 @@ from typing import Any, NamedTuple
 
 from wa_devtunnel.rules.decode.fields import _list, _obj, _str, _texts
 from wa_devtunnel.rules.decode.items import InboundMessage, MetaError, StatusUpdate, one_line
+from wa_devtunnel.rules.decode.leaves import leaf_values
 
 
 def _code(value: Any) -> int | None:
@@ -103,7 +104,7 @@ _MESSAGE_KEYS = ("type", "from", "id", "timestamp")
 
 
 def _inbound(
-    m: dict[str, Any], where: _Where, contacts: list[Any], by_id: dict[str, Any], index: int
+    m: dict[str, Any], where: _Where, contacts: list[Any], by_id: dict[str, Any], index: int, values: bool = True
 ) -> InboundMessage:
     kind, sender, message_id, timestamp = _texts(m, _MESSAGE_KEYS)
     sender = sender or _str(m.get("from_user_id"))
@@ -142,11 +143,14 @@ def _inbound(
         referral is not None and bool(_obj(referral)),
         media_id,
         _errors(errors) if errors else (),
+        leaf_values(m) if values else (),
+        group_id=_str(m.get("group_id")),
     )
 
 
-def _status(s: dict[str, Any], where: _Where) -> StatusUpdate:
+def _status(s: dict[str, Any], where: _Where, values: bool = True) -> StatusUpdate:
     pricing, conversation = _obj(s.get("pricing")), _obj(s.get("conversation"))
+    billable = pricing.get("billable")
     return StatusUpdate(
         *where,
         _str(s.get("id")),
@@ -157,4 +161,12 @@ def _status(s: dict[str, Any], where: _Where) -> StatusUpdate:
         _str(pricing.get("pricing_model")),
         _str(_obj(conversation.get("origin")).get("type")),
         _errors(s.get("errors")),
+        leaf_values(s) if values else (),
+        _str(s.get("biz_opaque_callback_data")),
+        _str(pricing.get("type")),
+        billable if billable.__class__ is bool else None,
+        _str(conversation.get("id")),
+        _str(conversation.get("expiration_timestamp")),
+        _str(s.get("group_id")),
+        _str(s.get("participant")) or _str(s.get("participant_user_id")),
     )
