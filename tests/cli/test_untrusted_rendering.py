@@ -237,6 +237,7 @@ def hostile_records(draw: st.DrawFn) -> dict[str, Any]:
                     "type": text(),
                     "from": text(),
                     "errors": [{"code": text(), "title": text(), "details": text()}],
+                    "values": [[text(), text()], [text(), draw(st.integers())], [text(), None]],
                 }
             ],
         },

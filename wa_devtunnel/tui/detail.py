@@ -31,6 +31,11 @@ BODY_SHOWN_BYTES = 64 * 1024
 HIGHLIGHT_MAX_BYTES = 16 * 1024
 HEX_SHOWN_BYTES = 4096
 WHOLE_BODY_KEYS = "press o to open the whole body in $PAGER, w to write it to a file"
+# One value of an item (a text, a Flow's answers) is shown up to this long; a path up to PATH_SHOWN.
+VALUE_SHOWN = 1000
+PATH_SHOWN = 120
+# Item fields where False is news (billable: false means Meta does not charge), not an unset default.
+_MEANINGFUL_FALSE = frozenset({"billable"})
 
 
 def _kv_table() -> Table:
@@ -96,10 +101,13 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 
 
 def _item_block(index: int, item: Mapping[str, Any]) -> RenderableType:
+    """The item's line, its decoded fields, then every value Meta sent in it as `path = value`."""
     table = _kv_table()
     table.add_row(data(f"{index}. {item.get('kind', '?')}"), data(item.get("line", ""), style="bold"))
     for key, value in item.items():
-        if key in ("kind", "line") or value in ("", None, (), [], False):
+        if key in ("kind", "line", "values") or value in ("", None, (), []):
+            continue
+        if value is False and key not in _MEANINGFUL_FALSE:
             continue
         if key == "errors" and isinstance(value, list):
             for entry in value:
@@ -107,8 +115,40 @@ def _item_block(index: int, item: Mapping[str, Any]) -> RenderableType:
                 what = f"{error.get('code')} {error.get('title', '')} {error.get('details', '')}"
                 table.add_row("  error", data(what))
             continue
+        if isinstance(value, list):
+            value = ", ".join(map(str, value))
         table.add_row(data(f"  {key}"), data(value))
-    return table
+    values = item.get("values")
+    if not isinstance(values, list) or not values:
+        return table
+    return Group(table, Text("  values, as Meta sent them:", style="dim"), values_text(values))
+
+
+def values_text(values: list[Any]) -> Text:
+    """`    interactive.list_reply.id = "ship-24h"`, one line per value: strings as JSON spells them, cut when long."""
+    text = Text()
+    for pair in values:
+        if not isinstance(pair, list | tuple) or len(pair) != 2:
+            continue
+        if text:
+            text.append("\n")
+        text.append("    ")
+        text.append(shown(pair[0], PATH_SHOWN), style="cyan")
+        text.append(" = ", style="dim")
+        text.append(value_shown(pair[1]))
+    return text
+
+
+def value_shown(value: Any, limit: int = VALUE_SHOWN) -> str:
+    """A value as JSON spells it, escapes visible, cut to `limit` characters with a note."""
+    try:
+        spelled = json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        spelled = repr(value)
+    spelled = shown(spelled)
+    if len(spelled) > limit:
+        return f"{spelled[: limit - 1]}… (cut: {len(spelled):,} characters, the Body tab has all)"
+    return spelled
 
 
 def _signature_text(record: Mapping[str, Any]) -> Text:
