@@ -178,7 +178,7 @@ def test_an_echo_is_outgoing_to_its_recipient_and_its_statuses_join_it() -> None
     assert message.text == "On my way" and message.current == "read"
     assert [m.wamid for m in book.thread(USER)] == [WAMID_B]
     assert thread_line(message, UTC).startswith("10:00:01 -> (echo) wamid.…")
-    assert status_note(message, UTC) == '(read 10:00:01; "On my way")'
+    assert status_note(message, UTC) == '("On my way")'  # a lone status is the line itself
 
 
 def test_statuses_first_then_the_echo_fills_the_message_in() -> None:

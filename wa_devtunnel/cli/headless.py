@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 from wa_devtunnel.cli.output import Paint, no_paint, painter, status_style
@@ -24,20 +25,26 @@ from wa_devtunnel.engine.events import (
     tunnel_down_text,
 )
 from wa_devtunnel.engine.exchange_view import forward_note, local_clock
+from wa_devtunnel.engine.recording import read_record_at
 from wa_devtunnel.engine.service import WebhookService
+from wa_devtunnel.rules.lifecycle import LifecycleBook, item_line, record_items, status_note
 from wa_devtunnel.settings import Settings
 
 NOTICE_STYLES = {"error": "bold red", "warning": "yellow"}
 # Said by the tunnel's own line (TunnelChanged) in text: its notice would repeat it word for word.
 SAID_BY_THE_TUNNEL_LINE = frozenset({"tunnel-down"})
 SIGNATURE_STYLES = {"valid": "green", "invalid": "bold red", "missing": "yellow"}
+# The items of a batch, one line each under their exchange's line (aligned under its method).
+ITEM_INDENT = " " * 10
+ITEM_LINES_LIMIT = 1000  # Meta batches up to 1000 updates; a bigger (hand-made) body is cut, with a count
 
 
-def format_exchange_line(view: ExchangeView, paint: Paint = no_paint) -> str:
+def format_exchange_line(view: ExchangeView, paint: Paint = no_paint, note: str = "") -> str:
     """`21:55:03  POST  200  event  sig=valid  messages: text from ...` with the diagnosis inline.
 
     Always exactly one line: a `\r` or line feed from the request is shown escaped, never obeyed.
     Each part is escaped before `paint` colours it (status, signature verdict, a failed handshake).
+    `note` follows the headline: what a lone status joins to (its message's earlier statuses).
     """
     parts = [
         line(local_clock(view.received_at)),
@@ -47,7 +54,7 @@ def format_exchange_line(view: ExchangeView, paint: Paint = no_paint) -> str:
     ]
     if view.kind == "event":
         parts.append(paint(line(f"sig={view.signature}"), SIGNATURE_STYLES.get(view.signature, "")))
-    text = view.headline
+    text = f"{view.headline} {note}" if note else view.headline
     if view.kind == "event" and view.signature == "invalid" and view.signature_detail:
         text += f"  [signature: {view.signature_detail}]"
     if view.kind == "event" and view.flags:
@@ -59,6 +66,37 @@ def format_exchange_line(view: ExchangeView, paint: Paint = no_paint) -> str:
     text += forward_note(view.forward_status, view.forward_error, view.forward_pending)
     parts.append(paint(line(text), "red" if view.kind == "verify" and view.verify_ok is False else ""))
     return "  ".join(parts)
+
+
+def joined_lines(book: LifecycleBook, record: Mapping[str, Any], headline: str) -> tuple[str, list[str]]:
+    """Feed one exchange's items to the book: the note for a lone item's line, or a batch's item lines.
+
+    Each status says what it joins to (its message's statuses so far, its callback data); an item the
+    headline already shows is not printed again. Lines are not escaped yet.
+    """
+    if record.get("kind") != "event":
+        return "", []
+    seq = record.get("seq")
+    seq = seq if isinstance(seq, int) and not isinstance(seq, bool) else 0
+    received_at = record.get("received_at")
+    received_at = received_at if isinstance(received_at, str) else ""
+    items = record_items(record)
+    lines: list[str] = []
+    for index, item in enumerate(items):
+        joined = book.add([item], received_at, seq)[0]
+        message = joined.message
+        note = status_note(message) if message is not None and message.outgoing else ""
+        if len(items) == 1:
+            return note, []
+        if index >= ITEM_LINES_LIMIT:
+            continue  # still joined, not printed
+        text = item_line(item)
+        if text and text in headline and not headline.startswith("batch:"):
+            continue
+        lines.append(f"{text} {note}" if note and text else text or note)
+    if len(items) > ITEM_LINES_LIMIT:
+        lines.append(f"... and {len(items) - ITEM_LINES_LIMIT} more item(s): the recording has them all")
+    return "", [line for line in lines if line]
 
 
 def recording_failure_text(event: RecordingHealth) -> str:
@@ -106,6 +144,8 @@ class HeadlessPrinter:
         self.tunnel_state = ""
         self.recording_failure: str | None = None
         self.paint_out, self.paint_err = painter(out), painter(err)
+        # Statuses joined to their messages across exchanges, for the text lines (bounded).
+        self.book = LifecycleBook()
 
     def _emit(self, stream: TextIO, text: str, style: str = "") -> None:
         """Every human line passes here: controls from a request or an agent are shown, never obeyed."""
@@ -145,9 +185,12 @@ class HeadlessPrinter:
             if self.json_lines:
                 self._json({"event": "exchange", **event.record})
             else:
-                self._write(self.out, format_exchange_line(event.view, self.paint_out))
-        elif isinstance(event, ExchangeView):  # `watch` without records: the line needs only the view
-            self._write(self.out, format_exchange_line(event, self.paint_out))
+                self._exchange(event.view, event.record)
+        elif isinstance(event, ExchangeView):  # `watch` without records: the items are read from the recording
+            record = None
+            if event.kind == "event" and event.recording is not None and event.offset >= 0:
+                record = read_record_at(event.recording, event.offset)
+            self._exchange(event, record)
         elif isinstance(event, Notice):
             if self.json_lines:
                 self._json({"event": "notice", "level": event.level, "text": event.text})
@@ -193,6 +236,13 @@ class HeadlessPrinter:
             elif event.recording_path is not None:
                 text += f" Recording: {event.recording_path}"
             self._emit(self.err, line(text))
+
+    def _exchange(self, view: ExchangeView, record: Mapping[str, Any] | None) -> None:
+        """The exchange's line; a batch's items each on a line under it."""
+        note, items = joined_lines(self.book, record, view.headline) if record is not None else ("", [])
+        self._write(self.out, format_exchange_line(view, self.paint_out, note))
+        for text in items:
+            self._write(self.out, ITEM_INDENT + line(text))
 
     def _render_recording(self, event: RecordingHealth) -> None:
         """A failing recorder is loud once per failure (not per refused delivery), and so is its recovery."""

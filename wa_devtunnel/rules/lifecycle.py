@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 from wa_devtunnel.rules.decode.items import InboundMessage, StatusUpdate, one_line, short_id
 from wa_devtunnel.rules.decode.payload import decode_payload
 
-MESSAGE_LIMIT = 100_000  # newest messages kept (about 60 MB at the cap); the oldest are forgotten
+MESSAGE_LIMIT = 50_000  # newest messages kept (about 1.1 KB each with 3 statuses: 55 MB at the cap); oldest forgotten
 STATUS_LIMIT = 64  # statuses kept per message (a group message gets one per member and status)
 TEXT_KEPT = 200  # characters of a message's text kept for its thread
 # Meta's order of a message's life; anything else (a status Meta adds later) sorts after them by time.
@@ -482,15 +482,17 @@ def party_text(message: TrackedMessage) -> str:
 
 
 def status_note(message: TrackedMessage, tz: tzinfo | None = None) -> str:
-    """What a status line joins to, for headless: `(sent 10:00:01, delivered +2s, read +40s; callback "o-42")`."""
-    note = ", ".join(chain_steps(message, tz))
+    """What a status line joins to, for headless: `(sent 10:00:01, delivered +2s, read +40s; callback "o-42")`.
+
+    The chain once a second status is known (a lone `sent` is the line itself); the callback data and an
+    echo's text whenever known; empty when there is nothing to add.
+    """
+    words = [", ".join(chain_steps(message, tz))] if len(message.statuses) > 1 else []
     if message.biz_opaque_callback_data:
-        callback = f'callback "{one_line(message.biz_opaque_callback_data, 60)}"'
-        note = f"{note}; {callback}" if note else callback
+        words.append(f'callback "{one_line(message.biz_opaque_callback_data, 60)}"')
     if message.direction == "echo" and message.text:
-        what = f'"{one_line(message.text, 40)}"'
-        note = f"{note}; {what}" if note else what
-    return f"({note})" if note else ""
+        words.append(f'"{one_line(message.text, 40)}"')
+    return f"({'; '.join(words)})" if words else ""
 
 
 def thread_line(message: TrackedMessage, tz: tzinfo | None = None) -> str:
