@@ -16,9 +16,11 @@ import pytest
 
 from wa_devtunnel.__main__ import main
 from wa_devtunnel.cli.options import add_selection_arguments, recordings_from_args, selection_from_args
+from wa_devtunnel.engine.exchange_view import view_from_record
 from wa_devtunnel.engine.recording import RECORDING_VERSION, SessionRecorder, encode_body
 from wa_devtunnel.engine.sessions import SessionNotFound, find_session
 from wa_devtunnel.rules.decode.payload import decode_payload
+from wa_devtunnel.rules.samples import messages
 from wa_devtunnel.rules.samples import payloads as samples
 
 FIRST = datetime(2026, 11, 26, 21, 55, 0, tzinfo=UTC)
@@ -173,3 +175,127 @@ def test_selection_from_args_reads_every_flag() -> None:
     assert selection.ids == ("ab", "cd") and selection.seqs == ((1, 3), (7, 7))
     assert selection.origins == ("meta", "sample") and selection.fields == ("messages",)
     assert (selection.last, selection.kind, selection.since) == (2, "all", datetime(2026, 11, 26, tzinfo=UTC))
+
+
+# The kinds a WhatsApp developer routes on --------------------------------------------------------
+
+GROUP_CHANGE = {
+    "field": "group_participants_update",
+    "value": {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+        "groups": [
+            {
+                "timestamp": "1765268400",
+                "group_id": "Y2FwaV9ncm91cDoxNTU1MDc4Mzg4MToxMjAzNjMzOTk5OTk4ODc3",
+                "type": "group_participants_add",
+                "reason": "invite_link",
+                "added_participants": [{"input": "+16505551234", "wa_id": "16505551234"}],
+            }
+        ],
+    },
+}
+UNKNOWN_CHANGE = {"field": "partner_solution_something_new", "value": {"solution_id": "7731", "status": "ACTIVE"}}
+KIND_BODIES = {
+    1: samples.meta_json(samples.envelope([samples.messages_change([messages.list_reply()])])),
+    2: samples.meta_json(samples.envelope([samples.messages_change([messages.button_reply()])])),
+    3: samples.meta_json(samples.envelope([samples.messages_change([messages.flow_reply()])])),
+    4: samples.meta_json(samples.envelope([samples.messages_change([messages.template_button()])])),
+    5: samples.meta_json(samples.envelope([GROUP_CHANGE])),
+    6: samples.meta_json(samples.envelope([UNKNOWN_CHANGE])),
+    7: samples.meta_json(samples.envelope([samples.messages_change(statuses=[samples.status("failed")])])),
+}
+
+
+@pytest.fixture
+def kinds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """One session of the kinds above; seq 6 was recorded without a summary (it is derived data)."""
+    monkeypatch.chdir(tmp_path)
+    directory = tmp_path / "rec"
+    with SessionRecorder(directory, now=lambda: FIRST) as recorder:
+        for seq, body in KIND_BODIES.items():
+            record = event(seq, body)
+            if seq == 6:
+                del record["summary"]
+            recorder.append(record)
+    return directory
+
+
+@pytest.mark.parametrize(
+    ("flags", "seqs"),
+    [
+        (["--type", "list_reply"], [1]),
+        (["--type", "button_reply,nfm_reply"], [2, 3]),
+        (["--type", "interactive"], [1, 2, 3]),
+        (["--type", "button"], [4]),  # a template's quick-reply button, not an interactive button_reply
+        (["--field", "group_participants_update"], [5]),
+        (["--field", "group_*"], [5]),
+        (["--field", "partner_solution_something_new"], [6]),
+        (["--status", "failed"], [7]),
+    ],
+)
+def test_types_fields_and_statuses_of_every_kind(
+    capsys: pytest.CaptureFixture[str], kinds: Path, flags: list[str], seqs: list[int]
+) -> None:
+    assert both(capsys, kinds, *flags) == [(OLDER, seq) for seq in seqs]
+
+
+@pytest.mark.parametrize(
+    ("flags", "reason"),
+    [
+        (
+            ["--type", "bogus"],
+            "--type bogus: types in this session (rec/20261126-215500.jsonl): "
+            "interactive, list_reply, button_reply, nfm_reply, button",
+        ),
+        (["--status", "read"], "--status read: statuses in this session (rec/20261126-215500.jsonl): failed"),
+        (["--field", "flows"], "--field flows: fields in this session (rec/20261126-215500.jsonl): messages, "),
+        (
+            ["--type", "list_reply", "--status", "failed"],
+            "(kind event, type list_reply, status failed) in this session (rec/20261126-215500.jsonl): "
+            "7 event exchanges there, none with all of it",
+        ),
+    ],
+)
+def test_a_value_matching_nothing_lists_what_the_session_has(
+    capsys: pytest.CaptureFixture[str], kinds: Path, flags: list[str], reason: str
+) -> None:
+    assert main(["replay", *flags, "--to", TARGET, "--recordings-dir", "rec", "--dry-run"]) == 2
+    replay_err = capsys.readouterr().err
+    assert main(["export", *flags, "--out", "out", "--recordings-dir", "rec"]) == 2
+    export_err = capsys.readouterr().err
+    assert replay_err.startswith(f"wa-devtunnel replay: no exchanges match {reason}"), replay_err
+    assert export_err.startswith(f"wa-devtunnel export: no event matches {reason}"), export_err
+    assert "--kind all" not in replay_err
+
+
+def test_kind_all_is_suggested_only_when_it_would_match(capsys: pytest.CaptureFixture[str], kinds: Path) -> None:
+    verify = {**event(8, b""), "kind": "verify", "request": {"method": "GET", "path": "/webhook/whatsapp", "body": ""}}
+    with SessionRecorder(kinds, now=lambda: SECOND) as recorder:
+        recorder.append(verify)
+    assert main(["replay", "--kind", "event", "--to", TARGET, "--recordings-dir", "rec"]) == 2
+    assert capsys.readouterr().err == (
+        "wa-devtunnel replay: no exchanges match: no event exchanges in this session "
+        "(rec/20261127-083000.jsonl) (only verify) (try --kind all)\n"
+    )
+    assert main(["replay", "rec", "--seq", "8", "--kind", "event", "--to", TARGET, "--recordings-dir", "rec"]) == 2
+    assert capsys.readouterr().err.rstrip().endswith(
+        "in these 2 sessions (20261126-215500.jsonl, 20261127-083000.jsonl): 7 event exchanges there, "
+        "none with all of it (try --kind all)"
+    )
+
+
+def test_echoes_and_interactive_subtypes_are_message_types() -> None:
+    items = [
+        {"kind": "message", "type": "text", "direction": "echo"},
+        {"kind": "message", "type": "interactive", "subtype": "list_reply"},
+        {"kind": "message", "type": "system", "subtype": "user_changed_number"},
+        {"kind": "message", "type": "document", "subtype": "invoice.pdf"},  # a file name, not a type
+        {"kind": "message", "type": "button", "subtype": "attend-yes"},  # a payload, not a type
+        {"kind": "status", "status": "read"},
+    ]
+    view = view_from_record({"kind": "event", "summary": {"items": items}})
+    assert view.message_types == (
+        *("text", "echo", "interactive", "list_reply", "system", "user_changed_number", "document", "button"),
+    )
+    assert view.statuses == ("read",)

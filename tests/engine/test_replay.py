@@ -571,7 +571,7 @@ async def test_target_defaults_to_the_forward_target(
         (["--seq", "9-3"], "ends before it starts"),
         (["--seq", "x"], "is not a sequence number"),
         (["--kind", "other"], "--kind"),
-        (["--type", "video"], "no exchanges match (kind event, type video)"),
+        (["--type", "video"], "no exchanges match --type video: types in this session ("),
     ],
 )
 async def test_usage_errors_exit_2_with_a_clear_message(

@@ -22,7 +22,7 @@ from wa_devtunnel.cli.options import (
 from wa_devtunnel.cli.output import ProgressBar, console_for, echo, error
 from wa_devtunnel.cli.terminal_text import line, say
 from wa_devtunnel.engine.export.writer import ExportError, export_fixtures, prepare_out_dir
-from wa_devtunnel.engine.replay.source import ReplayError, describe_selection, load_recordings, select
+from wa_devtunnel.engine.replay.source import ReplayError, load_recordings, no_match_message, select
 from wa_devtunnel.engine.sessions import SessionNotFound
 from wa_devtunnel.settings import Settings
 
@@ -95,8 +95,7 @@ def run(args: argparse.Namespace, settings: Settings | None) -> ExitCode:
     report_skipped(loaded.problems)
     events = select(loaded.exchanges, selection)
     if not events:
-        where = ", ".join(str(p) for p in paths)
-        raise _usage(f"no event matches ({describe_selection(selection)}) in {where}")
+        raise _usage(no_match_message(loaded.exchanges, selection, paths, "no event matches"))
     try:
         prepare_out_dir(args.out)
         with ProgressBar("Exporting", len(events)) as progress:

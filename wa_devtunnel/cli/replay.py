@@ -28,7 +28,14 @@ from wa_devtunnel.engine.instance import origin_key_for
 from wa_devtunnel.engine.recording import SessionRecorder
 from wa_devtunnel.engine.replay.plan import ReplayOptions, SignatureMode, plan_replay
 from wa_devtunnel.engine.replay.send import ReplayNotRecorded, send_plan, summarize
-from wa_devtunnel.engine.replay.source import REPLAY_SUFFIX, ReplayError, describe_selection, load_recordings, select
+from wa_devtunnel.engine.replay.source import (
+    REPLAY_SUFFIX,
+    ReplayError,
+    load_recordings,
+    matches_with_any_kind,
+    no_match_message,
+    select,
+)
 from wa_devtunnel.engine.sessions import SessionNotFound
 from wa_devtunnel.settings import Settings, http_url
 
@@ -122,11 +129,8 @@ def _replay(settings: Settings, args: argparse.Namespace) -> ExitCode:
     selection = selection_from_args(args, args.kind)
     chosen = select(loaded.exchanges, selection)
     if not chosen:
-        names = ", ".join(str(p) for p in paths)
-        raise ReplayError(
-            f"no exchanges match ({describe_selection(selection)}) in {names}: "
-            f"{len(loaded.exchanges)} replayable exchanges there (try --kind all, or fewer filters)"
-        )
+        hint = " (try --kind all)" if matches_with_any_kind(loaded.exchanges, selection) else ""
+        raise ReplayError(no_match_message(loaded.exchanges, selection, paths, "no exchanges match") + hint)
     plan = plan_replay(chosen, options)
     multi = len(paths) > 1
     if args.dry_run:

@@ -191,8 +191,14 @@ def view_from_record(record: Mapping[str, Any], offset: int = -1, recording: Pat
     )
 
 
+# Message types whose `subtype` names a kind of message (interactive.type, system.type, unsupported.type),
+# so `--type list_reply` and `type:nfm_reply` find it; other subtypes are data (a payload, a file name).
+_SUBTYPE_IS_A_TYPE = frozenset({"interactive", "system", "unsupported"})
+
+
 def _types_and_statuses(raw_items: Any) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Distinct message types and status values of summary.items, in order of first appearance."""
+    """Distinct message types (with interactive/system subtypes, and `echo` for what the business sent
+    from the WhatsApp Business app) and status values of summary.items, in order of first appearance."""
     types: dict[str, None] = {}
     statuses: dict[str, None] = {}
     if isinstance(raw_items, list):
@@ -204,6 +210,11 @@ def _types_and_statuses(raw_items: Any) -> tuple[tuple[str, ...], tuple[str, ...
                 value = item.get("type")
                 if value:
                     types[str(value)] = None
+                    subtype = item.get("subtype")
+                    if subtype and str(value) in _SUBTYPE_IS_A_TYPE:
+                        types[str(subtype)] = None
+                if item.get("direction") == "echo":
+                    types["echo"] = None
             elif item_kind == "status":
                 value = item.get("status")
                 if value:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,8 @@ from wa_devtunnel.engine.events import ExchangeView
 from wa_devtunnel.engine.exchange_view import view_from_record
 from wa_devtunnel.engine.recording import read_recording, request_body
 from wa_devtunnel.engine.sessions import session_paths
+from wa_devtunnel.rules.decode.payload import decode_payload
+from wa_devtunnel.rules.untrusted import one_line
 
 REPLAY_SUFFIX = "replay"
 REPLAYABLE_KINDS = ("event", "verify")
@@ -142,7 +145,24 @@ def _replayable(path: Path, record: Mapping[str, Any]) -> tuple[RecordedExchange
         body = request_body(request)
     except ValueError as exc:
         return None, f"{where} skipped: {exc}"
-    return RecordedExchange(path, record, view_from_record(record), body), ""
+    return RecordedExchange(path, record, view_from_record(with_current_summary(record, body)), body), ""
+
+
+def with_current_summary(record: Mapping[str, Any], body: bytes) -> Mapping[str, Any]:
+    """The record with a summary this decoder would write, so selection sees today's types and statuses.
+
+    The summary is derived data: a line without one (or without its items, or written by a decoder
+    older than item `values`) is decoded again from its body; any other is used as recorded.
+    """
+    summary = record.get("summary")
+    items = summary.get("items") if isinstance(summary, Mapping) else None
+    current = isinstance(items, list) and all(isinstance(i, Mapping) and "values" in i for i in items)
+    if current or record.get("kind") != "event":
+        return record
+    decoded = decode_payload(body, values=False).to_dict()
+    if isinstance(summary, Mapping):  # flags only the receiver could know (duplicate) stay
+        decoded["flags"] = list(dict.fromkeys([*decoded["flags"], *(summary.get("flags") or ())]))
+    return {**record, "summary": decoded}
 
 
 def select(exchanges: Iterable[RecordedExchange], selection: Selection) -> list[RecordedExchange]:
@@ -182,11 +202,74 @@ def _matches(view: ExchangeView, selection: Selection) -> bool:
 
 
 def _any_of(wanted: tuple[str, ...], have: Iterable[str]) -> bool:
-    """No condition matches everything; otherwise one value must match, ignoring case."""
+    """No condition matches everything; otherwise one value must match, ignoring case (`group_*` as a pattern)."""
     if not wanted:
         return True
     lowered = {value.lower() for value in have}
-    return any(value.lower() in lowered for value in wanted)
+    return any(
+        value.lower() in lowered
+        or (any(c in value for c in "*?[") and any(fnmatchcase(have_one, value.lower()) for have_one in lowered))
+        for value in wanted
+    )
+
+
+# The value flags: the flag, its Selection attribute (also the noun of a hint), the view attribute it matches.
+_VALUE_FLAGS = (
+    ("--field", "fields", "fields"),
+    ("--type", "types", "message_types"),
+    ("--status", "statuses", "statuses"),
+    ("--signature", "signatures", "signature"),
+    ("--origin", "origins", "origin"),
+)
+HINT_VALUES_SHOWN = 20
+
+
+def no_match_message(
+    exchanges: Sequence[RecordedExchange], selection: Selection, paths: Sequence[Path], nothing: str
+) -> str:
+    """Why nothing matched, after `nothing` (`no exchanges match`): a flag whose values none has, with the
+    values there are (`--type bogus: types in this session (...): text, image, button_reply`), else the
+    whole selection."""
+    where = sources_phrase(paths)
+    pool = [exchange.view for exchange in exchanges if exchange.view.kind in selection.kinds]
+    if not pool:
+        others = sorted({exchange.view.kind for exchange in exchanges})
+        there = f" (only {', '.join(map(one_line, others))})" if others else ""
+        return f"{nothing}: no {'/'.join(selection.kinds)} exchanges in {where}{there}"
+    for flag, noun, attribute in _VALUE_FLAGS:
+        wanted: tuple[str, ...] = getattr(selection, noun)
+        if not wanted:
+            continue
+        has = [_view_values(view, attribute) for view in pool]
+        if any(_any_of(wanted, values) for values in has):
+            continue
+        asked = f"{nothing} {flag} {','.join(wanted)}"
+        present = list(dict.fromkeys(one_line(value, 60) for values in has for value in values if value))
+        if not present:
+            return f"{asked}: no {noun} in {where}"
+        shown = ", ".join(present[:HINT_VALUES_SHOWN])
+        more = f" and {len(present) - HINT_VALUES_SHOWN} more" if len(present) > HINT_VALUES_SHOWN else ""
+        return f"{asked}: {noun} in {where}: {shown}{more}"
+    counted = f"{len(pool)} {'/'.join(selection.kinds)} exchange{'s' * (len(pool) != 1)}"
+    return f"{nothing} ({describe_selection(selection)}) in {where}: {counted} there, none with all of it"
+
+
+def sources_phrase(paths: Sequence[Path]) -> str:
+    """`this session (rec/20261207-065840.jsonl)`, `these 3 sessions (a.jsonl, b.jsonl, ...)`."""
+    if len(paths) == 1:
+        return f"this session ({paths[0]})"
+    names = ", ".join(path.name for path in paths[:3]) + (", ..." if len(paths) > 3 else "")
+    return f"these {len(paths)} sessions ({names})"
+
+
+def _view_values(view: ExchangeView, attribute: str) -> tuple[str, ...]:
+    value = getattr(view, attribute)
+    return (value,) if isinstance(value, str) else tuple(value)
+
+
+def matches_with_any_kind(exchanges: Sequence[RecordedExchange], selection: Selection) -> bool:
+    """Whether `--kind all` would have found something (only then is it worth suggesting)."""
+    return selection.kind != "all" and bool(select(exchanges, replace(selection, kind="all")))
 
 
 def describe_selection(selection: Selection) -> str:
