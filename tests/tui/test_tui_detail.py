@@ -79,3 +79,19 @@ def test_billable_false_is_shown() -> None:
     record = {"kind": "event", "summary": {"items": [item]}}
     text = rendered(summary_renderable(record))
     assert "  billable  False" in text and "forwarded" not in text
+
+
+def test_a_record_without_item_values_gets_them_from_its_body() -> None:
+    """Recorded by an older decoder (or without values): the detail decodes the body again."""
+    body = payload(list_reply(reply_id="ship-express-24h"))
+    summary = decode_payload(body, accounts_by_phone_number_id={"106540352242922": "shop"}).to_dict()
+    for item in summary["items"]:
+        del item["values"]
+    record = {
+        "kind": "event",
+        "request": {"method": "POST", "path": "/webhook/whatsapp", "body": body.decode()},
+        "summary": summary,
+    }
+    text = rendered(summary_renderable(record))
+    assert '    interactive.list_reply.id = "ship-express-24h"' in text
+    assert "  account               shop" in text  # what the receiver knew stays

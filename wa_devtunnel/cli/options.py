@@ -131,8 +131,12 @@ def add_selection_arguments(parser: argparse.ArgumentParser, title: str, origins
     pick.add_argument("--id", action="append", help="exchange id, or the start of one")
     pick.add_argument("--seq", action="append", type=parsed(parse_seq_ranges), help="sequence numbers: 7, 3-9, 1,4-6")
     pick.add_argument("--last", type=positive(int), metavar="N", help="only the last N that match")
-    pick.add_argument("--field", action="append", help="webhook field, e.g. messages, account_update")
-    pick.add_argument("--type", action="append", help="message type, e.g. text, image, interactive")
+    pick.add_argument(
+        "--field", action="append", help="webhook field, e.g. messages, account_update, or a pattern: group_*"
+    )
+    pick.add_argument(
+        "--type", action="append", help="message type, e.g. text, image, interactive, list_reply, nfm_reply, echo"
+    )
     pick.add_argument("--status", action="append", help="status update, e.g. delivered, read, failed")
     pick.add_argument("--signature", action="append", help="recorded verdict: valid, invalid, missing, unchecked")
     pick.add_argument("--origin", action="append", help=origins_help)

@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from wa_devtunnel.engine.recording import request_body
+from wa_devtunnel.rules.decode.payload import decode_payload
 from wa_devtunnel.rules.untrusted import json_visible, visible
 from wa_devtunnel.tui.safe import data, data_block, shown
 
@@ -34,6 +35,8 @@ WHOLE_BODY_KEYS = "press o to open the whole body in $PAGER, w to write it to a 
 # One value of an item (a text, a Flow's answers) is shown up to this long; a path up to PATH_SHOWN.
 VALUE_SHOWN = 1000
 PATH_SHOWN = 120
+# A record without item values is decoded again for the detail up to this size (on the UI thread).
+VALUES_DECODE_MAX_BYTES = 256 * 1024
 # Item fields where False is news (billable: false means Meta does not charge), not an unset default.
 _MEANINGFUL_FALSE = frozenset({"billable"})
 
@@ -80,8 +83,8 @@ def summary_renderable(record: Mapping[str, Any]) -> RenderableType:
             parts.append(data(f"Problem: {summary['problem']}", style="bold red"))
         if summary.get("flags"):
             parts.append(data("Flags: " + ", ".join(map(str, summary["flags"])), style="yellow"))
-        items = summary.get("items") or []
-        if isinstance(items, list) and items:
+        items = _items_with_values(record, summary.get("items") or [])
+        if items:
             parts.append(Text(f"\n{len(items)} item(s):", style="bold"))
             parts.extend(_item_block(index, item) for index, item in enumerate(items, 1) if isinstance(item, Mapping))
     forward = record.get("forward")
@@ -94,6 +97,30 @@ def summary_renderable(record: Mapping[str, Any]) -> RenderableType:
             )
         )
     return Group(*parts)
+
+
+def _items_with_values(record: Mapping[str, Any], items: Any) -> list[Any]:
+    """The recorded items, each with its `values`: a line recorded without them (an older decoder, or
+    a receiver that left them out) gets them by decoding its body again, as `wa-devtunnel decode` does."""
+    if not isinstance(items, list):
+        return []
+    if not items or any(isinstance(item, Mapping) and item.get("values") for item in items):
+        return items
+    try:
+        body = request_body(_mapping(record.get("request")))
+    except ValueError:
+        return items
+    if not body or len(body) > VALUES_DECODE_MAX_BYTES or record.get("request_body_truncated"):
+        return items
+    fresh = decode_payload(body).to_dict()["items"]
+    if len(fresh) != len(items):  # decoded by another version: today's decoding is the whole truth
+        return fresh
+    return [
+        {**item, **{key: value for key, value in again.items() if key == "values" or key not in item}}
+        if isinstance(item, Mapping)
+        else again
+        for item, again in zip(items, fresh, strict=True)
+    ]
 
 
 def _mapping(value: Any) -> Mapping[str, Any]:
