@@ -244,7 +244,10 @@ def domain_name(value: Any, setting: str) -> str | None:
     raw = str(value).strip()
     if not raw:
         return None
-    problem = f"{raw!r} is not a domain name (e.g. your-name.ngrok-free.app; leave it empty for your dev domain)"
+    problem = (
+        f"{raw!r} is not a domain name (e.g. your-name.ngrok.app, a paid domain; "
+        "leave it empty for your account's dev domain)"
+    )
     scheme, sep, rest = raw.partition("://")
     if sep and scheme.lower() not in ("http", "https"):
         raise ConfigError(setting, problem)

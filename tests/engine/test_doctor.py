@@ -380,3 +380,15 @@ def test_cli_exit_code_and_json(
     assert report["ok"] is True
     assert {c["name"]: c["status"] for c in report["checks"]}["callback URL"] == "SKIP"
     assert all(set(c) == {"name", "status", "detail", "fix"} for c in report["checks"])
+
+
+def test_cli_tunnel_cloudflared_checks_its_binary(clean_env: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`doctor --tunnel cloudflared` checks cloudflared (here: not installed, with where to get it)."""
+    (clean_env / ".env").write_text(f"CLOUDFLARED_PATH={clean_env / 'no-cloudflared'}\n")
+    assert main(["doctor", "--tunnel", "cloudflared", "--json"]) == 1
+    checks = {c["name"]: c for c in json.loads(capsys.readouterr().out)["checks"]}
+    cloudflared = [c for name, c in checks.items() if "cloudflared" in name]
+    assert cloudflared and cloudflared[0]["status"] == "FAIL", checks
+    assert "no-cloudflared" in cloudflared[0]["detail"]
+    assert main(["doctor", "--json"]) in (0, 1)  # without it: no cloudflared line
+    assert not [c for c in json.loads(capsys.readouterr().out)["checks"] if "cloudflared" in c["name"]]

@@ -32,6 +32,7 @@ def register(subparsers: Subparsers) -> None:
     add_common(doctor)
     doctor.add_argument("--url", help="public callback URL to test (default: the running wa-devtunnel's)")
     doctor.add_argument("--json", action="store_true", help="one JSON object on stdout, for scripts")
+    doctor.add_argument("--tunnel", help="the tunnel you run with: ngrok, cloudflared or none (checks its agent)")
 
 
 def format_report(results: Sequence[CheckResult]) -> list[Text]:
@@ -57,7 +58,7 @@ def format_report(results: Sequence[CheckResult]) -> list[Text]:
 def run(args: argparse.Namespace, settings: Settings | None) -> ExitCode:
     """Exit 0 when nothing FAILs, 1 otherwise (a WARN is advice, not a failure); settings: unused."""
     logging.getLogger("dotenv.main").setLevel(logging.ERROR)  # doctor reports unparsable lines itself
-    flags = {k: getattr(args, k) for k in ("env_file", "recordings_dir") if getattr(args, k, None)}
+    flags = {k: getattr(args, k) for k in ("env_file", "recordings_dir", "tunnel") if getattr(args, k, None)}
     inp = gather(flags, args.url, None)
     inp = replace(inp, instance=read_instance(inp.settings.recordings_dir))
     results = asyncio.run(run_doctor(inp))

@@ -78,7 +78,7 @@ def clear_leftovers(recordings_dir: Path) -> str | None:
     elif agent is not None and stopped is False:
         done.append(f"could not stop its tunnel agent (pid {agent.pid}): stop it yourself (kill -- -{agent.pid})")
     if agent is not None and _remove_files(agent):
-        done.append("deleted its tunnel agent's private files (the ngrok config holds the authtoken)")
+        done.append("deleted its tunnel agent's private files")
     if instance.channel and _our_workdir(Path(instance.channel).parent, CHANNEL_DIR_PREFIX):
         shutil.rmtree(Path(instance.channel).parent, ignore_errors=True)  # its socket: nobody listens there now
     remove_instance(recordings_dir, owner=instance.pid)

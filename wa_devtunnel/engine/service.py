@@ -334,6 +334,7 @@ class WebhookService:
                 "error",
                 f"Tunnel lost: {health.detail}. Meta's deliveries fail "
                 "until it is back (Meta retries for up to 7 days).",
+                topic="tunnel-down",  # headless already printed it as TUNNEL DOWN
             )
         )
         backoff = 1.0

@@ -40,7 +40,9 @@ def handshake_missing_text(provider: str, callback_url: str, seconds: float, *, 
             f"Meta refused {callback_url} and its handshake never reached this receiver: Meta did not reach "
             "this URL (the verify request never came through the tunnel)."
         )
-    return f"{what} {NGROK_FREE_DOMAIN_CAVEAT if provider == 'ngrok' else OTHER_TUNNEL_ADVICE}"
+    # The paid-plan caveat is about Meta refusing a free ngrok domain: not what happened when Meta accepted it.
+    advice = NGROK_FREE_DOMAIN_CAVEAT if provider == "ngrok" and not accepted else OTHER_TUNNEL_ADVICE
+    return f"{what} {advice}"
 
 
 class HandshakeWatch:

@@ -195,10 +195,11 @@ class Registrar:
 
     def unavailable_notice(self, tunnel_state: str) -> Notice:
         """Meta only calls public HTTPS URLs: say why nothing was registered."""
+        fix = " (set NGROK_AUTHTOKEN, or use --tunnel cloudflared)" if tunnel_state == "local-only" else ""
         return Notice(
             "error",
             f"--register {self.scope}: not registered, Meta needs a public HTTPS URL and the tunnel is "
-            f"{tunnel_state} (set NGROK_AUTHTOKEN)",
+            f"{tunnel_state}{fix}",
             topic="register",
         )
 

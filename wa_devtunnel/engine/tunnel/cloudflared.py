@@ -105,10 +105,16 @@ class CloudflaredTunnel:
         """Start cloudflared; return the https://*.trycloudflare.com URL once a connection to the edge is up."""
         binary = find_cloudflared(self.cloudflared_path)
         await self.stop()
-        workdir = Path(tempfile.mkdtemp(prefix=AGENT_WORKDIR_PREFIX))
-        self._workdir = workdir
-        config = workdir / CONFIG_NAME
-        config.write_text(ISOLATED_CONFIG, encoding="utf-8")
+        try:
+            workdir = Path(tempfile.mkdtemp(prefix=AGENT_WORKDIR_PREFIX))
+            self._workdir = workdir
+            config = workdir / CONFIG_NAME
+            config.write_text(ISOLATED_CONFIG, encoding="utf-8")
+        except OSError as exc:
+            raise TunnelError(
+                f"cannot write cloudflared's private config in {tempfile.gettempdir()}: {exc.strerror or exc}",
+                "Point TMPDIR at a writable directory.",
+            ) from None
         upstream = f"http://{upstream_address(self.upstream_host, local_port)}"
         argv = [binary, "tunnel", "--no-autoupdate", "--config", str(config), "--metrics", "127.0.0.1:0"]
         argv += ["--url", upstream]
