@@ -21,13 +21,15 @@ async def run_doctor(inp: DoctorInput, *, graph: bool = True) -> list[CheckResul
         check_settings_file(inp),
         check_verify_token(inp),
         check_app_secret(inp),
-        check_ngrok_authtoken(inp),
-        await check_ngrok_binary(inp),
+        # The agent of the tunnel in use: cloudflared needs no ngrok account or binary.
+        *(
+            [await check_cloudflared(inp)]
+            if inp.settings.tunnel == "cloudflared"
+            else [check_ngrok_authtoken(inp), await check_ngrok_binary(inp)]
+        ),
         check_port(inp),
         await check_public_url(inp),
     ]
-    if inp.settings.tunnel == "cloudflared":  # a line only for those who chose it
-        results.insert(5, await check_cloudflared(inp))
     if graph:
         our_url = inp.url or (inp.instance.callback_url if inp.instance else None)
         results += await graph_checks(inp.settings, our_url)
