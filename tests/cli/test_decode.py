@@ -294,7 +294,7 @@ def test_a_session_file_one_block_per_event_damaged_lines_skipped(
     assert err.splitlines() == [
         "wa-devtunnel decode: line 3: not valid JSON, skipped",
         "wa-devtunnel decode: line 6: truncated last line, skipped",
-        "wa-devtunnel decode: not events, not decoded: 1 verify",
+        "wa-devtunnel decode: skipped, not webhook events: 1 verify",
     ]
     code, out, _ = decode(capsys, path, "--json", monkeypatch=monkeypatch)
     rows = [json.loads(text) for text in out.splitlines()]
@@ -314,7 +314,7 @@ def test_a_session_without_events_exits_1(capsys: pytest.CaptureFixture[str], mo
     verify = line_of(record(1, b"", kind="verify"))
     code, out, err = decode(capsys, stdin=verify + verify, monkeypatch=monkeypatch)
     assert (code, out) == (1, "")
-    assert "not events, not decoded: 2 verify" in err and "no webhook event in the input" in err
+    assert "skipped, not webhook events: 2 verify" in err and "no webhook event in the input" in err
     code, out, _ = decode(capsys, stdin=verify, monkeypatch=monkeypatch)  # one line: said on stdout
     assert code == 1 and "a verify exchange, not a webhook event: nothing to decode" in out
 

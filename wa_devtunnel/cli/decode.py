@@ -90,7 +90,7 @@ def read_input(source: str | None) -> bytes:
     """The bytes of FILE, or of stdin for `-` (or no FILE when stdin is not a terminal); UsageError otherwise."""
     if source is None or source == "-":
         if source is None and sys.stdin.isatty():
-            raise UsageError(f"{PROG}: {STDIN_HINT}")
+            raise UsageError(f"{PROG}: {STDIN_HINT}", try_help=False)
         data = sys.stdin.buffer.read()
         name = "stdin"
     else:
@@ -246,7 +246,7 @@ def run(args: argparse.Namespace, settings: Settings | None) -> ExitCode:
         error(f"{PROG}: {problem}")
     if result.skipped:
         counted = ", ".join(f"{count} {kind}" for kind, count in result.skipped.items())
-        error(f"{PROG}: not events, not decoded: {counted}")
+        error(f"{PROG}: skipped, not webhook events: {counted}")
     if not result.decoded:
         error(f"{PROG}: no webhook event in the input")
         return ExitCode.FAILED
