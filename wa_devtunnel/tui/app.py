@@ -39,6 +39,7 @@ from wa_devtunnel.tui.exchange_list import ExchangeList
 from wa_devtunnel.tui.filter_bar import FilterBar
 from wa_devtunnel.tui.header import EngineAlarm, HeaderState, RecordingAlarm, StatusHeader
 from wa_devtunnel.tui.help import KEYS, HelpScreen, binding_commands
+from wa_devtunnel.tui.lifecycle_screen import LifecycleScreen
 from wa_devtunnel.tui.model import ExchangeStore, ListFilter
 from wa_devtunnel.tui.priority import EngineStarter
 from wa_devtunnel.tui.safe import toast_message
@@ -342,6 +343,14 @@ class InspectorApp(App[None]):
     def action_help(self) -> None:
         """Every key and the filter syntax."""
         self.push_screen(HelpScreen(self.BINDINGS))
+
+    def action_lifecycle(self) -> None:
+        """Each sent message's statuses (sent -> delivered -> read, or why it failed) and its contact's thread."""
+        if not self.is_screen_installed("lifecycle"):
+            screen = LifecycleScreen(lambda: tuple(self.recording_parts), lambda: self.store.counters.events)
+            self.install_screen(screen, "lifecycle")
+        if self.screen is not self.get_screen("lifecycle"):
+            self.push_screen("lifecycle")
 
     def action_search(self) -> None:
         """Open the filter bar."""

@@ -30,6 +30,7 @@ KEYS = [
     Binding("E", "edit_and_send", "Edit+send", show=False),
     Binding("R", "restart_engine", "Restart the engine (after it stopped)", show=False),
     Binding("question_mark", "help", "Help"),
+    Binding("L", "lifecycle", "Message lifecycle: statuses of each sent message, threads", show=False),
     Binding("r", "reveal_token", "Reveal token", show=False),
     Binding("b", "toggle_raw", "Raw body", show=False),
     Binding("o", "open_body", "Whole body in $PAGER", show=False),
