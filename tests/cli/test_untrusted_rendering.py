@@ -26,6 +26,7 @@ from rich.console import Console, RenderableType
 from rich.text import Text
 from textual.content import Content
 
+from wa_devtunnel.cli.decode import decode_input, human_lines
 from wa_devtunnel.cli.doctor import format_report
 from wa_devtunnel.cli.export import report_skipped, summary_text
 from wa_devtunnel.cli.headless import HeadlessPrinter
@@ -33,7 +34,7 @@ from wa_devtunnel.cli.meta import _status_lines
 from wa_devtunnel.cli.output import console_for, echo, error
 from wa_devtunnel.cli.replay_output import print_dry_run, print_summary
 from wa_devtunnel.cli.sessions import print_sessions
-from wa_devtunnel.cli.terminal_text import say
+from wa_devtunnel.cli.terminal_text import json_text, say
 from wa_devtunnel.cli.trigger import format_result
 from wa_devtunnel.engine.doctor.report import CheckResult, Status
 from wa_devtunnel.engine.events import (
@@ -293,6 +294,24 @@ def test_tui_header_banner_toasts_and_welcome(
     assert_terminal_safe("".join(segment.text for segment in Content(toast).render_segments()))
     started = ReceiverStarted(url, url, typed, False, None, 8765, public_url=url if refused % 2 else None)
     assert_terminal_safe(rendered(welcome_text(started, "ngrok")))
+
+
+# wa-devtunnel decode ----------------------------------------------------------------------------
+
+
+@PROPERTY
+@given(hostile_text, hostile_text, hostile_text, hostile_text)
+def test_decode_output_human_and_json(text: str, name: str, key: str, value: str) -> None:
+    message = {"from": name, "id": text, "type": key or "text", "text": {"body": text}, key: {value: [value, 7]}}
+    change = {"field": "messages", "value": {"contacts": [{"profile": {"name": name}}], "messages": [message]}}
+    body = json.dumps({"object": "whatsapp_business_account", "entry": [{"id": key, "changes": [change]}]})
+    other = json.dumps({"object": "whatsapp_business_account", "entry": [{"changes": [{"field": key, "value": {}}]}]})
+    line = json.dumps({"seq": text, "received_at": name, "kind": "event", "id": value, "request": {"body": body}})
+    for data in (body, line, f"{line}\n{text}\n{other}\n", text):
+        for decoded in decode_input(data.encode("utf-8", "surrogatepass")).decoded:
+            for shown in human_lines(decoded):
+                assert_terminal_safe(rendered(shown))
+            assert_terminal_safe(json_text(decoded.to_json()))
 
 
 # The headless printer ---------------------------------------------------------------------------
