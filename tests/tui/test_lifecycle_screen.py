@@ -12,14 +12,17 @@ from typing import Any
 
 import aiohttp
 import pytest
+from hypothesis import given, settings
 from rich.console import Console
 from textual.widgets import DataTable, Static
 
+from tests.cli.test_untrusted_rendering import assert_terminal_safe, hostile_text, rendered
 from tests.support.constants import APP_SECRET
 from tests.support.inspector import Inspector, open_inspector, wait_until
 from tests.support.meta_client import MetaLikeSender
+from wa_devtunnel.rules.lifecycle import LifecycleBook
 from wa_devtunnel.tui.help import HelpScreen
-from wa_devtunnel.tui.lifecycle_screen import LifecycleScreen, read_new_records
+from wa_devtunnel.tui.lifecycle_screen import LifecycleScreen, message_row, read_new_records, thread_text
 
 USER = "16505551234"
 WAMID_READ = "wamid.HBgLMTY1MDU1NTEyMzQVAgARGBI0QTg5RjJDMUQ3RTZCNTA5QjMA"
@@ -166,3 +169,20 @@ def test_the_reader_stops_before_a_half_written_line_and_skips_damage(tmp_path: 
     assert offset == len(path.read_bytes()) - 9
     assert read_new_records(path, offset) == ([], offset)
     assert read_new_records(tmp_path / "missing.jsonl", 0) == ([], 0)
+
+
+@settings(max_examples=40, deadline=None)
+@given(hostile_text, hostile_text, hostile_text)
+def test_rows_and_threads_show_any_request_text_as_data(text: str, callback: str, who: str) -> None:
+    book = LifecycleBook()
+    book.add([{"kind": "message", "message_id": text or "m", "sender": who, "type": text, "text": text}])
+    book.add(
+        [{"kind": "status", "status_id": text + "s", "status": text, "recipient_id": who, "timestamp": "5",
+          "biz_opaque_callback_data": callback, "pricing_category": text, "group_id": callback,
+          "participant": who, "errors": [{"code": text, "title": text}]}]
+    )  # fmt: skip
+    (message,) = book.outgoing()
+    for cell in message_row(message).cells:
+        assert "\n" not in cell.plain
+        assert_terminal_safe(rendered(cell))
+    assert_terminal_safe(rendered(thread_text(book, message.wamid)))

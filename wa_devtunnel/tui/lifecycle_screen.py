@@ -244,13 +244,19 @@ class LifecycleScreen(Screen[None]):
 
     @work(thread=True, group="lifecycle")
     def _read(self, parts: tuple[Path, ...]) -> None:
-        rows = self.source.read(parts)
-        title = self.source.title(parts)
-        self.app.call_from_thread(self._show, rows, title)
+        rows: list[MessageRow] | None
+        try:
+            rows, title = self.source.read(parts), self.source.title(parts)
+        except Exception as exc:  # never take the inspector down: say it, keep what was shown
+            rows, title = None, data(f"Message lifecycle: reading the recording failed: {type(exc).__name__}: {exc}")
+        with contextlib.suppress(RuntimeError):  # the app is closing
+            self.app.call_from_thread(self._show, rows, title)
 
-    def _show(self, rows: list[MessageRow], title: Text) -> None:
+    def _show(self, rows: list[MessageRow] | None, title: Text) -> None:
         self._reading = False
         self.query_one("#lifecycle-title", Static).update(title)
+        if rows is None:
+            return
         table = self.query_one(DataTable)
         selected = self.selected_wamid()
         table.clear()
