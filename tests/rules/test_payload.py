@@ -33,7 +33,8 @@ from wa_devtunnel.rules.samples.payloads import (
 USER = "16505551234"
 SHORT = "wamid.…ODEwMTQ0RgA="
 FAILED_131049 = (
-    "failed 131049 This message was not delivered to maintain healthy ecosystem engagement."
+    f"failed {SHORT} to {USER}: "
+    "131049 This message was not delivered to maintain healthy ecosystem engagement."
 )
 FLAGS = {"batch", "dashboard-test", "unknown-phone-number-id", "duplicate"}
 
@@ -142,8 +143,8 @@ def test_odd_types_senders_and_subtypes_are_cleaned_too(field: str, value: Any) 
 def test_read_status_headline() -> None:
     summary = decode_payload(body_of(messages_change(statuses=[samples.status("read")])))
     status = only(summary)
-    assert status.line() == f"read {SHORT}"
-    assert summary.headline == f"messages: read {SHORT}"
+    assert status.line() == f"read {SHORT} to {USER}"
+    assert summary.headline == f"messages: read {SHORT} to {USER}"
 
 
 def test_failed_status_headline_and_errors() -> None:
@@ -216,6 +217,8 @@ REPLY = "(reply to wamid.…OTJBMTE4RTUA)"
     ("message", "line"),
     [
         (samples.image_message(), 'image from 16505551234: "Is this the blue one?"'),
+        (samples.sticker_message(animated=True), "sticker from 16505551234: animated"),
+        (samples.request_welcome_message(), "request_welcome from 16505551234"),
         (samples.video_message(), "video from 16505551234"),
         (samples.audio_message(), "audio from 16505551234: voice note"),
         (samples.audio_message(voice=False), "audio from 16505551234"),
@@ -238,12 +241,19 @@ REPLY = "(reply to wamid.…OTJBMTE4RTUA)"
             samples.contacts_message(["Barbara J. Johnson", "Ali Ben"]),
             "contacts from 16505551234: Barbara J. Johnson, Ali Ben",
         ),
-        (samples.button_reply(), f'interactive button_reply from 16505551234: "Yes" {REPLY}'),
+        (
+            samples.button_reply(),
+            f'interactive button_reply from 16505551234: "Yes" id confirm-yes {REPLY}',
+        ),
         (
             samples.list_reply(),
-            f'interactive list_reply from 16505551234: "Express shipping" {REPLY}',
+            'interactive list_reply from 16505551234: "Express shipping" id shipping-express, '
+            f'"Arrives in 1-2 days" {REPLY}',
         ),
-        (samples.flow_reply(), f'interactive nfm_reply from 16505551234: "flow: Sent" {REPLY}'),
+        (
+            samples.flow_reply(),
+            f"interactive nfm_reply from 16505551234: flow: Sent; flow_token unused; size=M {REPLY}",
+        ),
         (
             samples.template_button(),
             f'button from 16505551234: "Yes, I can make it" (payload attend-yes) {REPLY}',
@@ -252,11 +262,12 @@ REPLY = "(reply to wamid.…OTJBMTE4RTUA)"
         (samples.reaction_message(None), "reaction from 16505551234: removed on wamid.…OTJBMTE4RTUA"),
         (
             samples.order_message(),
-            "order from 16505551234: 2 items from catalog 194836987003835 (Here's my order)",
+            "order from 16505551234: 2 items from catalog 194836987003835, total 60 USD "
+            "(Here's my order)",
         ),
         (
             samples.order_message(1, note=""),
-            "order from 16505551234: 1 item from catalog 194836987003835",
+            "order from 16505551234: 1 item from catalog 194836987003835, total 30 USD",
         ),
         (
             samples.system_message(),
@@ -315,7 +326,8 @@ def test_context_forwarded_and_referral() -> None:
     assert item.forwarded and item.referral
     assert item.line() == (
         'text from 16505551234: "Is it in stock?" '
-        "(reply to wamid.…OTJBMTE4RTUA, forwarded, from an ad)"
+        '(reply to wamid.…OTJBMTE4RTUA, forwarded, from an ad "Chat with us", ad 120209822958960479, '
+        "ctwa_clid …F4XvnO2E4Nx0)"
     )
 
 
@@ -379,7 +391,7 @@ def test_no_sender_at_all() -> None:
 @pytest.mark.parametrize("name", ["sent", "delivered", "read", "played"])
 def test_status_lines(name: str) -> None:
     item = only(decode_payload(body_of(messages_change(statuses=[samples.status(name)]))))
-    assert item.line() == f"{name} {SHORT}"
+    assert item.line() == f"{name} {SHORT} to {USER}" + (" (marketing)" if name == "sent" else "")
     assert item.status == name and item.status_id == WAMID and item.recipient_id == USER
 
 
@@ -405,7 +417,7 @@ def test_status_recipient_falls_back_to_recipient_user_id() -> None:
 def test_failed_status_codes(code: int, title: str) -> None:
     status = samples.status("failed", error_code=code)
     item = only(decode_payload(body_of(messages_change(statuses=[status]))))
-    assert item.line() == f"failed {code} {title}"
+    assert item.line() == f"failed {SHORT} to {USER}: {code} {title}"
 
 
 def test_change_level_errors() -> None:
@@ -443,7 +455,7 @@ FIELD_CASES = [
                 "other_info": {"title": "FIRST_PAUSE", "description": "Paused for 3 hours"},
             },
         ),
-        "template promo PAUSED (FIRST_PAUSE)",
+        "template promo PAUSED (FIRST_PAUSE: Paused for 3 hours)",
     ),
     (samples.template_quality_update(), "template quality order_confirmation YELLOW (was GREEN)"),
     (
@@ -474,7 +486,7 @@ FIELD_CASES = [
             },
         ),
         "account_alerts 102290129340398 INCREASED_MESSAGING_LIMIT "
-        "(WARNING; Your messaging limit increased.)",
+        "(WARNING; Your messaging limit increased.; entity_type=WABA)",
     ),
     (
         samples.field_change("account_review_update", {"decision": "APPROVED"}),
@@ -501,8 +513,7 @@ FIELD_CASES = [
             "business_capability_update",
             {"max_daily_conversation_per_phone": 1000, "max_phone_numbers_per_business": 25},
         ),
-        "business_capability_update "
-        "(max_daily_conversation_per_phone 1000; max_phone_numbers_per_business 25)",
+        "business_capability_update (deprecated per-phone limit 1000; numbers per business 25)",
     ),
     (
         samples.field_change(
@@ -542,7 +553,7 @@ FIELD_CASES = [
                 ],
             },
         ),
-        "calls 16505551234 connect (USER_INITIATED)",
+        "call from 16505551234 connect (wacid.…1MDU1NTEyMzQ)",
     ),
     (
         samples.field_change(
@@ -556,26 +567,6 @@ FIELD_CASES = [
             },
         ),
         "history (phase 0; chunk 1; progress 55)",
-    ),
-    (
-        samples.field_change(
-            "smb_message_echoes",
-            {
-                "messaging_product": "whatsapp",
-                "metadata": metadata(),
-                "message_echoes": [
-                    {
-                        "from": "15550783881",
-                        "to": USER,
-                        "id": "wamid.echo",
-                        "timestamp": "1749416383",
-                        "type": "text",
-                        "text": {"body": "Sent from the app"},
-                    }
-                ],
-            },
-        ),
-        "smb_message_echoes 16505551234 text (Sent from the app)",
     ),
     (
         samples.field_change(
@@ -617,13 +608,13 @@ FIELD_CASES = [
     ),
     (
         samples.field_change("payment_configuration_update", {"configuration_name": "x", "n": 1}),
-        "payment_configuration_update (keys: configuration_name, n)",
+        "payment_configuration_update (configuration_name=x; n=1)",
     ),
     (
         samples.field_change(
             "partner_solutions", {"event": "SOLUTION_CREATED", "solution_id": "7"}
         ),
-        "partner_solutions SOLUTION_CREATED",
+        "partner_solutions 7 SOLUTION_CREATED",
     ),
     (samples.field_change("history", {"history": []}), "history (keys: history)"),
     (samples.field_change("brand_new_field", {}), "brand_new_field (empty value)"),
@@ -661,11 +652,11 @@ def test_list_fields_give_one_update_per_item() -> None:
     )
     summary = decode_payload(body_of(change))
     assert [item.line() for item in summary.items] == [
-        "calls 16505551234 connect (USER_INITIATED)",
-        "calls 16505551234 terminate (COMPLETED; duration 42)",
-        "calls 16505551234 RINGING",
+        "call from 16505551234 connect (wacid.1)",
+        "call from 16505551234 terminate (COMPLETED; 42 s; wacid.1)",
+        "RINGING wacid.2 to 16505551234",
     ]
-    assert summary.headline == "batch: 3 calls"
+    assert summary.headline == "batch: 1 status, 2 calls"
 
 
 # --- batches: every entry, every change, in order ----------------------------------------------

@@ -12,7 +12,18 @@ TEXT_LIMIT = 60
 # Line and field separators fold into spaces (one line); every other control is shown as an escape.
 _SEPARATORS = {i: " " for i in (9, 10, 11, 12, 13, 0x1C, 0x1D, 0x1E, 0x1F, 0x85, 0x2028, 0x2029)}
 _QUOTED = frozenset({"text", "image", "video", "audio", "sticker", "interactive", "button"})
-_TYPES = _QUOTED | {"document", "location", "contacts", "reaction", "order", "system", "unsupported", "request_welcome"}
+_TYPES = _QUOTED | {
+    "document",
+    "location",
+    "contacts",
+    "reaction",
+    "order",
+    "system",
+    "unsupported",
+    "request_welcome",
+    "edit",
+    "revoke",
+}
 
 
 def one_line(text: str, limit: int = TEXT_LIMIT) -> str:
@@ -67,7 +78,8 @@ def _error_lines(errors: tuple[MetaError, ...], shown: int = 3) -> str:
 
 
 class InboundMessage(NamedTuple):
-    """One messages[] item, flattened so front ends show any type without knowing its nesting."""
+    """One messages[] item (or a message echo, or a message of a history thread), flattened so front
+    ends show any type without knowing its nesting."""
 
     field: str
     waba_id: str
@@ -79,9 +91,10 @@ class InboundMessage(NamedTuple):
     contact_name: str
     type: str
     # interactive.type, system.type, unsupported.type, button payload, document filename,
-    # location "lat,long", "voice" (audio), "removed" (reaction), order catalog id
+    # location "lat,long", "voice" (audio), "animated" (sticker), "removed" (reaction), order catalog
+    # id, for an edit the type of the new content
     subtype: str
-    text: str  # body, caption, reply title, emoji, place, contact names, order summary
+    text: str  # body, caption, reply title, emoji, place, contact names, order summary, flow answers
     timestamp: str
     context_id: str  # the message replied to (for a reaction: the message reacted to)
     forwarded: bool
@@ -92,46 +105,69 @@ class InboundMessage(NamedTuple):
     direction: str = "from"  # "from" a user; "echo": the business wrote it (WhatsApp Business app) to `recipient`
     recipient: str = ""  # the user an echo went to
     group_id: str = ""  # the group the message was sent in
-    reply_id: str = ""  # what the app routes on: button_reply/list_reply id, button payload
+    reply_id: str = ""  # what the app routes on: button_reply/list_reply id, button payload, call permission answer
     reply_description: str = ""  # list_reply description
     original_message_id: str = ""  # the message an edit or a revoke (deletion) changes
     flow_token: str = ""  # nfm_reply: the flow_token the business sent with the flow
+    history_status: str = ""  # a message of a `history` thread: its history_context.status (READ, DELIVERED ...)
+    notes: tuple[str, ...] = ()  # more context for the line: the ad, the product asked about, a new user id ...
 
     def line(self) -> str:
-        """`text from 16505551234: "Does it come in another color?"`."""
-        label, sender = self.type or "message", self.sender
+        """`text from 16505551234: "Does it come in another color?"`, `text echo to 16505551234: ...`."""
+        kind = self.type
+        label = kind or "message"
         if label in ("interactive", "system", "unsupported") and self.subtype:
             label = one_line(f"{label} {self.subtype}", 40)
         elif label not in _TYPES:  # Meta's own type names need no cleaning; anything else does
             label = one_line(label, 40)
-        # A phone number (the usual sender) is already one short clean word.
-        if not (sender.isdigit() and len(sender) <= 40):
-            sender = one_line(sender, 40) or "unknown sender"
-        line = f"{label} from {sender}"
+        if self.direction == "echo":
+            line = f"{label} echo to {_who(self.recipient, 'unknown recipient')}"
+        else:
+            line = f"{label} from {_who(self.sender, 'unknown sender')}"
+        if self.group_id:
+            line += f" in group {short_id(self.group_id)}"
         content = self._content()
         if content:
             line += f": {content}"
-        if self.context_id or self.forwarded or self.referral:
+        if self.context_id or self.forwarded or self.referral or self.notes or self.original_message_id:
             notes = []
-            if self.context_id and self.type != "reaction":
+            if self.original_message_id:
+                verb = "deletes" if kind == "revoke" else "edits"
+                notes.append(f"{verb} {short_id(self.original_message_id)}")
+            if self.context_id and kind != "reaction":
                 notes.append(f"reply to {short_id(self.context_id)}")
-            if self.forwarded:
+            extra = self.notes
+            if self.forwarded and "frequently forwarded" not in extra:
                 notes.append("forwarded")
-            if self.referral:
+            if self.referral and not any(n.startswith("from an ad") for n in extra):
                 notes.append("from an ad")
+            notes.extend(one_line(n, 120) for n in extra)
             if notes:
                 line += f" ({', '.join(notes)})"
-        if self.errors and self.type != "unsupported":
+        if self.errors and kind != "unsupported":
             line += f" [{_error_lines(self.errors)}]"
         return line
 
     def _content(self) -> str:
         kind, sub, text = self.type, self.subtype, self.text
+        if kind == "edit":
+            kind = sub
+        if kind == "text":
+            return _quoted(text)
         if kind == "reaction":
             what = one_line(text, 12) if text else "removed"
             return f"{what} on {short_id(self.context_id)}" if self.context_id else what
+        if kind == "interactive":
+            said = _quoted(text) if sub in ("button_reply", "list_reply") else one_line(text, 100)
+            if self.reply_id and sub != "call_permission_reply":
+                said = f"{said} id {one_line(self.reply_id, 40)}".lstrip()
+                if self.reply_description:
+                    said += f", {_quoted(self.reply_description)}"
+            return said
         if kind == "audio" and sub == "voice":
             return "voice note"
+        if kind == "sticker" and sub == "animated":
+            return "animated"
         if kind == "document":
             return " ".join(w for w in (one_line(sub, 40), _quoted(text)) if w)
         if kind == "button" and sub:
@@ -143,8 +179,15 @@ class InboundMessage(NamedTuple):
         return _quoted(text) if kind in _QUOTED else one_line(text, 80)
 
 
+def _who(party: str, missing: str) -> str:
+    # A phone number (the usual party) is already one short clean word.
+    if party.isdigit() and len(party) <= 40:
+        return party
+    return one_line(party, 40) or missing
+
+
 class StatusUpdate(NamedTuple):
-    """One statuses[] item: what happened to a message the business sent."""
+    """One statuses[] item: what happened to a message (or a call) the business sent."""
 
     field: str
     waba_id: str
@@ -169,11 +212,28 @@ class StatusUpdate(NamedTuple):
     participant: str = ""  # in a group: the member this status is about
 
     def line(self) -> str:
-        """`read wamid.HBgLMTY1...`, or `failed 131049 This message was not delivered ...`."""
-        status = one_line(self.status, 30) or "status"
+        """`read wamid.…ODEwMTQ0RgA= to 16505551234`, `failed wamid.…RgA= to 16505551234: 131049 ...`."""
+        line = f"{one_line(self.status, 30) or 'status'} {short_id(self.status_id)}".rstrip()
+        if self.group_id:
+            line += f" in group {short_id(self.group_id)}"
+            if self.participant:
+                line += f" by {_who(self.participant, '?')}"
+        elif self.recipient_id:
+            line += f" to {_who(self.recipient_id, '?')}"
+        notes = []
+        if self.pricing_category and self.status == "sent":  # priced once: said on `sent`
+            notes.append(one_line(self.pricing_category, 30))
+        if self.pricing_type and self.pricing_type != "regular":
+            notes.append(one_line(self.pricing_type, 30))
+        if self.billable is False:
+            notes.append("not billable")
+        if self.biz_opaque_callback_data:
+            notes.append(f"callback {one_line(self.biz_opaque_callback_data, 40)}")
+        if notes:
+            line += f" ({', '.join(notes)})"
         if self.errors:
-            return f"{status} {_error_lines(self.errors)}"
-        return f"{status} {short_id(self.status_id)}".rstrip()
+            line += f": {_error_lines(self.errors)}"
+        return line
 
 
 _FIELD_NOUNS = {
@@ -181,24 +241,26 @@ _FIELD_NOUNS = {
     "message_template_quality_update": "template quality",
     "message_template_components_update": "template components",
     "template_category_update": "template category",
+    "calls": "call",
 }
 
 
 class FieldUpdate(NamedTuple):
-    """A non-message field (templates, account, quality, calls, echoes ...) or an unknown one."""
+    """A non-message field (templates, account, quality, calls, groups ...) or an unknown one."""
 
     field: str
     waba_id: str
     event: str
-    subject: str
+    subject: str  # what it is about: template name, phone number, group id, the user of a call ...
     detail: str
     raw_keys: tuple[str, ...]
     values: Values = ()  # every scalar leaf of the field's value (or of its list item), with its path
+    direction: str = ""  # a call: "from" (the user called) or "by business to"
 
     def line(self) -> str:
-        """`template order_confirmation APPROVED`, `account_update ACCOUNT_VIOLATION`."""
+        """`template order_confirmation APPROVED`, `call by business to 16505551234 connect`."""
         noun = _FIELD_NOUNS.get(self.field) or one_line(self.field, 60) or "change"
-        words = (noun, one_line(self.subject, 60), one_line(self.event, 60))
+        words = (noun, self.direction, one_line(self.subject, 60), one_line(self.event, 60))
         line = " ".join(w for w in words if w)
         return f"{line} ({one_line(self.detail, 100)})" if self.detail else line
 
@@ -231,6 +293,7 @@ _CONVERTED = {
     "errors": "[_error_dict(e) for e in item.errors] if item.errors else []",
     "error": "_error_dict(item.error)",
     "raw_keys": "list(item.raw_keys)",
+    "notes": "list(item.notes)",
     "values": "[[path, value] for path, value in item.values] if item.values else []",
 }
 

@@ -1,11 +1,14 @@
-"""Decoding of the `messages` field: every messages[] and statuses[] item, whatever its type or shape."""
+"""Decoding of messages and statuses: messages[] and statuses[] of any field, smb_message_echoes'
+message_echoes[] and the messages of history threads, whatever their type or shape."""
 
 from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from wa_devtunnel.rules.decode.fields import _list, _obj, _str, _texts
-from wa_devtunnel.rules.decode.items import InboundMessage, MetaError, StatusUpdate, one_line
+import orjson
+
+from wa_devtunnel.rules.decode.fields import _list, _obj, _str, _texts, when
+from wa_devtunnel.rules.decode.items import InboundMessage, MetaError, StatusUpdate, one_line, short_id
 from wa_devtunnel.rules.decode.leaves import leaf_values
 
 
@@ -18,9 +21,10 @@ def _code(value: Any) -> int | None:
 
 
 def _meta_error(raw: Any) -> MetaError:
+    """An errors[] item; `details` is error_data.details, or the older top-level `details`."""
     if not isinstance(raw, dict):
         return MetaError(None, "", one_line(_str(raw), 200), "")
-    details = _str(_obj(raw.get("error_data")).get("details"))
+    details = _str(_obj(raw.get("error_data")).get("details")) or _str(raw.get("details"))
     title, message = _str(raw.get("title")), _str(raw.get("message"))
     return MetaError(_code(raw.get("code")), title, message, details)
 
@@ -31,53 +35,166 @@ def _errors(raw: Any) -> tuple[MetaError, ...]:
     return tuple(_meta_error(e) for e in raw)
 
 
-Content = tuple[str, str, str]  # subtype, text, media_id
+class Content(NamedTuple):
+    """The human part of one message type (what Meta nests under the key named by `type`)."""
+
+    subtype: str = ""
+    text: str = ""
+    media_id: str = ""
+    reply_id: str = ""
+    reply_description: str = ""
+    flow_token: str = ""
+    original_message_id: str = ""
+    notes: tuple[str, ...] = ()
+
+
+_NO_CONTENT = Content()
+_MEDIA = frozenset({"image", "video", "audio", "sticker", "document"})
+_ANSWERS_SHOWN = 6
+
+
+def _contact_card(card: dict[str, Any]) -> str:
+    name = _obj(card.get("name"))
+    shown = _str(name.get("formatted_name")) or f"{_str(name.get('first_name'))} {_str(name.get('last_name'))}"
+    shown = shown.strip()
+    if shown:
+        return shown
+    for phone in map(_obj, _list(card.get("phones"))):
+        number = _str(phone.get("phone")) or _str(phone.get("wa_id"))
+        if number:
+            return number
+    return "vCard" if card.get("vcard") else ""
+
+
+def _flow_answers(response_json: str) -> tuple[str, str]:
+    """(flow_token, "key=value, ...") of an nfm_reply's response_json (a JSON string)."""
+    try:
+        answers = orjson.loads(response_json)
+    except orjson.JSONDecodeError:
+        return "", one_line(response_json, 80)
+    if not isinstance(answers, dict):
+        return "", one_line(response_json, 80)
+    token = _str(answers.get("flow_token"))
+    shown = [
+        f"{key}={_short_value(value)}" for key, value in answers.items() if key != "flow_token" and value is not None
+    ]
+    more = len(shown) - _ANSWERS_SHOWN
+    text = ", ".join(shown[:_ANSWERS_SHOWN]) + (f" (+{more} more)" if more > 0 else "")
+    return token, text
+
+
+def _short_value(value: Any) -> str:
+    if isinstance(value, str):
+        return one_line(value, 40)
+    if isinstance(value, (dict, list)):
+        return one_line(orjson.dumps(value).decode(), 40)
+    return "true" if value is True else "false" if value is False else str(value)
+
+
+def _interactive(body: dict[str, Any]) -> Content:
+    sub = _str(body.get("type"))
+    reply = _obj(body.get(sub)) if sub else {}
+    if sub in ("button_reply", "list_reply"):
+        return Content(
+            sub,
+            _str(reply.get("title")),
+            reply_id=_str(reply.get("id")),
+            reply_description=_str(reply.get("description")),
+        )
+    if sub == "nfm_reply":
+        name, said, response = _str(reply.get("name")), _str(reply.get("body")), _str(reply.get("response_json"))
+        token, answers = _flow_answers(response) if response else ("", "")
+        words = [f"{name}: {said}" if name and said else name or said]
+        if token:
+            words.append(f"flow_token {token}")
+        if answers:
+            words.append(answers)
+        return Content(sub, "; ".join(w for w in words if w), flow_token=token)
+    if sub == "call_permission_reply":
+        answer = _str(reply.get("response"))
+        words = [answer]
+        expires = when(reply.get("expiration_timestamp"))
+        if expires:
+            words.append(f"until {expires}")
+        source = _str(reply.get("response_source"))
+        if source:
+            words.append(f"({source})")
+        return Content(sub, " ".join(w for w in words if w), reply_id=answer)
+    said = _str(reply.get("title")) or _str(reply.get("body")) or _str(reply.get("text"))
+    return Content(sub, said, reply_id=_str(reply.get("id")), reply_description=_str(reply.get("description")))
+
+
+def _order(body: dict[str, Any]) -> Content:
+    catalog, products = _str(body.get("catalog_id")), _list(body.get("product_items"))
+    count = len(products)
+    summary = f"{count} item{'s' * (count != 1)} from catalog {catalog or '?'}"
+    totals: dict[str, float] = {}
+    for product in map(_obj, products):
+        price, quantity = product.get("item_price"), product.get("quantity")
+        if isinstance(price, (int, float)) and isinstance(quantity, (int, float)):
+            currency = _str(product.get("currency"))
+            totals[currency] = totals.get(currency, 0) + price * quantity
+    if totals:
+        summary += ", total " + " + ".join(f"{amount:g} {currency}".rstrip() for currency, amount in totals.items())
+    note = _str(body.get("text"))
+    return Content(catalog, f"{summary} ({note})" if note else summary)
+
+
+def _system(body: dict[str, Any]) -> Content:
+    sub = _str(body.get("type"))
+    notes: tuple[str, ...] = ()
+    new_id = _str(body.get("user_id")) or _str(body.get("new_wa_id")) or _str(body.get("wa_id"))
+    said = _str(body.get("body"))
+    if new_id and new_id not in said:
+        previous = _str(body.get("previous_user_id"))
+        notes = (f"now {new_id}" + (f", was {previous}" if previous else ""),)
+    return Content(sub, said, notes=notes)
 
 
 def _content(kind: str, raw: Any) -> Content:
-    """The human part of one message type (what Meta nests under the key named by `type`)."""
-    if kind == "contacts":
-        cards = [_obj(_obj(c).get("name")) for c in _list(raw)]
-        names = [
-            _str(n.get("formatted_name")) or f"{_str(n.get('first_name'))} {_str(n.get('last_name'))}" for n in cards
-        ]
-        named = [n.strip() for n in names if n.strip()]
-        count = len(cards)
-        return "", ", ".join(named) or f"{count} contact card{'s' * (count != 1)}", ""
-    body = _obj(raw)
+    """Decode the part of a message named by its `type`."""
     if kind == "text":
-        return "", _str(body.get("body")), ""
-    if kind in ("image", "video", "audio", "sticker", "document"):
+        body = _obj(raw).get("body")
+        return Content(text=body if body.__class__ is str else _str(body))
+    if kind == "contacts":
+        cards = [_contact_card(_obj(c)) for c in _list(raw)]
+        named = [c for c in cards if c]
+        count = len(cards)
+        return Content(text=", ".join(named) or f"{count} contact card{'s' * (count != 1)}")
+    body = _obj(raw)
+    if kind in _MEDIA:
         sub = _str(body.get("filename")) if kind == "document" else ""
-        sub = sub or ("voice" if body.get("voice") is True else "")
-        return sub, _str(body.get("caption")), _str(body.get("id"))
+        sub = sub or ("voice" if body.get("voice") is True else "animated" if body.get("animated") is True else "")
+        return Content(sub, _str(body.get("caption")), _str(body.get("id")))
+    if kind == "interactive":
+        return _interactive(body)
+    if kind == "button":
+        payload = _str(body.get("payload"))
+        return Content(payload, _str(body.get("text")), reply_id=payload)
+    if kind == "reaction":
+        emoji = _str(body.get("emoji"))
+        return Content("" if emoji else "removed", emoji)
     if kind == "location":
         lat, lng = _str(body.get("latitude")), _str(body.get("longitude"))
         place = ", ".join(w for w in (_str(body.get("name")), _str(body.get("address"))) if w)
-        return (f"{lat},{lng}" if lat or lng else ""), place, ""
-    if kind == "interactive":
-        sub = _str(body.get("type"))
-        reply = _obj(body.get(sub)) if sub else {}
-        name, said = _str(reply.get("name")), _str(reply.get("body"))
-        if sub == "nfm_reply":
-            return sub, f"{name}: {said}" if name and said else name or said, ""
-        return sub, _str(reply.get("title")) or said or _str(reply.get("id")), ""
-    if kind == "button":
-        return _str(body.get("payload")), _str(body.get("text")), ""
-    if kind == "reaction":
-        emoji = _str(body.get("emoji"))
-        return ("" if emoji else "removed"), emoji, ""
+        return Content(f"{lat},{lng}" if lat or lng else "", place)
     if kind == "order":
-        catalog, count = _str(body.get("catalog_id")), len(_list(body.get("product_items")))
-        note = _str(body.get("text"))
-        summary = f"{count} item{'s' * (count != 1)} from catalog {catalog or '?'}"
-        return catalog, f"{summary} ({note})" if note else summary, ""
+        return _order(body)
     if kind == "system":
-        return _str(body.get("type")), _str(body.get("body")), ""
+        return _system(body)
     if kind == "unsupported":
-        return _str(body.get("type")), "", ""
-    text = _str(body.get("body")) or _str(body.get("caption")) or _str(body.get("text"))
-    return _str(body.get("type")), text, _str(body.get("id"))
+        return Content(_str(body.get("type")))
+    if kind == "edit":
+        inner = _obj(body.get("message"))
+        inner_kind = _str(inner.get("type"))
+        new = _content(inner_kind, inner.get(inner_kind)) if inner_kind and inner_kind != "edit" else _NO_CONTENT
+        return new._replace(subtype=inner_kind, original_message_id=_str(body.get("original_message_id")))
+    if kind == "revoke":
+        return Content(original_message_id=_str(body.get("original_message_id")))
+    if kind == "request_welcome" or not body:
+        return _NO_CONTENT
+    text = _str(body.get("body")) or _str(body.get("caption")) or _str(body.get("text")) or _str(body.get("title"))
+    return Content(_str(body.get("type")), text, _str(body.get("id")))
 
 
 class _Where(NamedTuple):
@@ -103,59 +220,130 @@ def _contacts_by_id(contacts: list[Any]) -> dict[str, dict[str, Any]]:
 _MESSAGE_KEYS = ("type", "from", "id", "timestamp")
 
 
+def _ad(referral: dict[str, Any]) -> tuple[str, ...]:
+    """`from an ad "Headline"`, `ad 1202...`, `ctwa_clid …`: what ties the chat to the ad."""
+    source_type = _str(referral.get("source_type"))
+    headline = _str(referral.get("headline")) or _str(referral.get("body"))
+    first = "from an ad" if source_type in ("ad", "") else f"from a {one_line(source_type, 20)}"
+    notes = [f'{first} "{one_line(headline, 40)}"' if headline else first]
+    source_id = _str(referral.get("source_id"))
+    if source_id:
+        notes.append(f"{source_type or 'source'} {source_id}")
+    clid = _str(referral.get("ctwa_clid"))
+    if clid:
+        notes.append(f"ctwa_clid {short_id(clid)}")
+    if not source_id and not clid and _str(referral.get("source_url")):
+        notes.append(one_line(_str(referral.get("source_url")), 50))
+    return tuple(notes)
+
+
+def _product(product: dict[str, Any]) -> str:
+    retailer, catalog = _str(product.get("product_retailer_id")), _str(product.get("catalog_id"))
+    return f"about product {retailer or '?'}" + (f" of catalog {catalog}" if catalog else "")
+
+
 def _inbound(
-    m: dict[str, Any], where: _Where, contacts: list[Any], by_id: dict[str, Any], index: int, values: bool = True
+    m: dict[str, Any],
+    where: _Where,
+    contacts: list[Any],
+    by_id: dict[str, Any],
+    index: int,
+    values: bool = True,
+    echo: bool = False,
+    history_status: str | None = None,
 ) -> InboundMessage:
+    """One message; `echo`: the business sent it (smb_message_echoes, a business message of a history
+    thread): `from` is the business, `to` the user it went to. `history_status`: a message of a
+    history thread (its history_context.status, "" when it has none)."""
     kind, sender, message_id, timestamp = _texts(m, _MESSAGE_KEYS)
     sender = sender or _str(m.get("from_user_id"))
-    contact = by_id.get(sender) if sender else None
+    recipient = ""
+    if echo:
+        recipient = _str(m.get("to")) or _str(m.get("to_user_id"))
+        contact = by_id.get(recipient) if recipient else None
+    else:
+        contact = by_id.get(sender) if sender else None
     if contact is None:
         contact = _obj(contacts[index]) if index < len(contacts) else {}
     profile = _obj(contact.get("profile"))
-    if not sender:
+    raw = m.get(kind) if kind else None
+    content = _content(kind, raw)
+    if not sender and not echo:
         username = _str(profile.get("username"))
         handle = f"@{username.lstrip('@')}" if username else ""
         sender = _str(contact.get("wa_id")) or _str(contact.get("user_id")) or handle
-    raw = m.get(kind) if kind else None
-    subtype, text, media_id = _content(kind, raw)
+        if not sender and kind == "system":
+            sender = _str(_obj(raw).get("previous_user_id"))
     context = m.get("context")
+    notes = content.notes
     if context is None:  # the usual case: not a reply, not forwarded
         context_id, forwarded = "", False
     else:
         context = _obj(context)
         context_id = _str(context.get("id"))
-        forwarded = context.get("forwarded") is True or context.get("frequently_forwarded") is True
+        frequently = context.get("frequently_forwarded") is True
+        forwarded = context.get("forwarded") is True or frequently
+        if frequently:
+            notes = (*notes, "frequently forwarded")
+        product = context.get("referred_product")
+        if product:
+            notes = (*notes, _product(_obj(product)))
     if kind == "reaction":
         context_id = _str(_obj(raw).get("message_id"))
     referral = m.get("referral")
+    is_ad = referral is not None and bool(_obj(referral))
+    if is_ad:
+        notes = (*notes, *_ad(referral))
+    if history_status is not None:
+        notes = (*notes, f"history {history_status}".rstrip())
     errors = m.get("errors")
+    group_id = m.get("group_id")
     return InboundMessage(
         *where,
         message_id,
         sender,
         _str(profile.get("name")),
         kind,
-        subtype,
-        text,
+        content.subtype,
+        content.text,
         timestamp,
         context_id,
         forwarded,
-        referral is not None and bool(_obj(referral)),
-        media_id,
+        is_ad,
+        content.media_id,
         _errors(errors) if errors else (),
         leaf_values(m) if values else (),
-        group_id=_str(m.get("group_id")),
+        "echo" if echo else "from",
+        recipient,
+        _str(group_id) if group_id else "",
+        content.reply_id,
+        content.reply_description,
+        content.original_message_id,
+        content.flow_token,
+        history_status or "",
+        notes,
     )
+
+
+_PARTICIPANT_KEYS = ("recipient_participant_id", "participant_id", "participant", "recipient_participant_user_id")
 
 
 def _status(s: dict[str, Any], where: _Where, values: bool = True) -> StatusUpdate:
     pricing, conversation = _obj(s.get("pricing")), _obj(s.get("conversation"))
     billable = pricing.get("billable")
+    recipient = _str(s.get("recipient_id")) or _str(s.get("recipient_user_id"))
+    group_id = _str(s.get("group_id"))
+    if not group_id and s.get("recipient_type") == "group":
+        group_id = recipient
+    participant = ""
+    if group_id:
+        participant = next((p for p in map(_str, map(s.get, _PARTICIPANT_KEYS)) if p), "")
+    expiration = conversation.get("expiration_timestamp")
     return StatusUpdate(
         *where,
         _str(s.get("id")),
         _str(s.get("status")),
-        _str(s.get("recipient_id")) or _str(s.get("recipient_user_id")),
+        recipient,
         _str(s.get("timestamp")),
         _str(pricing.get("category")),
         _str(pricing.get("pricing_model")),
@@ -166,7 +354,7 @@ def _status(s: dict[str, Any], where: _Where, values: bool = True) -> StatusUpda
         _str(pricing.get("type")),
         billable if billable.__class__ is bool else None,
         _str(conversation.get("id")),
-        _str(conversation.get("expiration_timestamp")),
-        _str(s.get("group_id")),
-        _str(s.get("participant")) or _str(s.get("participant_user_id")),
+        _str(expiration) if expiration else "",
+        group_id,
+        participant,
     )

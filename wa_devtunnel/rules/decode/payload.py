@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from wa_devtunnel.rules.decode.fields import FieldRule, Update, _list, _obj, _str, _texts, field_updates
+from wa_devtunnel.rules.decode.fields import Update, _list, _obj, _str, _texts, field_updates, history_chunk
 from wa_devtunnel.rules.decode.items import (
     _KINDS,
     TEXT_LIMIT,
@@ -39,7 +39,6 @@ __all__ = [
     "WHATSAPP_OBJECT",
     "ChangeError",
     "Content",
-    "FieldRule",
     "FieldUpdate",
     "InboundMessage",
     "Item",
@@ -162,30 +161,79 @@ class _Decoder:
         accounts = self.accounts
         if accounts and phone_number_id and phone_number_id not in accounts:
             self.flags.add("unknown-phone-number-id")
+        account = accounts.get(phone_number_id) if accounts and phone_number_id else None
+        where = _Where(field, waba_id, phone_number_id, display, account)
         if field == "messages":
-            account = accounts.get(phone_number_id) if accounts and phone_number_id else None
-            self.messages(value, _Where(field, waba_id, phone_number_id, display, account))
+            self.messages(value, where)
         else:
-            raw_keys = tuple(islice(value, _MAX_RAW_KEYS))
-            values = self.values
-            for event, subject, detail, raw in field_updates(field, value):
-                leaves = leaf_values(raw) if values else ()
-                self.items.append(FieldUpdate(field, waba_id, event, subject, detail, raw_keys, leaves))
+            self.other_field(field, value, where)
         errors = value.get("errors")
         if errors:
             for error in _list(errors):
-                leaves = leaf_values(error) if self.values else ()
-                self.items.append(ChangeError(field, waba_id, _meta_error(error), leaves))
+                self.error(field, waba_id, error)
 
-    def messages(self, value: dict[str, Any], where: _Where) -> None:
-        items, seen = self.items, self.seen
-        messages, statuses = value.get("messages"), value.get("statuses")
+    def error(self, field: str, waba_id: str, error: Any) -> None:
+        leaves = leaf_values(error) if self.values else ()
+        self.items.append(ChangeError(field, waba_id, _meta_error(error), leaves))
+
+    def other_field(self, field: str, value: dict[str, Any], where: _Where) -> None:
+        """Any field but `messages`: its messages, statuses, echoes and history threads are decoded as
+        messages and statuses; everything else through fields.field_updates."""
+        echoes = value.get("message_echoes")
+        history = value.get("history") if field == "history" else None
+        has_messages = bool(value.get("messages") or value.get("statuses"))
+        has_history = bool(history) and isinstance(history, list)
+        decoded = has_messages or bool(echoes) or has_history
+        raw_keys = tuple(islice(value, _MAX_RAW_KEYS))
+        values, waba_id, items = self.values, where.waba_id, self.items
+        for event, subject, detail, raw, direction in field_updates(field, value, decoded):
+            leaves = leaf_values(raw) if values else ()
+            items.append(FieldUpdate(field, waba_id, event, subject, detail, raw_keys, leaves, direction))
+        if has_messages:
+            self.messages(value, where)
+        if echoes:
+            self.messages(value, where, _list(echoes), echo=True)
+        if has_history:
+            self.history(value, history, where)
+
+    def history(self, value: dict[str, Any], chunks: list[Any], where: _Where) -> None:
+        """`history` (WhatsApp Business app coexistence): per chunk its progress, then the messages of
+        its threads (each with its history_context.status), then its errors."""
+        contacts = _list(value.get("contacts"))
+        by_id = _contacts_by_id(contacts) if contacts else {}
+        raw_keys = tuple(islice(value, _MAX_RAW_KEYS))
+        business = where.display_phone_number
+        for chunk in map(_obj, chunks):
+            event, subject, detail, _, _ = history_chunk(chunk)
+            shown = {k: v for k, v in chunk.items() if k not in ("threads", "errors")}
+            leaves = leaf_values(shown) if self.values else ()
+            self.items.append(FieldUpdate(where.field, where.waba_id, event, subject, detail, raw_keys, leaves))
+            for thread in map(_obj, _list(chunk.get("threads"))):
+                user = _str(thread.get("id"))
+                for raw in map(_obj, _list(thread.get("messages"))):
+                    status = _str(_obj(raw.get("history_context")).get("status"))
+                    sender = _str(raw.get("from"))
+                    echo = (
+                        "to" in raw or bool(business and sender == business) or bool(user and sender and sender != user)
+                    )
+                    message = _inbound(raw, where, [], by_id, 0, self.values, echo, status)
+                    if echo and not message.recipient and user:
+                        message = message._replace(recipient=user)
+                    self.items.append(message)
+            for error in _list(chunk.get("errors")):
+                self.error(where.field, where.waba_id, error)
+
+    def messages(self, value: dict[str, Any], where: _Where, messages: Any = None, *, echo: bool = False) -> None:
+        items, seen, values = self.items, self.seen, self.values
+        statuses = None
+        if messages is None:
+            messages, statuses = value.get("messages"), value.get("statuses")
         if messages:
             messages = _list(messages)
             contacts = _list(value.get("contacts"))
             by_id = _contacts_by_id(contacts) if contacts else {}
             for index, raw in enumerate(messages):
-                message = _inbound(_obj(raw), where, contacts, by_id, index, self.values)
+                message = _inbound(_obj(raw), where, contacts, by_id, index, values, echo)
                 message_id = message.message_id
                 if message_id:
                     if message_id == DASHBOARD_TEST_MESSAGE_ID:
@@ -195,7 +243,7 @@ class _Decoder:
                 items.append(message)
         if statuses:
             for raw in _list(statuses):
-                status = _status(_obj(raw), where, self.values)
+                status = _status(_obj(raw), where, values)
                 key = f"status:{status.status_id}:{status.status}" if status.status_id else ""
                 if key and seen is not None and seen.seen_before(key):
                     self.flags.add("duplicate")
@@ -212,7 +260,31 @@ def _plural(count: int, noun: str, plural: str) -> str:
     return f"{count} {noun if count == 1 else plural}"
 
 
+# How a batch headline counts an item: by kind, a field update by its field (calls as calls).
+_NOUNS = {
+    "message": ("message", "messages"),
+    "echo": ("echo", "echoes"),
+    "status": ("status", "statuses"),
+    "error": ("error", "errors"),
+    "calls": ("call", "calls"),
+}
+
+
+def _count_key(item: Item) -> str:
+    if isinstance(item, InboundMessage):
+        return "echo" if item.direction == "echo" else "message"
+    if isinstance(item, FieldUpdate):
+        return item.field
+    return _KINDS[type(item)]
+
+
+def _count_words(key: str, count: int) -> str:
+    nouns = _NOUNS.get(key)
+    return _plural(count, *nouns) if nouns else f"{count} {one_line(key, 40) or 'change'}"
+
+
 def _headline(items: list[Item], lines: tuple[str, ...], fields_seen: tuple[str, ...], entries: int) -> str:
+    """One item (its own errors aside): its line, led by its field. More: `batch: ` and counts."""
     if not items:
         if "messages" in fields_seen:
             return "messages: no messages or statuses"
@@ -220,24 +292,30 @@ def _headline(items: list[Item], lines: tuple[str, ...], fields_seen: tuple[str,
             return f"{', '.join(one_line(f, 40) for f in fields_seen)}: nothing to decode"
         return "entry[] is empty" if entries == 0 else "no changes in entry[]"
     if len(items) == 1:
-        item = items[0]
-        line, field = lines[0], one_line(item.field, 60) or "change"
-        return line if line == field or line.startswith(f"{field} ") else f"{field}: {line}"
+        return _led(items[0], lines[0])
+    main = [i for i, item in enumerate(items) if not isinstance(item, ChangeError)]
+    errors = len(items) - len(main)
+    if len(main) <= 1:
+        first_error = next(i for i, item in enumerate(items) if isinstance(item, ChangeError))
+        if not main:
+            return f"{_led(items[first_error], lines[first_error])} (+{_count_words('error', errors - 1)})"
+        more = lines[first_error] if errors == 1 else f"{_count_words('error', errors)}: {lines[first_error]}"
+        return f"{_led(items[main[0]], lines[main[0]])} + {more}"
     counts: dict[str, int] = {}
     for item in items:
-        key = item.field if isinstance(item, FieldUpdate) else _KINDS[type(item)]
+        key = _count_key(item)
         counts[key] = counts.get(key, 0) + 1
-    words = {
-        "message": ("message", "messages"),
-        "status": ("status", "statuses"),
-        "error": ("error", "errors"),
-    }
-    parts = [_plural(counts.pop(k), *words[k]) for k in ("message", "status") if k in counts]
+    parts = [_count_words(k, counts.pop(k)) for k in ("message", "echo", "status") if k in counts]
     errors = counts.pop("error", 0)
-    parts += [f"{n} {one_line(field, 40) or 'change'}" for field, n in counts.items()]
+    parts += [_count_words(key, n) for key, n in counts.items()]
     if errors:
-        parts.append(_plural(errors, *words["error"]))
+        parts.append(_count_words("error", errors))
     return f"batch: {', '.join(parts)}"
+
+
+def _led(item: Item, line: str) -> str:
+    field = one_line(item.field, 60) or "change"
+    return line if line == field or line.startswith(f"{field} ") else f"{field}: {line}"
 
 
 def _refused(problem: str, obj: str = "") -> WebhookSummary:
@@ -314,8 +392,9 @@ def _decode(body: bytes, accounts: Mapping[str, str] | None, seen: SeenIds | Non
     decoder = _Decoder(accounts, seen, values)
     for entry in entries:
         decoder.entry(entry)
-    if len(decoder.items) > 1:
-        decoder.flags.add("batch")
+    items = decoder.items
+    if len(items) > 1 and sum(1 for item in items if item.__class__ is not ChangeError) > 1:
+        decoder.flags.add("batch")  # an item's own errors never make a batch
     fields_seen = tuple(decoder.fields)
     lines = tuple([item.line() for item in decoder.items])
     headline = problem or _headline(decoder.items, lines, fields_seen, len(entries))
