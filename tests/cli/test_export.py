@@ -256,7 +256,8 @@ async def test_manifest_lists_every_file_with_its_source(
     assert entries["messages.text.json"]["field"] == "messages"
     assert entries["batch.2-items.json"]["kinds"] == ["message", "status"]
     assert entries["batch.2-items.json"]["items"] == 2
-    assert entries["statuses.failed-131049.json"]["headline"].startswith("messages: failed 131049")
+    failed = entries["statuses.failed-131049.json"]["headline"]
+    assert failed.startswith("messages: failed wamid.") and ": 131049 " in failed
     assert entries["message_template_status_update.approved.json"]["field"] == "message_template_status_update"
     assert entries["messages.text-2.json"]["seq"] > entries["messages.text.json"]["seq"]
 
