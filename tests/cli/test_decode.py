@@ -328,3 +328,19 @@ def test_decode_is_listed_in_the_help(capsys: pytest.CaptureFixture[str]) -> Non
     with pytest.raises(SystemExit):
         main(["--help"])
     assert "    decode              decode a webhook body" in capsys.readouterr().out
+
+
+class ClosedPipe(io.StringIO):
+    """stdout of `decode ... | head` once head has exited."""
+
+    def write(self, text: str) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def fileno(self) -> int:
+        raise io.UnsupportedOperation("fileno")
+
+
+def test_a_reader_that_stops_early_is_no_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin", Stdin(TEXT_BODY))
+    monkeypatch.setattr("sys.stdout", ClosedPipe())
+    assert main(["decode"]) == 0

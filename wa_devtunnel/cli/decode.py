@@ -8,8 +8,10 @@ The raw body is never printed: the decoded items and every value under them are.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -240,6 +242,15 @@ def accounts_from(args: argparse.Namespace) -> dict[str, str]:
 
 def run(args: argparse.Namespace, settings: Settings | None) -> ExitCode:
     """0 when every payload decoded as a WhatsApp webhook, 1 when one is not, 2 for unreadable input."""
+    try:
+        return _decode(args)
+    except BrokenPipeError:  # `decode session.jsonl | head`: the reader has what it wanted
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return ExitCode.OK
+
+
+def _decode(args: argparse.Namespace) -> ExitCode:
     data = read_input(args.source)
     result = decode_input(data, accounts_from(args))
     for problem in result.problems:
