@@ -195,6 +195,24 @@ GROUP_CHANGE = {
         ],
     },
 }
+# What the business typed in the WhatsApp Business app, echoed to the API (smb_message_echoes).
+ECHO_CHANGE = {
+    "field": "smb_message_echoes",
+    "value": {
+        "messaging_product": "whatsapp",
+        "metadata": {"display_phone_number": "15550783881", "phone_number_id": "106540352242922"},
+        "message_echoes": [
+            {
+                "from": "15550783881",
+                "to": "16505551234",
+                "id": "wamid.HBgLMTY1MDU1NTEyMzQVAgARGBI5QjFDMkQzRTRGNUE2QjdDOEQA",
+                "timestamp": "1765268500",
+                "type": "text",
+                "text": {"body": "Your order shipped this morning"},
+            }
+        ],
+    },
+}
 UNKNOWN_CHANGE = {"field": "partner_solution_something_new", "value": {"solution_id": "7731", "status": "ACTIVE"}}
 KIND_BODIES = {
     1: samples.meta_json(samples.envelope([samples.messages_change([messages.list_reply()])])),
@@ -204,6 +222,7 @@ KIND_BODIES = {
     5: samples.meta_json(samples.envelope([GROUP_CHANGE])),
     6: samples.meta_json(samples.envelope([UNKNOWN_CHANGE])),
     7: samples.meta_json(samples.envelope([samples.messages_change(statuses=[samples.status("failed")])])),
+    8: samples.meta_json(samples.envelope([ECHO_CHANGE])),
 }
 
 
@@ -232,6 +251,8 @@ def kinds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         (["--field", "group_*"], [5]),
         (["--field", "partner_solution_something_new"], [6]),
         (["--status", "failed"], [7]),
+        (["--type", "echo"], [8]),
+        (["--field", "smb_message_echoes", "--type", "text"], [8]),
     ],
 )
 def test_types_fields_and_statuses_of_every_kind(
@@ -246,14 +267,14 @@ def test_types_fields_and_statuses_of_every_kind(
         (
             ["--type", "bogus"],
             "--type bogus: types in this session (rec/20261126-215500.jsonl): "
-            "interactive, list_reply, button_reply, nfm_reply, button",
+            "interactive, list_reply, button_reply, nfm_reply, button, text, echo",
         ),
         (["--status", "read"], "--status read: statuses in this session (rec/20261126-215500.jsonl): failed"),
         (["--field", "flows"], "--field flows: fields in this session (rec/20261126-215500.jsonl): messages, "),
         (
             ["--type", "list_reply", "--status", "failed"],
             "(kind event, type list_reply, status failed) in this session (rec/20261126-215500.jsonl): "
-            "7 event exchanges there, none with all of it",
+            "8 event exchanges there, none with all of it",
         ),
     ],
 )
@@ -270,7 +291,7 @@ def test_a_value_matching_nothing_lists_what_the_session_has(
 
 
 def test_kind_all_is_suggested_only_when_it_would_match(capsys: pytest.CaptureFixture[str], kinds: Path) -> None:
-    verify = {**event(8, b""), "kind": "verify", "request": {"method": "GET", "path": "/webhook/whatsapp", "body": ""}}
+    verify = {**event(9, b""), "kind": "verify", "request": {"method": "GET", "path": "/webhook/whatsapp", "body": ""}}
     with SessionRecorder(kinds, now=lambda: SECOND) as recorder:
         recorder.append(verify)
     assert main(["replay", "--kind", "event", "--to", TARGET, "--recordings-dir", "rec"]) == 2
@@ -278,9 +299,9 @@ def test_kind_all_is_suggested_only_when_it_would_match(capsys: pytest.CaptureFi
         "wa-devtunnel replay: no exchanges match: no event exchanges in this session "
         "(rec/20261127-083000.jsonl) (only verify) (try --kind all)\n"
     )
-    assert main(["replay", "rec", "--seq", "8", "--kind", "event", "--to", TARGET, "--recordings-dir", "rec"]) == 2
+    assert main(["replay", "rec", "--seq", "9", "--kind", "event", "--to", TARGET, "--recordings-dir", "rec"]) == 2
     assert capsys.readouterr().err.rstrip().endswith(
-        "in these 2 sessions (20261126-215500.jsonl, 20261127-083000.jsonl): 7 event exchanges there, "
+        "in these 2 sessions (20261126-215500.jsonl, 20261127-083000.jsonl): 8 event exchanges there, "
         "none with all of it (try --kind all)"
     )
 
