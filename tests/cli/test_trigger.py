@@ -382,11 +382,12 @@ def test_trigger_against_a_running_wa_devtunnel(tmp_path: Path) -> None:
     with running_cli(tmp_path) as cli:
         sent = run_cli(tmp_path, "trigger", "status_failed", "--to", cli.callback_url)
         deadline = time.monotonic() + 10
-        while "failed 131049" not in cli.stdout() and time.monotonic() < deadline:
+        while ": 131049 " not in cli.stdout() and time.monotonic() < deadline:
             time.sleep(0.05)
         shown = cli.stdout()
     assert sent.returncode == 0, sent.stderr
     assert "(signed with WHATSAPP_APP_SECRET)" in sent.stdout
     assert CLI_APP_SECRET not in sent.stdout + sent.stderr
-    assert "sig=valid  messages: failed 131049 This message was not delivered" in shown
+    assert "sig=valid  messages: failed wamid.…" in shown
+    assert " to 16505551234: 131049 This message was not delivered" in shown
     assert shown.rstrip().endswith("(sample)")

@@ -23,7 +23,10 @@ from wa_devtunnel.tui.exchange_list import ExchangeList
 from wa_devtunnel.tui.header import mask_token
 from wa_devtunnel.tui.help import HelpScreen
 
-FAILED_131049 = "failed 131049 This message was not delivered to maintain healthy ecosystem engagement."
+FAILED_131049 = (
+    "failed wamid.…ODEwMTQ0RgA= to 16505551234: "
+    "131049 This message was not delivered to maintain healthy ecosystem engagement."
+)
 # Columns without accounts: Time, Kind, HTTP, Sig, Field, ms, Summary.
 KIND, HTTP, SIG, FIELD, MS, SUMMARY = 1, 2, 3, 4, 5, 6
 
@@ -125,7 +128,7 @@ async def test_rows_say_what_each_webhook_carries(inspector: Inspector, meta: Me
     assert float(text[MS]) > 0
     assert "Does it come in another color?" in text[SUMMARY]
     assert status[SUMMARY].startswith(FAILED_131049[:40])
-    assert "failed 131049" in status[SUMMARY]
+    assert ": 131049 " in status[SUMMARY]
     assert batch[SUMMARY].startswith("batch: 2 messages, 2 statuses")
     assert "Events 3" in header(inspector.app)
 
