@@ -47,10 +47,15 @@ def short_id(message_id: str) -> str:
     them), so its tail tells messages apart; the prefix before a first "." is kept, ids of up to
     24 characters are shown whole. Terminal-safe; the full id is in the item and its `values`."""
     if len(message_id) <= _SHORT_ID_WHOLE:
+        if message_id.isprintable() and " " not in message_id:  # the usual id: nothing to clean
+            return message_id
         return one_line(message_id, 40)
     dot = message_id.find(".", 0, 9)
-    head = one_line(message_id[: dot + 1], 12) if dot > 0 else ""
-    return f"{head}…{one_line(message_id[-SHORT_ID_TAIL:], 30)}"
+    head = message_id[: dot + 1] if dot > 0 else ""
+    short = f"{head}…{message_id[-SHORT_ID_TAIL:]}"
+    if short.isprintable() and " " not in short:
+        return short
+    return f"{one_line(head, 12) if head else ''}…{one_line(message_id[-SHORT_ID_TAIL:], 30)}"
 
 
 def _quoted(text: str) -> str:
@@ -213,29 +218,40 @@ class StatusUpdate(NamedTuple):
 
     def line(self) -> str:
         """`read wamid.…ODEwMTQ0RgA= to 16505551234`, `failed wamid.…RgA= to 16505551234: 131049 ...`."""
-        line = f"{one_line(self.status, 30) or 'status'} {short_id(self.status_id)}".rstrip()
+        status = self.status
+        if status not in _STATUS_WORDS:
+            status = one_line(status, 30) or "status"
+        line = f"{status} {short_id(self.status_id)}" if self.status_id else status
         if self.group_id:
             line += f" in group {short_id(self.group_id)}"
             if self.participant:
                 line += f" by {_who(self.participant, '?')}"
         elif self.recipient_id:
-            line += f" to {_who(self.recipient_id, '?')}"
-        notes = []
-        if self.pricing_category and self.status == "sent":  # priced once: said on `sent`
-            notes.append(one_line(self.pricing_category, 30))
-        if self.pricing_type and self.pricing_type != "regular":
-            notes.append(one_line(self.pricing_type, 30))
-        if self.billable is False:
-            notes.append("not billable")
-        if self.biz_opaque_callback_data:
-            notes.append(f"callback {one_line(self.biz_opaque_callback_data, 40)}")
-        if notes:
+            recipient = self.recipient_id
+            line += f" to {recipient if recipient.isdigit() and len(recipient) <= 40 else _who(recipient, '?')}"
+        category, pricing_type = self.pricing_category, self.pricing_type
+        if (
+            (category and self.status == "sent")
+            or (pricing_type and pricing_type != "regular")
+            or self.billable is False
+            or self.biz_opaque_callback_data
+        ):
+            notes = []
+            if category and self.status == "sent":  # priced once: said on `sent`
+                notes.append(one_line(category, 30))
+            if pricing_type and pricing_type != "regular":
+                notes.append(one_line(pricing_type, 30))
+            if self.billable is False:
+                notes.append("not billable")
+            if self.biz_opaque_callback_data:
+                notes.append(f"callback {one_line(self.biz_opaque_callback_data, 40)}")
             line += f" ({', '.join(notes)})"
         if self.errors:
             line += f": {_error_lines(self.errors)}"
         return line
 
 
+_STATUS_WORDS = frozenset({"sent", "delivered", "read", "failed", "played", "deleted", "warning"})
 _FIELD_NOUNS = {
     "message_template_status_update": "template",
     "message_template_quality_update": "template quality",
@@ -293,15 +309,18 @@ _CONVERTED = {
     "errors": "[_error_dict(e) for e in item.errors] if item.errors else []",
     "error": "_error_dict(item.error)",
     "raw_keys": "list(item.raw_keys)",
-    "notes": "list(item.notes)",
+    "notes": "list(item.notes) if item.notes else []",
     "values": "[[path, value] for path, value in item.values] if item.values else []",
 }
 
 
-def _compile_dict(cls: type, head: str = "", tail: str = "", env: dict[str, Any] | None = None) -> Callable[..., Any]:
+def _compile_dict(
+    cls: type, head: str = "", tail: str = "", env: dict[str, Any] | None = None, skip: tuple[str, ...] = ()
+) -> Callable[..., Any]:
     """One dict display listing every field of `cls` in declaration order, compiled once like a
     dataclass __init__: a generic getattr loop costs three times as much, for every item of every request."""
-    body = ", ".join(f"{name!r}: {_CONVERTED.get(name, f'item.{name}')}" for name in _NAMES[cls])
+    names = [name for name in _NAMES[cls] if name not in skip]
+    body = ", ".join(f"{name!r}: {_CONVERTED.get(name, f'item.{name}')}" for name in names)
     return eval(f"lambda item, line=None: {{{head}{body}{tail}}}", env or {})
 
 
@@ -312,6 +331,14 @@ _ITEM_DICTS = {
 }
 
 
-def _item_dict(item: Item, line: str | None = None) -> dict[str, Any]:
+# Items decoded with values=False: no `values` key at all (a reader can tell "not decoded" from "none").
+_ITEM_DICTS_WITHOUT_VALUES = {
+    cls: _compile_dict(cls, f"'kind': {kind!r}, ", ", 'line': line", {"_error_dict": _error_dict}, ("values",))
+    for cls, kind in _KINDS.items()
+}
+
+
+def _item_dict(item: Item, line: str | None = None, values: bool = True) -> dict[str, Any]:
     """The item's kind, its fields in declaration order, then its line (pass it when known)."""
-    return _ITEM_DICTS[type(item)](item, item.line() if line is None else line)
+    dicts = _ITEM_DICTS if values else _ITEM_DICTS_WITHOUT_VALUES
+    return dicts[type(item)](item, item.line() if line is None else line)

@@ -49,6 +49,7 @@ class Content(NamedTuple):
 
 
 _NO_CONTENT = Content()
+_Content = Content  # positional construction: the text message is the hot path
 _MEDIA = frozenset({"image", "video", "audio", "sticker", "document"})
 _ANSWERS_SHOWN = 6
 
@@ -154,8 +155,8 @@ def _system(body: dict[str, Any]) -> Content:
 def _content(kind: str, raw: Any) -> Content:
     """Decode the part of a message named by its `type`."""
     if kind == "text":
-        body = _obj(raw).get("body")
-        return Content(text=body if body.__class__ is str else _str(body))
+        body = raw.get("body") if raw.__class__ is dict else None
+        return _Content("", body if body.__class__ is str else _str(body))
     if kind == "contacts":
         cards = [_contact_card(_obj(c)) for c in _list(raw)]
         named = [c for c in cards if c]
@@ -267,7 +268,7 @@ def _inbound(
         contact = _obj(contacts[index]) if index < len(contacts) else {}
     profile = _obj(contact.get("profile"))
     raw = m.get(kind) if kind else None
-    content = _content(kind, raw)
+    subtype, text, media_id, reply_id, reply_description, flow_token, original_id, notes = _content(kind, raw)
     if not sender and not echo:
         username = _str(profile.get("username"))
         handle = f"@{username.lstrip('@')}" if username else ""
@@ -275,7 +276,6 @@ def _inbound(
         if not sender and kind == "system":
             sender = _str(_obj(raw).get("previous_user_id"))
     context = m.get("context")
-    notes = content.notes
     if context is None:  # the usual case: not a reply, not forwarded
         context_id, forwarded = "", False
     else:
@@ -304,57 +304,91 @@ def _inbound(
         sender,
         _str(profile.get("name")),
         kind,
-        content.subtype,
-        content.text,
+        subtype,
+        text,
         timestamp,
         context_id,
         forwarded,
         is_ad,
-        content.media_id,
+        media_id,
         _errors(errors) if errors else (),
         leaf_values(m) if values else (),
         "echo" if echo else "from",
         recipient,
         _str(group_id) if group_id else "",
-        content.reply_id,
-        content.reply_description,
-        content.original_message_id,
-        content.flow_token,
+        reply_id,
+        reply_description,
+        original_id,
+        flow_token,
         history_status or "",
         notes,
     )
 
 
 _PARTICIPANT_KEYS = ("recipient_participant_id", "participant_id", "participant", "recipient_participant_user_id")
+_PRICING_KEYS = ("category", "pricing_model", "type", "billable")
+_CONVERSATION_KEYS = ("id", "expiration_timestamp", "origin")
 
 
 def _status(s: dict[str, Any], where: _Where, values: bool = True) -> StatusUpdate:
-    pricing, conversation = _obj(s.get("pricing")), _obj(s.get("conversation"))
-    billable = pricing.get("billable")
-    recipient = _str(s.get("recipient_id")) or _str(s.get("recipient_user_id"))
-    group_id = _str(s.get("group_id"))
-    if not group_id and s.get("recipient_type") == "group":
+    # Runs for every status of every request: plain gets and class checks, no helper per key.
+    get = s.get
+    status_id, status, recipient, timestamp = get("id"), get("status"), get("recipient_id"), get("timestamp")
+    if status_id.__class__ is not str:
+        status_id = _str(status_id)
+    if status.__class__ is not str:
+        status = _str(status)
+    if recipient.__class__ is not str:
+        recipient = _str(recipient)
+    if not recipient:
+        recipient = _str(get("recipient_user_id"))
+    if timestamp.__class__ is not str:
+        timestamp = _str(timestamp)
+    tag, group_id = get("biz_opaque_callback_data"), get("group_id")
+    tag = "" if tag is None else tag if tag.__class__ is str else _str(tag)
+    group_id = "" if group_id is None else group_id if group_id.__class__ is str else _str(group_id)
+    pricing, conversation = get("pricing"), get("conversation")
+    category = model = pricing_type = conversation_id = expiration = origin_type = ""
+    billable = None
+    if pricing.__class__ is dict:
+        category, model, pricing_type, billable = map(pricing.get, _PRICING_KEYS)
+        if category.__class__ is not str:
+            category = _str(category)
+        if model.__class__ is not str:
+            model = _str(model)
+        if pricing_type.__class__ is not str:
+            pricing_type = _str(pricing_type)
+        if billable.__class__ is not bool:
+            billable = None
+    if conversation.__class__ is dict:
+        conversation_id, expiration, origin = map(conversation.get, _CONVERSATION_KEYS)
+        if conversation_id.__class__ is not str:
+            conversation_id = _str(conversation_id)
+        if expiration.__class__ is not str:
+            expiration = _str(expiration)
+        origin_type = _str(origin.get("type")) if origin.__class__ is dict else ""
+    if not group_id and get("recipient_type") == "group":
         group_id = recipient
     participant = ""
     if group_id:
-        participant = next((p for p in map(_str, map(s.get, _PARTICIPANT_KEYS)) if p), "")
-    expiration = conversation.get("expiration_timestamp")
+        participant = next((p for p in map(_str, map(get, _PARTICIPANT_KEYS)) if p), "")
+    errors = get("errors")
     return StatusUpdate(
         *where,
-        _str(s.get("id")),
-        _str(s.get("status")),
+        status_id,
+        status,
         recipient,
-        _str(s.get("timestamp")),
-        _str(pricing.get("category")),
-        _str(pricing.get("pricing_model")),
-        _str(_obj(conversation.get("origin")).get("type")),
-        _errors(s.get("errors")),
+        timestamp,
+        category,
+        model,
+        origin_type,
+        _errors(errors) if errors else (),
         leaf_values(s) if values else (),
-        _str(s.get("biz_opaque_callback_data")),
-        _str(pricing.get("type")),
-        billable if billable.__class__ is bool else None,
-        _str(conversation.get("id")),
-        _str(expiration) if expiration else "",
+        tag,
+        pricing_type,
+        billable,
+        conversation_id,
+        expiration,
         group_id,
         participant,
     )

@@ -76,19 +76,25 @@ class WebhookSummary(NamedTuple):
     flags: tuple[str, ...]
     headline: str
     lines: tuple[str, ...] = ()  # item.line() of each item, computed once by the decoder
+    with_values: bool = True  # False: decoded with values=False, the items' `values` were not walked
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready, stable keys: this is the `summary` of a recorded exchange."""
+        """JSON-ready, stable keys: this is the `summary` of a recorded exchange. Decoded with
+        values=False, items have no `values` key and the summary says `"values_omitted": true`."""
         lines = self.lines if len(self.lines) == len(self.items) else [item.line() for item in self.items]
-        return {
+        with_values = self.with_values
+        document = {
             "ok": self.ok,
             "problem": self.problem,
             "object": self.object,
             "fields": list(self.fields),
             "flags": list(self.flags),
             "headline": self.headline,
-            "items": [_item_dict(item, line) for item, line in zip(self.items, lines, strict=True)],
+            "items": [_item_dict(item, line, with_values) for item, line in zip(self.items, lines, strict=True)],
         }
+        if not with_values:
+            document["values_omitted"] = True
+        return document
 
 
 class SeenIds:
@@ -399,4 +405,4 @@ def _decode(body: bytes, accounts: Mapping[str, str] | None, seen: SeenIds | Non
     lines = tuple([item.line() for item in decoder.items])
     headline = problem or _headline(decoder.items, lines, fields_seen, len(entries))
     flags = tuple([flag for flag in _FLAG_ORDER if flag in decoder.flags]) if decoder.flags else ()
-    return WebhookSummary(not problem, problem, obj, fields_seen, tuple(decoder.items), flags, headline, lines)
+    return WebhookSummary(not problem, problem, obj, fields_seen, tuple(decoder.items), flags, headline, lines, values)
