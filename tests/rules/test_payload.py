@@ -513,7 +513,7 @@ FIELD_CASES = [
             "business_capability_update",
             {"max_daily_conversation_per_phone": 1000, "max_phone_numbers_per_business": 25},
         ),
-        "business_capability_update (deprecated per-phone limit 1000; numbers per business 25)",
+        "business_capability_update (numbers per business 25; deprecated per-phone limit 1000)",
     ),
     (
         samples.field_change(

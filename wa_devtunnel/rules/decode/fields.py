@@ -42,10 +42,13 @@ def _texts(value: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
 
 
 def when(value: Any) -> str:
-    """A Unix time (seconds, number or digits) as `2026-04-19 13:59 UTC`; other text as it is."""
+    """A time as `2026-04-19 13:59 UTC`: Unix seconds (number or digits) or a UTC ISO 8601 text
+    (`2026-04-19T13:59:20+0000`); any other text as it is."""
     text = _str(value)
     if text.isdigit() and 9 <= len(text) <= 10:
         return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(int(text)))
+    if len(text) >= 16 and text[4] == "-" and text[10] == "T" and text.endswith(("+0000", "+00:00", "Z")):
+        return f"{text[:10]} {text[11:16]} UTC"
     return text
 
 
@@ -77,13 +80,14 @@ def _text(value: Any) -> str:
 
 
 def _rest(node: dict[str, Any], used: frozenset[str] | set[str]) -> list[str]:
-    """`key=value` of what no reader consumed: a key Meta adds tomorrow still shows."""
-    out = []
+    """`key=value` of what no reader consumed: a key Meta adds tomorrow still shows. Ids come last
+    (the line is cut; an id is rarely what explains an update), all of them are in `values`."""
+    words, ids = [], []
     for path, text in _scalars(node, "", _QUIET | used):
-        out.append(f"{path}={text}")
-        if len(out) >= _SHOWN_SCALARS:
+        (ids if path.endswith("id") else words).append(f"{path}={text}")
+        if len(words) + len(ids) >= _SHOWN_SCALARS:
             break
-    return out
+    return words + ids
 
 
 def _joined(parts: list[str]) -> str:
@@ -116,7 +120,7 @@ def _template_status(value: dict[str, Any]) -> Update:
     if rejection:
         said = _first(rejection, "reason", "title")
         advice = _first(rejection, "recommendation", "description")
-        parts.append(": ".join(w for w in (said, advice) if w))
+        parts.append(" ".join(w for w in (said, f"Recommendation: {advice}" if advice else "") if w))
     disabled = _obj(value.get("disable_info"))
     if disabled:
         parts.append(f"disabled {when(disabled.get('disable_date'))}".rstrip())
@@ -179,12 +183,14 @@ def _template_category(value: dict[str, Any]) -> Update:
 
 
 def _restrictions(items: list[Any]) -> str:
-    shown = []
+    """`restricted: ADD_PHONE_NUMBER_ACTION, BIZ_INITIATED_MESSAGING until 2026-12-21 09:30 UTC`:
+    every restriction, grouped by expiry (RESTRICTED_ dropped, it is in `values`)."""
+    by_expiry: dict[str, list[str]] = {}
     for item in map(_obj, items):
         kind = _str(item.get("restriction_type")) or "restriction"
-        until = when(item.get("expiration"))
-        shown.append(f"{kind} until {until}" if until else kind)
-    return "restricted: " + ", ".join(shown) if shown else ""
+        by_expiry.setdefault(when(item.get("expiration")), []).append(kind.removeprefix("RESTRICTED_"))
+    shown = [", ".join(kinds) + (f" until {until}" if until else "") for until, kinds in by_expiry.items()]
+    return "restricted: " + "; ".join(shown) if shown else ""
 
 
 def _ban(info: dict[str, Any]) -> str:
@@ -203,32 +209,61 @@ def _brief(label: str, node: Any) -> str:
     return f"{label} {', '.join(pairs[:_SHOWN_SCALARS])}" if pairs else ""
 
 
+def _disconnection(info: dict[str, Any]) -> str:
+    reason, by = _str(info.get("reason")), _str(info.get("initiated_by"))
+    rest = _rest(info, frozenset({"reason", "initiated_by"}))
+    return " ".join(w for w in ("disconnected:", reason, f"by {by}" if by else "", *rest) if w)
+
+
+def _certification(info: dict[str, Any]) -> str:
+    reasons = [r for r in map(_str, _list(info.get("rejection_reasons"))) if r and r != "NONE"]
+    words = ["certification", _str(info.get("status")) or "?"]
+    if reasons:
+        words.append(f"({', '.join(reasons)})")
+    client = _str(info.get("client_business_id"))
+    if client:
+        words.append(f"for business {client}")
+    return " ".join(words)
+
+
+def _pricing_tier(info: dict[str, Any]) -> str:
+    words = ["pricing tier", _str(info.get("tier")) or "?"]
+    for key, label in (("pricing_category", "for"), ("region", "in"), ("effective_month", "from")):
+        text = _str(info.get(key))
+        if text:
+            words.append(f"{label} {text}")
+    return " ".join(words)
+
+
 _ACCOUNT_PARTS: dict[str, Callable[[Any], str]] = {
     "violation_info": lambda v: f"violation {_str(_obj(v).get('violation_type'))}".rstrip(),
     "ban_info": lambda v: _ban(_obj(v)),
     "restriction_info": lambda v: _restrictions(_list(v) or [v]),
-    "disconnection_info": lambda v: _brief("disconnected:", v),
-    "partner_client_certification_info": lambda v: _brief("certification:", v),
-    "volume_tier_info": lambda v: _brief("pricing tier:", v),
+    "disconnection_info": lambda v: _disconnection(_obj(v)),
+    "partner_client_certification_info": lambda v: _certification(_obj(v)),
+    "volume_tier_info": lambda v: _pricing_tier(_obj(v)),
     "auth_international_rate_eligibility": lambda v: _brief("auth international:", v),
-    "waba_info": lambda v: _brief("waba:", v),
     "lock_info": lambda v: _brief("lock:", v),
 }
+_ACCOUNT_LAST = ("waba_info",)  # ids of the account itself: after what explains the event
 
 
 def _account_update(value: dict[str, Any]) -> Update:
-    parts = []
+    parts, last = [], []
     for key, node in value.items():
         if key in ("event", "phone_number") or key in _QUIET:
             continue
         reader = _ACCOUNT_PARTS.get(key)
         if reader is not None:
-            parts.append(reader(node))
+            part = reader(node)
+            if key == "restriction_info" and value.get("event") == "ACCOUNT_RESTRICTION":
+                part = part.removeprefix("restricted: ")  # the event says it already
+            parts.append(part)
         elif isinstance(node, (dict, list)):
-            parts.append(_brief(f"{key}:", node))
+            (last if key in _ACCOUNT_LAST else parts).append(_brief(f"{key.removesuffix('_info')}:", node))
         elif node is not None and node != "":
             parts.append(f"{key} {_text(node)}")
-    return _str(value.get("event")), _str(value.get("phone_number")), _joined(parts), value, ""
+    return _str(value.get("event")), _str(value.get("phone_number")), _joined(parts + last), value, ""
 
 
 def _account_alerts(value: dict[str, Any]) -> Update:
@@ -256,15 +291,15 @@ def _capability(value: dict[str, Any]) -> Update:
     per_business = value.get("max_daily_conversations_per_business")
     if per_business is not None:
         parts.append(f"messaging limit {_limit(per_business)}/day")
-    per_phone = value.get("max_daily_conversation_per_phone")
-    if per_phone is not None:  # removed by Meta in February 2026: shown, and said so
-        parts.append(f"deprecated per-phone limit {_limit(per_phone)}")
     for key, label in (
         ("max_phone_numbers_per_business", "numbers per business"),
         ("max_phone_numbers_per_waba", "numbers per WABA"),
     ):
         if value.get(key) is not None:
             parts.append(f"{label} {_limit(value.get(key))}")
+    per_phone = value.get("max_daily_conversation_per_phone")
+    if per_phone is not None:  # removed by Meta in February 2026: shown, and said so
+        parts.append(f"deprecated per-phone limit {_limit(per_phone)}")
     used = {
         "max_daily_conversations_per_business",
         "max_daily_conversation_per_phone",
@@ -316,15 +351,40 @@ def _username(value: dict[str, Any]) -> Update:
     return _first(value, "status", "event", "decision"), subject, _joined(parts), value, ""
 
 
+def _percent(value: Any) -> str:
+    text = _str(value)
+    return f"{text}%" if text else "?"
+
+
 def _flows(value: dict[str, Any]) -> Update:
+    """Status changes (old -> new) and endpoint alerts (state, rate against threshold, per error type)."""
     parts = []
     message = _str(value.get("message"))
     old, new = _str(value.get("old_status")), _str(value.get("new_status"))
+    state = _str(value.get("alert_state"))
+    used = {"event", "flow_id", "message", "old_status", "new_status", "alert_state", "errors", "threshold"}
+    if state:
+        parts.append(state)
+    limit = value.get("threshold")
+    for key in ("error_rate", "p50_latency", "p90_latency", "availability", "requests_count"):
+        if value.get(key) is not None:
+            used.add(key)
+            shown = _percent(value.get(key)) if key in ("error_rate", "availability") else _text(value.get(key))
+            parts.append(f"{key.replace('_', ' ')} {shown}")
+    if limit is not None:
+        parts.append(f"threshold {_text(limit)}")
+    kinds = []
+    for error in map(_obj, _list(value.get("errors"))):
+        count = error.get("error_count")
+        kind = f"{_first(error, 'error_type', 'code') or '?'} {_percent(error.get('error_rate'))}"
+        kinds.append(kind + (f" x{_text(count)}" if count is not None else ""))
+    if kinds:
+        parts.append(", ".join(kinds))
     if message:
         parts.append(message)
     elif old or new:
         parts.append(f"{old or '?'} -> {new or '?'}")
-    parts += _rest(value, frozenset({"event", "flow_id", "message", "old_status", "new_status"}))
+    parts += _rest(value, frozenset(used))
     return _str(value.get("event")), _str(value.get("flow_id")), _joined(parts), value, ""
 
 
@@ -382,8 +442,24 @@ def _participants(label: str, items: list[Any]) -> str:
 _GROUP_LISTS = ("added_participants", "removed_participants", "failed_participants", "join_requests")
 
 
+_GROUP_SETTINGS = ("group_subject", "group_description", "group_profile_picture")
+
+
+def _group_setting(key: str, node: Any) -> str:
+    """`subject "New name"`, `description failed 131009 ...`: a group setting and whether it took."""
+    setting = _obj(node)
+    label = key.removeprefix("group_").replace("_", " ")
+    text = _str(setting.get("text"))
+    words = [label, f'"{text}"' if text else ""]
+    if setting.get("update_successful") is False:
+        words.append("failed")
+    for error in map(_obj, _list(setting.get("errors"))):
+        words.append(f"{_first(error, 'code')} {_first(error, 'title', 'message')}".strip())
+    return " ".join(w for w in words if w)
+
+
 def _group(item: dict[str, Any]) -> Update:
-    parts = []
+    parts = [_group_setting(key, item[key]) for key in _GROUP_SETTINGS if key in item]
     for key in _GROUP_LISTS:
         parts.append(_participants(key.replace("_", " "), _list(item.get(key))))
     initiated = _str(item.get("initiated_by"))
@@ -391,7 +467,7 @@ def _group(item: dict[str, Any]) -> Update:
         parts.append(f"by {initiated}")
     for error in map(_obj, _list(item.get("errors"))):
         parts.append(f"error {_first(error, 'code')} {_first(error, 'title', 'message')}".rstrip())
-    used = {"type", "group_id", "initiated_by", "errors", "timestamp", *_GROUP_LISTS}
+    used = {"type", "group_id", "initiated_by", "errors", "timestamp", *_GROUP_LISTS, *_GROUP_SETTINGS}
     parts += _rest(item, frozenset(used))
     group_id = _str(item.get("group_id"))
     return _first(item, "type", "event", "status"), short_id(group_id) if group_id else "", _joined(parts), item, ""

@@ -278,7 +278,7 @@ class FieldUpdate(NamedTuple):
         noun = _FIELD_NOUNS.get(self.field) or one_line(self.field, 60) or "change"
         words = (noun, self.direction, one_line(self.subject, 60), one_line(self.event, 60))
         line = " ".join(w for w in words if w)
-        return f"{line} ({one_line(self.detail, 100)})" if self.detail else line
+        return f"{line} ({one_line(self.detail, 140)})" if self.detail else line
 
 
 class ChangeError(NamedTuple):

@@ -176,7 +176,8 @@ class _Decoder:
         errors = value.get("errors")
         if errors:
             for error in _list(errors):
-                self.error(field, waba_id, error)
+                if _is_meta_error(error):
+                    self.error(field, waba_id, error)
 
     def error(self, field: str, waba_id: str, error: Any) -> None:
         leaves = leaf_values(error) if self.values else ()
@@ -210,10 +211,11 @@ class _Decoder:
         raw_keys = tuple(islice(value, _MAX_RAW_KEYS))
         business = where.display_phone_number
         for chunk in map(_obj, chunks):
-            event, subject, detail, _, _ = history_chunk(chunk)
             shown = {k: v for k, v in chunk.items() if k not in ("threads", "errors")}
-            leaves = leaf_values(shown) if self.values else ()
-            self.items.append(FieldUpdate(where.field, where.waba_id, event, subject, detail, raw_keys, leaves))
+            if shown or not chunk.get("errors"):  # a chunk that only says "declined" is its error
+                event, subject, detail, _, _ = history_chunk(chunk)
+                leaves = leaf_values(shown) if self.values else ()
+                self.items.append(FieldUpdate(where.field, where.waba_id, event, subject, detail, raw_keys, leaves))
             for thread in map(_obj, _list(chunk.get("threads"))):
                 user = _str(thread.get("id"))
                 for raw in map(_obj, _list(thread.get("messages"))):
@@ -227,7 +229,8 @@ class _Decoder:
                         message = message._replace(recipient=user)
                     self.items.append(message)
             for error in _list(chunk.get("errors")):
-                self.error(where.field, where.waba_id, error)
+                if _is_meta_error(error):
+                    self.error(where.field, where.waba_id, error)
 
     def messages(self, value: dict[str, Any], where: _Where, messages: Any = None, *, echo: bool = False) -> None:
         items, seen, values = self.items, self.seen, self.values
@@ -257,6 +260,13 @@ class _Decoder:
 
 
 _METADATA_KEYS = ("phone_number_id", "display_phone_number")
+_ERROR_KEYS = ("code", "title", "message", "error_data", "details")
+
+
+def _is_meta_error(error: Any) -> bool:
+    """An item of Meta's errors[] (or something malformed in its place); not a field's own list named
+    `errors` (flows' endpoint alerts list error types and rates), which that field's reader shows."""
+    return not isinstance(error, dict) or not error or any(key in error for key in _ERROR_KEYS)
 
 
 _FLAG_ORDER = ("batch", "dashboard-test", "unknown-phone-number-id", "duplicate")
