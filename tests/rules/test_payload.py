@@ -102,6 +102,8 @@ def test_documented_text_message() -> None:
             ("timestamp", "1749416383"),
             ("type", "text"),
             ("text.body", "Does it come in another color?"),
+            ("contact.profile.name", "Sheena Nelson"),
+            ("contact.wa_id", USER),
         ),
     )
 

@@ -9,7 +9,7 @@ import orjson
 
 from wa_devtunnel.rules.decode.fields import _list, _obj, _str, _texts, when
 from wa_devtunnel.rules.decode.items import InboundMessage, MetaError, StatusUpdate, one_line, short_id
-from wa_devtunnel.rules.decode.leaves import leaf_values
+from wa_devtunnel.rules.decode.leaves import MAX_VALUES, Values, leaf_values
 
 
 def _code(value: Any) -> int | None:
@@ -243,6 +243,14 @@ def _product(product: dict[str, Any]) -> str:
     return f"about product {retailer or '?'}" + (f" of catalog {catalog}" if catalog else "")
 
 
+def _message_values(m: dict[str, Any], contact: dict[str, Any]) -> Values:
+    """The message's leaves, then its contacts[] entry's under `contact.` (user_id, username, ...)."""
+    own = leaf_values(m)
+    if not contact:
+        return own
+    return own + tuple((f"contact.{path}", value) for path, value in leaf_values(contact))[: MAX_VALUES - len(own)]
+
+
 def _inbound(
     m: dict[str, Any],
     where: _Where,
@@ -312,7 +320,7 @@ def _inbound(
         is_ad,
         media_id,
         _errors(errors) if errors else (),
-        leaf_values(m) if values else (),
+        _message_values(m, contact) if values else (),
         "echo" if echo else "from",
         recipient,
         _str(group_id) if group_id else "",

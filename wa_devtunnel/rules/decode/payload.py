@@ -28,7 +28,7 @@ from wa_devtunnel.rules.decode.items import (
     one_line,
     short_id,
 )
-from wa_devtunnel.rules.decode.leaves import leaf_values
+from wa_devtunnel.rules.decode.leaves import MAX_VALUES, leaf_values
 from wa_devtunnel.rules.decode.messages import Content, _contacts_by_id, _inbound, _meta_error, _status, _Where
 
 __all__ = [
@@ -193,9 +193,24 @@ class _Decoder:
         decoded = has_messages or bool(echoes) or has_history
         raw_keys = tuple(islice(value, _MAX_RAW_KEYS))
         values, waba_id, items = self.values, where.waba_id, self.items
+        contacts = _list(value.get("contacts")) if values and not has_messages and not echoes else []
+        by_id = _contacts_by_id(contacts) if contacts else {}
+        matched: set[int] = set()
+        first = len(items)
         for event, subject, detail, raw, direction in field_updates(field, value, decoded):
             leaves = leaf_values(raw) if values else ()
+            contact = by_id.get(subject) if by_id and subject else None
+            if contact is not None:  # the user a call or a preference is about: their contacts[] entry
+                matched.add(id(contact))
+                leaves = _with(leaves, "contact.", contact)
             items.append(FieldUpdate(field, waba_id, event, subject, detail, raw_keys, leaves, direction))
+        if contacts and len(items) > first:  # contacts no update names: kept on the change's last update
+            last = items[-1]
+            leaves = last.values
+            for index, contact in enumerate(contacts):
+                if id(contact) not in matched:
+                    leaves = _with(leaves, f"contacts[{index}].", contact)
+            items[-1] = last._replace(values=leaves)
         if has_messages:
             self.messages(value, where)
         if echoes:
@@ -260,6 +275,14 @@ class _Decoder:
 
 
 _METADATA_KEYS = ("phone_number_id", "display_phone_number")
+
+
+def _with(leaves: tuple[tuple[str, Any], ...], prefix: str, node: Any) -> tuple[tuple[str, Any], ...]:
+    """`leaves` and then those of `node` under `prefix`, within MAX_VALUES."""
+    more = tuple((f"{prefix}{path}", value) for path, value in leaf_values(node))
+    return leaves + more[: max(0, MAX_VALUES - len(leaves))]
+
+
 _ERROR_KEYS = ("code", "title", "message", "error_data", "details")
 
 
