@@ -58,19 +58,24 @@ _QUIET = frozenset({"messaging_product", "metadata"})  # shown elsewhere (the en
 _SHOWN_SCALARS = 10
 
 
-def _scalars(node: Any, path: str = "", skip: frozenset[str] = _QUIET) -> Iterator[tuple[str, str]]:
+_LINE_DEPTH = 8  # a line names leaves this deep at most (all of them are in `values`)
+
+
+def _scalars(node: Any, path: str = "", skip: frozenset[str] = _QUIET, depth: int = 0) -> Iterator[tuple[str, str]]:
     """(path, text) of the scalar leaves of `node`, depth first; lists of scalars joined by ","."""
-    if isinstance(node, dict):
+    if depth > _LINE_DEPTH:
+        yield path, "…"
+    elif isinstance(node, dict):
         prefix = f"{path}." if path else ""
         for key, value in node.items():
             if key not in skip:
-                yield from _scalars(value, prefix + key, frozenset())
+                yield from _scalars(value, prefix + key, frozenset(), depth + 1)
     elif isinstance(node, list):
         if node and not any(isinstance(v, (dict, list)) for v in node):
             yield path, ",".join(_text(v) for v in node)
         else:
             for index, value in enumerate(node):
-                yield from _scalars(value, f"{path}[{index}]", frozenset())
+                yield from _scalars(value, f"{path}[{index}]", frozenset(), depth + 1)
     elif node is not None and node != "":
         yield path, _text(node)
 
