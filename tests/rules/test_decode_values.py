@@ -102,3 +102,17 @@ def test_short_ids_whole_when_short_and_terminal_safe_always() -> None:
     hostile = short_id("wamid." + "x" * 30 + "\x1b[2J\u202e")
     assert "\x1b" not in hostile and "\u202e" not in hostile and hostile.startswith("wamid.…")
     assert "\n" not in short_id("a\nb")
+
+
+def test_deeply_nested_values_of_any_field_decode_with_every_item() -> None:
+    deep = b"[" * 1000 + b"]" * 1000
+    body = (
+        b'{"object":"whatsapp_business_account","entry":[{"id":"1","changes":['
+        b'{"field":"brand_new","value":{"x":' + deep + b',"y":{"a":' + deep + b"}}},"
+        b'{"field":"account_update","value":{"event":"E","z":{"q":' + deep + b"}}},"
+        b'{"field":"messages","value":{"messages":[{"type":"text","from":"1","q":' + deep + b"}]}}]}]}"
+    )
+    summary = decode_payload(body)
+    assert summary.ok and len(summary.items) == 3
+    assert summary.items[1].line().startswith("account_update E (z: q[0]")
+    json.dumps(summary.to_dict())
