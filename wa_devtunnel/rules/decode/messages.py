@@ -49,7 +49,6 @@ class Content(NamedTuple):
 
 
 _NO_CONTENT = Content()
-_Content = Content  # positional construction: the text message is the hot path
 _MEDIA = frozenset({"image", "video", "audio", "sticker", "document"})
 _ANSWERS_SHOWN = 6
 
@@ -156,7 +155,8 @@ def _content(kind: str, raw: Any) -> Content:
     """Decode the part of a message named by its `type`."""
     if kind == "text":
         body = raw.get("body") if raw.__class__ is dict else None
-        return _Content("", body if body.__class__ is str else _str(body))
+        # A plain tuple in Content's order: the text message is the hot path, and callers unpack.
+        return ("", body if body.__class__ is str else _str(body), "", "", "", "", "", ())  # type: ignore[return-value]
     if kind == "contacts":
         cards = [_contact_card(_obj(c)) for c in _list(raw)]
         named = [c for c in cards if c]
@@ -189,7 +189,7 @@ def _content(kind: str, raw: Any) -> Content:
         inner = _obj(body.get("message"))
         inner_kind = _str(inner.get("type"))
         new = _content(inner_kind, inner.get(inner_kind)) if inner_kind and inner_kind != "edit" else _NO_CONTENT
-        return new._replace(subtype=inner_kind, original_message_id=_str(body.get("original_message_id")))
+        return Content(*new)._replace(subtype=inner_kind, original_message_id=_str(body.get("original_message_id")))
     if kind == "revoke":
         return Content(original_message_id=_str(body.get("original_message_id")))
     if kind == "request_welcome" or not body:
