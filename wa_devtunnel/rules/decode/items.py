@@ -305,12 +305,13 @@ _KINDS: dict[type, str] = {
 }
 _NAMES: dict[type, tuple[str, ...]] = {cls: cls._fields for cls in (*_KINDS, MetaError)}
 # Fields that are not JSON-ready as they are: the expression that makes them so.
+# Fields that are not JSON-ready as they are: the expression that makes them so (`v_<name>` is the field).
 _CONVERTED = {
-    "errors": "[_error_dict(e) for e in item.errors] if item.errors else []",
-    "error": "_error_dict(item.error)",
-    "raw_keys": "list(item.raw_keys)",
-    "notes": "list(item.notes) if item.notes else []",
-    "values": "[[path, value] for path, value in item.values] if item.values else []",
+    "errors": "[_error_dict(e) for e in v_errors] if v_errors else []",
+    "error": "_error_dict(v_error)",
+    "raw_keys": "list(v_raw_keys)",
+    "notes": "list(v_notes) if v_notes else []",
+    "values": "[[path, value] for path, value in v_values] if v_values else []",
 }
 
 
@@ -318,10 +319,18 @@ def _compile_dict(
     cls: type, head: str = "", tail: str = "", env: dict[str, Any] | None = None, skip: tuple[str, ...] = ()
 ) -> Callable[..., Any]:
     """One dict display listing every field of `cls` in declaration order, compiled once like a
-    dataclass __init__: a generic getattr loop costs three times as much, for every item of every request."""
-    names = [name for name in _NAMES[cls] if name not in skip]
-    body = ", ".join(f"{name!r}: {_CONVERTED.get(name, f'item.{name}')}" for name in names)
-    return eval(f"lambda item, line=None: {{{head}{body}{tail}}}", env or {})
+    dataclass __init__: the item (a tuple) is unpacked once, each key is then a local, where a generic
+    getattr loop costs three times as much, for every item of every request."""
+    names = _NAMES[cls]
+    body = ", ".join(f"{name!r}: {_CONVERTED.get(name, f'v_{name}')}" for name in names if name not in skip)
+    source = (
+        f"def to_dict(item, line=None):\n"
+        f"    {', '.join(f'v_{name}' for name in names)}, = item\n"
+        f"    return {{{head}{body}{tail}}}\n"
+    )
+    namespace: dict[str, Any] = dict(env or {})
+    exec(source, namespace)  # our own field names, compiled once at import
+    return namespace["to_dict"]
 
 
 _error_dict = _compile_dict(MetaError)
