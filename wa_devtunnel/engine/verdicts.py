@@ -143,7 +143,9 @@ def judge_event(
         problem_text = f"not decoded: {len(body)} bytes without a valid signature (the body is recorded)"
         summary = WebhookSummary(False, problem_text, "", (), (), (), problem_text)
     else:
-        summary = decode_payload(body, accounts_by_phone_number_id=config.accounts_by_phone_number_id, seen=seen)
+        summary = decode_payload(
+            body, accounts_by_phone_number_id=config.accounts_by_phone_number_id, seen=seen, values=False
+        )  # values (every leaf) are for the detail view and `decode`: decoded again there, off the ack path
     account = _account(summary, check)
     # An empty body or one that is not a JSON object is a 400; the reason is the summary's problem, ours only.
     if not body or (not summary.ok and summary.problem.startswith(("body is not JSON", "JSON is not an object"))):

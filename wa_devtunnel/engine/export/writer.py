@@ -176,7 +176,7 @@ def _export_one(
         field=",".join(summary.fields),
         kinds=_kinds(items),
         items=len(items),
-        headline=cleared(summary.headline),
+        headline=summary.headline,
         session=cleared(event.session.name),
         seq=seq if isinstance(seq, int) else None,
         id=str(event.record.get("id", "")),
