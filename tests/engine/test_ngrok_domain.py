@@ -48,4 +48,4 @@ def test_anything_else_is_a_settings_error_naming_the_value(tmp_path: Path, valu
         _domain(tmp_path, value)
     assert raised.value.setting == "NGROK_DOMAIN"
     assert repr(value.strip()) in raised.value.message
-    assert "leave it empty for your dev domain" in raised.value.message
+    assert "leave it empty for your account's dev domain" in raised.value.message
