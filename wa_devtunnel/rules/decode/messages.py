@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from wa_devtunnel.rules.decode.fields import _list, _obj, _str, _texts, when
+from wa_devtunnel.rules.decode.fields import _list, _obj, _str, when
 from wa_devtunnel.rules.decode.items import InboundMessage, MetaError, StatusUpdate, one_line, short_id
 from wa_devtunnel.rules.decode.leaves import MAX_VALUES, Values, leaf_values
 
@@ -218,7 +218,7 @@ def _contacts_by_id(contacts: list[Any]) -> dict[str, dict[str, Any]]:
     return by_id
 
 
-_MESSAGE_KEYS = ("type", "from", "id", "timestamp")
+_new_tuple = tuple.__new__  # a NamedTuple built from a tuple of all its fields
 
 
 def _ad(referral: dict[str, Any]) -> tuple[str, ...]:
@@ -264,19 +264,36 @@ def _inbound(
     """One message; `echo`: the business sent it (smb_message_echoes, a business message of a history
     thread): `from` is the business, `to` the user it went to. `history_status`: a message of a
     history thread (its history_context.status, "" when it has none)."""
-    kind, sender, message_id, timestamp = _texts(m, _MESSAGE_KEYS)
-    sender = sender or _str(m.get("from_user_id"))
+    # Runs for every message of every request: plain gets and class checks, no helper per key.
+    get = m.get
+    kind, sender, message_id, timestamp = get("type"), get("from"), get("id"), get("timestamp")
+    if kind.__class__ is not str:
+        kind = _str(kind)
+    if sender.__class__ is not str or not sender:
+        sender = _str(sender) or _str(get("from_user_id"))
+    if message_id.__class__ is not str:
+        message_id = _str(message_id)
+    if timestamp.__class__ is not str:
+        timestamp = _str(timestamp)
     recipient = ""
     if echo:
-        recipient = _str(m.get("to")) or _str(m.get("to_user_id"))
+        recipient = _str(get("to")) or _str(get("to_user_id"))
         contact = by_id.get(recipient) if recipient else None
     else:
         contact = by_id.get(sender) if sender else None
     if contact is None:
         contact = _obj(contacts[index]) if index < len(contacts) else {}
-    profile = _obj(contact.get("profile"))
-    raw = m.get(kind) if kind else None
-    subtype, text, media_id, reply_id, reply_description, flow_token, original_id, notes = _content(kind, raw)
+    profile = contact.get("profile")
+    if profile.__class__ is not dict:
+        profile = {}
+    raw = get(kind) if kind else None
+    if kind == "text":  # the usual message: its body, nothing else to read
+        body = raw.get("body") if raw.__class__ is dict else None
+        text = body if body.__class__ is str else _str(body)
+        subtype = media_id = reply_id = reply_description = flow_token = original_id = ""
+        notes: tuple[str, ...] = ()
+    else:
+        subtype, text, media_id, reply_id, reply_description, flow_token, original_id, notes = _content(kind, raw)
     if not sender and not echo:
         username = _str(profile.get("username"))
         handle = f"@{username.lstrip('@')}" if username else ""
@@ -298,38 +315,40 @@ def _inbound(
             notes = (*notes, _product(_obj(product)))
     if kind == "reaction":
         context_id = _str(_obj(raw).get("message_id"))
-    referral = m.get("referral")
+    referral = get("referral")
     is_ad = referral is not None and bool(_obj(referral))
     if is_ad:
         notes = (*notes, *_ad(referral))
     if history_status is not None:
         notes = (*notes, f"history {history_status}".rstrip())
-    errors = m.get("errors")
-    group_id = m.get("group_id")
-    return InboundMessage(
-        *where,
-        message_id,
-        sender,
-        _str(profile.get("name")),
-        kind,
-        subtype,
-        text,
-        timestamp,
-        context_id,
-        forwarded,
-        is_ad,
-        media_id,
-        _errors(errors) if errors else (),
-        _message_values(m, contact) if values else (),
-        "echo" if echo else "from",
-        recipient,
-        _str(group_id) if group_id else "",
-        reply_id,
-        reply_description,
-        original_id,
-        flow_token,
-        history_status or "",
-        notes,
+    errors, group_id, name = get("errors"), get("group_id"), profile.get("name")
+    return _new_tuple(  # InboundMessage(...) without its Python-level __new__
+        InboundMessage,
+        (
+            *where,
+            message_id,
+            sender,
+            name if name.__class__ is str else _str(name),
+            kind,
+            subtype,
+            text,
+            timestamp,
+            context_id,
+            forwarded,
+            is_ad,
+            media_id,
+            _errors(errors) if errors else (),
+            _message_values(m, contact) if values else (),
+            "echo" if echo else "from",
+            recipient,
+            _str(group_id) if group_id else "",
+            reply_id,
+            reply_description,
+            original_id,
+            flow_token,
+            history_status or "",
+            notes,
+        ),
     )
 
 
@@ -381,22 +400,25 @@ def _status(s: dict[str, Any], where: _Where, values: bool = True) -> StatusUpda
     if group_id:
         participant = next((p for p in map(_str, map(get, _PARTICIPANT_KEYS)) if p), "")
     errors = get("errors")
-    return StatusUpdate(
-        *where,
-        status_id,
-        status,
-        recipient,
-        timestamp,
-        category,
-        model,
-        origin_type,
-        _errors(errors) if errors else (),
-        leaf_values(s) if values else (),
-        tag,
-        pricing_type,
-        billable,
-        conversation_id,
-        expiration,
-        group_id,
-        participant,
+    return _new_tuple(  # StatusUpdate(...) without its Python-level __new__
+        StatusUpdate,
+        (
+            *where,
+            status_id,
+            status,
+            recipient,
+            timestamp,
+            category,
+            model,
+            origin_type,
+            _errors(errors) if errors else (),
+            leaf_values(s) if values else (),
+            tag,
+            pricing_type,
+            billable,
+            conversation_id,
+            expiration,
+            group_id,
+            participant,
+        ),
     )

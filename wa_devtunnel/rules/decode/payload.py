@@ -16,7 +16,6 @@ import orjson
 
 from wa_devtunnel.rules.decode.fields import Update, _list, _obj, _str, _texts, field_updates, history_chunk
 from wa_devtunnel.rules.decode.items import (
-    _KINDS,
     TEXT_LIMIT,
     ChangeError,
     FieldUpdate,
@@ -127,7 +126,7 @@ class SeenIds:
 class _Decoder:
     """Walks entry[] x changes[] once, collecting items and flags (runs on every request: kept lean)."""
 
-    __slots__ = ("accounts", "fields", "flags", "items", "seen", "values")
+    __slots__ = ("accounts", "errors", "fields", "flags", "items", "seen", "values")
 
     def __init__(self, accounts: Mapping[str, str] | None, seen: SeenIds | None, values: bool = True) -> None:
         self.accounts = accounts or {}
@@ -136,6 +135,7 @@ class _Decoder:
         self.items: list[Item] = []
         self.fields: dict[str, None] = {}
         self.flags: set[str] = set()
+        self.errors = 0  # ChangeError items: they never make a batch
 
     def entry(self, raw: Any) -> None:
         if not isinstance(raw, dict):
@@ -182,6 +182,7 @@ class _Decoder:
     def error(self, field: str, waba_id: str, error: Any) -> None:
         leaves = leaf_values(error) if self.values else ()
         self.items.append(ChangeError(field, waba_id, _meta_error(error), leaves))
+        self.errors += 1
 
     def other_field(self, field: str, value: dict[str, Any], where: _Where) -> None:
         """Any field but `messages`: its messages, statuses, echoes and history threads are decoded as
@@ -309,21 +310,16 @@ _NOUNS = {
 }
 
 
-def _count_key(item: Item) -> str:
-    if isinstance(item, InboundMessage):
-        return "echo" if item.direction == "echo" else "message"
-    if isinstance(item, FieldUpdate):
-        return item.field
-    return _KINDS[type(item)]
-
-
 def _count_words(key: str, count: int) -> str:
     nouns = _NOUNS.get(key)
     return _plural(count, *nouns) if nouns else f"{count} {one_line(key, 40) or 'change'}"
 
 
-def _headline(items: list[Item], lines: tuple[str, ...], fields_seen: tuple[str, ...], entries: int) -> str:
-    """One item (its own errors aside): its line, led by its field. More: `batch: ` and counts."""
+def _headline(
+    items: list[Item], lines: tuple[str, ...], fields_seen: tuple[str, ...], entries: int, errors: int
+) -> str:
+    """One item (its own errors aside): its line, led by its field. More: `batch: ` and counts.
+    `errors`: how many of the items are ChangeError."""
     if not items:
         if "messages" in fields_seen:
             return "messages: no messages or statuses"
@@ -332,20 +328,29 @@ def _headline(items: list[Item], lines: tuple[str, ...], fields_seen: tuple[str,
         return "entry[] is empty" if entries == 0 else "no changes in entry[]"
     if len(items) == 1:
         return _led(items[0], lines[0])
-    main = [i for i, item in enumerate(items) if not isinstance(item, ChangeError)]
-    errors = len(items) - len(main)
-    if len(main) <= 1:
-        first_error = next(i for i, item in enumerate(items) if isinstance(item, ChangeError))
+    if len(items) - errors <= 1:
+        main = [i for i, item in enumerate(items) if item.__class__ is not ChangeError]
+        first_error = next(i for i, item in enumerate(items) if item.__class__ is ChangeError)
         if not main:
             return f"{_led(items[first_error], lines[first_error])} (+{_count_words('error', errors - 1)})"
         more = lines[first_error] if errors == 1 else f"{_count_words('error', errors)}: {lines[first_error]}"
         return f"{_led(items[main[0]], lines[main[0]])} + {more}"
+    # A batch: items counted by kind, a field update by its field (calls as calls). One loop, no call
+    # per item: a batch holds up to 1000 of them.
     counts: dict[str, int] = {}
     for item in items:
-        key = _count_key(item)
+        cls = item.__class__
+        if cls is InboundMessage:
+            key = "echo" if item.direction == "echo" else "message"
+        elif cls is StatusUpdate:
+            key = "status"
+        elif cls is FieldUpdate:
+            key = item.field
+        else:
+            key = "error"
         counts[key] = counts.get(key, 0) + 1
     parts = [_count_words(k, counts.pop(k)) for k in ("message", "echo", "status") if k in counts]
-    errors = counts.pop("error", 0)
+    counts.pop("error", None)
     parts += [_count_words(key, n) for key, n in counts.items()]
     if errors:
         parts.append(_count_words("error", errors))
@@ -432,10 +437,15 @@ def _decode(body: bytes, accounts: Mapping[str, str] | None, seen: SeenIds | Non
     for entry in entries:
         decoder.entry(entry)
     items = decoder.items
-    if len(items) > 1 and sum(1 for item in items if item.__class__ is not ChangeError) > 1:
+    if len(items) - decoder.errors > 1:
         decoder.flags.add("batch")  # an item's own errors never make a batch
     fields_seen = tuple(decoder.fields)
-    lines = tuple([item.line() for item in decoder.items])
-    headline = problem or _headline(decoder.items, lines, fields_seen, len(entries))
+    lines = tuple([item.line() for item in items])
+    headline = problem or _headline(items, lines, fields_seen, len(entries), decoder.errors)
     flags = tuple([flag for flag in _FLAG_ORDER if flag in decoder.flags]) if decoder.flags else ()
-    return WebhookSummary(not problem, problem, obj, fields_seen, tuple(decoder.items), flags, headline, lines, values)
+    return _new_tuple(
+        WebhookSummary, (not problem, problem, obj, fields_seen, tuple(items), flags, headline, lines, values)
+    )
+
+
+_new_tuple = tuple.__new__  # a NamedTuple built from a tuple, without its Python-level __new__
