@@ -12,6 +12,7 @@ TEXT_LIMIT = 60
 # Line and field separators fold into spaces (one line); every other control is shown as an escape.
 _SEPARATORS = {i: " " for i in (9, 10, 11, 12, 13, 0x1C, 0x1D, 0x1E, 0x1F, 0x85, 0x2028, 0x2029)}
 _QUOTED = frozenset({"text", "image", "video", "audio", "sticker", "interactive", "button"})
+_QUOTED_MEDIA = frozenset({"image", "video"})  # a quoted caption, nothing else
 _TYPES = _QUOTED | {
     "document",
     "location",
@@ -25,6 +26,7 @@ _TYPES = _QUOTED | {
     "revoke",
 }
 _SUBTYPED = frozenset({"interactive", "system", "unsupported"})  # their line names the subtype too
+_REPLIES = frozenset({"button_reply", "list_reply", "nfm_reply", "call_permission_reply"})  # clean subtypes
 
 
 def one_line(text: str, limit: int = TEXT_LIMIT) -> str:
@@ -51,6 +53,10 @@ def short_id(message_id: str) -> str:
         if message_id.isprintable() and " " not in message_id:  # the usual id: nothing to clean
             return message_id
         return one_line(message_id, 40)
+    if message_id[:6] == "wamid.":  # the usual id: only its tail needs a look
+        tail = message_id[-SHORT_ID_TAIL:]
+        if tail.isprintable() and " " not in tail:
+            return f"wamid.…{tail}"
     dot = message_id.find(".", 0, 9)
     head = message_id[: dot + 1] if dot > 0 else ""
     short = f"{head}…{message_id[-SHORT_ID_TAIL:]}"
@@ -73,14 +79,19 @@ class MetaError(NamedTuple):
 
     def line(self) -> str:
         """`131049 This message was not delivered ...`: code, then title (else message)."""
-        code = "" if self.code is None else str(self.code)
-        words = (code, one_line(self.title or self.message or self.details, 120))
-        return " ".join(w for w in words if w) or "error without code or title"
+        code, said = self.code, self.title or self.message or self.details
+        if said:
+            said = one_line(said, 120)
+        if code is None:
+            return said or "error without code or title"
+        return f"{code} {said}" if said else str(code)
 
 
 def _error_lines(errors: tuple[MetaError, ...], shown: int = 3) -> str:
+    if len(errors) == 1:  # the usual case
+        return errors[0].line()
     more = f" (+{len(errors) - shown} more)" if len(errors) > shown else ""
-    return "; ".join(e.line() for e in errors[:shown]) + more
+    return "; ".join([e.line() for e in errors[:shown]]) + more
 
 
 class InboundMessage(NamedTuple):
@@ -124,7 +135,10 @@ class InboundMessage(NamedTuple):
         # text) take the short way; the rest goes through one_line.
         kind, sub = self.type, self.subtype
         if kind in _TYPES:  # Meta's own type names need no cleaning
-            label = one_line(f"{kind} {sub}", 40) if sub and kind in _SUBTYPED else kind
+            if sub and kind in _SUBTYPED:
+                label = f"{kind} {sub}" if sub in _REPLIES else one_line(f"{kind} {sub}", 40)
+            else:
+                label = kind
         else:
             label = one_line(kind, 40) if kind else "message"
         if self.direction == "echo":
@@ -155,7 +169,8 @@ class InboundMessage(NamedTuple):
                 notes.append("forwarded")
             if self.referral and not any(n.startswith("from an ad") for n in extra):
                 notes.append("from an ad")
-            notes.extend(one_line(n, 120) for n in extra)
+            if extra:
+                notes.extend([one_line(n, 120) for n in extra])
             if notes:
                 line += f" ({', '.join(notes)})"
         if self.errors and kind != "unsupported":
@@ -171,10 +186,13 @@ class InboundMessage(NamedTuple):
         if kind == "reaction":
             what = one_line(text, 12) if text else "removed"
             return f"{what} on {short_id(self.context_id)}" if self.context_id else what
+        if kind in _QUOTED_MEDIA:
+            return f'"{one_line(text)}"' if text else ""
         if kind == "interactive":
             said = _quoted(text) if sub in ("button_reply", "list_reply") else one_line(text, 100)
-            if self.reply_id and sub != "call_permission_reply":
-                said = f"{said} id {one_line(self.reply_id, 40)}".lstrip()
+            reply_id = self.reply_id
+            if reply_id and sub != "call_permission_reply":
+                said = f"{said} id {one_line(reply_id, 40)}".lstrip()
                 if self.reply_description:
                     said += f", {_quoted(self.reply_description)}"
             return said
@@ -187,7 +205,10 @@ class InboundMessage(NamedTuple):
         if kind == "button" and sub:
             return " ".join(w for w in (_quoted(text), f"(payload {one_line(sub, 40)})") if w)
         if kind == "location":
-            return " ".join(w for w in (one_line(text, 80), f"({one_line(sub)})" if sub else "") if w)
+            place = one_line(text, 80) if text else ""
+            if not sub:
+                return place
+            return f"{place} ({one_line(sub)})" if place else f"({one_line(sub)})"
         if kind == "unsupported":
             return _error_lines(self.errors)
         return _quoted(text) if kind in _QUOTED else one_line(text, 80)
@@ -227,40 +248,47 @@ class StatusUpdate(NamedTuple):
 
     def line(self) -> str:
         """`read wamid.…ODEwMTQ0RgA= to 16505551234`, `failed wamid.…RgA= to 16505551234: 131049 ...`."""
-        status = self.status
-        if status not in _STATUS_WORDS:
-            status = one_line(status, 30) or "status"
-        line = f"{status} {short_id(self.status_id)}" if self.status_id else status
-        if self.group_id:
-            line += f" in group {short_id(self.group_id)}"
-            if self.participant:
-                line += f" by {_who(self.participant, '?')}"
-        elif self.recipient_id:
-            recipient = self.recipient_id
+        # Runs for every status of every request: the fields unpacked once, Meta's words taken as they are.
+        _, _, _, _, _, status_id, raw_status, recipient, _, category, _, _, errors, *more = self
+        _, tag, pricing_type, billable, _, _, group_id, participant = more
+        status = raw_status if raw_status in _STATUS_WORDS else one_line(raw_status, 30) or "status"
+        line = f"{status} {short_id(status_id)}" if status_id else status
+        if group_id:
+            line += f" in group {short_id(group_id)}"
+            if participant:
+                line += f" by {_who(participant, '?')}"
+        elif recipient:
             line += f" to {recipient if recipient.isdigit() and len(recipient) <= 40 else _who(recipient, '?')}"
-        category, pricing_type = self.pricing_category, self.pricing_type
-        if (
-            (category and self.status == "sent")
-            or (pricing_type and pricing_type != "regular")
-            or self.billable is False
-            or self.biz_opaque_callback_data
-        ):
+        priced = bool(category) and raw_status == "sent"  # priced once: said on `sent`
+        if priced or (pricing_type and pricing_type != "regular") or billable is False or tag:
             notes = []
-            if category and self.status == "sent":  # priced once: said on `sent`
-                notes.append(one_line(category, 30))
+            if priced:
+                notes.append(category if category in _CATEGORY_WORDS else one_line(category, 30))
             if pricing_type and pricing_type != "regular":
                 notes.append(one_line(pricing_type, 30))
-            if self.billable is False:
+            if billable is False:
                 notes.append("not billable")
-            if self.biz_opaque_callback_data:
-                notes.append(f"callback {one_line(self.biz_opaque_callback_data, 40)}")
+            if tag:
+                notes.append(f"callback {one_line(tag, 40)}")
             line += f" ({', '.join(notes)})"
-        if self.errors:
-            line += f": {_error_lines(self.errors)}"
+        if errors:
+            line += f": {_error_lines(errors)}"
         return line
 
 
 _STATUS_WORDS = frozenset({"sent", "delivered", "read", "failed", "played", "deleted", "warning"})
+# Meta's pricing categories (pricing.category), shown as they are.
+_CATEGORY_WORDS = frozenset(
+    {
+        "marketing",
+        "marketing_lite",
+        "utility",
+        "authentication",
+        "authentication_international",
+        "service",
+        "referral_conversion",
+    }
+)
 _FIELD_NOUNS = {
     "message_template_status_update": "template",
     "message_template_quality_update": "template quality",
