@@ -87,3 +87,16 @@ def test_every_sample_file_in_one_body() -> None:
         for entry in document.get("entry", []):
             changes += entry.get("changes", [])
     _check(samples.meta_json(samples.envelope(changes)))
+
+
+def test_seen_any_records_like_seen_before_one_by_one() -> None:
+    """The decoder records a change's ids in one call: the same memory, evictions and answer."""
+    keys = ["a", "b", "a", "c", "d", "b", "e", "a"]
+    for limit in (1, 2, 3, 10):
+        one_by_one, at_once = SeenIds(limit), SeenIds(limit)
+        for start in range(0, len(keys), 3):
+            chunk = keys[start : start + 3]
+            expected = any([one_by_one.seen_before(key) for key in chunk])
+            assert at_once.seen_any(chunk) == expected
+            assert list(at_once._keys) == list(one_by_one._keys)
+    assert SeenIds().seen_any([]) is False

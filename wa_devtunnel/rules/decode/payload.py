@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from wa_devtunnel.rules.decode.fields import Update, _list, _obj, _str, _texts, field_updates, history_chunk
+from wa_devtunnel.rules.decode.fields import Update, _list, _obj, _str, field_updates, history_chunk
 from wa_devtunnel.rules.decode.items import (
     TEXT_LIMIT,
     ChangeError,
@@ -116,6 +116,18 @@ class SeenIds:
             self._keys.popitem(last=False)
         return False
 
+    def seen_any(self, keys: list[str]) -> bool:
+        """seen_before for each of `keys` in order, in one call; True when any was already recorded."""
+        known, limit, repeated = self._keys, self.limit, False
+        for key in keys:
+            if key in known:
+                repeated = True
+                continue
+            known[key] = None
+            if len(known) > limit:
+                known.popitem(last=False)
+        return repeated
+
     def __contains__(self, key: object) -> bool:
         return key in self._keys
 
@@ -161,14 +173,22 @@ class _Decoder:
             kind = type(value).__name__ if "value" in change else "missing"
             self.malformed(field, waba_id, f"value is {kind}, not an object")
             return
-        phone_number_id, display = _texts(_obj(value.get("metadata")), _METADATA_KEYS)
+        metadata = value.get("metadata")
+        if metadata.__class__ is dict:
+            phone_number_id, display = metadata.get("phone_number_id"), metadata.get("display_phone_number")
+            if phone_number_id.__class__ is not str:
+                phone_number_id = _str(phone_number_id)
+            if display.__class__ is not str:
+                display = _str(display)
+        else:
+            phone_number_id = display = ""
         if phone_number_id == DASHBOARD_TEST_PHONE_NUMBER_ID:
             self.flags.add("dashboard-test")
         accounts = self.accounts
         if accounts and phone_number_id and phone_number_id not in accounts:
             self.flags.add("unknown-phone-number-id")
         account = accounts.get(phone_number_id) if accounts and phone_number_id else None
-        where = _Where(field, waba_id, phone_number_id, display, account)
+        where = _new_tuple(_Where, (field, waba_id, phone_number_id, display, account))
         if field == "messages":
             self.messages(value, where)
         else:
@@ -250,6 +270,7 @@ class _Decoder:
 
     def messages(self, value: dict[str, Any], where: _Where, messages: Any = None, *, echo: bool = False) -> None:
         items, seen, values = self.items, self.seen, self.values
+        keys: list[str] = []  # what `seen` records, in item order
         statuses = None
         if messages is None:
             messages, statuses = value.get("messages"), value.get("statuses")
@@ -258,24 +279,24 @@ class _Decoder:
             contacts = _list(value.get("contacts"))
             by_id = _contacts_by_id(contacts) if contacts else {}
             for index, raw in enumerate(messages):
-                message = _inbound(_obj(raw), where, contacts, by_id, index, values, echo)
+                message = _inbound(raw if raw.__class__ is dict else {}, where, contacts, by_id, index, values, echo)
                 message_id = message.message_id
                 if message_id:
                     if message_id == DASHBOARD_TEST_MESSAGE_ID:
                         self.flags.add("dashboard-test")
-                    if seen is not None and seen.seen_before(f"message:{message_id}"):
-                        self.flags.add("duplicate")
+                    if seen is not None:
+                        keys.append(f"message:{message_id}")
                 items.append(message)
         if statuses:
             for raw in _list(statuses):
-                status = _status(_obj(raw), where, values)
-                key = f"status:{status.status_id}:{status.status}" if status.status_id else ""
-                if key and seen is not None and seen.seen_before(key):
-                    self.flags.add("duplicate")
+                status = _status(raw if raw.__class__ is dict else {}, where, values)
+                if seen is not None and status.status_id:
+                    keys.append(f"status:{status.status_id}:{status.status}")
                 items.append(status)
+        if keys and seen.seen_any(keys):  # type: ignore[union-attr]  # keys only when seen is not None
+            self.flags.add("duplicate")
 
 
-_METADATA_KEYS = ("phone_number_id", "display_phone_number")
 
 
 def _with(leaves: tuple[tuple[str, Any], ...], prefix: str, node: Any) -> tuple[tuple[str, Any], ...]:
