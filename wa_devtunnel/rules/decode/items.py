@@ -385,8 +385,3 @@ _ITEM_DICTS_WITHOUT_VALUES = {
     cls: _compile_dict(cls, kind, ("values",), {"_error_dict": _error_dict}) for cls, kind in _KINDS.items()
 }
 
-
-def _item_dict(item: Item, line: str | None = None, values: bool = True) -> dict[str, Any]:
-    """The item's kind, its fields in declaration order, then its line (pass it when known)."""
-    dicts = _ITEM_DICTS if values else _ITEM_DICTS_WITHOUT_VALUES
-    return dicts[type(item)](item, item.line() if line is None else line)

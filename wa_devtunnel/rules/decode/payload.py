@@ -14,8 +14,19 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from wa_devtunnel.rules.decode.fields import Update, _list, _obj, _str, field_updates, history_chunk
+from wa_devtunnel.rules.decode.fields import (
+    _LIST_READERS,
+    _VALUE_READERS,
+    Update,
+    _list,
+    _obj,
+    _str,
+    field_updates,
+    history_chunk,
+)
 from wa_devtunnel.rules.decode.items import (
+    _ITEM_DICTS,
+    _ITEM_DICTS_WITHOUT_VALUES,
     TEXT_LIMIT,
     ChangeError,
     FieldUpdate,
@@ -23,7 +34,6 @@ from wa_devtunnel.rules.decode.items import (
     Item,
     MetaError,
     StatusUpdate,
-    _item_dict,
     one_line,
     short_id,
 )
@@ -80,20 +90,28 @@ class WebhookSummary(NamedTuple):
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready, stable keys: this is the `summary` of a recorded exchange. Decoded with
         values=False, items have no `values` key and the summary says `"values_omitted": true`."""
-        lines = self.lines if len(self.lines) == len(self.items) else [item.line() for item in self.items]
-        with_values = self.with_values
-        document = {
-            "ok": self.ok,
-            "problem": self.problem,
-            "object": self.object,
-            "fields": list(self.fields),
-            "flags": list(self.flags),
-            "headline": self.headline,
-            "items": [_item_dict(item, line, with_values) for item, line in zip(self.items, lines, strict=True)],
-        }
+        ok, problem, obj, fields, items, flags, headline, lines, with_values = self
+        if len(lines) != len(items):
+            lines = tuple([item.line() for item in items])
+        dicts = _ITEM_DICTS if with_values else _ITEM_DICTS_WITHOUT_VALUES
+        listed = [dicts[item.__class__](item, line) for item, line in zip(items, lines, strict=True)]
+        document = _new(_SummaryKeys if with_values else _LeanSummaryKeys)  # see items._compile_dict
+        document.ok, document.problem, document.object, document.fields = ok, problem, obj, list(fields)
+        document.flags, document.headline, document.items = list(flags), headline, listed
         if not with_values:
-            document["values_omitted"] = True
-        return document
+            document.values_omitted = True
+        return document.__dict__  # type: ignore[no-any-return]
+
+
+class _SummaryKeys:
+    """A summary's dict is the __dict__ of one of these: one shared key table (items._compile_dict)."""
+
+
+class _LeanSummaryKeys:
+    """The same, with `values_omitted` last (values=False)."""
+
+
+_new = object.__new__
 
 
 class SeenIds:
@@ -314,6 +332,8 @@ def _is_meta_error(error: Any) -> bool:
     return not isinstance(error, dict) or not error or any(key in error for key in _ERROR_KEYS)
 
 
+# Meta's field names (those the decoder reads by name): clean words, shown as they are.
+_META_FIELDS = frozenset({"messages", "history", "smb_message_echoes", *_VALUE_READERS, *_LIST_READERS})
 _FLAG_ORDER = ("batch", "dashboard-test", "unknown-phone-number-id", "duplicate")
 
 
@@ -379,7 +399,9 @@ def _headline(
 
 
 def _led(item: Item, line: str) -> str:
-    field = one_line(item.field, 60) or "change"
+    field = item.field
+    if field not in _META_FIELDS:  # Meta's own field names need no cleaning
+        field = one_line(field, 60) or "change"
     return line if line == field or line.startswith(f"{field} ") else f"{field}: {line}"
 
 
