@@ -20,7 +20,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 test: lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto  # one worker per core: the suite waits on child processes a lot
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/receiver.py
