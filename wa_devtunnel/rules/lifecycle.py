@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime, tzinfo
 from typing import Any, NamedTuple
 
+from wa_devtunnel.rules.decode.fields import whole_number
 from wa_devtunnel.rules.decode.items import InboundMessage, StatusUpdate, one_line, short_id
 from wa_devtunnel.rules.decode.payload import decode_payload
 
@@ -51,15 +52,6 @@ def _kind(item: Any) -> str:
     if isinstance(item, InboundMessage):
         return "message"
     return "status" if isinstance(item, StatusUpdate) else ""
-
-
-def _seconds(value: Any) -> int | None:
-    """Meta's `timestamp`: Unix seconds as a string (or a number in an odd payload)."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and 0 < len(value) <= 12 and value.isdigit() and value.isascii():
-        return int(value)
-    return None
 
 
 def _epoch(received_at: str) -> float | None:
@@ -120,7 +112,7 @@ def _problems(raw: Any) -> tuple[MetaProblem, ...]:
     problems = []
     for error in raw[:3]:
         code = _get(error, "code")
-        code = code if isinstance(code, int) and not isinstance(code, bool) else _seconds(code)
+        code = whole_number(code)
         title = _text(_get(error, "title")) or _text(_get(error, "message")) or _text(_get(error, "details"))
         problems.append(MetaProblem(code, title[:TEXT_KEPT]))
     return tuple(problems)
@@ -299,7 +291,7 @@ class LifecycleBook:
         message.type = _shared(_text(_get(item, "type")) or "message")
         message.text = _text(_get(item, "text"))[:TEXT_KEPT] or _text(_get(item, "subtype"))[:TEXT_KEPT]
         message.context_id = _text(_get(item, "context_id"))
-        message.timestamp = _seconds(_get(item, "timestamp"))
+        message.timestamp = whole_number(_get(item, "timestamp"))
         return message
 
     def _status(self, item: Any, received: float | None, seq: int) -> TrackedMessage | None:
@@ -326,7 +318,7 @@ class LifecycleBook:
         if len(message.statuses) >= STATUS_LIMIT:
             message.statuses_cut += 1
             return message
-        timestamp = _seconds(_get(item, "timestamp"))
+        timestamp = whole_number(_get(item, "timestamp"))
         seen = StatusSeen(status, timestamp, received, seq, participant, _problems(_get(item, "errors")))
         message.statuses.append(seen)
         message.statuses.sort(key=StatusSeen.order)

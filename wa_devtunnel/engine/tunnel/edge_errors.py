@@ -8,6 +8,12 @@ from __future__ import annotations
 
 import re
 
+from wa_devtunnel.engine.tunnel.ngrok_errors import (
+    FREE_DATA_PER_MONTH,
+    FREE_REQUESTS_PER_MINUTE,
+    FREE_REQUESTS_PER_MONTH,
+)
+
 NGROK_ERROR_HEADER = "ngrok-error-code"
 NGROK_CODE = re.compile(r"\bERR_NGROK_(\d{1,6})\b")
 BILLING = "https://dashboard.ngrok.com/billing"
@@ -25,15 +31,18 @@ NGROK_EDGE_ERRORS: dict[str, str] = {
         "listening on the address the tunnel forwards to? check --host and --port)"
     ),
     "ERR_NGROK_725": (
-        f"{QUOTA}the account's data transfer for the month (1 GB on the free plan) is used up; ngrok refuses "
+        f"{QUOTA}the account's data transfer for the month ({FREE_DATA_PER_MONTH} on the free plan) is used up; "
+        "ngrok refuses "
         f"every request until the month resets: {ANOTHER_TUNNEL}"
     ),
     "ERR_NGROK_727": (
-        f"{QUOTA}the account's HTTP requests for the month (20,000 on the free plan) are used up; ngrok "
+        f"{QUOTA}the account's HTTP requests for the month ({FREE_REQUESTS_PER_MONTH} on the free plan) are used "
+        "up; ngrok "
         f"refuses every request until the month resets: {ANOTHER_TUNNEL}"
     ),
     "ERR_NGROK_734": (
-        f"{QUOTA}too many requests this minute (4,000 a minute on the free plan); it resets within a minute"
+        f"{QUOTA}too many requests this minute ({FREE_REQUESTS_PER_MINUTE} a minute on the free plan); it resets "
+        "within a minute"
     ),
     "ERR_NGROK_6024": (
         "ngrok showed its browser warning page (interstitial) instead of forwarding: Meta would see that "

@@ -20,6 +20,10 @@ DOMAINS_URL = "https://dashboard.ngrok.com/domains"
 AGENTS_URL = "https://dashboard.ngrok.com/agents"
 USAGE_URL = "https://dashboard.ngrok.com/usage"
 DOWNLOAD_URL = "https://ngrok.com/download"
+# ngrok's free-plan quotas (ERR_NGROK_725 / 727 / 734), for the agent's errors and the edge's error pages.
+FREE_DATA_PER_MONTH = "1 GB"
+FREE_REQUESTS_PER_MONTH = "20,000"
+FREE_REQUESTS_PER_MINUTE = "4,000"
 WORDS_LIMIT = 600  # characters of the agent's own words quoted in one message
 _CODE = re.compile(r"ERR_NGROK_\d+")
 _STAMP = re.compile(r"^t=\S+\s+")
@@ -54,11 +58,13 @@ ADVICE: dict[str, str] = {
     "or leave NGROK_DOMAIN empty for your account's dev domain.",
     "ERR_NGROK_334": "Your dev domain is already online in another ngrok: stop it (`ngrok http` in another "
     f"terminal? another wa-devtunnel?), or end it at {AGENTS_URL}.",
-    "ERR_NGROK_725": "Your ngrok account used up its data transfer for the month (free plan: 1 GB): "
+    "ERR_NGROK_725": f"Your ngrok account used up its data transfer for the month (free plan: {FREE_DATA_PER_MONTH}): "
     + _QUOTA.format(usage=USAGE_URL, when="on the 1st of the month"),
-    "ERR_NGROK_727": "Your ngrok account used up its HTTP requests for the month (free plan: 20,000): "
+    "ERR_NGROK_727": "Your ngrok account used up its HTTP requests for the month "
+    f"(free plan: {FREE_REQUESTS_PER_MONTH}): "
     + _QUOTA.format(usage=USAGE_URL, when="on the 1st of the month"),
-    "ERR_NGROK_734": "Your ngrok account sent more requests than its plan allows per minute (free plan: 4,000): "
+    "ERR_NGROK_734": "Your ngrok account sent more requests than its plan allows per minute "
+    f"(free plan: {FREE_REQUESTS_PER_MINUTE}): "
     + _QUOTA.format(usage=USAGE_URL, when="within a minute"),
 }
 _VERSION_CODES = ("ERR_NGROK_120", "ERR_NGROK_121")

@@ -41,6 +41,15 @@ def _texts(value: dict[str, Any], keys: tuple[str, ...]) -> list[str]:
     return [v if v.__class__ is str else _str(v) for v in map(value.get, keys)]
 
 
+def whole_number(value: Any) -> int | None:
+    """An integer Meta sends as a number or as digits in a string (error codes, Unix timestamps); else None."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and 0 < len(value) <= 12 and value.isdigit() and value.isascii():
+        return int(value)
+    return None
+
+
 def when(value: Any) -> str:
     """A time as `2026-04-19 13:59 UTC`: Unix seconds (number or digits) or a UTC ISO 8601 text
     (`2026-04-19T13:59:20+0000`); any other text as it is."""

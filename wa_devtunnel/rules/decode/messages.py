@@ -7,17 +7,9 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from wa_devtunnel.rules.decode.fields import _list, _obj, _str, when
+from wa_devtunnel.rules.decode.fields import _list, _obj, _str, when, whole_number
 from wa_devtunnel.rules.decode.items import InboundMessage, MetaError, StatusUpdate, one_line, short_id
 from wa_devtunnel.rules.decode.leaves import MAX_VALUES, Values, leaf_values
-
-
-def _code(value: Any) -> int | None:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, str) and 0 < len(value) <= 12 and value.isdigit() and value.isascii():
-        return int(value)
-    return None
 
 
 def _meta_error(raw: Any) -> MetaError:
@@ -26,7 +18,7 @@ def _meta_error(raw: Any) -> MetaError:
         return MetaError(None, "", one_line(_str(raw), 200), "")
     details = _str(_obj(raw.get("error_data")).get("details")) or _str(raw.get("details"))
     title, message = _str(raw.get("title")), _str(raw.get("message"))
-    return MetaError(_code(raw.get("code")), title, message, details)
+    return MetaError(whole_number(raw.get("code")), title, message, details)
 
 
 def _errors(raw: Any) -> tuple[MetaError, ...]:
