@@ -156,7 +156,7 @@ def test_surrogate_escaped_header_still_records(tmp_path: Path) -> None:
 def test_permissions_are_private(tmp_path: Path) -> None:
     directory = tmp_path / "nested" / "recordings"
     with SessionRecorder(directory, now=fixed_clock()) as recorder:
-        pass
+        recorder.append(make_record(1, b"{}"))
     assert stat.S_IMODE(directory.stat().st_mode) == 0o700
     assert stat.S_IMODE(recorder.path.stat().st_mode) == 0o600
 
@@ -175,6 +175,7 @@ def test_file_is_named_after_the_start_time_and_never_reused(tmp_path: Path) -> 
     recorders = [SessionRecorder(tmp_path, now=fixed_clock()) for _ in range(3)]
     replay = SessionRecorder(tmp_path, suffix="replay", now=fixed_clock())
     for recorder in [*recorders, replay]:
+        recorder.append(make_record(1, b"{}"))
         recorder.close()
     assert [r.path.name for r in recorders] == [
         "20261126-215500.jsonl",
@@ -324,7 +325,7 @@ def test_sessions_are_listed_oldest_first_with_counts(tmp_path: Path) -> None:
 
 
 def test_collision_names_sort_numerically(tmp_path: Path) -> None:
-    paths = [record_session(tmp_path, STARTED, []) for _ in range(11)]
+    paths = [record_session(tmp_path, STARTED, ["event"]) for _ in range(11)]
     assert [s.path for s in list_sessions(tmp_path)] == paths
     assert latest_session(tmp_path) == paths[-1]
 
@@ -339,7 +340,7 @@ def test_recording_file_is_not_world_readable_even_with_open_umask(tmp_path: Pat
     previous = os.umask(0)
     try:
         with SessionRecorder(tmp_path / "r", now=fixed_clock()) as recorder:
-            pass
+            recorder.append(make_record(1, b"{}"))
     finally:
         os.umask(previous)
     assert stat.S_IMODE(recorder.path.stat().st_mode) == 0o600
@@ -395,3 +396,36 @@ def test_a_normal_body_keeps_its_summary_items(tmp_path: Path) -> None:
     with SessionRecorder(tmp_path, now=fixed_clock()) as recorder:
         recorder.append(record)
     assert read_recording(recorder.path).records == (record,)
+
+
+def test_a_session_that_records_nothing_leaves_no_file(tmp_path: Path) -> None:
+    """Idle runs used to leave 0-byte sessions that `sessions` listed and `replay` picked by default."""
+    directory = tmp_path / "rec"
+    with SessionRecorder(directory, now=fixed_clock()) as recorder:
+        planned = recorder.path
+        assert recorder.paths == () and not planned.exists(), "no file before the first line"
+        assert stat.S_IMODE(directory.stat().st_mode) == 0o700, "the directory is checked and made at start"
+    assert list(directory.glob("*.jsonl")) == [] and recorder.paths == ()
+    assert planned.name == "20261126-215500.jsonl"
+
+
+def test_the_first_line_creates_the_file_where_path_said(tmp_path: Path) -> None:
+    with SessionRecorder(tmp_path, now=fixed_clock()) as recorder:
+        planned = recorder.path
+        assert recorder.append(make_record(1, b"{}")) == 0
+        assert recorder.path == planned and recorder.paths == (planned,)
+        assert stat.S_IMODE(planned.stat().st_mode) == 0o600
+        assert read_recording(planned).records[0]["seq"] == 1, "on disk before append returns"
+
+
+def test_a_name_taken_before_the_first_line_moves_the_session_on(tmp_path: Path) -> None:
+    """Two sessions started in the same second: whichever records first gets the plain name (O_EXCL)."""
+    early = SessionRecorder(tmp_path, now=fixed_clock())
+    late = SessionRecorder(tmp_path, now=fixed_clock())
+    assert early.path == late.path, "both planned the free name"
+    late.append(make_record(1, b"{}"))
+    early.append(make_record(1, b"{}"))
+    early.close()
+    late.close()
+    assert (late.path.name, early.path.name) == ("20261126-215500.jsonl", "20261126-215500-2.jsonl")
+    assert early.paths == (early.path,)

@@ -266,9 +266,10 @@ def test_a_line_bigger_than_the_limit_gets_a_file_of_its_own(tmp_path: Path) -> 
 def test_roll_over_skips_a_name_another_session_took(tmp_path: Path) -> None:
     per_line = line_length(make_record(1))
     with SessionRecorder(tmp_path, now=lambda: STARTED, max_bytes=per_line) as first:
+        first.append(make_record(1))
         with SessionRecorder(tmp_path, now=lambda: STARTED) as second:  # started in the same second: -2
             second.append(make_record(1))
-        record_many(first, 2)
+        first.append(make_record(2))
     assert [p.name for p in first.paths] == ["20261126-215500.jsonl", "20261126-215500-3.jsonl"]
     assert session_paths(tmp_path) == [first.paths[0], second.path, first.paths[1]]
 
@@ -313,3 +314,34 @@ def test_a_part_left_empty_by_a_failure_is_removed_at_close(tmp_path: Path, disk
 def test_max_bytes_must_be_positive(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="max_bytes"):
         SessionRecorder(tmp_path, max_bytes=0)
+
+
+def test_a_first_line_that_cannot_be_written_leaves_no_file_at_close(tmp_path: Path, disk: FakeDisk) -> None:
+    """The file is made for the first line; if that line never lands, a clean stop leaves nothing behind."""
+    recorder = SessionRecorder(tmp_path, now=lambda: STARTED)
+    disk.fail_with = errno.ENOSPC
+    with pytest.raises(RecordingFailed, match=r"^disk full"):
+        recorder.append(make_record(1))
+    recorder.close()
+    assert recorder.paths == () and session_paths(tmp_path) == []
+
+
+def test_a_session_file_that_cannot_be_created_fails_that_line_and_retries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Created lazily, a file the directory refuses is the line's failure (503 upstream), not a crash."""
+    recorder = SessionRecorder(tmp_path, now=lambda: STARTED)
+
+    def no_inodes(*_args: Any) -> Any:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    real = recording.create_session_file
+    monkeypatch.setattr(recording, "create_session_file", no_inodes)
+    with pytest.raises(RecordingFailed, match=r"^disk full .* creating "):
+        recorder.append(make_record(1))
+    assert recorder.paths == () and not recorder.healthy
+    monkeypatch.setattr(recording, "create_session_file", real)
+    recorder.append(make_record(2))
+    recorder.close()
+    assert recorder.healthy
+    assert_clean_lines(recorder.path, [2])

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from wa_devtunnel.cli.main import main
-from wa_devtunnel.engine.recording import RecordingsDirError, SessionRecorder
-from wa_devtunnel.engine.recordings_dir import GITIGNORE_TEXT
+from wa_devtunnel.engine.recording import SessionRecorder
+from wa_devtunnel.engine.recordings_dir import GITIGNORE_TEXT, RecordingsDirError
 
 STARTED = datetime(2026, 11, 26, 21, 55, 0, tzinfo=UTC)
 NOBODY = 65534
@@ -72,6 +72,7 @@ def test_an_existing_directory_open_to_others_is_left_alone_with_a_warning(tmp_p
     directory.chmod(before)
     with SessionRecorder(directory) as recorder:
         assert f"chmod 700 {directory}" in recorder.directory_warning
+        recorder.append({"v": 1, "id": "a", "seq": 1, "kind": "event"})
         assert stat.S_IMODE(recorder.path.stat().st_mode) == 0o600
     assert stat.S_IMODE(directory.stat().st_mode) == before
 

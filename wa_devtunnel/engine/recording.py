@@ -17,7 +17,12 @@ from typing import Any
 
 import orjson
 
-from wa_devtunnel.engine.recordings_dir import RecordingsDirError, create_session_file, prepare_recordings_directory
+from wa_devtunnel.engine.recordings_dir import (
+    create_session_file,
+    free_session_number,
+    prepare_recordings_directory,
+    session_file_path,
+)
 from wa_devtunnel.rules.decode.payload import decode_payload
 from wa_devtunnel.settings import DEFAULT_MAX_SESSION_BYTES
 
@@ -52,6 +57,9 @@ class RecordingFailed(OSError):
 class SessionRecorder:
     """Appends exchanges to a session's files; each line survives kill -9 once append returns.
 
+    The file is created (0600, O_EXCL) by the first append, so a run that records nothing leaves no
+    empty session behind; until then `path` is where the first line will go (another session that
+    takes that name first moves it on to `-2`, `-3`...) and `paths` is empty.
     A line is written whole or not at all (a failed write is truncated away and RecordingFailed raised; the
     next append tries again). A file that would grow past `max_bytes` is closed and the session continues
     in `<stamp>-2.jsonl`, `-3`, ...: `path` is the file the last line went to, `paths` all of them.
@@ -79,16 +87,11 @@ class SessionRecorder:
         stamp = started.strftime(STAMP_FORMAT)
         self._directory = directory
         self._base = f"{stamp}-{suffix}" if suffix else stamp
-        try:
-            self.path, self._fd, self._number = create_session_file(directory, self._base)
-        except OSError as exc:
-            raise RecordingsDirError(
-                exc.errno or errno.EIO,
-                f"cannot create a recording in {directory}: {exc.strerror or exc}; choose another directory "
-                "with --recordings-dir, or --no-record",
-                directory,
-            ) from exc
-        self._paths = [self.path]
+        self._number = free_session_number(directory, self._base)
+        self.path = session_file_path(directory, self._base, self._number)
+        self._fd: int | None = None
+        self._closed = False
+        self._paths: list[Path] = []
         self.max_bytes = max_bytes
         self._seq = 0
         self._size = 0
@@ -106,9 +109,11 @@ class SessionRecorder:
 
         Raises RecordingFailed when the line is not on disk; nothing of it is left in the file.
         """
-        if self._fd is None:
+        if self._closed:
             raise ValueError(f"recording {self.path} is closed")
         data = _encode_line(_for_disk(record))
+        if self._fd is None:
+            self._create_first_file()
         if self._dirty:
             self._truncate_leftover()
         if self._size and self._size + len(data) > self.max_bytes:
@@ -135,8 +140,17 @@ class SessionRecorder:
 
     @property
     def paths(self) -> tuple[Path, ...]:
-        """Every file of this session, oldest first (more than one once it rolled over)."""
+        """Every file of this session, oldest first (none before the first line, several once it rolled over)."""
         return tuple(self._paths)
+
+    def _create_first_file(self) -> None:
+        """The session's first file, at its first line; a failure is this line's failure (503, try again next)."""
+        try:
+            path, fd, number = create_session_file(self._directory, self._base, self._number)
+        except OSError as exc:
+            raise self._failed(exc, "creating") from exc
+        self.path, self._fd, self._number, self._size = path, fd, number, 0
+        self._paths.append(path)
 
     def _take_back(self, offset: int, exc: BaseException) -> RecordingFailed | None:
         """Truncates the partial line away; returns the failure to raise (None: re-raise a non-OSError)."""
@@ -181,8 +195,12 @@ class SessionRecorder:
         return failure
 
     def close(self) -> None:
-        """Flushes the file to disk once at the end; calling it again does nothing."""
+        """Flushes the file to disk once at the end; calling it again does nothing.
+
+        A file that holds no line (its first write failed, or a roll-over's new part got none) is removed.
+        """
         fd, self._fd = self._fd, None
+        self._closed = True
         if fd is None:
             return
         try:
@@ -192,15 +210,16 @@ class SessionRecorder:
             os.fsync(fd)
         finally:
             os.close(fd)
-            if self._size == 0 and len(self._paths) > 1:  # a part opened by a failed roll-over holds nothing
+            if self._size == 0:
                 with contextlib.suppress(OSError):
                     self.path.unlink()
                     self._paths.pop()
-                    self.path = self._paths[-1]
+                    if self._paths:
+                        self.path = self._paths[-1]
 
     @property
     def closed(self) -> bool:
-        return self._fd is None
+        return self._closed
 
     def __enter__(self) -> SessionRecorder:
         return self

@@ -108,11 +108,24 @@ def _drop_gitignore(directory: Path) -> None:
             os.close(fd)
 
 
+def session_file_path(directory: Path, base: str, number: int) -> Path:
+    """`<base>.jsonl` for the first file, `<base>-<number>.jsonl` after it."""
+    return directory / (f"{base}.jsonl" if number == 1 else f"{base}-{number}.jsonl")
+
+
+def free_session_number(directory: Path, base: str, first: int = 1) -> int:
+    """The first number whose file does not exist yet: where a session's first line will go."""
+    number = first
+    while number < first + MAX_NAME_ATTEMPTS and session_file_path(directory, base, number).exists():
+        number += 1
+    return number
+
+
 def create_session_file(directory: Path, base: str, first: int = 1) -> tuple[Path, int, int]:
     """O_EXCL guarantees two sessions never share a file; returns (path, fd, number), number 1 = no `-N`."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
     for number in range(first, first + MAX_NAME_ATTEMPTS):
-        path = directory / (f"{base}.jsonl" if number == 1 else f"{base}-{number}.jsonl")
+        path = session_file_path(directory, base, number)
         try:
             fd = os.open(path, flags, 0o600)
         except FileExistsError:
