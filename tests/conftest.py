@@ -15,6 +15,7 @@ from tests.support.receiver_harness import ReceiverHarness
 from wa_devtunnel.engine.events import EventBus
 from wa_devtunnel.engine.receiver import ReceiverConfig, create_receiver_app
 from wa_devtunnel.engine.recording import SessionRecorder
+from wa_devtunnel.project_state import STATE_DIR_VARIABLE
 
 # Declared once, here: the fakes' fixtures (ngrok agent, Graph API) and pytester for the plugin's tests.
 pytest_plugins = (
@@ -29,6 +30,12 @@ pytest_plugins = (
 hypothesis_settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
 hypothesis_settings.register_profile("explore", deadline=None, max_examples=2000)
 hypothesis_settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@pytest.fixture(autouse=True)
+def _project_state_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test keeps the generated verify token in its own folder, never in `.wa-devtunnel/` of the repo."""
+    monkeypatch.setenv(STATE_DIR_VARIABLE, str(tmp_path_factory.mktemp("wa-devtunnel-state")))
 
 
 @pytest.fixture

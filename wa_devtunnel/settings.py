@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+import logging
 import os
 import re
 import secrets
@@ -13,6 +15,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
+from dotenv.parser import parse_stream
+
+from wa_devtunnel.project_state import load_or_create, state_directory, state_file
 
 DEFAULT_PORT = 8765
 DEFAULT_HOST = "127.0.0.1"
@@ -37,6 +42,11 @@ DEFAULT_BODY_TIMEOUT_S = 30.0
 DEFAULT_IDLE_TIMEOUT_S = 15.0
 DEFAULT_ACK_FIRST_BACKLOG_BYTES = 64 * 1024 * 1024
 DEFAULT_BODY_MEMORY_BYTES = 128 * 1024 * 1024
+VERIFY_TOKEN_VARIABLE = "WHATSAPP_VERIFY_TOKEN"
+# Where the verify token came from (Settings.verify_token_source), the first that has one wins:
+# --verify-token, the process environment, .env, the accounts file, the project state file; "generated"
+# when none has one and the state file cannot keep it (new this run, temporary).
+VERIFY_TOKEN_SOURCES = ("flag", "environment", "env-file", "accounts", "project-state", "generated")
 
 
 class ConfigError(Exception):
@@ -66,7 +76,11 @@ class Settings:
     port: int = DEFAULT_PORT
     path: str = DEFAULT_PATH
     verify_token: str = ""
-    verify_token_generated: bool = False
+    verify_token_generated: bool = False  # made up by wa-devtunnel: "project-state" or "generated"
+    verify_token_source: str = "flag"  # one of VERIFY_TOKEN_SOURCES
+    verify_token_new: bool = False  # generated on this run (the first in this project, or temporary)
+    state_path: Path | None = None  # the project state file keeping the token (None: not kept there)
+    state_warning: str = ""  # a problem with the state file, in words, for the start-up text
     app_secret: str | None = None
     accounts: tuple[Account, ...] = ()
     accounts_file: Path | None = None
@@ -144,7 +158,7 @@ def mask(secret: str) -> str:
 
 
 def generate_verify_token() -> str:
-    """A strong, URL- and dashboard-safe token for one session."""
+    """A strong, URL- and dashboard-safe token (kept in the project state file by load_settings)."""
     return "wa-" + secrets.token_urlsafe(24).replace("-", "x").replace("_", "y")
 
 
@@ -153,12 +167,51 @@ def read_environment(env_file: Path | None, environ: Mapping[str, str] | None = 
     merged: dict[str, str] = {}
     if env_file is not None and env_file.is_file():
         try:
-            values = dotenv_values(env_file)
+            values = _quietly(lambda: dotenv_values(env_file))
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError("--env-file", f"cannot read {env_file}: {exc}") from exc
         merged.update({k: v for k, v in values.items() if v is not None})
     merged.update(os.environ if environ is None else environ)
     return merged
+
+
+def unparsed_env_lines(env_file: Path) -> list[tuple[int, str]]:
+    """Lines python-dotenv skips with only a log warning: (line number, what is wrong), never a value."""
+    text = env_file.read_bytes().decode("utf-8")
+    return [
+        (binding.original.line, _what_is_wrong(binding.original.string))
+        for binding in parse_stream(io.StringIO(text))
+        if binding.error
+    ]
+
+
+def _what_is_wrong(statement: str) -> str:
+    """Why dotenv cannot read a line, naming the variable only when it is one of ours (a value may be a secret)."""
+    line = (statement.splitlines() or [""])[0]
+    before, equal, after = line.partition("=")
+    name = re.sub(r"^\s*(?:export\s+)?", "", before).strip()
+    known = name in _VARIABLE_NAMES
+    subject = name if known else "the line"
+    if not equal:
+        problem = "has no '=' (write NAME=value)"
+    elif not name or re.search(r"\s", name):
+        problem = "has no single-word name before '='"
+    elif after.lstrip()[:1] in ("'", '"'):
+        problem = "has a quoted value that is not closed, or text after its closing quote"
+    else:
+        problem = "is not NAME=value"
+    skipped = f"so {name} is not set" if known else "so nothing on it is set"
+    return f"{subject} {problem}; python-dotenv skips the whole line, {skipped}"
+
+
+def _quietly(read: Callable[[], dict[str, str | None]]) -> dict[str, str | None]:
+    """python-dotenv logs skipped lines without the file name; load_settings names file and line instead."""
+    logger = logging.getLogger("dotenv.main")
+    disabled, logger.disabled = logger.disabled, True
+    try:
+        return read()
+    finally:
+        logger.disabled = disabled
 
 
 # --- the validator family: (raw value, the flag or variable it came from) -> value, None when blank ---
@@ -379,6 +432,9 @@ def _resolve(row: Setting, flags: Mapping[str, Any], env: Mapping[str, str], cwd
     return default, row.env or row.flag or row.field
 
 
+_VARIABLE_NAMES = frozenset(row.env for row in SETTINGS if row.env)
+
+
 def missing_for_scope(settings: Settings, scope: str) -> list[str]:
     """The settings a registration at `scope` needs and does not have."""
     access_token = ("WHATSAPP_ACCESS_TOKEN", settings.access_token)
@@ -431,19 +487,73 @@ def load_accounts(file: Path, setting: str = "--accounts") -> tuple[Account, ...
     return tuple(accounts)
 
 
+def _refuse_unparsed_lines(env_file: Path) -> None:
+    """A line python-dotenv would skip is a setting the developer believes set: stop, naming file and line."""
+    try:
+        unparsed = unparsed_env_lines(env_file)
+    except (OSError, UnicodeDecodeError):
+        return  # read_environment has read it; a race is not worth a second message
+    if unparsed:
+        (line, problem), *others = unparsed
+        also = f" (also line{'s' if len(others) > 1 else ''} {', '.join(str(n) for n, _ in others)})" if others else ""
+        raise ConfigError(f"{env_file}:{line}", f"{problem}{also}")
+
+
+def _verify_token(
+    given: str | None,
+    source: str,
+    accounts: tuple[Account, ...],
+    environ: Mapping[str, str] | None,
+    env_file: Path,
+) -> dict[str, Any]:
+    """The token and where it came from; none given: the project's kept one, else a new one kept for next time."""
+    if given is not None:
+        process = os.environ if environ is None else environ
+        origin = "flag" if source == "--verify-token" else "environment" if process.get(source) else "env-file"
+        return {"verify_token": given, "verify_token_source": origin}
+    if accounts:
+        return {"verify_token": accounts[0].verify_token, "verify_token_source": "accounts"}
+    directory = state_directory(env_file.parent)
+    kept, created, read = load_or_create(directory, generate_verify_token)
+    if kept is None or kept.verify_token is None:
+        temporary = f"the verify token is new for this run only (set {VERIFY_TOKEN_VARIABLE} in .env to keep one)"
+        return {
+            "verify_token": generate_verify_token(),
+            "verify_token_source": "generated",
+            "verify_token_generated": True,
+            "verify_token_new": True,
+            "state_warning": f"{read.warning}; {temporary}" if read.warning else temporary,
+        }
+    return {
+        "verify_token": kept.verify_token,
+        "verify_token_source": "project-state",
+        "verify_token_generated": True,
+        "verify_token_new": created,
+        "state_path": state_file(directory),
+        "state_warning": read.warning,
+    }
+
+
 def load_settings(
     flags: Mapping[str, Any] | None = None,
     *,
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
+    skip_unparsed_env_lines: bool = False,
 ) -> Settings:
-    """Build validated Settings from the table; raise ConfigError naming the bad flag or variable."""
+    """Build validated Settings from the table; raise ConfigError naming the bad flag, variable or .env line.
+
+    `skip_unparsed_env_lines`: do as python-dotenv does with a line it cannot parse (skip it) instead of
+    stopping; for `doctor`, which reports those lines itself.
+    """
     flags = {k: v for k, v in (flags or {}).items() if v is not None}
     base = cwd or Path.cwd()
     env_file = Path(flags.get("env_file") or base / ".env")
     if "env_file" in flags and not env_file.is_file():
         raise ConfigError("--env-file", f"{env_file} does not exist")
     env = read_environment(env_file, environ)
+    if env_file.is_file() and not skip_unparsed_env_lines:
+        _refuse_unparsed_lines(env_file)
 
     values: dict[str, Any] = {}
     sources: dict[str, str] = {}
@@ -451,14 +561,13 @@ def load_settings(
         values[row.field], sources[row.field] = _resolve(row, flags, env, base)
 
     accounts = load_accounts(values["accounts_file"], sources["accounts_file"]) if values["accounts_file"] else ()
-    generated = values["verify_token"] is None and not accounts
-    if values["verify_token"] is None:
-        values["verify_token"] = accounts[0].verify_token if accounts else generate_verify_token()
+    token_fields = _verify_token(values["verify_token"], sources["verify_token"], accounts, environ, env_file)
+    values["verify_token"] = token_fields.pop("verify_token")
     if values["tunnel"] is None:
         values["tunnel"] = "ngrok" if values["ngrok_authtoken"] else "none"
     settings = Settings(
         **values,
-        verify_token_generated=generated,
+        **token_fields,
         accounts=accounts,
         env_file=env_file if env_file.is_file() else None,
     )

@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from tests.support.cli_process import REPO_ROOT
 from wa_devtunnel.cli.env_file import MINIMAL_HEADER, current_value, set_value
+from wa_devtunnel.cli.init import env_template
 from wa_devtunnel.cli.main import main
 
 KEY = "WHATSAPP_VERIFY_TOKEN"
@@ -176,13 +177,30 @@ def test_write_env_creates_it_from_the_example(workdir: Path, capsys: pytest.Cap
     assert "from" in err and ".env.example" in err and "App Dashboard" in err
 
 
-def test_write_env_without_an_example_writes_a_minimal_file(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_write_env_without_an_example_writes_the_packaged_template(
+    workdir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A pip install has no .env.example: the commented template shipped in the package is used."""
     env = workdir / "config" / "dev.env"
     env.parent.mkdir()
-    code, out, _ = run(["token", "--write-env", "--env-file", str(env)], capsys)
+    code, out, err = run(["token", "--write-env", "--env-file", str(env)], capsys)
     assert code == 0
-    assert env.read_text(encoding="utf-8") == f"{MINIMAL_HEADER}{KEY}={out.strip()}\n"
+    assert env.read_text(encoding="utf-8") == set_value(env_template(), KEY, out.strip()).text
     assert mode_of(env) == 0o600
+    assert "wa-devtunnel's commented template" in err
+
+
+def test_without_any_template_a_minimal_header_is_written(
+    workdir: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_template() -> str:
+        raise FileNotFoundError("not in this install")
+
+    monkeypatch.setattr("wa_devtunnel.cli.init.env_template", no_template)
+    code, out, err = run(["token", "--write-env"], capsys)
+    assert code == 0
+    assert (workdir / ".env").read_text(encoding="utf-8") == f"{MINIMAL_HEADER}{KEY}={out.strip()}\n"
+    assert "with a minimal header" in err
 
 
 def test_an_empty_token_line_is_filled_without_asking(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -228,11 +246,12 @@ def test_on_a_terminal_it_asks_before_replacing(
     code, out, err = run(["token", "--write-env"], capsys)
     assert "Replace it?" in err and "[y/N]" in err
     assert "wa-existingtoken123" not in err, "the old token is masked in the question"
+    assert code == 0, "a no is an answer, not a failure"
     if replaced:
-        assert code == 0
         assert env.read_bytes() == f"WHATSAPP_VERIFY_TOKEN={out.strip()}\n".encode()
     else:
-        assert code == 1
+        assert out == ""
+        assert "Left .env unchanged." in err
         assert env.read_bytes() == b"WHATSAPP_VERIFY_TOKEN=wa-existingtoken123\n"
 
 

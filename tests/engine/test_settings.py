@@ -9,14 +9,20 @@ import pytest
 from wa_devtunnel.settings import SETTINGS, ConfigError, Setting, Settings, load_settings
 
 
-def test_defaults_generate_a_strong_session_token(tmp_path: Path) -> None:
+def test_defaults_generate_a_strong_token_kept_for_the_project(tmp_path: Path) -> None:
     settings = load_settings({}, environ={}, cwd=tmp_path)
     assert settings.port == 8765
     assert settings.path == "/webhook/whatsapp"
     assert settings.tunnel == "none"
     assert settings.verify_token_generated
+    assert (settings.verify_token_source, settings.verify_token_new) == ("project-state", True)
     assert len(settings.verify_token) >= 24
-    assert settings.verify_token != load_settings({}, environ={}, cwd=tmp_path).verify_token
+    again = load_settings({}, environ={}, cwd=tmp_path)
+    assert (again.verify_token, again.verify_token_source, again.verify_token_new) == (
+        settings.verify_token,
+        "project-state",
+        False,
+    )
     assert settings.recordings_dir == tmp_path / "recordings"
 
 
@@ -175,8 +181,8 @@ def test_an_empty_variable_is_unset(tmp_path: Path, row: Setting) -> None:
     """`NAME=` (as in .env.example) means the default, for every variable alike."""
     blank = load_settings({}, environ={row.env or "": ""}, cwd=tmp_path)
     default = load_settings({}, environ={}, cwd=tmp_path)
-    if row.field == "verify_token":  # unset: generated, so it differs on every load
-        assert blank.verify_token_generated
+    if row.field == "verify_token":  # unset: the project's kept token
+        assert blank.verify_token_generated and blank.verify_token_source == "project-state"
     else:
         assert getattr(blank, row.field) == getattr(default, row.field)
 

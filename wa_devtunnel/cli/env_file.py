@@ -1,5 +1,8 @@
 """.env editing that changes one value and leaves every other byte alone (comments, CRLF, quotes, export).
 
+`save_value` applies such an edit to the file on disk (created from .env.example when missing); it is
+what `token --write-env` and the start-up offer to keep a generated verify token both use.
+
 Hand-written on purpose: dotenv.set_key rewrites the line as KEY='value' (dropping its export, comment
 and line ending) and replaces every assignment, while `token --write-env` promises the rest of the file
 byte for byte. Lines are split by python-dotenv's grammar (mirrored below, as dotenv.parser is private),
@@ -12,13 +15,17 @@ import io
 import logging
 import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from dotenv import dotenv_values
 
+from wa_devtunnel.cli.private_file import PRIVATE_MODE, create_private, replace_private
+
 Action = Literal["filled", "replaced", "appended"]
+EXAMPLE_NAME = ".env.example"
 MINIMAL_HEADER = (
-    "# wa-devtunnel settings (every setting is described in .env.example of wa-devtunnel).\n"
+    "# wa-devtunnel settings (`wa-devtunnel init` writes a .env with every setting, commented).\n"
     "# Keep this file out of version control: it holds secrets.\n"
 )
 # python-dotenv's grammar, one binding at a time: blank lines, `export`, a key, `=`, a value, a comment.
@@ -159,3 +166,37 @@ def set_value(text: str, key: str, value: str) -> EnvEdit:
 def new_env_text(example: str | None) -> str:
     """The first content of a missing .env: the project's .env.example, else a short header."""
     return MINIMAL_HEADER if example is None else example
+
+
+def example_text(env_path: Path) -> tuple[str | None, str]:
+    """The .env.example beside the target, else in the current directory, else wa-devtunnel's own; and its name."""
+    for candidate in (env_path.parent / EXAMPLE_NAME, Path.cwd() / EXAMPLE_NAME):
+        if candidate.is_file():
+            return candidate.read_bytes().decode("utf-8"), str(candidate)
+    try:
+        from wa_devtunnel.cli.init import env_template  # the template shipped in the package (pip installs)
+
+        return env_template(), "wa-devtunnel's commented template"
+    except (ImportError, OSError):
+        return None, ""
+
+
+def save_value(env_path: Path, key: str, value: str) -> str:
+    """Set `key` in the file (created 0600 from an example when missing; 0600 after the edit); says what was done.
+
+    Raises EnvEditError for a file that cannot be edited safely, OSError when it cannot be written.
+    """
+    if not env_path.exists():
+        example, source = example_text(env_path)
+        create_private(env_path, set_value(new_env_text(example), key, value).text)
+        origin = f"from {source}" if source else "with a minimal header"
+        return f"Created {env_path} {origin} (mode 0600) and set {key}."
+    try:
+        text = env_path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        raise EnvEditError(f"{env_path} is not UTF-8 text; set {key} in it by hand") from None
+    edit = set_value(text, key, value)
+    old_mode = replace_private(env_path, edit.text)
+    done = {"filled": "Set", "replaced": "Replaced", "appended": "Added"}[edit.action]
+    tightened = f" Its mode is now 0600 (was {old_mode:04o}): it holds secrets." if old_mode != PRIVATE_MODE else ""
+    return f"{done} {key} in {env_path}.{tightened}"
