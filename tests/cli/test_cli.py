@@ -42,6 +42,12 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 
 
 @pytest.fixture
+def terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As in a developer's terminal (under pytest stdout is captured, so `up` would run headless)."""
+    monkeypatch.setattr("wa_devtunnel.cli.front_end.missing_terminal", lambda: None)
+
+
+@pytest.fixture
 def never_serve(monkeypatch: pytest.MonkeyPatch) -> None:
     """A test of a refused configuration fails fast, instead of hanging, if the CLI starts serving."""
 
@@ -104,7 +110,6 @@ BAD_SETTINGS: list[tuple[str, list[str], list[str], str]] = [
     ("port-in-env", ["WA_DEVTUNNEL_PORT=abc"], [], "WA_DEVTUNNEL_PORT"),
     ("port-flag-range", [], ["--port", "99999"], "--port"),
     ("port-flag-text", [], ["--port", "eighty"], "--port"),
-    ("tunnel", [], ["--tunnel", "foo"], "--tunnel"),
     ("accounts-missing-key", [], ["--accounts", "ACCOUNTS"], "--accounts"),
     ("accounts-absent", [], ["--accounts", "nowhere.toml"], "--accounts"),
     ("token-whitespace", ["WHATSAPP_VERIFY_TOKEN=' tok '"], [], "WHATSAPP_VERIFY_TOKEN"),
@@ -151,16 +156,6 @@ def test_missing_env_file_is_named(workdir: Path, never_serve: None, capsys: pyt
     assert code == 2
     assert (out, len(err.strip().splitlines())) == ("", 1)
     assert "--env-file" in err and "absent.env" in err
-
-
-def test_json_without_headless_is_a_usage_error(
-    workdir: Path, never_serve: None, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, out, err = run_main(["--json", "--recordings-dir", "rec", "--port", "0"], capsys)
-    assert code == 2
-    assert out == ""
-    assert "--json" in err.splitlines()[0] and "--headless" in err.splitlines()[0]
-    assert "Traceback" not in err
 
 
 def test_unknown_flag_is_a_usage_error(workdir: Path, never_serve: None, capsys: pytest.CaptureFixture[str]) -> None:
@@ -294,10 +289,13 @@ def test_headless_text_lines(tmp_path: Path) -> None:
 
     assert lines[0] == f"Callback URL: {cli.callback_url}"
     assert lines[1] == f"Verify token: {VERIFY_TOKEN}"
-    verify_re = re.compile(rf"^{CLOCK}  GET +403  verify +FAILED: token mismatch: leading/trailing whitespace$")
+    # Sent straight to 127.0.0.1, not through a tunnel: labelled (local).
+    verify_re = re.compile(
+        rf"^{CLOCK}  GET +403  verify +FAILED: token mismatch: leading/trailing whitespace  \(local\)$"
+    )
     event_re = re.compile(
         rf"^{CLOCK}  POST +200  event +sig=valid  messages: text from 16505551234: "
-        r'"Does it come in another color\?"$'
+        r'"Does it come in another color\?"  \(local\)$'
     )
     verify_lines = [m for m in map(verify_re.match, lines) if m]
     event_lines = [m for m in map(event_re.match, lines) if m]
@@ -308,7 +306,7 @@ def test_headless_text_lines(tmp_path: Path) -> None:
 
 
 def test_up_opens_the_tui_that_main_hands_in(
-    workdir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    workdir: Path, terminal: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     opened: list[tuple[int, tuple[str, ...]]] = []
 
@@ -322,7 +320,7 @@ def test_up_opens_the_tui_that_main_hands_in(
     assert opened == [(0, ("up", "--port", "0", "--recordings-dir", "rec"))]
 
 
-def test_the_cli_on_its_own_has_no_tui(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_cli_on_its_own_has_no_tui(workdir: Path, terminal: None, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main(["up", "--port", "0", "--recordings-dir", "rec"]) == 2
     assert "--headless" in capsys.readouterr().err
 

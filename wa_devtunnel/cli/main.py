@@ -7,21 +7,24 @@ every exit: usage and configuration errors (2, no traceback), Ctrl+C (0), and bu
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from wa_devtunnel import __version__
-from wa_devtunnel.cli import decode, doctor, export, meta, replay, sessions, token, trigger, up, watch
-from wa_devtunnel.cli.options import Command, ExitCode, UsageError, settings_flags
+from wa_devtunnel.cli import decode, doctor, export, init, meta, replay, sessions, token, trigger, up, watch
+from wa_devtunnel.cli.options import Command, ExitCode, Subparsers, UsageError, settings_flags
 from wa_devtunnel.cli.output import error
+from wa_devtunnel.cli.terminal_text import line
 from wa_devtunnel.engine.redaction import SECRET_SETTINGS, Redactor
 from wa_devtunnel.settings import ConfigError, load_settings, read_environment
 
 # In the order `--help` lists them.
-COMMANDS: tuple[Command, ...] = (up, watch, sessions, trigger, token, replay, export, decode, doctor, meta)
+COMMANDS: tuple[Command, ...] = (up, init, watch, sessions, trigger, token, replay, export, decode, doctor, meta)
 BY_NAME = {command.NAME: command for command in COMMANDS}
 TOP_LEVEL_FLAGS = ("-h", "--help", "--version")
 
@@ -33,6 +36,14 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
+class _Subcommands(Subparsers):
+    """Each command's `--help` opens with its one-line help when the command gives no longer description."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        kwargs.setdefault("description", kwargs.get("help"))
+        return super().add_parser(name, **kwargs)
+
+
 def build_parser(
     launch_tui: up.TuiLauncher | None = None, watch_tui: watch.WatchLauncher | None = None
 ) -> argparse.ArgumentParser:
@@ -40,10 +51,13 @@ def build_parser(
     parser = _Parser(
         prog="wa-devtunnel",
         description="Receive, inspect, record and replay WhatsApp Cloud API webhooks on your machine.",
+        epilog=f"Without a command, wa-devtunnel runs `{up.NAME}`. 'wa-devtunnel COMMAND --help' lists its options.",
     )
     parser.add_argument("--version", action="version", version=f"wa-devtunnel {__version__}")
     parser.set_defaults(**{up.LAUNCHER: launch_tui, watch.LAUNCHER: watch_tui})
-    subparsers = parser.add_subparsers(dest="command", parser_class=_Parser)
+    subparsers = parser.add_subparsers(
+        title="commands", dest="command", metavar="COMMAND", parser_class=_Parser, action=_Subcommands
+    )
     for command in COMMANDS:
         command.register(subparsers)
     return parser
@@ -68,6 +82,24 @@ def _print_error(text: str, args: Sequence[str]) -> None:
     error(Redactor(secrets).text(text))
 
 
+def _command_line(argv: Sequence[str]) -> list[str]:
+    """`up` is the default command: flags alone mean `up`; a first word that is no command is a typo, not `up`."""
+    args = list(argv)
+    if not args or (args[0].startswith("-") and args[0] not in TOP_LEVEL_FLAGS):
+        return [up.NAME, *args]
+    if args[0] not in BY_NAME and args[0] not in TOP_LEVEL_FLAGS:
+        close = difflib.get_close_matches(args[0], list(BY_NAME), n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"the commands are {', '.join(BY_NAME)}"
+        raise UsageError(f"wa-devtunnel: unknown command '{line(args[0])}'; {hint}")
+    return args
+
+
+def _help_hint(args: Sequence[str]) -> str:
+    """Point to the help of the command the mistake was made in, else to the top-level help."""
+    command = f" {args[0]}" if args and args[0] in BY_NAME else ""
+    return f"Try 'wa-devtunnel{command} --help'."
+
+
 def main(
     argv: Sequence[str] | None = None,
     *,
@@ -76,10 +108,11 @@ def main(
 ) -> int:
     """Parse, read settings (unless the command must run without them), run; `up` is the default command."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if not args_list or (args_list[0] not in BY_NAME and args_list[0] not in TOP_LEVEL_FLAGS):
-        args_list.insert(0, up.NAME)
     try:
-        args = build_parser(launch_tui, watch_tui).parse_args(args_list)
+        args_list = _command_line(args_list)
+        args, unknown = build_parser(launch_tui, watch_tui).parse_known_args(args_list)
+        if unknown:  # argparse would name the top-level program; the mistake is in this command's arguments
+            raise UsageError(f"wa-devtunnel {args.command}: unrecognized arguments: {' '.join(unknown)}")
         args.argv = tuple(args_list)  # as typed (`up` first): what an engine child of the TUI runs
         command = BY_NAME[args.command]
         settings = load_settings(settings_flags(args)) if command.READS_SETTINGS else None
@@ -87,7 +120,7 @@ def main(
     except UsageError as exc:
         _print_error(str(exc), args_list)
         if exc.try_help:
-            print("Try 'wa-devtunnel --help'.", file=sys.stderr)
+            print(_help_hint(args_list), file=sys.stderr)
         return ExitCode.USAGE
     except ConfigError as exc:
         _print_error(f"configuration error: {exc}", args_list)

@@ -6,14 +6,16 @@ import argparse
 import asyncio
 from collections.abc import Callable, Sequence
 
+from wa_devtunnel.cli import front_end
+from wa_devtunnel.cli.env_offer import offer_verify_token
 from wa_devtunnel.cli.headless import run_headless
 from wa_devtunnel.cli.options import ExitCode, Subparsers, UsageError, add_common
-from wa_devtunnel.settings import DEFAULT_PATH, DEFAULT_PORT, Settings
+from wa_devtunnel.settings import DEFAULT_PATH, DEFAULT_PORT, TUNNEL_PROVIDERS, Settings
 
 NAME = "up"
 READS_SETTINGS = True
 # The TUI is another front end: the CLI never imports it. __main__ hands its launcher in (this
-# attribute of the parsed arguments); without one, `up` needs --headless.
+# attribute of the parsed arguments); without one, `up` needs --headless (or no terminal).
 TuiLauncher = Callable[[Settings, Sequence[str]], int]
 LAUNCHER = "launch_tui"
 
@@ -25,7 +27,9 @@ def register(subparsers: Subparsers) -> None:
     up.add_argument("--port", type=str, help=f"local port (default {DEFAULT_PORT}; 0 picks a free port)")
     up.add_argument("--host", help="address to bind (default 127.0.0.1)")
     up.add_argument("--path", help=f"webhook path (default {DEFAULT_PATH})")
-    up.add_argument("--tunnel", help="ngrok, cloudflared or none (default: ngrok when NGROK_AUTHTOKEN is set)")
+    up.add_argument(
+        "--tunnel", choices=TUNNEL_PROVIDERS, help="how Meta reaches you (default: ngrok when NGROK_AUTHTOKEN is set)"
+    )
     up.add_argument("--forward-to", help="also send every request to your backend at this URL")
     up.add_argument("--forward-timeout", help="seconds to wait for the backend before answering 504 (default 10)")
     up.add_argument(
@@ -33,8 +37,12 @@ def register(subparsers: Subparsers) -> None:
         action="store_true",
         help="answer Meta 200 at once and forward in the background (slow backend, breakpoints)",
     )
-    up.add_argument("--headless", action="store_true", help="no TUI: one line per exchange on stdout")
-    up.add_argument("--json", action="store_true", help="with --headless: JSON Lines on stdout")
+    up.add_argument(
+        "--headless",
+        action="store_true",
+        help="no TUI: one line per exchange on stdout (the default when stdin, stdout or stderr is not a terminal)",
+    )
+    up.add_argument("--json", action="store_true", help="JSON Lines on stdout (implies --headless)")
     up.add_argument("--no-record", action="store_true", help="do not write a recording")
     up.add_argument("--accounts", help="TOML file with several [[account]] entries")
     up.add_argument("--verify-token", help="verify token (default WHATSAPP_VERIFY_TOKEN, else generated)")
@@ -52,11 +60,11 @@ def register(subparsers: Subparsers) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings | None) -> ExitCode:
-    """Serve until stopped: the TUI by default, headless lines (or JSON Lines) with --headless."""
+    """Serve until stopped: the TUI on a terminal, else (or with --headless, --json) lines or JSON Lines."""
     assert settings is not None  # READS_SETTINGS
-    if args.json and not args.headless:
-        raise UsageError("wa-devtunnel up: --json needs --headless")
-    if not args.headless:
+    headless = front_end.choose_headless(args.headless or args.json)
+    offer_verify_token(settings)  # a new verify token, before either front end: it decides whether to ask
+    if not headless:
         launch: TuiLauncher | None = getattr(args, LAUNCHER, None)
         if launch is None:
             raise UsageError("wa-devtunnel up: this entry point has no TUI; pass --headless", try_help=False)

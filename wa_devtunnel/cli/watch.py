@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from wa_devtunnel.cli import front_end
 from wa_devtunnel.cli.headless import HeadlessPrinter
 from wa_devtunnel.cli.options import ExitCode, Subparsers, UsageError, add_common
 from wa_devtunnel.engine.channel.address import SECRET_ENV, ChannelAddress
@@ -32,9 +33,13 @@ LAUNCHER = "watch_tui"
 
 def register(subparsers: Subparsers) -> None:
     """`watch [--headless] [--json] [--recordings-dir DIR | --address SOCKET]`."""
-    watch = subparsers.add_parser(NAME, help="attach a live view to a running engine (detaching leaves it running)")
+    watch = subparsers.add_parser(NAME, help="attach a view to a running engine (detaching leaves it running)")
     add_common(watch)
-    watch.add_argument("--headless", action="store_true", help="no TUI: one line per exchange on stdout")
+    watch.add_argument(
+        "--headless",
+        action="store_true",
+        help="no TUI: one line per exchange on stdout (the default when stdin, stdout or stderr is not a terminal)",
+    )
     watch.add_argument("--json", action="store_true", help="JSON Lines on stdout (implies --headless)")
     watch.add_argument(
         "--address",
@@ -71,7 +76,7 @@ def run(args: argparse.Namespace, settings: Settings | None) -> ExitCode:
     """Attach until the engine stops or the user detaches."""
     assert settings is not None  # READS_SETTINGS
     address = find_engine(settings, args.address)
-    if not (args.headless or args.json):
+    if not front_end.choose_headless(args.headless or args.json):
         launch: WatchLauncher | None = getattr(args, LAUNCHER, None)
         if launch is None:
             raise UsageError("wa-devtunnel watch: this entry point has no TUI; pass --headless", try_help=False)

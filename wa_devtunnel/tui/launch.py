@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from wa_devtunnel.engine.channel.address import ChannelAddress
 from wa_devtunnel.engine.channel.child import EngineChild, EngineStartFailed
 from wa_devtunnel.engine.channel.client import ChannelError, EngineClient
+from wa_devtunnel.engine.events import EXIT_LINE_PREFIXES
 from wa_devtunnel.rules.untrusted import visible
 from wa_devtunnel.settings import Settings
 from wa_devtunnel.tui.priority import EngineStarter, collect_less_often, yield_to_engine
@@ -20,10 +21,11 @@ def _say(text: str) -> None:
 
 
 def _goodbye(child: EngineChild) -> None:
-    """The engine's own last line (`Stopped after N exchange(s). Recording: ...`), now that the screen is gone."""
-    lines = [line for line in child.log_tail(40).splitlines() if line.startswith("Stopped after")]
-    if lines:
-        _say(lines[-1])
+    """The engine's own last lines (`Registration undone: ...`, `Stopped after N exchange(s). Recording: ...`),
+    now that the screen is gone."""
+    for line in child.log_tail(40).splitlines():
+        if line.startswith(EXIT_LINE_PREFIXES):
+            _say(line)
 
 
 def run_tui(settings: Settings, argv: Sequence[str]) -> int:
