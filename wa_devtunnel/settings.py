@@ -97,7 +97,8 @@ class Settings:
     record: bool = True
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     require_signature: bool = False
-    env_file: Path | None = None
+    env_file: Path | None = None  # the .env read (None: there is none)
+    env_file_path: Path | None = None  # the .env read, or where it would be: what the offer to keep a token edits
     app_id: str | None = None
     access_token: str | None = None
     waba_id: str | None = None
@@ -189,12 +190,13 @@ def _what_is_wrong(statement: str) -> str:
     """Why dotenv cannot read a line, naming the variable only when it is one of ours (a value may be a secret)."""
     line = (statement.splitlines() or [""])[0]
     before, equal, after = line.partition("=")
-    name = re.sub(r"^\s*(?:export\s+)?", "", before).strip()
+    head = re.sub(r"^\s*(?:export\s+)?", "", before).strip()
+    name = head.split()[0] if head else ""
     known = name in _VARIABLE_NAMES
     subject = name if known else "the line"
     if not equal:
         problem = "has no '=' (write NAME=value)"
-    elif not name or re.search(r"\s", name):
+    elif not head or name != head:
         problem = "has no single-word name before '='"
     elif after.lstrip()[:1] in ("'", '"'):
         problem = "has a quoted value that is not closed, or text after its closing quote"
@@ -570,6 +572,7 @@ def load_settings(
         **token_fields,
         accounts=accounts,
         env_file=env_file if env_file.is_file() else None,
+        env_file_path=env_file,
     )
     if settings.register is not None:
         missing = missing_for_scope(settings, settings.register)

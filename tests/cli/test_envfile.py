@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import re
 import stat
@@ -16,8 +17,10 @@ from hypothesis import strategies as st
 
 from tests.support.cli_process import REPO_ROOT
 from wa_devtunnel.cli.env_file import MINIMAL_HEADER, current_value, set_value
+from wa_devtunnel.cli.env_offer import offer_verify_token
 from wa_devtunnel.cli.init import env_template
 from wa_devtunnel.cli.main import main
+from wa_devtunnel.settings import Settings, load_settings
 
 KEY = "WHATSAPP_VERIFY_TOKEN"
 TOKEN = "wa-NEWtoken0123456789abcdefghijklmnop"
@@ -312,3 +315,148 @@ def test_root_writing_a_users_env_gives_it_back_to_them(workdir: Path, capsys: p
     assert run(["token", "--write-env"], capsys)[0] == 0
     info = env.stat()
     assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (65534, 65534, 0o600)
+
+
+# --- the project's kept token: `token` reuses it, and `up` offers it for .env once ----------------------
+
+
+def kept(workdir: Path) -> str:
+    """The token wa-devtunnel keeps for the project (as `up` would, creating it on the first run)."""
+    return load_settings({}, environ={}, cwd=workdir).verify_token
+
+
+def test_write_env_saves_the_projects_kept_token(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Meta's dashboard may already have the kept token: writing a different one would break the next handshake."""
+    token = kept(workdir)
+    (workdir / ".env").write_bytes(b"A=1\n")
+    code, out, err = run(["token", "--write-env"], capsys)
+    assert code == 0 and out.strip() == token
+    assert (workdir / ".env").read_bytes() == f"A=1\n{KEY}={token}\n".encode()
+    assert "kept for this project" in err and "nothing changes there" in err
+    after = load_settings({}, environ={}, cwd=workdir)
+    assert (after.verify_token, after.verify_token_source) == (token, "env-file")
+
+
+def test_replacing_a_token_in_env_makes_a_new_one(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    token = kept(workdir)
+    (workdir / ".env").write_bytes(b"WHATSAPP_VERIFY_TOKEN=wa-old-0123456789abcdef\n")
+    code, out, _ = run(["token", "--write-env", "--force"], capsys)
+    assert code == 0 and TOKEN_RE.fullmatch(out.strip()) and out.strip() != token
+
+
+def test_printing_a_token_points_to_the_kept_one(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    token = kept(workdir)
+    code, out, err = run(["token"], capsys)
+    assert code == 0 and out.strip() != token
+    assert f"this project's kept verify token {token[:4]}…{token[-2:]}" in err and token not in err
+
+
+class Terminal(io.StringIO):
+    """A terminal: what the person types is the initial text; what is shown is read back."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def offer(workdir: Path, typed: str = "", *, terminal: bool = True) -> tuple[str, Settings]:
+    settings = load_settings({}, environ={}, cwd=workdir)
+    stdin = Terminal(typed) if terminal else io.StringIO(typed)
+    stderr = Terminal()
+    offer_verify_token(settings, stdin=stdin, stderr=stderr)
+    return stderr.getvalue(), settings
+
+
+@pytest.mark.parametrize("typed", ["\n", "y\n", "Yes\n"])
+def test_yes_adds_the_new_token_to_env(workdir: Path, typed: str) -> None:
+    (workdir / ".env").write_bytes(b"# mine\r\nA=1\r\n")
+    os.chmod(workdir / ".env", 0o600)
+    shown, settings = offer(workdir, typed)
+    assert f"Verify token {settings.verify_token} was generated for this project" in shown
+    assert "Add this verify token to .env so it never changes? [Y/n] " in shown
+    assert f"Added {KEY} in .env." in shown
+    assert (workdir / ".env").read_bytes() == f"# mine\r\nA=1\r\n{KEY}={settings.verify_token}\r\n".encode()
+    after = load_settings({}, environ={}, cwd=workdir)
+    assert (after.verify_token, after.verify_token_source) == (settings.verify_token, "env-file")
+    assert offer(workdir, "y\n")[0] == "", "nothing to offer once .env has it"
+
+
+def test_yes_without_env_creates_it_private(workdir: Path) -> None:
+    shown, settings = offer(workdir, "\n")
+    env = workdir / ".env"
+    assert current_value(env.read_text(encoding="utf-8"), KEY) == settings.verify_token
+    assert mode_of(env) == 0o600 and "Created .env" in shown
+
+
+def test_no_is_remembered_and_never_asked_again(workdir: Path) -> None:
+    shown, settings = offer(workdir, "n\n")
+    assert "not asked again" in shown and "token --write-env" in shown
+    assert not (workdir / ".env").exists()
+    state = json.loads((workdir / ".wa-devtunnel" / "state.json").read_text(encoding="utf-8"))
+    assert state["env_offer_declined"] is True and state["verify_token"] == settings.verify_token
+    assert offer(workdir, "y\n")[0] == ""
+    assert load_settings({}, environ={}, cwd=workdir).verify_token == settings.verify_token
+
+
+def test_a_kept_token_not_yet_in_env_is_offered_on_a_later_run(workdir: Path) -> None:
+    token = kept(workdir)  # the first run had no terminal (a script): never asked
+    shown, _ = offer(workdir, "y\n")
+    assert f"Verify token {token} is the one kept for this project" in shown
+    assert current_value((workdir / ".env").read_text(encoding="utf-8"), KEY) == token
+
+
+def test_end_of_input_is_no_answer(workdir: Path) -> None:
+    shown, _ = offer(workdir, "")
+    assert "[Y/n]" in shown and not (workdir / ".env").exists()
+    assert "[Y/n]" in offer(workdir, "")[0], "asked again: nothing was answered"
+
+
+@pytest.mark.parametrize(("stdin_tty", "stderr_tty"), [(False, True), (True, False), (False, False)])
+def test_without_a_person_at_a_terminal_nothing_is_asked(workdir: Path, stdin_tty: bool, stderr_tty: bool) -> None:
+    settings = load_settings({}, environ={}, cwd=workdir)
+    stdin = Terminal("y\n") if stdin_tty else io.StringIO("y\n")
+    stderr = Terminal() if stderr_tty else io.StringIO()
+    offer_verify_token(settings, stdin=stdin, stderr=stderr)
+    assert stderr.getvalue() == "" and stdin.read() == "y\n"
+    assert not (workdir / ".env").exists()
+
+
+def test_a_token_the_developer_chose_is_never_offered(workdir: Path) -> None:
+    settings = load_settings({"verify_token": "wa-chosen-0123456789"}, environ={}, cwd=workdir)
+    stderr = Terminal()
+    offer_verify_token(settings, stdin=Terminal("y\n"), stderr=stderr)
+    assert stderr.getvalue() == ""
+
+
+def test_a_temporary_token_is_offered_and_a_no_is_not_kept(workdir: Path) -> None:
+    os.chmod(workdir, 0o555)
+    try:
+        shown, settings = offer(workdir, "n\n")
+    finally:
+        os.chmod(workdir, 0o755)
+    assert settings.verify_token_source == "generated"
+    assert f"Verify token {settings.verify_token}: cannot keep state in" in shown
+    assert "asked again next time" in shown
+
+
+def test_hostile_paths_and_tokens_are_shown_as_escapes(workdir: Path) -> None:
+    settings = load_settings({}, environ={}, cwd=workdir)
+    hostile = Settings(
+        verify_token="wa-\x1b[2Jtoken",
+        verify_token_source="project-state",
+        verify_token_new=True,
+        state_path=workdir / "evil\x1b]52;c;AAAA\x07" / "state.json",
+        env_file=settings.env_file,
+    )
+    stderr = Terminal()
+    offer_verify_token(hostile, stdin=Terminal(""), stderr=stderr)
+    shown = stderr.getvalue()
+    assert "[Y/n]" in shown and "wa-\\x1b[2Jtoken" in shown
+    assert "\x1b" not in shown and "\x07" not in shown
+
+
+def test_a_skipped_env_line_stops_the_cli_with_file_and_line(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (workdir / ".env").write_text("WA_DEVTUNNEL_PORT=0\nWHATSAPP_APP_SECRET = 'abc\n", encoding="utf-8")
+    code, _, err = run(["sessions"], capsys)
+    assert code == 2
+    assert f"configuration error: {workdir / '.env'}:2: WHATSAPP_APP_SECRET has a quoted value" in err
+    assert "python-dotenv could not parse" not in err, "its own message, without the file, is not repeated"

@@ -231,3 +231,65 @@ def test_big_numbers_are_shown_as_typed_not_in_scientific_notation(
     with pytest.raises(ConfigError) as error:
         load_settings(flags, environ={}, cwd=tmp_path)
     assert shown in str(error.value) and "e+" not in str(error.value)
+
+
+# --- where the verify token came from, and .env lines python-dotenv would skip ---------------------------
+
+
+def test_the_verify_token_source_is_named(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("WHATSAPP_VERIFY_TOKEN=wa-from-dotenv-0123456789\n")
+    token = "wa-0123456789abcdef"
+    cases = [
+        ({"verify_token": token}, {"WHATSAPP_VERIFY_TOKEN": "wa-from-env"}, "flag"),
+        ({}, {"WHATSAPP_VERIFY_TOKEN": token}, "environment"),
+        ({}, {}, "env-file"),
+    ]
+    for flags, environ, source in cases:
+        settings = load_settings(flags, environ=environ, cwd=tmp_path)
+        assert (settings.verify_token_source, settings.verify_token_new, settings.state_path) == (source, False, None)
+        assert not settings.verify_token_generated
+    accounts = tmp_path / "wa-devtunnel.toml"
+    accounts.write_text('[[account]]\nname = "shop"\nphone_number_id = "1"\nverify_token = "shop-token"\n')
+    (tmp_path / ".env").unlink()
+    assert load_settings({}, environ={}, cwd=tmp_path).verify_token_source == "accounts"
+
+
+def test_an_empty_variable_in_the_environment_hides_the_env_file_token(tmp_path: Path) -> None:
+    """As with every setting, a variable set (even empty) wins over .env: the project's kept token is used."""
+    (tmp_path / ".env").write_text("WHATSAPP_VERIFY_TOKEN=wa-from-dotenv-0123456789\n")
+    settings = load_settings({}, environ={"WHATSAPP_VERIFY_TOKEN": ""}, cwd=tmp_path)
+    assert settings.verify_token_source == "project-state"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("BROKEN LINE", "the line has no '=' (write NAME=value); python-dotenv skips the whole line, so nothing"),
+        ('WHATSAPP_APP_SECRET="0123abcd', "WHATSAPP_APP_SECRET has a quoted value that is not closed"),
+        ("WA_DEVTUNNEL_PORT='9000' # ok\nexport WA_DEVTUNNEL_PORT 9001", "WA_DEVTUNNEL_PORT has no '='"),
+        ("MY APP=1", "the line has no single-word name before '='"),
+        ("=value", "the line has no single-word name before '='"),
+    ],
+)
+def test_a_line_dotenv_would_skip_stops_naming_file_and_line(tmp_path: Path, line: str, message: str) -> None:
+    env = tmp_path / ".env"
+    env.write_text(f"# settings\nA=1\n{line}\n")
+    with pytest.raises(ConfigError) as error:
+        load_settings({}, environ={}, cwd=tmp_path)
+    number = 3 + line.count("\n")
+    assert error.value.setting == f"{env}:{number}"
+    assert str(error.value).startswith(f"{env}:{number}: {message}")
+
+
+def test_a_skipped_line_never_shows_its_value(tmp_path: Path) -> None:
+    secret = "EAAGm0PX4ZCpsBAabc123secret"
+    (tmp_path / ".env").write_text(f"{secret} pasted\nWHATSAPP_ACCESS_TOKEN = '{secret}\n")
+    with pytest.raises(ConfigError) as error:
+        load_settings({}, environ={}, cwd=tmp_path)
+    assert secret not in str(error.value)
+    assert str(error.value).endswith("(also line 2)")
+
+
+def test_doctor_may_read_past_skipped_lines(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("BROKEN LINE\nWA_DEVTUNNEL_PORT=9000\n")
+    assert load_settings({}, environ={}, cwd=tmp_path, skip_unparsed_env_lines=True).port == 9000

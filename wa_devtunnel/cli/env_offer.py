@@ -32,10 +32,12 @@ def offer_verify_token(settings: Settings, *, stdin: TextIO | None = None, stder
     state = read_state(directory).state if directory is not None else None
     if state is not None and state.env_offer_declined:
         return
-    env_path = settings.env_file or Path(".env")
+    env_path = settings.env_file_path or settings.env_file or Path(".env")
+    if env_path.parent.resolve() == Path.cwd().resolve():
+        env_path = Path(env_path.name)  # the same file, named as the developer knows it: `.env`
     if _env_sets_token(env_path):  # shadowed by an empty variable in the environment: not ours to change
         return
-    shown = ".env" if env_path == Path(".env") else line(str(env_path))
+    shown = line(env_path)
     print(_where_it_is(settings), file=stderr)
     print(f"Add this verify token to {shown} {QUESTION}", end="", file=stderr, flush=True)
     answer = stdin.readline()
