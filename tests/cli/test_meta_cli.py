@@ -21,6 +21,7 @@ from tests.support.fake_ngrok import FakeNgrok, MakeFakeNgrok
 from wa_devtunnel.cli.main import main
 from wa_devtunnel.cli.meta import NOT_RUNNING
 from wa_devtunnel.engine.instance import RunningInstance, write_instance
+from wa_devtunnel.engine.meta.errors import NETWORK_FIX
 from wa_devtunnel.engine.service import WebhookService
 from wa_devtunnel.engine.tunnel.ngrok import NgrokTunnel
 from wa_devtunnel.settings import load_settings
@@ -251,3 +252,69 @@ def test_subscribe_refuses_a_local_only_instance(
         "set NGROK_AUTHTOKEN and restart it (or pass --url)"
     )
     assert threaded_fake_graph.requests == []
+
+
+def test_meta_not_reached_is_named_as_the_network_never_as_metas_refusal(
+    graph_env: Callable[..., None],
+    threaded_fake_graph: FakeGraph,
+    unused_tcp_port: int,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A closed port where the Graph API should be: `could not reach`, the network's fix, exit 1 (a failed check)."""
+    graph_env(META_GRAPH_URL=f"http://127.0.0.1:{unused_tcp_port}")
+    unreachable = (
+        f"could not reach 127.0.0.1:{unused_tcp_port}: connection refused "
+        "(no answer from Meta; check your network/proxy)"
+    )
+    code, out, err = meta(capsys, "subscribe", "--url", "https://x.ngrok-free.app/webhook/whatsapp")
+    assert (code, out) == (1, "")
+    assert err.splitlines() == [unreachable, f"  fix: {NETWORK_FIX}"]
+    assert "Meta refused" not in err and "see Meta's message" not in err
+
+    code, out, _ = meta(capsys, "subscribe", "--url", "https://x.ngrok-free.app/webhook/whatsapp", "--json")
+    assert code == 1
+    assert json.loads(out) == {
+        "ok": False,
+        "unreachable": {"host": f"127.0.0.1:{unused_tcp_port}", "kind": "refused", "cause": "connection refused"},
+        "message": unreachable,
+        "fix": NETWORK_FIX,
+    }
+
+    code, out, _ = meta(capsys, "status")
+    assert code == 1
+    assert f"App 1234567890123456 callback: {unreachable}" in out
+    assert f"Phone number {PHONE_NUMBER_ID} override: {unreachable}" in out
+    assert "Meta refused" not in out
+    assert threaded_fake_graph.requests == []
+
+
+def test_subscribe_refuses_a_plain_http_url_before_calling_meta(
+    graph_env: Callable[..., None], threaded_fake_graph: FakeGraph, capsys: pytest.CaptureFixture[str]
+) -> None:
+    local = "http://127.0.0.1:8765/webhook/whatsapp"
+    code, out, err = meta(capsys, "subscribe", "--url", local)
+    assert (code, out) == (2, "")
+    assert err.strip() == (
+        f"error: {local} is not an https URL: Meta calls only https callback URLs with a publicly trusted "
+        "certificate (use the https Callback URL wa-devtunnel prints when it runs with a tunnel)"
+    )
+    assert threaded_fake_graph.requests == []
+
+
+def test_the_action_and_the_scopes_are_shown_by_their_choices(
+    graph_env: Callable[..., None], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _exit_code(["meta"]) == 2
+    assert "the following arguments are required: {status,subscribe,unsubscribe}" in capsys.readouterr().err
+    assert _exit_code(["meta", "--help"]) == 0
+    usage = " ".join(capsys.readouterr().out.split())
+    assert "--scope {phone,waba,app}" in usage and "[--json] {status,subscribe,unsubscribe}" in usage
+    assert "status: where Meta sends webhooks now; subscribe: point Meta at this tunnel; unsubscribe: undo it" in usage
+
+
+def _exit_code(argv: list[str]) -> int | str | None:
+    """main's exit code, whether argparse returned it or exited."""
+    try:
+        return main(argv)
+    except SystemExit as exited:
+        return exited.code

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
 import stat
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +29,16 @@ from tests.support.fake_graph import (
 from tests.support.fake_ngrok import DEFAULT_AUTHTOKEN, FakeNgrok
 from wa_devtunnel.cli.main import main
 from wa_devtunnel.engine.doctor.checks import check_ngrok_binary, gather
+from wa_devtunnel.engine.doctor.meta import ERROR_GUIDE, _failed
+from wa_devtunnel.engine.doctor.reach import PUBLIC_URL_FIX
 from wa_devtunnel.engine.doctor.report import CheckResult, DoctorInput, Status
 from wa_devtunnel.engine.doctor.run import run_doctor
 from wa_devtunnel.engine.instance import RunningInstance
-from wa_devtunnel.engine.meta.graph import GraphClient
+from wa_devtunnel.engine.meta.errors import NETWORK_FIX
+from wa_devtunnel.engine.meta.graph import GraphClient, GraphError
 from wa_devtunnel.engine.meta.registration import register
 from wa_devtunnel.engine.service import WebhookService
+from wa_devtunnel.engine.tunnel.selftest import judge_handshake_answer, meta_cannot_reach
 from wa_devtunnel.settings import mask
 
 SETTING_PREFIXES = ("WHATSAPP_", "WA_DEVTUNNEL_", "NGROK_", "META_", "PYNGROK_")
@@ -83,13 +89,15 @@ async def test_invalid_value_fails_and_names_the_setting(tmp_path: Path, healthy
     result = await check(doctor_input(tmp_path, {"WA_DEVTUNNEL_PORT": "eighty"}), "settings (.env)")
     assert result.status is Status.FAIL
     assert "WA_DEVTUNNEL_PORT: 'eighty' is not a port number" in result.detail
-    assert result.fix == "correct the value(s) named above (see .env.example)"
+    assert result.fix == (
+        "correct the value(s) named above (each setting is explained in the .env `wa-devtunnel init` writes)"
+    )
 
 
 async def test_missing_env_file_warns(tmp_path: Path) -> None:
     result = await check(doctor_input(tmp_path, {}), "settings (.env)")
     assert result.status is Status.WARN
-    assert result.fix == "cp .env.example .env"
+    assert result.fix == "`wa-devtunnel init` writes a commented .env"
 
 
 # --- verify token ------------------------------------------------------------------------------
@@ -217,13 +225,60 @@ async def test_handshake_with_another_token_fails(
     result = await check(inp, "public URL handshake")
     assert result.status is Status.FAIL and "HTTP 403" in result.detail
     assert result.fix == "the URL answers with another verify token: use the same WHATSAPP_VERIFY_TOKEN for both"
+    url = tunnelled_service.callback_url
+    ours = RunningInstance(os.getpid(), tunnelled_service.local_url, url, url.rsplit("/webhook", 1)[0], None, None)
     good = doctor_input(
-        tmp_path,
-        {"WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN},
-        url=tunnelled_service.callback_url,
-        ssl_context=fake_ngrok.ssl_context(),
+        tmp_path, {"WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN}, url=url, instance=ours, ssl_context=fake_ngrok.ssl_context()
     )
-    assert (await check(good, "public URL handshake")).status is Status.PASS
+    passed = await check(good, "public URL handshake")
+    assert passed.status is Status.PASS
+    assert passed.detail.startswith(f"{url}: Meta's handshake answered through the tunnel: challenge echoed as text/")
+    # The fake tunnel's URL is https://localhost:...: without the instance that owns it, it is judged as local.
+    unowned = await check(replace(good, instance=None), "public URL handshake")
+    assert unowned.status is Status.WARN and "Meta cannot reach localhost, this machine)" in unowned.detail
+
+
+async def test_a_local_plain_http_url_is_judged_as_local_never_as_the_tunnel(
+    tmp_path: Path, tunnelled_service: WebhookService
+) -> None:
+    """The receiver answers, but Meta could never call this URL: a WARN that says so."""
+    url = tunnelled_service.local_url
+    assert url.startswith("http://127.0.0.1:")
+    inp = doctor_input(tmp_path, {"WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN}, url=url)
+    result = await check(inp, "public URL handshake")
+    assert result.status is Status.WARN
+    assert result.detail.startswith(
+        f"{url}: Meta's handshake answered locally (not through a tunnel: Meta cannot reach 127.0.0.1, this machine, "
+        "and calls only https URLs): challenge echoed as text/plain ("
+    )
+    assert "through the tunnel" not in result.detail
+    assert result.fix == PUBLIC_URL_FIX
+
+
+@pytest.mark.parametrize(
+    ("url", "why"),
+    [
+        ("https://abc.ngrok-free.app/webhook/whatsapp", ""),
+        ("https://localhost:8443/webhook", "Meta cannot reach localhost, this machine"),
+        ("https://192.168.1.20/webhook", "Meta cannot reach 192.168.1.20, a private address"),
+        ("http://[::1]:8765/webhook", "Meta cannot reach ::1, this machine, and calls only https URLs"),
+        ("http://example.com/webhook", "Meta calls only https URLs"),
+    ],
+)
+def test_what_meta_cannot_reach_is_read_from_the_url(url: str, why: str) -> None:
+    assert meta_cannot_reach(url) == why
+
+
+def test_a_good_answer_from_a_url_not_known_as_a_tunnel_is_just_answered() -> None:
+    """A public https URL that is not the running instance's (the production webhook): no tunnel claimed."""
+    assert judge_handshake_answer(200, "text/plain", "42", "42", route="") == (
+        True,
+        "Meta's handshake answered: challenge echoed as text/plain",
+    )
+    assert judge_handshake_answer(200, "application/json", "42", "42", route="") == (
+        True,
+        "Meta's handshake answered: challenge echoed, but as application/json (text/plain is safest)",
+    )
 
 
 async def test_handshake_to_nothing_fails(tmp_path: Path, unused_tcp_port: int) -> None:
@@ -337,6 +392,53 @@ async def test_phone_number_of_another_waba_fails(tmp_path: Path, fake_graph: Fa
     assert result.status is Status.FAIL
     assert result.detail == f"999 is not a number of WABA {WABA_ID} (it has: {PHONE_NUMBER_ID} (+15550783881))"
     assert result.fix == "set WHATSAPP_PHONE_NUMBER_ID to one of them (WhatsApp > API Setup)"
+
+
+async def test_meta_not_reached_is_a_network_failure_and_stops_the_graph_checks(
+    tmp_path: Path, fake_graph: FakeGraph, unused_tcp_port: int
+) -> None:
+    """No answer is not Meta's answer: named as the network's, with the network's fix; the rest is not asked."""
+    closed = f"http://127.0.0.1:{unused_tcp_port}"
+    inp = doctor_input(tmp_path, fake_graph.env(WHATSAPP_VERIFY_TOKEN=VERIFY_TOKEN, META_GRAPH_URL=closed))
+    graph = (await run_doctor(inp))[-6:]
+    assert (graph[0].name, graph[0].status) == ("access token", Status.FAIL)
+    assert graph[0].detail == (
+        f"could not reach 127.0.0.1:{unused_tcp_port}: connection refused "
+        "(no answer from Meta; check your network/proxy)"
+    )
+    assert graph[0].fix == NETWORK_FIX and "Meta's message" not in graph[0].fix
+    assert [r.status for r in graph[1:]] == [Status.SKIP] * 5
+    assert graph[1].detail == f"not checked: 127.0.0.1:{unused_tcp_port} did not answer (see access token)"
+
+
+async def test_after_meta_is_not_reached_no_further_graph_call_is_made(tmp_path: Path, fake_graph: FakeGraph) -> None:
+    """Each call would wait as long for the same silence (20 s each on a dead network): one try, then SKIP."""
+    connections = 0
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.read(100)
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    graph_url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    try:
+        inp = doctor_input(tmp_path, fake_graph.env(WHATSAPP_VERIFY_TOKEN=VERIFY_TOKEN, META_GRAPH_URL=graph_url))
+        graph = (await run_doctor(inp))[-6:]
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert connections <= 2  # one call: aiohttp itself retries an idempotent GET once after a disconnect
+    assert graph[0].status is Status.FAIL and "protocol error: Server disconnected" in graph[0].detail
+    assert [r.status for r in graph[1:]] == [Status.SKIP] * 5
+
+
+def test_metas_error_without_known_advice_points_at_its_error_codes(tmp_path: Path) -> None:
+    inp = doctor_input(tmp_path, {})
+    result = _failed("access token", GraphError("(#4) Application request limit reached", code=4), inp.settings)
+    assert (result.status, result.detail) == (Status.FAIL, "(#4) Application request limit reached")
+    assert result.fix == f"look up Meta's error code above in {ERROR_GUIDE}"
 
 
 async def test_graph_checks_skip_without_credentials(tmp_path: Path) -> None:

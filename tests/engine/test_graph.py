@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,16 @@ from tests.support.fake_graph import (
     FakeToken,
     graph_settings,
 )
-from wa_devtunnel.engine.meta.graph import GraphClient, GraphError, TokenInfo, advice_for
+from wa_devtunnel.engine.http_client import Failure
+from wa_devtunnel.engine.meta.errors import NETWORK_FIX
+from wa_devtunnel.engine.meta.graph import (
+    GraphClient,
+    GraphError,
+    GraphUnreachable,
+    TokenInfo,
+    advice_for,
+    check_callback_url,
+)
 from wa_devtunnel.engine.meta.registration import Registration, register, unregister
 from wa_devtunnel.engine.recording import read_recording
 from wa_devtunnel.engine.service import WebhookService
@@ -215,7 +225,78 @@ def test_errors_that_are_not_metas_json_stay_readable() -> None:
     assert parsed.details() == "OAuthException, code 190, fbtrace_id AbC"
 
 
-async def test_unreachable_graph_is_a_graph_error(tmp_path: Path, unused_tcp_port: int) -> None:
+async def test_no_answer_is_a_network_error_never_metas_words(unused_tcp_port: int) -> None:
+    """A closed port: could not reach, the cause, and that Meta said nothing (no code, no fbtrace_id)."""
     async with GraphClient(f"http://127.0.0.1:{unused_tcp_port}", "v23.0", "token") as graph:
-        with pytest.raises(GraphError, match=r"^http://127\.0\.0\.1:\d+/v23\.0 unreachable: connection refused$"):
+        with pytest.raises(GraphUnreachable) as caught:
             await graph.waba_phone_numbers(WABA_ID)
+    error = caught.value
+    assert isinstance(error, GraphError) and error.unreachable  # callers catching GraphError still catch it
+    assert str(error) == (
+        f"could not reach 127.0.0.1:{unused_tcp_port}: connection refused "
+        "(no answer from Meta; check your network/proxy)"
+    )
+    assert (error.code, error.fbtrace_id, error.details()) == (None, "", "")
+    assert error.failure.kind is Failure.REFUSED
+    assert advice_for(error) == NETWORK_FIX and "HTTPS_PROXY" in NETWORK_FIX
+
+
+async def test_graph_facebook_com_is_named_without_its_usual_port() -> None:
+    assert GraphClient("https://graph.facebook.com", "v23.0").host == "graph.facebook.com"
+    assert GraphClient("http://127.0.0.1:8080/", "v23.0").host == "127.0.0.1:8080"
+
+
+async def test_debug_token_does_not_retry_other_tokens_when_meta_is_not_reached(unused_tcp_port: int) -> None:
+    """Each fallback would wait as long for the same silence: the first network failure is the answer."""
+    async with GraphClient(f"http://127.0.0.1:{unused_tcp_port}", "v23.0", "token", APP_ID, "secret") as graph:
+        with pytest.raises(GraphUnreachable):
+            await graph.debug_token()
+
+
+async def test_the_proxy_this_machine_uses_is_named_when_it_fails(
+    unused_tcp_port: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Graph calls follow HTTPS_PROXY/HTTP_PROXY like the machine's other clients; a dead proxy is named as such."""
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{unused_tcp_port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    async with GraphClient("http://graph.invalid", "v23.0", "token") as graph:
+        with pytest.raises(GraphUnreachable) as caught:
+            await graph.waba_phone_numbers(WABA_ID)
+    assert str(caught.value) == (
+        f"could not reach graph.invalid: proxy 127.0.0.1:{unused_tcp_port} unreachable: connection refused "
+        "(no answer from Meta; check your network/proxy)"
+    )
+    assert caught.value.failure.kind is Failure.PROXY
+
+
+async def test_a_proxy_that_refuses_the_tunnel_is_named_with_its_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """HTTPS through a proxy starts with CONNECT: a 407 there is the proxy's answer, not Meta's."""
+
+    async def proxy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(proxy, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+    try:
+        async with GraphClient("https://graph.facebook.com", "v23.0", "token") as graph:
+            with pytest.raises(GraphUnreachable) as caught:
+                await graph.waba_phone_numbers(WABA_ID)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert str(caught.value) == (
+        f"could not reach graph.facebook.com: proxy 127.0.0.1:{port} answered 407 Proxy Authentication Required "
+        "(no answer from Meta; check your network/proxy)"
+    )
+
+
+def test_only_https_callback_urls_go_to_meta() -> None:
+    check_callback_url("https://abc.ngrok-free.app/webhook/whatsapp")
+    for url in ("http://127.0.0.1:8765/webhook/whatsapp", "http://abc.ngrok-free.app/webhook", "abc.ngrok-free.app"):
+        with pytest.raises(ValueError, match="is not an https URL: Meta calls only https callback URLs"):
+            check_callback_url(url)

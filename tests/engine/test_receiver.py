@@ -281,8 +281,9 @@ async def test_a_stranger_cannot_label_requests_as_ours(receiver: ReceiverHarnes
     """The URL is public: an origin label without this session's key counts for nothing."""
     response = await receiver.client.post(WEBHOOK, data=b"{}", headers={"X-WA-Devtunnel-Origin": claim})
     assert response.status == 200
-    (record,) = receiver.records()
-    assert record["origin"] == "meta"
+    through = {"X-WA-Devtunnel-Origin": claim, "X-Forwarded-For": "203.0.113.9", "User-Agent": "facebookexternalua"}
+    assert (await receiver.client.post(WEBHOOK, data=b"{}", headers=through)).status == 200
+    assert [r["origin"] for r in receiver.records()] == ["local", "meta"]
 
 
 async def test_every_item_of_a_batch_is_in_the_summary(receiver: ReceiverHarness) -> None:

@@ -18,7 +18,7 @@ from wa_devtunnel.engine.doctor.checks import gather
 from wa_devtunnel.engine.doctor.report import CheckResult, Status
 from wa_devtunnel.engine.doctor.run import run_doctor
 from wa_devtunnel.engine.instance import read_instance
-from wa_devtunnel.settings import Settings
+from wa_devtunnel.settings import TUNNEL_PROVIDERS, Settings
 
 NAME = "doctor"
 READS_SETTINGS = False  # a broken .env is what it diagnoses: it reads settings leniently itself
@@ -30,9 +30,15 @@ def register(subparsers: Subparsers) -> None:
     """`doctor [--url URL] [--json]` next to the other subcommands."""
     doctor = subparsers.add_parser(NAME, help="check settings, tunnel and Meta's webhook configuration")
     add_common(doctor)
-    doctor.add_argument("--url", help="public callback URL to test (default: the running wa-devtunnel's)")
+    doctor.add_argument(
+        "--url",
+        help="callback URL to send Meta's handshake to (default: the running wa-devtunnel's public one); "
+        "a local or plain-http URL is judged as one Meta cannot reach",
+    )
     doctor.add_argument("--json", action="store_true", help="one JSON object on stdout, for scripts")
-    doctor.add_argument("--tunnel", help="the tunnel you run with: ngrok, cloudflared or none (checks its agent)")
+    doctor.add_argument(
+        "--tunnel", choices=TUNNEL_PROVIDERS, help="the tunnel you run with (checks its agent; default: from settings)"
+    )
 
 
 def format_report(results: Sequence[CheckResult]) -> list[Text]:

@@ -12,7 +12,14 @@ from wa_devtunnel.cli.options import ExitCode, Subparsers, UsageError, add_commo
 from wa_devtunnel.cli.output import error
 from wa_devtunnel.cli.terminal_text import say
 from wa_devtunnel.engine.instance import read_instance
-from wa_devtunnel.engine.meta.graph import GraphClient, GraphError, MissingCredentials, advice_for
+from wa_devtunnel.engine.meta.graph import (
+    GraphClient,
+    GraphError,
+    GraphUnreachable,
+    MissingCredentials,
+    advice_for,
+    check_callback_url,
+)
 from wa_devtunnel.engine.meta.registration import (
     Registration,
     current_override,
@@ -27,6 +34,7 @@ from wa_devtunnel.settings import REGISTER_SCOPES, Settings, missing_for_scope
 NAME = "meta"
 READS_SETTINGS = True
 NOT_RUNNING = "start `wa-devtunnel` first: Meta performs the handshake against it during this call"
+ACTIONS = ("status", "subscribe", "unsubscribe")
 
 
 def _usage(message: str) -> UsageError:
@@ -38,9 +46,17 @@ def register(subparsers: Subparsers) -> None:
     """`meta status|subscribe|unsubscribe [--scope app|waba|phone] [--url URL] [--json]`."""
     meta = subparsers.add_parser(NAME, help="see or change where Meta sends webhooks (Graph API)")
     add_common(meta)
-    meta.add_argument("action", choices=("status", "subscribe", "unsubscribe"))
     meta.add_argument(
-        "--scope", choices=REGISTER_SCOPES, default="phone", help="phone number override (default), WABA override, app"
+        "action",
+        choices=ACTIONS,
+        metavar="{" + ",".join(ACTIONS) + "}",  # named by its choices in usage errors too, not as `action`
+        help="status: where Meta sends webhooks now; subscribe: point Meta at this tunnel; unsubscribe: undo it",
+    )
+    meta.add_argument(
+        "--scope",
+        choices=REGISTER_SCOPES,
+        default="phone",
+        help="phone: the phone number override (default); waba: the WABA override; app: the app callback",
     )
     meta.add_argument("--url", help="callback URL (default: the running wa-devtunnel's)")
     meta.add_argument("--json", action="store_true", help="JSON on stdout, for scripts")
@@ -49,11 +65,19 @@ def register(subparsers: Subparsers) -> None:
 async def routing_status(graph: GraphClient, settings: Settings) -> dict[str, Any]:
     """App callback, WABA override and phone number override, each or why it could not be read."""
 
+    unreachable: dict[str, Any] = {}
+
     async def attempt(call: Any) -> Any:
+        if unreachable:  # Meta was not reached: the next call would wait as long for the same nothing
+            call.close()
+            return unreachable
         try:
             return await call
         except MissingCredentials as exc:
             return {"skipped": str(exc)}
+        except GraphUnreachable as exc:
+            unreachable.update(unreachable=str(exc), fix=advice_for(exc))
+            return unreachable
         except GraphError as exc:
             return {"error": str(exc), "details": exc.details(), "fix": advice_for(exc, settings.waba_id, graph.base)}
 
@@ -101,8 +125,11 @@ def _status_lines(status: dict[str, Any], ours: str | None) -> list[str]:
     lines = [f"Graph API: {status['graph']}"]
 
     def problem(section: dict[str, Any]) -> str | None:
+        fix = f"\n    fix: {section['fix']}" if section.get("fix") else ""
+        if "unreachable" in section:
+            return f"{section['unreachable']}{fix}"
         if "error" in section:
-            return f"Meta refused: {section['error']}" + (f"\n    fix: {section['fix']}" if section["fix"] else "")
+            return f"Meta refused: {section['error']}{fix}"
         return f"skipped: {section['skipped']}" if "skipped" in section else None
 
     if "app" in status:
@@ -186,8 +213,7 @@ async def _unsubscribe(graph: GraphClient, settings: Settings, scope: str, url: 
     return await unregister(graph, settings, Registration(scope, now, target or ""))
 
 
-async def _run(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    url = _callback_url(settings, args.url, public=args.action == "subscribe")
+async def _run(settings: Settings, args: argparse.Namespace, url: str | None) -> dict[str, Any]:
     async with GraphClient.from_settings(settings) as graph:
         if args.action == "status":
             return await routing_status(graph, settings)
@@ -202,13 +228,32 @@ async def _run(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
         return result
 
 
+def _failure_report(exc: GraphError, fix: str) -> dict[str, Any]:
+    """`--json`: Meta's error fields as Meta sent them, or (no answer at all) which host and why."""
+    if isinstance(exc, GraphUnreachable):
+        failure = exc.failure
+        where = {"host": exc.host, "kind": failure.kind.value, "cause": failure.reason}
+        return {"ok": False, "unreachable": where, "message": str(exc), "fix": fix}
+    refusal = {k: getattr(exc, k) for k in ("message", "type", "code", "error_subcode", "fbtrace_id")}
+    return {"ok": False, "error": refusal, "fix": fix}
+
+
+def _say_failure(exc: GraphError, fix: str) -> None:
+    """`Meta refused: <Meta's words>` with its code and fbtrace_id, or the network's failure named as such."""
+    error(str(exc) if exc.unreachable else f"Meta refused: {exc}")
+    if exc.details():
+        say(f"  ({exc.details()})", sys.stderr)
+    if fix:
+        say(f"  fix: {fix}", sys.stderr)
+
+
 def run(args: argparse.Namespace, settings: Settings | None) -> ExitCode:
-    """0 done, 1 Meta refused (its message verbatim), 2 usage or missing settings."""
+    """0 done; 1 Meta refused (its message verbatim) or could not be reached; 2 usage or missing settings."""
     assert settings is not None  # READS_SETTINGS
     if args.action == "status" and not (settings.app_id or settings.waba_id or settings.phone_number_id):
         raise UsageError(
             "meta status needs META_APP_ID, WHATSAPP_BUSINESS_ACCOUNT_ID or WHATSAPP_PHONE_NUMBER_ID "
-            "(with WHATSAPP_APP_SECRET / WHATSAPP_ACCESS_TOKEN; see .env.example)",
+            "(with WHATSAPP_APP_SECRET / WHATSAPP_ACCESS_TOKEN; `wa-devtunnel init` writes a commented .env)",
             try_help=False,
         )
     if args.action != "status":
@@ -216,20 +261,18 @@ def run(args: argparse.Namespace, settings: Settings | None) -> ExitCode:
         if missing:
             raise UsageError(f"meta {args.action} --scope {args.scope} needs {' and '.join(missing)}", try_help=False)
     try:
-        result = asyncio.run(_run(settings, args))
+        url = _callback_url(settings, args.url, public=args.action == "subscribe")
+        if args.action == "subscribe" and url is not None:
+            check_callback_url(url)  # before any Graph call: Meta would refuse it after a handshake attempt
+        result = asyncio.run(_run(settings, args, url))
     except (ValueError, MissingCredentials) as exc:
         raise _usage(str(exc)) from None
     except GraphError as exc:
         fix = advice_for(exc, settings.waba_id, f"{settings.graph_url}/{settings.graph_version}")
         if args.json:
-            refusal = {k: getattr(exc, k) for k in ("message", "type", "code", "error_subcode", "fbtrace_id")}
-            print(json.dumps({"ok": False, "error": refusal, "fix": fix}, indent=2))
+            print(json.dumps(_failure_report(exc, fix), indent=2))
         else:
-            error(f"Meta refused: {exc}")
-            if exc.details():
-                say(f"  ({exc.details()})", sys.stderr)
-            if fix:
-                say(f"  fix: {fix}", sys.stderr)
+            _say_failure(exc, fix)
         return ExitCode.FAILED
     if args.json:
         print(json.dumps(result, indent=2))
@@ -241,6 +284,8 @@ def run(args: argparse.Namespace, settings: Settings | None) -> ExitCode:
         if effective:
             where = effective["callback_url"] or "nowhere"
             say(f"`messages` for {settings.phone_number_id} now go to {where} ({effective['level']})")
-    if args.action == "status" and any(isinstance(v, dict) and "error" in v for v in result.values()):
+    if args.action == "status" and any(
+        isinstance(v, dict) and ("error" in v or "unreachable" in v) for v in result.values()
+    ):
         return ExitCode.FAILED
     return ExitCode.OK

@@ -45,6 +45,8 @@ class ExchangeView:
     forward_pending: bool = False
     # The session file `offset` refers to (a session rolls over into several files).
     recording: Path | None = None
+    # Who sent it: the address the tunnel saw (its forwarded header), else the socket peer; request-derived text.
+    client: str = ""
 
 
 # A front end keeps a view of every exchange of the session: the strings and tuples most of them share
@@ -72,10 +74,8 @@ def _strings(values: Any) -> tuple[str, ...]:
 
 
 VIEW_FIELDS = tuple(name for name in ExchangeView.__dataclass_fields__)
-_SHARED_TEXT = tuple(
-    VIEW_FIELDS.index(name)
-    for name in ("kind", "method", "path", "signature", "signature_detail", "verify_reason", "headline", "origin")
-)
+_TEXT_FIELDS = ("kind", "method", "path", "signature", "signature_detail", "verify_reason", "headline", "origin")
+_SHARED_TEXT = tuple(VIEW_FIELDS.index(name) for name in (*_TEXT_FIELDS, "client"))
 _SHARED_TUPLES = tuple(VIEW_FIELDS.index(name) for name in ("fields", "flags", "message_types", "statuses"))
 _ACCOUNT, _RECORDING = VIEW_FIELDS.index("account"), VIEW_FIELDS.index("recording")
 _RECEIVED, _ELAPSED = VIEW_FIELDS.index("received_at"), VIEW_FIELDS.index("elapsed_ms")
@@ -163,6 +163,9 @@ def view_from_record(record: Mapping[str, Any], offset: int = -1, recording: Pat
         headline = str(get("reason", "") or "unparseable request")
     types, statuses = _types_and_statuses(raw_items)
     account = get("account")
+    client = get("client")
+    if not client or type(client) is not str:  # recordings before `client`: the socket peer, as they showed it
+        client = get("remote")
     return ExchangeView(
         id=str(get("id", "")),
         seq=int(get("seq", 0) or 0),
@@ -188,6 +191,7 @@ def view_from_record(record: Mapping[str, Any], offset: int = -1, recording: Pat
         forward_status=forward.get("status") if forward is not None else None,
         forward_error=_text(forward.get("error") or "") if forward is not None else "",
         forward_pending=bool(forward.get("pending")) if forward is not None else False,
+        client=_text(client) if type(client) is str else "",
     )
 
 

@@ -2,7 +2,9 @@
 
 Forwarding, replay, `trigger`, the tunnel self-test and the Graph API client say it the same way: nothing was
 sent ("backend unreachable: connection refused", "...: Name or service not known", "...: TLS failed: ..."),
-or no full answer came ("backend did not answer within 10 s", "backend protocol error: Server disconnected").
+or no full answer came ("backend did not answer within 10 s", "backend protocol error: Server disconnected"),
+or the HTTP(S) proxy this machine is told to use failed ("...: proxy 10.0.0.1:3128 answered 407 Proxy Authentication
+Required").
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class Failure(StrEnum):
     TIMED_OUT = "timed out"
     TLS = "TLS"  # handshake failed or certificate not trusted (`untrusted` tells which)
     PROTOCOL = "protocol"  # connected, but the answer was cut off or was not HTTP
+    PROXY = "proxy"  # the proxy (HTTPS_PROXY) could not be reached or refused to pass the request on
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +52,7 @@ class RequestFailure:
     @property
     def could_not_connect(self) -> bool:
         """Nothing was sent: trying the next request to the same place is pointless."""
-        return self.kind in (Failure.REFUSED, Failure.UNREACHABLE, Failure.TLS)
+        return self.kind in (Failure.REFUSED, Failure.UNREACHABLE, Failure.TLS, Failure.PROXY)
 
     @property
     def reason(self) -> str:
@@ -62,6 +65,8 @@ class RequestFailure:
             return f"TLS failed: {self.detail}"
         if self.kind is Failure.PROTOCOL:
             return f"protocol error: {self.detail}"
+        if self.kind is Failure.PROXY:
+            return f"proxy {self.detail}"
         return self.detail
 
     def about(self, subject: str) -> str:
@@ -123,7 +128,13 @@ def client_session(
 
 
 def request_failure(exc: BaseException, timeout_s: float | None = None) -> RequestFailure:
-    """Turn what aiohttp, asyncio or the OS raised into one of the five failures."""
+    """Turn what aiohttp, asyncio or the OS raised into one of the six failures."""
+    if isinstance(exc, aiohttp.ClientHttpProxyError):  # the proxy answered the CONNECT with an error
+        proxy = exc.request_info.real_url
+        return RequestFailure(Failure.PROXY, f"{proxy.host}:{proxy.port} answered {exc.status} {_words(exc)}")
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):  # nothing was said to the proxy at all
+        cause = request_failure(exc.os_error, timeout_s)
+        return RequestFailure(Failure.PROXY, f"{exc.host}:{exc.port} unreachable: {cause.reason}")
     if isinstance(exc, TimeoutError):
         return RequestFailure(Failure.TIMED_OUT, timeout_s=timeout_s)
     if isinstance(exc, aiohttp.ClientSSLError | aiohttp.ServerFingerprintMismatch | ssl.SSLError):

@@ -10,11 +10,12 @@ from itertools import count
 from typing import Any
 
 from aiohttp import HttpVersion11, web
+from multidict import CIMultiDict
 
 from wa_devtunnel.engine.events import EventBus, ExchangeRecorded, ForwardCompleted, Notice, RecordingHealth
 from wa_devtunnel.engine.exchange import build_record, header_pairs, new_exchange_id, utc_timestamp
 from wa_devtunnel.engine.forwarder import Forwarder, forward_headers
-from wa_devtunnel.engine.origin import ORIGIN_HEADER, trusted_origin, without_key
+from wa_devtunnel.engine.origin import ORIGIN_HEADER, request_origin, without_key
 from wa_devtunnel.engine.recording import SessionRecorder
 from wa_devtunnel.engine.verdicts import (
     GENERIC_ANSWERS,
@@ -164,7 +165,7 @@ async def handle_any(request: web.Request) -> web.StreamResponse:
     method = request.method
     raw_query = request.rel_url.raw_query_string
     headers = header_pairs(request.raw_headers)  # the session's origin key is never written down
-    origin = trusted_origin(request.headers.get(ORIGIN_HEADER), config.origin_key)
+    origin, client = request_origin(request.headers, config.origin_key)
     body = b""
     truncated = False
     seen_bytes = 0
@@ -213,6 +214,7 @@ async def handle_any(request: web.Request) -> web.StreamResponse:
     fields = exchange_fields(
         origin,
         request.remote,
+        client,
         verdict,
         forward,
         seen_bytes if truncated else None,
@@ -387,9 +389,13 @@ def record_rejected(
     """Record an answer the server gave without handle_any (malformed head, body too slow): each leaves a trace."""
     state = app[RECEIVER_STATE]
     headers = header_pairs(raw_headers)
-    extra: dict[str, Any] = {"origin": trusted_origin(None, state.config.origin_key), "reason": reason}
+    named = CIMultiDict((name.decode("latin-1"), value.decode("latin-1")) for name, value in raw_headers)
+    origin, client = request_origin(named, state.config.origin_key)
+    extra: dict[str, Any] = {"origin": origin, "reason": reason}
     if remote:
         extra["remote"] = remote
+    if client:
+        extra["client"] = client
     record = build_record(
         seq=next(state.seq),
         received_at=utc_timestamp(),

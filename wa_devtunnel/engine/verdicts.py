@@ -185,15 +185,21 @@ def backend_handshake(attempt: VerifyAttempt, result: ForwardResult) -> dict[str
 def exchange_fields(
     origin: str,
     remote: str | None,
+    client: str | None,
     verdict: Verdict,
     forward: ForwardOutcome | None,
     body_size: int | None,
     elapsed_ms: float,
 ) -> dict[str, Any]:
-    """The record's fields after `signature`, in the recording's order; `body_size` only for a truncated body."""
+    """The record's fields after `signature`, in the recording's order; `body_size` only for a truncated body.
+
+    `client` is the address the tunnel saw (its forwarded header), kept only when the request came through one.
+    """
     fields: dict[str, Any] = {"origin": origin}
     if remote:
         fields["remote"] = remote
+    if client:
+        fields["client"] = client
     if isinstance(verdict, EventVerdict):
         if verdict.signature_detail is not None:
             fields["signature_detail"] = verdict.signature_detail

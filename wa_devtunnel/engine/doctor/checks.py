@@ -104,7 +104,10 @@ def check_settings_file(inp: DoctorInput) -> CheckResult:
     others = [e for e in inp.config_errors if e.setting != "WHATSAPP_VERIFY_TOKEN"]
     if not inp.env_file.is_file():
         return CheckResult(
-            name, Status.WARN, f"no {inp.env_file}: only the process environment is read", "cp .env.example .env"
+            name,
+            Status.WARN,
+            f"no {inp.env_file}: only the process environment is read",
+            "`wa-devtunnel init` writes a commented .env",
         )
     if inp.env_problems:
         return CheckResult(
@@ -115,7 +118,10 @@ def check_settings_file(inp: DoctorInput) -> CheckResult:
         )
     if others:
         return CheckResult(
-            name, Status.FAIL, "; ".join(str(e) for e in others), "correct the value(s) named above (see .env.example)"
+            name,
+            Status.FAIL,
+            "; ".join(str(e) for e in others),
+            "correct the value(s) named above (each setting is explained in the .env `wa-devtunnel init` writes)",
         )
     return CheckResult(name, Status.PASS, f"{inp.env_file} parsed")
 

@@ -6,12 +6,20 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from wa_devtunnel.engine.doctor.report import CheckResult, Status
-from wa_devtunnel.engine.meta.graph import AppSubscription, GraphClient, GraphError, TokenInfo, advice_for
+from wa_devtunnel.engine.meta.graph import (
+    AppSubscription,
+    GraphClient,
+    GraphError,
+    GraphUnreachable,
+    TokenInfo,
+    advice_for,
+)
 from wa_devtunnel.settings import Settings, mask
 
 EXPIRY_WARNING = timedelta(days=7)
 TOKEN_HOWTO = "Business Settings > System users > Generate token (whatsapp_business_management)"
 DASHBOARD = "App Dashboard > WhatsApp > Configuration"
+ERROR_GUIDE = "https://developers.facebook.com/docs/graph-api/guides/error-handling"
 NAMES = (
     "access token",
     "app subscription",
@@ -23,8 +31,11 @@ NAMES = (
 
 
 def _failed(name: str, error: GraphError, settings: Settings) -> CheckResult:
-    """Meta's error verbatim, and what to do about it."""
-    return CheckResult(name, Status.FAIL, str(error), advice_for(error, settings.waba_id) or "see Meta's message")
+    """Meta's error verbatim, and what to do about it; no answer at all ends the Graph checks (graph_checks)."""
+    if isinstance(error, GraphUnreachable):
+        raise error
+    fix = advice_for(error, settings.waba_id) or f"look up Meta's error code above in {ERROR_GUIDE}"
+    return CheckResult(name, Status.FAIL, str(error), fix)
 
 
 async def _token(graph: GraphClient, settings: Settings) -> tuple[CheckResult, TokenInfo | None]:
@@ -190,15 +201,20 @@ async def graph_checks(
         fix = f"set WHATSAPP_ACCESS_TOKEN ({TOKEN_HOWTO}), META_APP_ID, WHATSAPP_BUSINESS_ACCOUNT_ID"
         first = CheckResult(NAMES[0], Status.SKIP, "no Graph API credentials: Meta's side is not checked", fix)
         return [first, *(CheckResult(name, Status.SKIP, "no Graph API credentials") for name in NAMES[1:])]
+    results: list[CheckResult] = []
     async with (graph_factory or (lambda: GraphClient.from_settings(settings)))() as graph:
-        token, info = await _token(graph, settings)
-        token_ok = token.status in (Status.PASS, Status.WARN)
-        subscription_result, subscription = await _subscription(graph, settings)
-        return [
-            token,
-            subscription_result,
-            await _routing(graph, settings, ours, subscription, token_ok),
-            _messages_field(subscription_result, subscription),
-            await _waba(graph, settings, info, token_ok),
-            await _phone(graph, settings, token_ok),
-        ]
+        try:
+            token, info = await _token(graph, settings)
+            results.append(token)
+            token_ok = token.status in (Status.PASS, Status.WARN)
+            subscription_result, subscription = await _subscription(graph, settings)
+            results.append(subscription_result)
+            results.append(await _routing(graph, settings, ours, subscription, token_ok))
+            results.append(_messages_field(subscription_result, subscription))
+            results.append(await _waba(graph, settings, info, token_ok))
+            results.append(await _phone(graph, settings, token_ok))
+        except GraphUnreachable as exc:  # each further call would wait as long for the same silence
+            results.append(CheckResult(NAMES[len(results)], Status.FAIL, str(exc), advice_for(exc)))
+            unknown = f"not checked: {exc.host} did not answer (see {NAMES[len(results) - 1]})"
+            results += [CheckResult(name, Status.SKIP, unknown) for name in NAMES[len(results) :]]
+    return results

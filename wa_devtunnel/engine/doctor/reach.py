@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 
 from wa_devtunnel.engine.doctor.report import CheckResult, DoctorInput, Status
-from wa_devtunnel.engine.tunnel.selftest import run_selftest
+from wa_devtunnel.engine.tunnel.selftest import THROUGH_THE_TUNNEL, meta_cannot_reach, run_selftest
 
 
 def check_port(inp: DoctorInput) -> CheckResult:
@@ -42,6 +42,21 @@ _SELFTEST_FIXES = (
     ("6 s", "the URL is too slow: Meta gives up after about 6 s"),
     ("unreachable", "nothing answers at that URL: start `wa-devtunnel` and use the Callback URL it prints"),
 )
+PUBLIC_URL_FIX = (
+    "give Meta the public https Callback URL wa-devtunnel prints when it runs with a tunnel "
+    "(NGROK_AUTHTOKEN, or --tunnel cloudflared)"
+)
+
+
+def _route(url: str, inp: DoctorInput) -> tuple[str, str]:
+    """Where an answer from `url` comes from, in words, and why Meta could not call it ("" when it could)."""
+    instance = inp.instance
+    if instance is not None and instance.public_url and url == instance.callback_url:
+        return THROUGH_THE_TUNNEL, ""
+    local = meta_cannot_reach(url)
+    if local:
+        return f"locally (not through a tunnel: {local})", local
+    return "", ""  # a public https URL, maybe not a tunnel at all (the production webhook)
 
 
 async def check_public_url(inp: DoctorInput) -> CheckResult:
@@ -64,7 +79,10 @@ async def check_public_url(inp: DoctorInput) -> CheckResult:
             "WHATSAPP_VERIFY_TOKEN is not set, so the running instance's token is unknown",
             "set WHATSAPP_VERIFY_TOKEN in .env and restart wa-devtunnel",
         )
-    result = await run_selftest(url, inp.settings.verify_token, ssl_context=inp.ssl_context)
+    route, local = _route(url, inp)
+    result = await run_selftest(url, inp.settings.verify_token, ssl_context=inp.ssl_context, route=route)
+    if result.ok and local:  # the receiver is right, but Meta can never call this URL
+        return CheckResult(name, Status.WARN, f"{url}: {result.detail} ({result.elapsed_ms:.0f} ms)", PUBLIC_URL_FIX)
     if result.ok:
         return CheckResult(name, Status.PASS, f"{url}: {result.detail} ({result.elapsed_ms:.0f} ms)")
     fix = next((f for key, f in _SELFTEST_FIXES if key in result.detail), "see the detail; then rerun doctor")

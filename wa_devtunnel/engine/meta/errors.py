@@ -5,9 +5,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from wa_devtunnel.engine.http_client import RequestFailure
+
+# What to check when Meta never answered: nothing is known about the configuration then.
+NETWORK_FIX = (
+    "check this machine's network: DNS, a firewall, a VPN, or a proxy it needs (HTTPS_PROXY, NO_PROXY; "
+    "a TLS-inspecting proxy's CA in this machine's certificate store); then try again"
+)
+
 
 class GraphError(Exception):
-    """An error answered by Meta (or the way to it), carrying Meta's fields untouched."""
+    """An error answered by Meta (or by something on the way that answered HTTP), carrying Meta's fields untouched."""
+
+    # No answer at all (DNS, refused, TLS, timeout, proxy): GraphUnreachable, never worded as Meta's.
+    unreachable = False
 
     def __init__(
         self,
@@ -64,6 +75,24 @@ class GraphError(Exception):
         return ", ".join(parts)
 
 
+class GraphUnreachable(GraphError):
+    """No answer from the Graph API: the network, never Meta, said no; `failure` says how."""
+
+    unreachable = True
+
+    def __init__(self, host: str, failure: RequestFailure) -> None:
+        super().__init__(f"could not reach {host}: {failure.reason} (no answer from Meta; check your network/proxy)")
+        self.host = host
+        self.failure = failure
+
+    def __str__(self) -> str:
+        return self.message
+
+    def details(self) -> str:
+        """Meta said nothing, so there is no code or fbtrace_id to quote."""
+        return ""
+
+
 class MissingCredentials(Exception):
     """A Graph call needs settings that are not set; the message names them."""
 
@@ -78,6 +107,8 @@ def _int_or_none(value: Any) -> int | None:
 
 def advice_for(error: GraphError, waba_id: str | None = None, base: str = "https://graph.facebook.com/v23.0") -> str:
     """One line on what to do about the Graph errors developers hit when configuring webhooks."""
+    if error.unreachable:
+        return NETWORK_FIX
     message = error.message.lower()
     if error.code == 2200:
         return (

@@ -9,9 +9,10 @@ from types import TracebackType
 from typing import Any
 
 import aiohttp
+from yarl import URL
 
-from wa_devtunnel.engine.http_client import REQUEST_ERRORS, client_session, request_failure
-from wa_devtunnel.engine.meta.errors import GraphError, MissingCredentials, _int_or_none, advice_for
+from wa_devtunnel.engine.http_client import REQUEST_ERRORS, client_session, machine_trust_store, request_failure
+from wa_devtunnel.engine.meta.errors import GraphError, GraphUnreachable, MissingCredentials, _int_or_none, advice_for
 from wa_devtunnel.engine.meta.models import (
     AppSubscription,
     PhoneNumber,
@@ -26,6 +27,7 @@ __all__ = [
     "AppSubscription",
     "GraphClient",
     "GraphError",
+    "GraphUnreachable",
     "MissingCredentials",
     "PhoneNumber",
     "PhoneWebhookConfiguration",
@@ -33,6 +35,7 @@ __all__ = [
     "TokenInfo",
     "WabaApp",
     "advice_for",
+    "check_callback_url",
     "check_override_url",
 ]
 
@@ -45,6 +48,16 @@ def _timestamp(value: Any) -> datetime | None:
     """Meta's epoch seconds, where 0 means "never"."""
     seconds = _int_or_none(value)
     return datetime.fromtimestamp(seconds, UTC) if seconds else None
+
+
+def check_callback_url(url: str) -> None:
+    """Refuse before calling Meta: it calls only https callback URLs (with a publicly trusted certificate)."""
+    parsed = URL(url)
+    if parsed.scheme != "https" or not parsed.host:
+        raise ValueError(
+            f"{url} is not an https URL: Meta calls only https callback URLs with a publicly trusted certificate "
+            "(use the https Callback URL wa-devtunnel prints when it runs with a tunnel)"
+        )
 
 
 def check_override_url(url: str) -> None:
@@ -70,6 +83,9 @@ class GraphClient:
         timeout_s: float = DEFAULT_TIMEOUT_S,
     ) -> None:
         self.base = f"{base_url.rstrip('/')}/{version.strip('/')}"
+        base = URL(self.base)
+        # How a network failure names the place: `graph.facebook.com` (with the port only when it is not the usual).
+        self.host = f"{base.host}:{base.explicit_port}" if base.explicit_port else str(base.host or base_url)
         self.access_token = access_token
         self.app_id = app_id
         self.app_secret = app_secret
@@ -128,7 +144,8 @@ class GraphClient:
     ) -> Any:
         """One request; the token travels in the Authorization header, never in a logged URL."""
         if self._session is None:
-            self._session = client_session(self.timeout_s)
+            # As this machine's other HTTPS clients go out: its trust store and HTTPS_PROXY/NO_PROXY.
+            self._session = client_session(self.timeout_s, ssl_context=machine_trust_store().context, trust_env=True)
         url = f"{self.base}/{path.lstrip('/')}"
         try:
             async with self._session.request(
@@ -137,7 +154,7 @@ class GraphClient:
                 text = await response.text(errors="replace")
                 status = response.status
         except REQUEST_ERRORS as exc:
-            raise GraphError(request_failure(exc, self.timeout_s).about(self.base)) from None
+            raise GraphUnreachable(self.host, request_failure(exc, self.timeout_s)) from None
         if status >= 400:
             error = GraphError.from_response(status, text)
             error.app_token_used = "|" in token
@@ -153,7 +170,7 @@ class GraphClient:
         try:
             body = await self.call("GET", "debug_token", token, params={"input_token": token})
         except GraphError as exc:
-            if exc.code == 190:
+            if exc.code == 190 or exc.unreachable:  # no other token helps then
                 raise
             try:
                 body = await self.call("GET", "debug_token", self.app_token, params={"input_token": token})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 import ssl
 import time
@@ -18,14 +19,15 @@ from wa_devtunnel.engine.http_client import (
     machine_trust_store,
     request_failure,
 )
-from wa_devtunnel.engine.origin import ORIGIN_HEADER, origin_header
+from wa_devtunnel.engine.origin import META_HANDSHAKE_USER_AGENT, ORIGIN_HEADER, origin_header
+from wa_devtunnel.engine.origin import META_USER_AGENT as META_USER_AGENT  # `trigger` sends it with events
 from wa_devtunnel.engine.tunnel.edge_errors import NGROK_ERROR_HEADER, edge_error, ngrok_error_code
 from wa_devtunnel.rules.handshake import verification_query
 
 META_BUDGET_S = 6.0
 # Cloudflare's "origin unreachable/tunnel not ready" answers (530 with error 1033/1016) and gateway errors.
 EDGE_NOT_READY = frozenset({502, 503, 504, 530})
-META_USER_AGENT = "facebookexternalua"
+THROUGH_THE_TUNNEL = "through the tunnel"
 # What each failure means for the URL pasted into Meta's dashboard.
 MEANING = {
     Failure.TLS: "; Meta only accepts publicly trusted certificates",
@@ -55,21 +57,41 @@ def new_challenge() -> str:
     return str(secrets.randbelow(9 * 10**9) + 10**9)
 
 
+def meta_cannot_reach(url: str) -> str:
+    """Why Meta could not call this URL as written (this machine, a private address, plain http), or ""."""
+    parsed = URL(url)
+    host = parsed.host or ""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        address = None
+    where = ""
+    if host == "localhost" or host.endswith(".localhost") or (address is not None and address.is_loopback):
+        where = f"Meta cannot reach {host}, this machine"
+    elif address is not None and (address.is_private or address.is_link_local or address.is_unspecified):
+        where = f"Meta cannot reach {host}, a private address"
+    if parsed.scheme == "https":
+        return where
+    return f"{where}, and calls only https URLs" if where else "Meta calls only https URLs"
+
+
 def judge_handshake_answer(
-    status: int, content_type: str, body: str, challenge: str, error_code: str = ""
+    status: int, content_type: str, body: str, challenge: str, error_code: str = "", route: str = THROUGH_THE_TUNNEL
 ) -> tuple[bool, str]:
     """Meta accepts only 200 + the exact challenge; explain every other answer.
 
-    `error_code` is the tunnel edge's own code for an answer it made (ngrok's `ngrok-error-code` header).
+    `error_code` is the tunnel edge's own code for an answer it made (ngrok's `ngrok-error-code` header);
+    `route` says where the answer came from ("through the tunnel", "locally (...)", or "" when unknown).
     """
     looks_html = "html" in content_type.lower() or body.lstrip().lower().startswith(("<!doctype", "<html"))
     if status == 200 and body == challenge:
+        answered = f"Meta's handshake answered {route}".rstrip()
         if not content_type.lower().startswith("text/plain"):
             return (
                 True,
-                f"challenge echoed, but as {content_type or 'no content type'} (text/plain is safest)",
+                f"{answered}: challenge echoed, but as {content_type or 'no content type'} (text/plain is safest)",
             )
-        return True, "Meta's handshake answered through the tunnel: challenge echoed as text/plain"
+        return True, f"{answered}: challenge echoed as text/plain"
     edge = edge_error(status, ngrok_error_code(error_code, body if looks_html else ""), body if looks_html else "")
     if edge:
         return False, edge
@@ -98,16 +120,18 @@ async def run_selftest(
     timeout_s: float = META_BUDGET_S,
     ssl_context: ssl.SSLContext | None = None,
     origin_key: str | None = None,
+    route: str = THROUGH_THE_TUNNEL,
 ) -> SelfTestResult:
-    """One handshake exactly like Meta's (random challenge, ~6 s budget), marked as ours.
+    """One handshake exactly like Meta's (its user agent, a random challenge, ~6 s budget), marked as ours.
 
     It goes out as this machine's other HTTPS clients do (its trust store, HTTPS_PROXY/NO_PROXY), so a
     failure is about the URL, not about Python's view of the network; tests pass their own `ssl_context`.
+    `route` words a good answer: where it came from (see judge_handshake_answer).
     """
     trust = TrustStore(ssl_context, "the given CA") if ssl_context is not None else machine_trust_store()
     challenge = new_challenge()
     query = verification_query(challenge, verify_token)
-    headers = {"User-Agent": META_USER_AGENT, ORIGIN_HEADER: origin_header("selftest", origin_key)}
+    headers = {"User-Agent": META_HANDSHAKE_USER_AGENT, ORIGIN_HEADER: origin_header("selftest", origin_key)}
     started = time.perf_counter()
 
     def elapsed() -> float:
@@ -121,7 +145,7 @@ async def run_selftest(
             body = await response.text(errors="replace")
             status, edge_code = response.status, response.headers.get(NGROK_ERROR_HEADER, "")
             ok, detail = judge_handshake_answer(
-                status, response.headers.get("Content-Type", ""), body, challenge, edge_code
+                status, response.headers.get("Content-Type", ""), body, challenge, edge_code, route
             )
     except REQUEST_ERRORS as exc:
         failure = request_failure(exc, timeout_s)
