@@ -416,3 +416,9 @@ def test_init_into_a_missing_folder_says_so(workdir: Path, capsys: pytest.Captur
     code, out, err = run_main(["init", "--env-file", "nowhere/.env"], capsys)
     assert code == 1 and out == ""
     assert err.strip() == "wa-devtunnel init: cannot write nowhere/.env: No such file or directory"
+
+
+def test_init_shows_a_path_with_controls_escaped(workdir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_main(["init", "--env-file", "no\x1b[2Jwhere\n/.env"], capsys)
+    assert code == 1 and out == ""
+    assert err.strip() == r"wa-devtunnel init: cannot write no\x1b[2Jwhere\x0a/.env: No such file or directory"

@@ -45,7 +45,7 @@ def run(args: argparse.Namespace, settings: Settings | None) -> ExitCode:
     existed = path.exists() or path.is_symlink()
     if existed and not args.force:
         raise UsageError(
-            f"{PROG}: {path} already exists and may hold your settings; not overwriting it. "
+            f"{PROG}: {line(path)} already exists and may hold your settings; not overwriting it. "
             "Pass --force to replace it with the template (its values are lost), or --env-file PATH for another file.",
             try_help=False,
         )
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace, settings: Settings | None) -> ExitCode:
         else:
             create_private(path, env_template())
     except OSError as exc:
-        error(f"{PROG}: cannot write {path}: {exc.strerror or exc}")
+        error(f"{PROG}: cannot write {line(path)}: {line(exc.strerror or exc)}")
         return ExitCode.FAILED
     width = max(len(name) for name, _ in FILL_IN_NEXT)
     say(f"{'Replaced' if existed else 'Wrote'} {line(path)} (mode 0600): every setting, commented. Keep it out of git.")
