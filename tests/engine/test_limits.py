@@ -49,6 +49,8 @@ class Served:
         return self.runner.stats
 
     def records(self) -> list[dict[str, Any]]:
+        if not self.recorder.paths:  # the session file is created at the first record
+            return []
         read = read_recording(self.recorder.path)
         assert read.problems == ()
         return list(read.records)
