@@ -13,7 +13,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 from urllib.parse import quote, quote_plus
 
-from wa_devtunnel.engine.events import EngineEvent, Notice, RecordingHealth, SelfTestFinished, TunnelChanged
+from wa_devtunnel.engine.events import (
+    EngineEvent,
+    Notice,
+    ReceiverStarted,
+    RecordingHealth,
+    RegistrationChanged,
+    SelfTestFinished,
+    TunnelChanged,
+    WebhookQuiet,
+)
 from wa_devtunnel.settings import PRIMARY_ACCOUNT, Settings
 
 # The settings that hold secrets. The verify token is not one: it is shown to the developer by design.
@@ -24,9 +33,12 @@ MIN_FRAGMENTED_LENGTH = 16
 # Event fields that carry engine text; URLs and the verify token are shown exactly, by design.
 _TEXT_FIELDS: dict[type, tuple[str, ...]] = {
     Notice: ("text",),
-    TunnelChanged: ("reason",),
+    TunnelChanged: ("reason", "advice"),
+    ReceiverStarted: ("tunnel_reason", "tunnel_advice"),
     SelfTestFinished: ("detail",),
     RecordingHealth: ("reason",),
+    RegistrationChanged: ("detail", "previous"),
+    WebhookQuiet: ("hint",),
 }
 
 
