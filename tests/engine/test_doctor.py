@@ -37,6 +37,7 @@ from wa_devtunnel.engine.instance import RunningInstance
 from wa_devtunnel.engine.meta.errors import NETWORK_FIX
 from wa_devtunnel.engine.meta.graph import GraphClient, GraphError
 from wa_devtunnel.engine.meta.registration import register
+from wa_devtunnel.engine.recording import read_recording
 from wa_devtunnel.engine.service import WebhookService
 from wa_devtunnel.engine.tunnel.selftest import judge_handshake_answer, meta_cannot_reach
 from wa_devtunnel.settings import mask
@@ -236,6 +237,23 @@ async def test_handshake_with_another_token_fails(
     # The fake tunnel's URL is https://localhost:...: without the instance that owns it, it is judged as local.
     unowned = await check(replace(good, instance=None), "public URL handshake")
     assert unowned.status is Status.WARN and "Meta cannot reach localhost, this machine)" in unowned.detail
+
+
+async def test_doctors_handshake_to_the_running_instance_is_logged_as_ours_not_as_metas(
+    tmp_path: Path, tunnelled_service: WebhookService, fake_ngrok: FakeNgrok
+) -> None:
+    """The instance's key marks it (selftest): its log never says Meta's handshake arrived when doctor sent it."""
+    url = tunnelled_service.callback_url
+    public = url.rsplit("/webhook", 1)[0]
+    key = tunnelled_service.origin_key
+    ours = RunningInstance(os.getpid(), tunnelled_service.local_url, url, public, None, None, origin_key=key)
+    env = {"WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN}
+    for target in (url, tunnelled_service.local_url):
+        inp = doctor_input(tmp_path, env, url=target, instance=ours, ssl_context=fake_ngrok.ssl_context())
+        assert (await check(inp, "public URL handshake")).status in (Status.PASS, Status.WARN)
+    assert tunnelled_service.recorder is not None
+    records = read_recording(tunnelled_service.recorder.path).records
+    assert [r["origin"] for r in records if r["kind"] == "verify"] == ["selftest"] * 3  # the service's own, then ours
 
 
 async def test_a_local_plain_http_url_is_judged_as_local_never_as_the_tunnel(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import socket
 
+from yarl import URL
+
 from wa_devtunnel.engine.doctor.report import CheckResult, DoctorInput, Status
 from wa_devtunnel.engine.tunnel.selftest import THROUGH_THE_TUNNEL, meta_cannot_reach, run_selftest
 
@@ -59,6 +61,18 @@ def _route(url: str, inp: DoctorInput) -> tuple[str, str]:
     return "", ""  # a public https URL, maybe not a tunnel at all (the production webhook)
 
 
+def _origin_key(url: str, inp: DoctorInput) -> str | None:
+    """The running instance's key when `url` is that instance: its log then says (selftest), not Meta."""
+    instance = inp.instance
+    if instance is None or not instance.origin_key:
+        return None
+    try:
+        ours = {URL(known).origin() for known in (instance.local_url, instance.callback_url) if known}
+        return instance.origin_key if URL(url).origin() in ours else None
+    except ValueError:  # not an absolute URL: the handshake itself says what is wrong with it
+        return None
+
+
 async def check_public_url(inp: DoctorInput) -> CheckResult:
     """Meta's exact handshake against the public URL (--url, else the running instance's)."""
     name = "public URL handshake"
@@ -80,7 +94,9 @@ async def check_public_url(inp: DoctorInput) -> CheckResult:
             "set WHATSAPP_VERIFY_TOKEN in .env and restart wa-devtunnel",
         )
     route, local = _route(url, inp)
-    result = await run_selftest(url, inp.settings.verify_token, ssl_context=inp.ssl_context, route=route)
+    result = await run_selftest(
+        url, inp.settings.verify_token, ssl_context=inp.ssl_context, origin_key=_origin_key(url, inp), route=route
+    )
     if result.ok and local:  # the receiver is right, but Meta can never call this URL
         return CheckResult(name, Status.WARN, f"{url}: {result.detail} ({result.elapsed_ms:.0f} ms)", PUBLIC_URL_FIX)
     if result.ok:
