@@ -57,7 +57,11 @@ def test_metas_user_agents_through_ngrok_or_cloudflared_are_meta() -> None:
     ngrok = (("User-Agent", META_USER_AGENT), ("X-Forwarded-For", META_IP), ("X-Forwarded-Proto", "https"))
     assert origin_of(*ngrok) == ("meta", META_IP)
     # Meta's verification GET has its own user agent (observed: facebookplatform/1.0).
-    cloudflare = (("User-Agent", META_HANDSHAKE_USER_AGENT), ("Cf-Connecting-Ip", META_IP), ("X-Forwarded-For", "x"))
+    cloudflare = (
+        ("User-Agent", META_HANDSHAKE_USER_AGENT),
+        ("Cf-Connecting-Ip", META_IP),
+        ("X-Forwarded-For", f"10.0.0.1, {META_IP}"),
+    )
     assert origin_of(*cloudflare) == ("meta", META_IP)
     assert origin_of(("User-Agent", "FacebookExternalUA"), ("X-Forwarded-For", META_IP)) == ("meta", META_IP)
 
@@ -88,7 +92,12 @@ def test_the_client_is_the_hop_the_tunnel_added_not_the_senders_claim() -> None:
     """ngrok and cloudflared append the address they saw: what comes before it is the sender's own words."""
     assert origin_of(("X-Forwarded-For", "10.0.0.1, 203.0.113.5")) == ("other", "203.0.113.5")
     assert origin_of(("X-Forwarded-For", "10.0.0.1"), ("X-Forwarded-For", "203.0.113.5")) == ("other", "203.0.113.5")
-    assert origin_of(("X-Forwarded-For", "10.0.0.1"), ("Cf-Connecting-Ip", "203.0.113.6")) == ("other", "203.0.113.6")
+    # cloudflared: Cloudflare appends the visitor to X-Forwarded-For and sets Cf-Connecting-Ip to the same.
+    cloudflare = (("X-Forwarded-For", "10.0.0.1, 203.0.113.6"), ("Cf-Connecting-Ip", "203.0.113.6"))
+    assert origin_of(*cloudflare) == ("other", "203.0.113.6")
+    # Through ngrok a Cf-Connecting-Ip is the sender's own words: ngrok's X-Forwarded-For entry wins.
+    assert origin_of(("Cf-Connecting-Ip", "6.6.6.6"), ("X-Forwarded-For", "203.0.113.5")) == ("other", "203.0.113.5")
+    assert origin_of(("Cf-Connecting-Ip", "203.0.113.7")) == ("other", "203.0.113.7")
     assert origin_of(("X-Forwarded-For", " ")) == ("other", "")  # through a tunnel, address unknown
 
 

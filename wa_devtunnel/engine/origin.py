@@ -29,8 +29,8 @@ META_USER_AGENT = "facebookexternalua"
 META_HANDSHAKE_USER_AGENT = "facebookplatform/1.0 (+http://developers.facebook.com)"
 _META_AGENTS = (META_USER_AGENT, "facebookplatform/")
 _AGENT_PREFIX = max(map(len, _META_AGENTS))
-# The address the tunnel's edge saw: Cloudflare's own header, else the last X-Forwarded-For hop (the one the
-# agent added; what comes before it is the sender's own claim).
+# The address the tunnel's edge saw: the last X-Forwarded-For hop (the one the tunnel added; what comes
+# before it is the sender's own claim), else Cloudflare's own header.
 CLOUDFLARE_CLIENT_HEADER = "Cf-Connecting-Ip"
 FORWARDED_FOR_HEADER = "X-Forwarded-For"
 # An address is at most 45 characters (IPv6 with an IPv4 tail); a forged header is cut to this.
@@ -84,14 +84,16 @@ def request_origin(headers: RequestHeaders, key: str) -> tuple[str, str | None]:
 
 
 def tunnel_client(headers: RequestHeaders) -> str | None:
-    """The address the tunnel's edge saw ("" when its header is empty), or None without a forwarded header."""
-    connecting = headers.get(CLOUDFLARE_CLIENT_HEADER)
-    if connecting is not None:
-        return client_address(connecting)
+    """The address the tunnel's edge saw ("" when its header is empty), or None without a forwarded header.
+
+    The last X-Forwarded-For entry first: ngrok and Cloudflare both append the address they saw there,
+    while a Cf-Connecting-Ip sent through ngrok is only the sender's claim (Cloudflare sets its own).
+    """
     chain = headers.getall(FORWARDED_FOR_HEADER, [])
-    if not chain:
-        return None
-    return client_address(chain[-1].rpartition(",")[2])
+    if chain:
+        return client_address(chain[-1].rpartition(",")[2])
+    connecting = headers.get(CLOUDFLARE_CLIENT_HEADER)
+    return None if connecting is None else client_address(connecting)
 
 
 def client_address(value: str) -> str:
