@@ -174,9 +174,11 @@ async def test_a_killed_engine_is_reported_loudly_and_restarted_keeping_the_list
         assert app.child is not None and app.child.exit_code is None
         assert app.started.verify_token == VERIFY_TOKEN
         assert app.exchanges.row_count == 1, "rows from before the restart stay"
-        assert len(app.recording_parts) == 2, "search covers the first engine's session too"
+        first_part = app.recording_parts[0]
         await pilot.press("s")
         await wait_until(pilot, lambda: app.exchanges.row_count == 2, "a sample through the new engine")
+        # The new engine's file exists from its first record on; search covers the first engine's too.
+        assert len(app.recording_parts) == 2 and app.recording_parts[0] == first_part
         restarted = app.child
     assert restarted.stop() == 0
     recordings = sorted((tmp_path / "recordings").glob("*.jsonl"))

@@ -147,7 +147,7 @@ async def test_sent_messages_show_their_statuses_pricing_or_failure_and_the_cont
 async def test_the_key_is_listed_in_help(inspector: Inspector) -> None:
     await inspector.pilot.press("question_mark")
     assert isinstance(inspector.app.screen, HelpScreen)
-    assert any(b.key == "L" and b.action == "lifecycle" for b in inspector.app.screen._keys)
+    assert any(key.keys == "L" and key.action == "lifecycle" for key in inspector.app.screen._keys)
 
 
 async def test_an_empty_session_says_what_will_appear(inspector: Inspector) -> None:

@@ -27,6 +27,8 @@ FAILED_131049 = (
     "failed wamid.…ODEwMTQ0RgA= to 16505551234: "
     "131049 This message was not delivered to maintain healthy ecosystem engagement."
 )
+# Requests from the tests reach the receiver directly, not through a tunnel: labelled as local traffic.
+LOCAL = "(local) "
 # Columns without accounts: Time, Kind, HTTP, Sig, Field, ms, Summary.
 KIND, HTTP, SIG, FIELD, MS, SUMMARY = 1, 2, 3, 4, 5, 6
 
@@ -127,9 +129,9 @@ async def test_rows_say_what_each_webhook_carries(inspector: Inspector, meta: Me
     assert "text from 16505551234" in text[SUMMARY]
     assert float(text[MS]) > 0
     assert "Does it come in another color?" in text[SUMMARY]
-    assert status[SUMMARY].startswith(FAILED_131049[:40])
+    assert status[SUMMARY].startswith(LOCAL + FAILED_131049[:40])
     assert ": 131049 " in status[SUMMARY]
-    assert batch[SUMMARY].startswith("batch: 2 messages, 2 statuses")
+    assert batch[SUMMARY].startswith(LOCAL + "batch: 2 messages, 2 statuses")
     assert "Events 3" in header(inspector.app)
 
 
@@ -140,9 +142,9 @@ async def test_failed_handshake_is_red_and_explained(inspector: Inspector, meta:
     await wait_rows(inspector, 2)
 
     ok_row, failed_row = rows(inspector.app)
-    assert ok_row[KIND] == "verify" and ok_row[SUMMARY] == "OK: challenge echoed"
+    assert ok_row[KIND] == "verify" and ok_row[SUMMARY] == LOCAL + "OK: challenge echoed"
     assert failed_row[HTTP] == "403"
-    assert failed_row[SUMMARY] == "FAILED: token mismatch: leading/trailing whitespace"
+    assert failed_row[SUMMARY] == LOCAL + "FAILED: token mismatch: leading/trailing whitespace"
 
     grid = table(inspector.app)
     failed_cells = grid.cells(1)
@@ -245,9 +247,12 @@ async def test_filters_search_and_problems_only(
     assert table(app).row_count == 5
     await pilot.press("e")
     assert "problems only" in header(app)
-    failed_handshake, bad_signature = rows(app)
-    assert failed_handshake[SUMMARY].startswith("FAILED: token mismatch")
+    # What a bot developer calls an error, the failed delivery too; the header's Errors tally counts the same.
+    failed_handshake, bad_signature, failed_delivery = rows(app)
+    assert failed_handshake[SUMMARY].startswith(LOCAL + "FAILED: token mismatch")
     assert bad_signature[SIG] == "✗ BAD"
+    assert failed_delivery[SUMMARY].startswith(LOCAL + "failed wamid.")
+    assert "Errors 3" in header(app)
     await pilot.press("e")
     assert table(app).row_count == 5
 
@@ -311,7 +316,8 @@ async def test_copy_url_and_token_and_reveal(inspector: Inspector) -> None:
     await pilot.press("t")
     assert app.clipboard == VERIFY_TOKEN
     notices = [n.message for n in app._notifications]
-    assert f"Copied: {started.callback_url}" in notices and "Verify token copied" in notices
+    assert notices[0].startswith(f"Copied: {started.callback_url}\nMeta cannot reach a local URL")
+    assert "Verify token copied" in notices
     assert all(VERIFY_TOKEN not in notice for notice in notices)
 
     assert VERIFY_TOKEN not in header(app)
@@ -342,7 +348,7 @@ async def test_help_screen(inspector: Inspector) -> None:
     assert isinstance(app.screen, HelpScreen)
     text = "\n".join(rendered(static) for static in app.screen.query(Static))
     assert "wa-devtunnel keys" in text
-    assert "Copy URL" in text and "Copy token" in text
+    assert "Copy the callback URL" in text and "Copy the verify token" in text
     assert "moving up pauses follow mode" in text
     assert "sig:invalid" in text
     await pilot.press("escape")

@@ -78,7 +78,7 @@ def test_billable_false_is_shown() -> None:
     item = {"kind": "status", "line": "delivered", "billable": False, "forwarded": False}
     record = {"kind": "event", "summary": {"items": [item]}}
     text = rendered(summary_renderable(record))
-    assert "  billable  False" in text and "forwarded" not in text
+    assert "  billable  false" in text and "forwarded" not in text
 
 
 def test_a_record_without_item_values_gets_them_from_its_body() -> None:

@@ -91,7 +91,7 @@ async def test_crashing_requests_leave_the_app_running_and_answering_meta(runnin
         assert app.is_running and app.return_code is None
 
         shown = summaries(app)
-        assert shown[0] == "GET /[/x]"
+        assert shown[0] == "(local) GET /[/x]"
         assert any("hello [/oops]" in row for row in shown)
         assert any("[@click=app.screenshot(" in row for row in shown)
         assert "GET /[/x]" in rendered(app.query_one("#summary-text"))

@@ -12,11 +12,12 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
-from textual.widgets import Footer
+from textual.widgets import Footer, Input, TextArea
 
 from wa_devtunnel.engine.channel.child import EngineChild
 from wa_devtunnel.engine.channel.client import ChannelError, EngineClient, EngineLost, FrontEndEvent
@@ -32,7 +33,14 @@ from wa_devtunnel.engine.exchange_view import text_in_record
 from wa_devtunnel.engine.recording import read_record_at, request_body
 from wa_devtunnel.engine.replay.source import ReplayError
 from wa_devtunnel.engine.session_search import search_recordings
-from wa_devtunnel.tui.editor import BodyEditor, EditRejected, edit_with_external_editor, editable_text, edited_body
+from wa_devtunnel.tui.editor import (
+    BodyEditor,
+    EditRejected,
+    edit_with_external_editor,
+    editable_text,
+    edited_body,
+    json_problem,
+)
 from wa_devtunnel.tui.engine_feed import EngineEventsArrived, EngineFeed
 from wa_devtunnel.tui.exchange_detail import ExchangeDetail
 from wa_devtunnel.tui.exchange_list import ExchangeList
@@ -42,7 +50,7 @@ from wa_devtunnel.tui.help import KEYS, HelpScreen, binding_commands
 from wa_devtunnel.tui.lifecycle_screen import LifecycleScreen
 from wa_devtunnel.tui.model import ExchangeStore, ListFilter
 from wa_devtunnel.tui.priority import EngineStarter
-from wa_devtunnel.tui.safe import toast_message
+from wa_devtunnel.tui.safe import data, toast_message
 from wa_devtunnel.tui.toasts import toasts_for
 from wa_devtunnel.tui.welcome import welcome_text
 
@@ -89,6 +97,7 @@ class InspectorApp(App[None]):
             id="lower",
         )
         self.filter_bar = FilterBar(id="search")
+        self.list_cleared = False  # ctrl+l: the list was emptied (display only)
         # Applied to the model, not yet painted: a burst is painted a few times a second, not per slice.
         self._unshown_rows: list[ExchangeView] = []
         self._arrived_since_paint = 0
@@ -107,7 +116,7 @@ class InspectorApp(App[None]):
         yield self.exchanges
         yield self.detail
         yield self.filter_bar
-        yield Footer()
+        yield Footer(show_command_palette=False)  # ctrl+p still opens it; ? says so
 
     def on_mount(self) -> None:
         self._refresh_header()
@@ -298,7 +307,27 @@ class InspectorApp(App[None]):
         self._show_selected()
 
     def _show_selected(self, deferred: bool = False) -> None:
-        self.detail.show_exchange(self.exchanges.selected_view, deferred)
+        view = self.exchanges.selected_view
+        if view is not None:
+            self.detail.show_exchange(view, deferred)
+        elif self.store.views or self.list_cleared:  # before the first exchange the welcome stays
+            self.detail.show_empty(self._nothing_selected())
+
+    def _nothing_selected(self) -> Text:
+        """Why the detail is empty: the filter matches nothing, or the list was cleared."""
+        if self.store.views and self.filter.active:
+            return Text.assemble(
+                ("No exchange matches the filter", "bold"),
+                ": ",
+                data(self.filter.describe()),
+                "\nx shows every exchange again; / changes the filter",
+                "; e turns problems-only off." if self.filter.problems_only else ".",
+            )
+        return Text.assemble(
+            ("List cleared", "bold"),
+            ": new exchanges appear here as they arrive.\nThis cleared the display only: the recording keeps "
+            "every exchange (wa-devtunnel sessions, replay and export read it).",
+        )
 
     # Actions -----------------------------------------------------------------------------------
 
@@ -308,10 +337,32 @@ class InspectorApp(App[None]):
         self._show_selected()
         self._refresh_header()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """`end` follows from the list and the detail, but moves the cursor in a text field, and does nothing
+        under another screen (help, editor, lifecycle): the key goes on to them."""
+        if action == "follow_from_anywhere":
+            return len(self.screen_stack) == 1 and not isinstance(self.focused, Input | TextArea)
+        return True
+
+    def action_follow_from_anywhere(self) -> None:
+        """`end`: above the list's and the detail's own binding for it."""
+        self.action_follow()
+
     def action_copy_url(self) -> None:
-        """Copy the callback URL (OSC 52 works over SSH)."""
-        self.copy_to_clipboard(self.state.callback_url)
-        self.notify(f"Copied: {self.state.callback_url}")
+        """Copy the callback URL (OSC 52 works over SSH); a local one says Meta cannot use it."""
+        url = self.state.callback_url
+        self.copy_to_clipboard(url)
+        if url.startswith("https://"):
+            self.notify(f"Copied: {url}")
+        elif self.state.tunnel_state == "starting":
+            self.notify(f"Copied: {url}\nThe tunnel is still starting: copy again when the header says up.")
+        else:
+            self.notify(
+                f"Copied: {url}\nMeta cannot reach a local URL. For a public HTTPS one: NGROK_AUTHTOKEN in .env, "
+                "then restart (or --tunnel cloudflared).",
+                severity="warning",
+                timeout=10,
+            )
 
     def action_copy_token(self) -> None:
         """Copy the verify token without showing it."""
@@ -347,10 +398,23 @@ class InspectorApp(App[None]):
     def action_lifecycle(self) -> None:
         """Each sent message's statuses (sent -> delivered -> read, or why it failed) and its contact's thread."""
         if not self.is_screen_installed("lifecycle"):
-            screen = LifecycleScreen(lambda: tuple(self.recording_parts), lambda: self.store.counters.events)
+            screen = LifecycleScreen(self._session_files, lambda: self.store.counters.events)
             self.install_screen(screen, "lifecycle")
         if self.screen is not self.get_screen("lifecycle"):
             self.push_screen("lifecycle")
+
+    def action_scroll_detail(self, direction: int) -> None:
+        """Scroll the detail half a pane while the focus stays in the list (ctrl+d / ctrl+u)."""
+        self.detail.scroll_shown(direction)
+
+    def action_zoom_detail(self) -> None:
+        """A taller detail (the list keeps a few rows), or back to the even split."""
+        self.screen.toggle_class("-zoom-detail")
+
+    def _session_files(self) -> tuple[Path, ...]:
+        """The session's files so far: the one announced at start until its first record creates it."""
+        path = self.started.recording_path
+        return tuple(self.recording_parts) or ((path,) if path is not None else ())
 
     def action_search(self) -> None:
         """Open the filter bar."""
@@ -363,8 +427,19 @@ class InspectorApp(App[None]):
         self.exchanges.focus()
         self._rebuild_list()
 
+    def action_clear_list(self) -> None:
+        """Empty the list, as ngrok's "clear requests" does: the recording keeps every exchange."""
+        cleared = self.store.clear()
+        self.list_cleared = True
+        self._rebuild_list()
+        self.notify(
+            f"List cleared ({cleared} exchange(s)): display only, the recording keeps them all. "
+            "The header's tallies count the whole session."
+        )
+
     def action_problems_only(self) -> None:
-        """Only failed handshakes, bad signatures and non-2xx answers."""
+        """Only what a developer calls an error (model.is_problem): failed handshakes and deliveries, bad
+        signatures, error answers, backend failures."""
         self.filter.problems_only = not self.filter.problems_only
         self._rebuild_list()
 
@@ -427,6 +502,9 @@ class InspectorApp(App[None]):
         if os.environ.get("VISUAL") or os.environ.get("EDITOR"):
             with self.suspend():
                 edited = edit_with_external_editor(text)
+            if edited is not None and json_problem(edited) is not None:  # kept: in-app, with the reason shown
+                self.push_screen(BodyEditor(edited, original=text), lambda fixed: self._send_edited(record, fixed))
+                return
             self._send_edited(record, edited)
         else:
             self.push_screen(BodyEditor(text), lambda edited: self._send_edited(record, edited))

@@ -18,6 +18,7 @@ from rich.text import Text
 from wa_devtunnel.engine.recording import request_body
 from wa_devtunnel.rules.decode.payload import decode_payload
 from wa_devtunnel.rules.untrusted import json_visible, visible
+from wa_devtunnel.tui.char_wrap import CharWrapped
 from wa_devtunnel.tui.safe import data, data_block, shown
 
 SIGNATURE_MEANING = {
@@ -37,6 +38,15 @@ VALUE_SHOWN = 1000
 PATH_SHOWN = 120
 # A record without item values is decoded again for the detail up to this size (on the UI thread).
 VALUES_DECODE_MAX_BYTES = 256 * 1024
+# Who sent a request, in words (the record's `origin`; the list shows the label itself, e.g. `(sample)`).
+ORIGIN_WORDS = {
+    "meta": "Meta (its user agent, through the tunnel)",
+    "other": "not Meta: through the tunnel without Meta's user agent (a scanner, curl...)",
+    "local": "not Meta: a local client, not through the tunnel",
+    "selftest": "wa-devtunnel's self-test",
+    "sample": "a sample event from wa-devtunnel (s)",
+    "replay": "a replay from wa-devtunnel",
+}
 # Item fields where False is news (billable: false means Meta does not charge), not an unset default.
 _MEANINGFUL_FALSE = frozenset({"billable"})
 
@@ -48,8 +58,9 @@ def _kv_table() -> Table:
     return table
 
 
-def summary_renderable(record: Mapping[str, Any]) -> RenderableType:
-    """Every item of the batch, one block each, plus the exchange's verdicts."""
+def summary_renderable(record: Mapping[str, Any], client: str = "") -> RenderableType:
+    """Every item of the batch, one block each, plus the exchange's verdicts; `client` is the sender's
+    address when the view knows it (the tunnel's forwarded header), else the record's."""
     request = _mapping(record.get("request"))
     response = _mapping(record.get("response"))
     overview = _kv_table()
@@ -58,12 +69,9 @@ def summary_renderable(record: Mapping[str, Any]) -> RenderableType:
     overview.add_row("Answer", data(f"{response.get('status', '')} {response.get('body', '')!s:.120}"))
     overview.add_row(
         "Received",
-        data(
-            f"{record.get('received_at', '')}  seq {record.get('seq', '')}  "
-            f"{record.get('elapsed_ms', '')} ms  from {record.get('remote', '?')}  "
-            f"({record.get('origin', 'meta')})"
-        ),
+        data(f"{record.get('received_at', '')}  seq {record.get('seq', '')}  {record.get('elapsed_ms', '')} ms"),
     )
+    overview.add_row("From", _sender(record, client))
     verify = record.get("verify")
     if isinstance(verify, Mapping):
         verdict = (
@@ -97,6 +105,13 @@ def summary_renderable(record: Mapping[str, Any]) -> RenderableType:
             )
         )
     return Group(*parts)
+
+
+def _sender(record: Mapping[str, Any], client: str) -> Text:
+    """`203.0.113.7  Meta (its user agent, through the tunnel)`: the address, then the origin in words."""
+    address = client or record.get("client") or record.get("remote") or "?"
+    origin = str(record.get("origin", "meta"))
+    return data(f"{address}  {ORIGIN_WORDS.get(origin, origin)}")
 
 
 def _items_with_values(record: Mapping[str, Any], items: Any) -> list[Any]:
@@ -142,9 +157,7 @@ def _item_block(index: int, item: Mapping[str, Any]) -> RenderableType:
                 what = f"{error.get('code')} {error.get('title', '')} {error.get('details', '')}"
                 table.add_row("  error", data(what))
             continue
-        if isinstance(value, list):
-            value = ", ".join(map(str, value))
-        table.add_row(data(f"  {key}"), data(value))
+        table.add_row(data(f"  {key}"), data(plain_value(value)))
     values = item.get("values")
     if not isinstance(values, list) or not values:
         return table
@@ -166,13 +179,25 @@ def values_text(values: list[Any]) -> Text:
     return text
 
 
+def plain_value(value: Any) -> str:
+    """A decoded field in words: a list as `a, b`, anything else as JSON spells it; never a Python repr."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list | tuple):
+        return ", ".join(item if isinstance(item, str) else _json(item) for item in value)
+    return _json(value)
+
+
+def _json(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, default=str)
+    except (TypeError, ValueError):  # a circular structure: only from a bug, still never a repr
+        return str(value)
+
+
 def value_shown(value: Any, limit: int = VALUE_SHOWN) -> str:
     """A value as JSON spells it, escapes visible, cut to `limit` characters with a note."""
-    try:
-        spelled = json.dumps(value, ensure_ascii=False)
-    except (TypeError, ValueError):
-        spelled = repr(value)
-    spelled = shown(spelled)
+    spelled = shown(_json(value))
     if len(spelled) > limit:
         return f"{spelled[: limit - 1]}… (cut: {len(spelled):,} characters, the Body tab has all)"
     return spelled
@@ -226,17 +251,18 @@ def body_renderable(record: Mapping[str, Any], raw: bool) -> RenderableType:
                 f"{WHOLE_BODY_KEYS}){note}",
                 style="bold yellow",
             ),
-            data_block(start),
+            _as_received(start),
         )
     text = body.decode("utf-8")
     if raw:
-        return Group(Text(f"{len(body)} bytes, exactly as received{note}", style="dim"), data_block(text))
+        return Group(Text(f"{len(body)} bytes, exactly as received{note}", style="dim"), _as_received(text))
     try:
         pretty = pretty_json(text)
     except ValueError:
-        return Group(Text(f"not JSON{note}", style="dim"), data_block(text))
+        return Group(Text(f"not JSON{note}", style="dim"), _as_received(text))
     except RecursionError:  # a hostile body nested ~1000 deep: show it as it came
-        return Group(Text(f"{len(body)} bytes, nested too deeply to pretty-print{note}", style="dim"), data_block(text))
+        deep = Text(f"{len(body)} bytes, nested too deeply to pretty-print{note}", style="dim")
+        return Group(deep, _as_received(text))
     if len(body) > HIGHLIGHT_MAX_BYTES:
         return Group(
             Text(f"{len(body)} bytes, pretty-printed without colours (b: raw bytes){note}", style="dim"),
@@ -246,6 +272,11 @@ def body_renderable(record: Mapping[str, Any], raw: bool) -> RenderableType:
         Text(f"{len(body)} bytes, pretty-printed (b: raw bytes){note}", style="dim"),
         Syntax(pretty, "json", word_wrap=True, theme="ansi_dark"),
     )
+
+
+def _as_received(text: str) -> CharWrapped:
+    """A body as it came, escapes shown, folded at the pane's width (never wrapped at its few spaces)."""
+    return CharWrapped(data_block(text))
 
 
 def pretty_json(text: str) -> str:

@@ -36,7 +36,6 @@ TABS = ("summary", "body", "headers", "signature")
 REDRAW_INTERVAL_S = 0.25
 BURST_REDRAW_INTERVAL_S = 1.0
 PANES = {
-    "summary": summary_renderable,
     "headers": headers_renderable,
     "signature": signature_renderable,
 }
@@ -44,7 +43,11 @@ ReadRecord = Callable[[Path, int], Mapping[str, Any] | None]
 
 
 class ExchangeDetail(ContentSwitcher):
-    """Its own state: which exchange it shows, and how (pretty or raw body); records come from the store or disk."""
+    """Its own state: which exchange it shows, and how (pretty or raw body); records come from the store or disk.
+
+    Three panes: the welcome until the first exchange, the exchange's tabs, and `empty` when no exchange is
+    selected any more (a filter matching nothing, a cleared list): never an exchange the list no longer shows.
+    """
 
     def __init__(
         self, welcome: Text, store: ExchangeStore, read_record: ReadRecord, recording: Path | None, *, id: str
@@ -61,9 +64,12 @@ class ExchangeDetail(ContentSwitcher):
         self._last_draw = 0.0
         # Tabs not redrawn during a burst: drawn when they come forward.
         self._stale: set[str] = set()
+        # The exchange each tab shows: another one starts at its top, not where the last one was scrolled to.
+        self._drawn: dict[str, str] = {}
 
     def compose(self) -> ComposeResult:
         yield VerticalScroll(Static(self._welcome, id="welcome-text"), id="welcome")
+        yield VerticalScroll(Static(id="empty-text"), id="empty")
         with TabbedContent(id="detail"):
             for name in TABS:
                 with TabPane(name.capitalize(), id=name):
@@ -85,7 +91,26 @@ class ExchangeDetail(ContentSwitcher):
                 return
         if view is not None:
             self._shown = view
+            if self.current == "empty":
+                self.current = "detail"
             self._draw(view, self._record_for(view))
+
+    def show_empty(self, why: Text) -> None:
+        """No exchange selected: say why, and forget the one shown (p, E, o and w then have nothing to act on)."""
+        self._shown = self._wanted = None
+        self.query_one("#empty-text", Static).update(why)
+        self.current = "empty"
+
+    def scroll_shown(self, direction: int) -> None:
+        """Half a pane down (1) or up (-1) in whatever the detail shows, while the focus stays in the list."""
+        pane = self._visible_pane()
+        pane.scroll_relative(y=direction * max(1, pane.scrollable_content_region.height // 2), animate=False)
+
+    def _visible_pane(self) -> VerticalScroll:
+        if self.current == "detail":
+            tab = self.query_one(TabbedContent).active or "summary"
+            return self.query_one(f"#{tab}", TabPane).query_one(VerticalScroll)
+        return self.query_one(f"#{self.current or 'welcome'}", VerticalScroll)
 
     @property
     def shown_id(self) -> str | None:
@@ -129,8 +154,16 @@ class ExchangeDetail(ContentSwitcher):
         self._last_draw = time.monotonic()
         names = TABS if only is None else (only,)
         for name in names:
-            renderable = body_renderable(record, self.raw_body) if name == "body" else PANES[name](record)
+            if name == "body":
+                renderable = body_renderable(record, self.raw_body)
+            elif name == "summary":  # the sender's address: the view's (the tunnel's header) when it has one
+                renderable = summary_renderable(record, getattr(view, "client", ""))
+            else:
+                renderable = PANES[name](record)
             self.query_one(f"#{name}-text", Static).update(renderable)
+            if self._drawn.get(name) != view.id:
+                self._drawn[name] = view.id
+                self.query_one(f"#{name}", TabPane).query_one(VerticalScroll).scroll_home(animate=False)
         self._stale = set(TABS) - set(names)
 
     def tab(self, name: str) -> None:

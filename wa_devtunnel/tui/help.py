@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult, SystemCommand
@@ -16,31 +17,119 @@ from textual.widgets import Static
 
 from wa_devtunnel.tui.model import FILTER_HELP
 
+# The footer fits 80 columns with the keys a developer reaches for first (short words: `description`);
+# `?` and the command palette say what each key does in full (`tooltip`).
 KEYS = [
-    Binding("q", "quit", "Quit"),
+    Binding("slash", "search", "Filter", tooltip="Filter the list (the filter syntax is below)"),
+    Binding(
+        "e",
+        "problems_only",
+        "Problems",
+        tooltip="Problems only: failed handshakes and deliveries, bad "
+        "signatures, error answers, backend failures (e again shows all)",
+    ),
+    Binding("x", "clear_filters", "Show all", tooltip="Clear the filters (/ and e): show every exchange again"),
+    Binding("f", "follow", "Follow", tooltip="Follow: jump to the newest exchange and keep following"),
+    Binding("s", "send_sample", "Sample", tooltip="Send a signed sample event to this receiver"),
+    Binding("p", "replay", "Replay", tooltip="Replay the selected exchange through the receiver to --forward-to"),
+    Binding("question_mark", "help", "Help", tooltip="Every key and the filter syntax"),
+    Binding("q", "quit", "Quit", tooltip="Quit (the recording is kept)"),
     Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
-    Binding("slash", "search", "Filter"),
-    Binding("x", "clear_filters", "Clear"),
-    Binding("e", "problems_only", "Problems"),
-    Binding("f", "follow", "Follow"),
-    Binding("u", "copy_url", "Copy URL"),
-    Binding("t", "copy_token", "Copy token"),
-    Binding("s", "send_sample", "Sample"),
-    Binding("p", "replay", "Replay"),
-    Binding("E", "edit_and_send", "Edit+send", show=False),
-    Binding("R", "restart_engine", "Restart the engine (after it stopped)", show=False),
-    Binding("question_mark", "help", "Help"),
-    Binding("L", "lifecycle", "Message lifecycle: statuses of each sent message, threads", show=False),
-    Binding("r", "reveal_token", "Reveal token", show=False),
-    Binding("b", "toggle_raw", "Raw body", show=False),
-    Binding("o", "open_body", "Whole body in $PAGER", show=False),
-    Binding("w", "write_body", "Write body to a file", show=False),
-    Binding("end", "follow", "Follow", show=False),
-    Binding("1", "tab('summary')", "Summary", show=False),
-    Binding("2", "tab('body')", "Body", show=False),
-    Binding("3", "tab('headers')", "Headers", show=False),
-    Binding("4", "tab('signature')", "Signature", show=False),
+    # Above the list's and the detail's own end (InspectorApp.check_action leaves it to a text field).
+    Binding("end", "follow_from_anywhere", "Follow", show=False, priority=True),
+    Binding(
+        "ctrl+l",
+        "clear_list",
+        "Clear list",
+        show=False,
+        tooltip="Clear the list: display only, the "
+        "recording keeps every exchange and the header's tallies still count the whole session",
+    ),
+    Binding(
+        "ctrl+d,shift+pagedown",
+        "scroll_detail(1)",
+        "Detail down",
+        show=False,
+        tooltip="Scroll the detail down half a pane, from the list",
+    ),
+    Binding(
+        "ctrl+u,shift+pageup",
+        "scroll_detail(-1)",
+        "Detail up",
+        show=False,
+        tooltip="Scroll the detail up half a pane, from the list",
+    ),
+    Binding(
+        "z",
+        "zoom_detail",
+        "Zoom detail",
+        show=False,
+        tooltip="A taller detail (the list keeps a few rows); z again for the usual split",
+    ),
+    Binding("1", "tab('summary')", "Summary", show=False, tooltip="Detail: Summary tab (every item decoded)"),
+    Binding("2", "tab('body')", "Body", show=False, tooltip="Detail: Body tab (pretty JSON)"),
+    Binding("3", "tab('headers')", "Headers", show=False, tooltip="Detail: Headers tab"),
+    Binding("4", "tab('signature')", "Signature", show=False, tooltip="Detail: Signature / handshake diagnosis"),
+    Binding("b", "toggle_raw", "Raw body", show=False, tooltip="Body: pretty JSON or the exact bytes as received"),
+    Binding("o", "open_body", "Whole body", show=False, tooltip="Open the whole body in $PAGER"),
+    Binding("w", "write_body", "Write body", show=False, tooltip="Write the exact body bytes to a private file"),
+    Binding("u", "copy_url", "Copy URL", show=False, tooltip="Copy the callback URL"),
+    Binding("t", "copy_token", "Copy token", show=False, tooltip="Copy the verify token (without showing it)"),
+    Binding("r", "reveal_token", "Reveal token", show=False, tooltip="Show or mask the verify token"),
+    Binding(
+        "E",
+        "edit_and_send",
+        "Edit+send",
+        show=False,
+        tooltip="Edit the selected event's body ($EDITOR, else in-app), re-sign it and send it",
+    ),
+    Binding(
+        "L", "lifecycle", "Lifecycle", show=False, tooltip="Message lifecycle: statuses of each sent message, threads"
+    ),
+    Binding("R", "restart_engine", "Restart", show=False, tooltip="Restart the engine (after it stopped)"),
 ]
+# Keys that belong to widgets, not to the app's bindings.
+OTHER_KEYS = (
+    ("up/down pgup/pgdn", "Move in the list, home to the oldest (moving up pauses follow mode)"),
+    ("tab, shift+tab", "Move the focus: the list, the detail's tabs, the detail's text"),
+    ("ctrl+p", "Command palette: find any action by name"),
+)
+KEY_NAMES = {
+    "slash": "/",
+    "question_mark": "?",
+    "pagedown": "pgdn",
+    "pageup": "pgup",
+}
+
+
+def key_label(keys: str) -> str:
+    """`f, end` / `ctrl+d, shift+pgdn` / `/`: a binding's keys as a person types them."""
+    labels = []
+    for key in keys.split(","):
+        *modifiers, name = key.strip().split("+")
+        labels.append("+".join([*modifiers, KEY_NAMES.get(name, name)]))
+    return ", ".join(labels)
+
+
+class Key(NamedTuple):
+    """One thing the inspector does, with every key that does it."""
+
+    keys: str
+    name: str
+    words: str
+    action: str
+
+
+def described(bindings: Iterable[BindingType]) -> list[Key]:
+    """Each described binding once per name, keys merged (`q, ctrl+c  Quit`; `f, end  Follow`)."""
+    merged: dict[str, tuple[list[str], Binding]] = {}
+    for binding in bindings:
+        if isinstance(binding, Binding) and binding.description:
+            merged.setdefault(binding.description, ([], binding))[0].append(key_label(binding.key))
+    return [
+        Key(", ".join(keys), name, first.tooltip or first.description, first.action)
+        for name, (keys, first) in merged.items()
+    ]
 
 
 class HelpScreen(ModalScreen[None]):
@@ -49,33 +138,31 @@ class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > VerticalScroll { width: 90%; max-width: 100; height: 80%; border: thick $accent; padding: 1 2;
+    HelpScreen > VerticalScroll { width: 90%; max-width: 110; height: 90%; border: thick $accent; padding: 0 1;
                                   background: $surface; }
     """
 
     def __init__(self, bindings: Iterable[BindingType]) -> None:
         super().__init__()
-        self._keys = [b for b in bindings if isinstance(b, Binding)]
+        self._keys = described(bindings)
 
     def compose(self) -> ComposeResult:
         table = Table(title="wa-devtunnel keys", show_edge=False, expand=True)
         table.add_column("Key", style="bold cyan", no_wrap=True)
         table.add_column("Action")
-        for binding in self._keys:
-            key = binding.key.replace("slash", "/").replace("question_mark", "?")
-            table.add_row(Text(key), Text(binding.description))  # Text: a str cell would be parsed as markup
-        table.add_row(Text("up/down, pgup/pgdn"), Text("move in the list (moving up pauses follow mode)"))
-        table.add_row(Text("ctrl+p"), Text("command palette: find any action by name"))
+        for key in self._keys:
+            table.add_row(Text(key.keys), Text(key.words))  # Text: a str cell would be parsed as markup
+        for keys, words in OTHER_KEYS:
+            table.add_row(Text(keys), Text(words))
         filters = Text.assemble(("\nFilter syntax (press /):\n", "bold"), FILTER_HELP.replace("  ", "\n"))
+        # One Static in one scrolling container: one scrollbar, however small the terminal.
         with VerticalScroll():
-            yield Static(table)
-            yield Static(filters)
+            yield Static(Group(table, filters), id="help-text")
 
 
 def binding_commands(
     bindings: Iterable[BindingType], run_action: Callable[[str], Awaitable[Any]]
 ) -> Iterator[SystemCommand]:
-    """Every described key's action in the command palette (ctrl+p), found by its name."""
-    for binding in bindings:
-        if isinstance(binding, Binding) and binding.description and "(" not in binding.action:
-            yield SystemCommand(binding.description, f"key: {binding.key}", partial(run_action, binding.action))
+    """Every described key's action in the command palette (ctrl+p), once, found by its name."""
+    for key in described(bindings):
+        yield SystemCommand(key.name, f"{key.words} (key {key.keys})", partial(run_action, key.action))

@@ -25,7 +25,7 @@ FILTER_KEYS = {
 }
 FILTER_HELP = (
     "kind:verify|event|other  field:messages  type:text  status:failed  sig:invalid  "
-    "account:NAME  origin:meta|selftest|replay|sample  flag:batch|duplicate|dashboard-test  "
+    "account:NAME  origin:meta|other|local|selftest|replay|sample  flag:batch|duplicate|dashboard-test  "
     "http:4xx  -key:value excludes; other words search the bodies"
 )
 
@@ -107,13 +107,23 @@ def matches_conditions(view: ExchangeView, flt: ExchangeFilter) -> bool:
 
 
 def is_problem(view: ExchangeView) -> bool:
-    """Rows that deserve attention: failed handshakes, bad signatures, non-2xx answers."""
-    return view.verify_ok is False or view.signature == "invalid" or view.status >= 400
+    """What a bot developer calls an error: a failed handshake, a bad signature, a failed delivery (a status
+    `failed`, e.g. 131026 or 131049), an error answer to a webhook request (any 5xx), or the backend failing
+    or refusing a forwarded one. A scanner's 404 on another path is not one: it says nothing about the bot."""
+    return (
+        view.verify_ok is False
+        or view.signature == "invalid"
+        or "failed" in view.statuses
+        or view.status >= 500
+        or (view.status >= 400 and view.kind != "other")
+        or bool(view.forward_error)
+        or (view.forward_status or 0) >= 400
+    )
 
 
 @dataclass(slots=True)
 class Counters:
-    """The header's tallies for the whole session."""
+    """The header's tallies for the whole session (clearing the list keeps them: the session goes on)."""
 
     handshakes_ok: int = 0
     handshakes_failed: int = 0
@@ -135,7 +145,7 @@ class Counters:
             self.others += 1
         if view.signature == "invalid":
             self.signature_failures += 1
-        if view.status >= 400 and view.kind != "other":
+        if is_problem(view):
             self.errors += 1
 
 
@@ -180,6 +190,14 @@ class ExchangeStore:
         if record is not None:
             self.remember(view.id, record)
 
+    def clear(self) -> int:
+        """Forget every exchange shown so far (a display action: the recording keeps them); how many."""
+        count = len(self.views)
+        self.views.clear()
+        self.records.clear()
+        self.record_bytes = 0
+        return count
+
     def _index(self, exchange_id: str) -> int | None:
         """Where an exchange is, looking from the newest (late updates concern recent exchanges).
 
@@ -206,6 +224,8 @@ class ExchangeStore:
         status, error = forward.get("status"), str(forward.get("error") or "")
         updated = replace(view, forward_status=status, forward_error=error, forward_pending=False)
         self.replace(updated)
+        if is_problem(updated) and not is_problem(view):  # the backend's late answer made it an error
+            self.counters.errors += 1
         record = self.cached(exchange_id)
         if record is not None:
             self.remember(exchange_id, {**record, "forward": dict(forward)})

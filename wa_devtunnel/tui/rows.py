@@ -46,12 +46,20 @@ def short_field(field: str) -> str:
     return short if len(short) <= FIELD_WIDTH else short[: FIELD_WIDTH - 1] + "…"
 
 
-def summary_text(view: ExchangeView) -> str:
-    """The one-line WhatsApp summary, with our own traffic labelled."""
+# Flags as the list says them (the filter's `flag:` values stay Meta-like: flag:unknown-phone-number-id).
+FLAG_WORDS = {"unknown-phone-number-id": "unknown phone_number_id", "dashboard-test": "dashboard test"}
+
+
+def summary_text(view: ExchangeView, with_field: bool = False) -> str:
+    """The one-line WhatsApp summary: our own and other non-Meta traffic labelled first (`(sample) text from
+    ...`), then the field when no column shows it, the headline, its flags in words and the backend's answer."""
     text = view.headline
-    if len(view.fields) == 1 and text.startswith(f"{view.fields[0]}: "):
-        text = text[len(view.fields[0]) + 2 :]
-    notable = [flag for flag in view.flags if flag != "batch"]
+    field = view.fields[0] if view.fields else ""
+    if len(view.fields) == 1 and text.startswith(f"{field}: "):
+        text = text[len(field) + 2 :]
+    if with_field and field and field != "messages" and not text.startswith(("batch", field)):
+        text = f"{short_field(field)}: {text}"
+    notable = [FLAG_WORDS.get(flag, flag) for flag in view.flags if flag != "batch"]
     if view.kind == "event" and notable:
         text += "  [" + ", ".join(notable) + "]"
     if view.origin != "meta":
@@ -81,9 +89,7 @@ def row_cells(view: ExchangeView, shown: tuple[str, ...] = COLUMNS) -> tuple[Tex
     if len(view.fields) > 1:
         field += f" +{len(view.fields) - 1}"
     status_style = "green" if 200 <= view.status < 300 else "bold red" if view.status >= 400 else ""
-    summary = summary_text(view)
-    if "Field" not in shown and view.fields and view.fields[0] != "messages" and not summary.startswith("batch"):
-        summary = f"{short_field(view.fields[0])}: {summary}"
+    summary = summary_text(view, with_field="Field" not in shown)
     cells = {
         "Time": data(local_clock(view.received_at), style=base or "dim"),
         "Kind": data(view.kind, style=base or ("cyan" if view.kind == "verify" else "")),
