@@ -287,14 +287,71 @@ async def test_selection_options_pick_the_events(
     assert set(fixture_files(tmp_path / "c")) == {"statuses.sent.json", "statuses.delivered.json", "statuses.read.json"}
 
 
-async def test_reexport_replaces_only_the_previous_exports_files(
+async def test_a_second_export_keeps_every_earlier_fixture(
+    recorded: RecordedConversation, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The issue: `export --out fx --type text` after a full export removed 9 of 12 files."""
+    out = tmp_path / "fixtures"
+    assert export(recorded.path, out, capsys)[0] == 0
+    first = fixture_files(out)
+    (out / "hand_written.json").write_text("{}")
+    code, stdout, _ = export(recorded.path, out, capsys, "--status", "read")
+    assert code == 0
+    rewritten = {"statuses.read.json", "batch.2-items.json"}  # the same events, written again in place
+    now = fixture_files(out)
+    assert set(now) == {*first, "hand_written.json"}, "nothing removed, no second name for the same event"
+    assert {name: data for name, data in now.items() if name not in rewritten} == {
+        **{name: data for name, data in first.items() if name not in rewritten},
+        "hand_written.json": b"{}",
+    }, "every other file exactly as it was"
+    kept = len(first) - len(rewritten)
+    assert stdout.rstrip().endswith(f"; {kept} earlier fixtures kept (--clean removes them first)")
+    assert sorted(e["name"] for e in manifest(out)["fixtures"]) == sorted(first), "the manifest lists them all"
+    assert manifest(out)["count"] == len(first)
+
+
+async def test_reexporting_the_same_events_rewrites_them_in_place(
+    recorded: RecordedConversation, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The same recorded event keeps its name (clean diffs): no messages.text-2.json on a second run."""
+    out = tmp_path / "fixtures"
+    assert export(recorded.path, out, capsys)[0] == 0
+    first, first_manifest = fixture_files(out), manifest(out)
+    code, stdout, _ = export(recorded.path, out, capsys)
+    assert code == 0 and "earlier" not in stdout
+    assert fixture_files(out) == first and manifest(out) == first_manifest
+
+
+async def test_a_name_taken_by_a_file_we_did_not_write_is_never_overwritten(
+    recorded: RecordedConversation, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "fixtures"
+    out.mkdir()
+    (out / "statuses.read.json").write_text('{"mine": true}')
+    assert export(recorded.path, out, capsys, "--status", "read")[0] == 0
+    assert (out / "statuses.read.json").read_text() == '{"mine": true}'
+    names = {entry["name"] for entry in manifest(out)["fixtures"]}
+    assert names == {"statuses.read-2.json", "batch.2-items.json"}
+    assert (out / "statuses.read-2.json").exists()
+
+
+async def test_clean_removes_only_the_earlier_manifests_files_and_says_how_many(
     recorded: RecordedConversation, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out = tmp_path / "fixtures"
     assert export(recorded.path, out, capsys)[0] == 0
+    earlier = len(fixture_files(out))
     (out / "hand_written.json").write_text("{}")
-    assert export(recorded.path, out, capsys, "--status", "read")[0] == 0
-    assert set(fixture_files(out)) == {"statuses.read.json", "batch.2-items.json", "hand_written.json"}
+    (out / "messages.text.json.orig").write_text("a backup")
+    code, stdout, _ = export(recorded.path, out, capsys, "--status", "read", "--clean")
+    assert code == 0
+    assert stdout.splitlines()[0] == f"Removed {earlier} earlier fixtures from {out} (--clean)"
+    assert set(fixture_files(out)) == {"statuses.read.json", "batch.2-items.json", "hand_written.json"} | {
+        "messages.text.json.orig"
+    }
+    assert manifest(out)["count"] == 2
+    code, stdout, _ = export(recorded.path, tmp_path / "new", capsys, "--status", "read", "--clean")
+    assert code == 0 and stdout.startswith(f"Removed 0 earlier fixtures from {tmp_path / 'new'} (--clean)")
 
 
 def _mode(path: Path) -> int:
@@ -321,10 +378,11 @@ async def test_export_keeps_an_existing_directorys_mode_and_never_follows_a_plan
     out = tmp_path / "fixtures"
     out.mkdir()
     out.chmod(0o755)  # the developer's own tests/fixtures directory
+    assert export(recorded.path, out, capsys, "--no-scrub")[0] == 0
     victim = tmp_path / "victim.txt"
     victim.write_text("not yours")
-    (out / "messages.text.json").symlink_to(victim)
-    (out / "statuses.read.json").write_text("{}")
+    (out / "messages.text.json").unlink()
+    (out / "messages.text.json").symlink_to(victim)  # planted at a name our manifest lists: rewritten next time
     (out / "statuses.read.json").chmod(0o644)
     assert export(recorded.path, out, capsys, "--no-scrub")[0] == 0
     assert _mode(out) == 0o755
@@ -450,6 +508,14 @@ def test_namer_numbers_repeats_and_never_collides() -> None:
     names = [namer.name(stem) for stem in ("messages.text", "messages.text", "messages.text-2", "messages.text")]
     assert names == ["messages.text.json", "messages.text-2.json", "messages.text-2-2.json", "messages.text-3.json"]
     assert namer.name("manifest") == "manifest-2.json"
+
+
+def test_namer_goes_around_files_already_there_and_gives_an_event_its_earlier_name() -> None:
+    namer = FixtureNamer(taken={"messages.text.json", "messages.text-2.json", "statuses.read.json"})
+    assert namer.name("messages.text") == "messages.text-3.json", "never a name already in the directory"
+    assert namer.name("statuses.read", earlier="statuses.read.json") == "statuses.read.json", "the same event"
+    assert namer.name("statuses.read", earlier="statuses.read.json") == "statuses.read-2.json", "handed out once"
+    assert namer.name("messages.image", earlier="statuses.read.json") == "messages.image.json", "it no longer fits"
 
 
 def test_fixtures_and_plugin_import_neither_aiohttp_nor_textual() -> None:

@@ -163,7 +163,7 @@ def test_find_session_prefers_an_existing_path(tmp_path: Path) -> None:
     assert find_session(session.stem, directory) == [session]
     with pytest.raises(SessionNotFound):
         find_session("", directory)
-    assert recordings_from_args([], directory) == [session]
+    assert recordings_from_args([], directory, ("event",), "Replaying").paths == [session]
 
 
 def test_selection_from_args_reads_every_flag() -> None:
@@ -261,49 +261,65 @@ def test_types_fields_and_statuses_of_every_kind(
     assert both(capsys, kinds, *flags) == [(OLDER, seq) for seq in seqs]
 
 
+HAS = (
+    "this session (rec/20261126-215500.jsonl) has 8 events: types interactive 3, list_reply 1, button_reply 1, "
+    "nfm_reply 1, button 1, text 1, echo 1; statuses failed 1; fields messages 5, group_participants_update 1, "
+    "partner_solution_something_new 1, smb_message_echoes 1"
+)
+
+
 @pytest.mark.parametrize(
-    ("flags", "reason"),
+    ("flags", "cause"),
     [
-        (
-            ["--type", "bogus"],
-            "--type bogus: types in this session (rec/20261126-215500.jsonl): "
-            "interactive, list_reply, button_reply, nfm_reply, button, text, echo",
-        ),
-        (["--status", "read"], "--status read: statuses in this session (rec/20261126-215500.jsonl): failed"),
-        (["--field", "flows"], "--field flows: fields in this session (rec/20261126-215500.jsonl): messages, "),
-        (
-            ["--type", "list_reply", "--status", "failed"],
-            "(kind event, type list_reply, status failed) in this session (rec/20261126-215500.jsonl): "
-            "8 event exchanges there, none with all of it",
-        ),
+        (["--type", "bogus"], "--type bogus"),
+        (["--status", "read"], "--status read"),
+        (["--field", "flows"], "--field flows"),
+        (["--type", "list_reply", "--status", "failed"], "(kind event, type list_reply, status failed)"),
+        (["--signature", "invalid"], "--signature invalid"),
     ],
 )
-def test_a_value_matching_nothing_lists_what_the_session_has(
-    capsys: pytest.CaptureFixture[str], kinds: Path, flags: list[str], reason: str
+def test_a_selection_matching_nothing_names_the_cause_and_counts_what_the_session_has(
+    capsys: pytest.CaptureFixture[str], kinds: Path, flags: list[str], cause: str
 ) -> None:
     assert main(["replay", *flags, "--to", TARGET, "--recordings-dir", "rec", "--dry-run"]) == 2
-    replay_err = capsys.readouterr().err
+    replay_err = capsys.readouterr().err.splitlines()[-1]
     assert main(["export", *flags, "--out", "out", "--recordings-dir", "rec"]) == 2
-    export_err = capsys.readouterr().err
-    assert replay_err.startswith(f"wa-devtunnel replay: no exchanges match {reason}"), replay_err
-    assert export_err.startswith(f"wa-devtunnel export: no event matches {reason}"), export_err
-    assert "--kind all" not in replay_err
+    export_err = capsys.readouterr().err.splitlines()[-1]
+    has = HAS + ("; signatures unchecked 8" if "--signature" in flags else "")
+    assert replay_err == f"wa-devtunnel replay: no exchanges match {cause}: {has}"
+    assert export_err == f"wa-devtunnel export: no event matches {cause}: {has}"
+    assert "--kind all" not in replay_err, "kind is not the problem here"
 
 
 def test_kind_all_is_suggested_only_when_it_would_match(capsys: pytest.CaptureFixture[str], kinds: Path) -> None:
     verify = {**event(9, b""), "kind": "verify", "request": {"method": "GET", "path": "/webhook/whatsapp", "body": ""}}
     with SessionRecorder(kinds, now=lambda: SECOND) as recorder:
         recorder.append(verify)
-    assert main(["replay", "--kind", "event", "--to", TARGET, "--recordings-dir", "rec"]) == 2
+    argv = ["--kind", "event", "--to", TARGET, "--recordings-dir", "rec", "--dry-run"]
+    assert main(["replay", "20261127", *argv]) == 2
     assert capsys.readouterr().err == (
-        "wa-devtunnel replay: no exchanges match: no event exchanges in this session "
-        "(rec/20261127-083000.jsonl) (only verify) (try --kind all)\n"
+        "wa-devtunnel replay: no exchanges match: this session (rec/20261127-083000.jsonl) has no events, "
+        "only 1 handshake (try --kind all)\n"
     )
-    assert main(["replay", "rec", "--seq", "9", "--kind", "event", "--to", TARGET, "--recordings-dir", "rec"]) == 2
+    assert main(["replay", "rec", "--seq", "9", *argv]) == 2
     assert capsys.readouterr().err.rstrip().endswith(
-        "in these 2 sessions (20261126-215500.jsonl, 20261127-083000.jsonl): 8 event exchanges there, "
-        "none with all of it (try --kind all)"
+        "no exchanges match (kind event, seq 9): these 2 sessions (20261126-215500.jsonl, 20261127-083000.jsonl) "
+        "have 8 events: types interactive 3, list_reply 1, button_reply 1, nfm_reply 1, button 1, text 1, echo 1; "
+        "statuses failed 1; fields messages 5, group_participants_update 1, partner_solution_something_new 1, "
+        "smb_message_echoes 1 (try --kind all)"
     )
+
+
+def test_hostile_values_in_the_hint_are_shown_as_data(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Types and fields come from the request: a control character in one must not reach the terminal."""
+    monkeypatch_dir = tmp_path / "rec"
+    hostile = {"field": "evil\x1b[31m\nfield", "value": {"x": 1}}
+    with SessionRecorder(monkeypatch_dir, now=lambda: FIRST) as recorder:
+        recorder.append(event(1, samples.meta_json(samples.envelope([hostile]))))
+    assert main(["replay", "--type", "x", "--to", TARGET, "--recordings-dir", str(monkeypatch_dir), "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "\x1b" not in err and err.count("\n") == 2, err
+    assert "fields evil\\x1b[31m\\x0afield 1" in err
 
 
 def test_echoes_and_interactive_subtypes_are_message_types() -> None:

@@ -92,3 +92,40 @@ def test_the_sessions_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert main(["sessions", "--recordings-dir", str(tmp_path)]) == 0
     header, row = capsys.readouterr().out.splitlines()
     assert header.startswith("FILE  ") and row.startswith(recorder.path.name)
+
+
+def test_late_ack_first_answers_are_not_counted_as_exchanges(tmp_path: Path) -> None:
+    """--ack-first appends the backend's late answer as a line of its own (kind forward_update, same ref)."""
+    late = {"v": RECORDING_VERSION, "id": "late-1", "seq": 3, "kind": "forward_update", "ref": "rec-2", "forward": {}}
+    with SessionRecorder(tmp_path, now=lambda: STARTED) as recorder:
+        recorder.append(record(1, "verify"))
+        recorder.append(record(2, "event"))
+        recorder.append({**late, "received_at": "2026-11-26T21:59:59.000000Z"})
+    [info] = list_sessions(tmp_path)
+    assert (info.exchanges, info.events, info.verifies, info.others, info.late_answers) == (2, 1, 1, 0, 1)
+    assert info.last_at == "2026-11-26T21:55:02.000000Z", "the last exchange, not the late answer"
+    row = table_text([info], tmp_path).splitlines()[1]
+    assert row.split()[3:7] == ["2", "1", "1", "0"]
+
+
+def test_empty_session_files_are_named_not_listed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Older versions left a 0-byte file per idle run; this one writes none, and `sessions` lists none."""
+    (tmp_path / "20261126-215400.jsonl").write_bytes(b"")
+    with SessionRecorder(tmp_path, now=lambda: STARTED) as recorder:
+        recorder.append(record(1, "event"))
+    with SessionRecorder(tmp_path, now=lambda: datetime(2026, 11, 26, 22, 0, tzinfo=UTC)):
+        pass  # an idle run: no file at all
+    assert main(["sessions", "--recordings-dir", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [text.split()[0] for text in lines[1:-1]] == [recorder.path.name]
+    assert lines[-1] == (
+        "Not listed: 1 empty session file left by idle runs of an older wa-devtunnel (safe to delete): "
+        "20261126-215400.jsonl"
+    )
+
+
+def test_only_empty_files_still_say_what_to_do(tmp_path: Path) -> None:
+    (tmp_path / "20261126-215400.jsonl").write_bytes(b"")
+    text = table_text(list_sessions(tmp_path), tmp_path)
+    assert text.startswith(f"No recordings in {tmp_path} yet.")
+    assert "1 empty session file" in text

@@ -186,7 +186,8 @@ async def test_an_invalid_recorded_signature_is_rejected_and_listed(
     assert code == 1
     assert [r.signature_ok for r in backend.behaviour.received] == [True, True, True, True, False, True]
     failed = out.split("Failed:")[1]
-    assert re.search(r"^\s+6\s+event\s+403\s+backend: invalid signature$", failed, re.MULTILINE), out
+    six = read_recording(meta_session).records[5]["id"][:12]
+    assert re.search(rf"^\s+6\s+{six}\s+event\s+403\s+backend: invalid signature$", failed, re.MULTILINE), out
 
 
 async def test_resign_with_the_backends_secret_verifies(
@@ -239,12 +240,68 @@ async def test_bad_signature_is_rejected_by_the_backend(
     backend = await start_backend(app_secret=APP_SECRET)
     args = ["--to", backend.url, "--recordings-dir", str(recordings), "--bad-signature", "--signature", "valid"]
     code, out, _ = await replay(capsys, *args)
-    assert code == 1
+    assert code == 0, "a backend that refuses every forged signature passes: usable as a CI check"
     received = backend.behaviour.received
     assert len(received) == 5 and not any(r.signature_ok for r in received)
     assert all(re.fullmatch(r"sha256=[0-9a-f]{64}", r.headers["X-Hub-Signature-256"]) for r in received)
     assert re.search(r"^403\s+5$", out, re.MULTILINE), out
     assert "deliberately wrong" in out
+    assert "Result:  5 forged requests, all rejected (403)" in out
+    assert "Failed:" not in out and "Not rejected" not in out
+
+
+@pytest.mark.parametrize(
+    ("status", "code", "result"),
+    [
+        (401, 0, "Result:  5 forged requests, all rejected (401)"),
+        (400, 0, "Result:  5 forged requests, all rejected (400)"),
+        (200, 1, "Result:  5 forged requests, 5 NOT rejected"),
+        (204, 1, "Result:  5 forged requests, 5 NOT rejected"),
+        (500, 1, "Result:  5 forged requests, 5 NOT rejected"),
+    ],
+)
+async def test_bad_signature_passes_only_when_every_forgery_gets_a_4xx(
+    meta_session: Path,
+    recordings: Path,
+    start_backend: Any,
+    capsys: pytest.CaptureFixture[str],
+    status: int,
+    code: int,
+    result: str,
+) -> None:
+    """Meta: a backend must refuse a request whose signature does not match. 2xx took it; 5xx did not say no."""
+    backend = await start_backend(status=status, reject_bad_signature=False)
+    args = ["--to", backend.url, "--recordings-dir", str(recordings), "--bad-signature", "--signature", "valid"]
+    exit_code, out, _ = await replay(capsys, *args, "--no-record")
+    assert exit_code == code, out
+    assert result in out
+    if code:
+        table = out.split("Not rejected (a wrong signature must be refused):")[1]
+        ids = {r["seq"]: r["id"][:12] for r in read_recording(meta_session).records}
+        for seq in (2, 3, 4, 5, 7):  # each named by seq and id, with the status it got
+            assert re.search(rf"^\s+{seq}\s+{ids[seq]}\s+event\s+{status}\s", table, re.MULTILINE), out
+        reason = "accepted a wrong signature" if status < 300 else "a server error, not a rejection"
+        assert reason in table
+
+
+async def test_bad_signature_mixed_answers_and_json(
+    meta_session: Path, recordings: Path, start_backend: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The forged text message reaches a backend that skips the check for it: only that one is named."""
+    backend = await start_backend(app_secret=APP_SECRET)
+    args = ["--to", backend.url, "--recordings-dir", str(recordings), "--bad-signature", "--signature", "valid"]
+    leaky = await start_backend(reject_bad_signature=False)
+    code, out, _ = await replay(capsys, *args, "--json", "--no-record")
+    assert code == 0
+    assert json.loads(out)["summary"]["forged"] == {"sent": 5, "rejected": {"403": 5}, "not_rejected": 0}
+    args[1] = leaky.url
+    code, out, _ = await replay(capsys, *args, "--json", "--no-record", "--type", "text")
+    assert code == 1
+    report = json.loads(out)
+    assert report["summary"]["forged"] == {"sent": 1, "rejected": {}, "not_rejected": 1}
+    [accepted] = report["results"]
+    assert (accepted["seq"], accepted["status"], accepted["ok"]) == (2, 200, False)
+    assert accepted["detail"].startswith("accepted a wrong signature (HTTP 200)")
 
 
 async def test_resign_and_bad_signature_together_is_a_usage_error(
@@ -292,7 +349,7 @@ async def test_backend_status_is_reported(
 
     code, out, _ = await replay(capsys, "--to", backend.url, "--recordings-dir", str(recordings), "--no-record")
     if expected_code:
-        rows = re.findall(rf"^\s+(\d+)\s+event\s+{status}\s+backend says {status}$", out, re.MULTILINE)
+        rows = re.findall(rf"^\s+(\d+)\s+[0-9a-f]{{12}}\s+event\s+{status}\s+backend says {status}$", out, re.MULTILINE)
         assert [int(seq) for seq in rows] == EVENT_SEQS, out
     else:
         assert "Failed:" not in out
@@ -355,7 +412,7 @@ async def dry_run_seqs(capsys: pytest.CaptureFixture[str], recordings: Path, *ar
         (["--seq", "2,5-6,9-10"], [2, 5, 6]),
         (["--last", "2"], [6, 7]),
         (["--type", "text", "--last", "1"], [6]),
-        (["--origin", "meta"], EVENT_SEQS),
+        (["--origin", "meta,local"], EVENT_SEQS),  # Meta's requests, straight to the receiver (no tunnel here)
     ],
 )
 async def test_selection_filters(
@@ -513,7 +570,7 @@ async def test_handshake_replay_uses_the_targets_token_and_a_fresh_challenge(
 
     code, out, _ = await replay(capsys, *args, "--verify-token", "not-the-token", "--no-record")
     assert code == 1
-    assert re.search(r"^\s+1\s+verify\s+403\s+backend: bad verify token$", out, re.MULTILINE), out
+    assert re.search(r"^\s+1\s+[0-9a-f]{12}\s+verify\s+403\s+backend: bad verify token$", out, re.MULTILINE), out
 
 
 async def test_handshake_replay_without_a_token_is_a_usage_error(
@@ -571,7 +628,7 @@ async def test_target_defaults_to_the_forward_target(
         (["--seq", "9-3"], "ends before it starts"),
         (["--seq", "x"], "is not a sequence number"),
         (["--kind", "other"], "--kind"),
-        (["--type", "video"], "no exchanges match --type video: types in this session ("),
+        (["--type", "video"], "no exchanges match --type video: this session ("),
     ],
 )
 async def test_usage_errors_exit_2_with_a_clear_message(
@@ -742,7 +799,8 @@ async def test_python_dash_m_replay_end_to_end(
     )
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=30)
     assert process.returncode == 0, stderr.decode()
-    assert stderr == b"", "no progress bar when stderr is not a terminal"
+    picked = f"Replaying recordings/{meta_session.name} (latest session with events; 6 events)"
+    assert stderr.decode().splitlines() == [picked], "which session, and no progress bar (not a terminal)"
     assert "Result:  5 ok, 0 failed" in stdout.decode()
     assert len(backend.behaviour.received) == 5
 

@@ -5,13 +5,22 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 from typing import Any, Protocol
 
-from wa_devtunnel.engine.replay.source import Selection, default_source, parse_seq_ranges, parse_timestamp
+from wa_devtunnel.engine.instance import read_instance
+from wa_devtunnel.engine.replay.pick import pick_latest_session, picked_note
+from wa_devtunnel.engine.replay.source import (
+    LoadedRecordings,
+    Selection,
+    load_recordings,
+    parse_seq_ranges,
+    parse_timestamp,
+)
 from wa_devtunnel.engine.sessions import find_sessions
-from wa_devtunnel.settings import Settings
+from wa_devtunnel.settings import ConfigError, Settings, http_url
 
 Subparsers = argparse._SubParsersAction  # argparse's own type for `add_subparsers()`; it has no public name
 
@@ -113,16 +122,73 @@ def add_recordings_argument(parser: argparse.ArgumentParser) -> None:
         nargs="*",
         metavar="RECORDING",
         help="session files or directories, or sessions by name as `wa-devtunnel sessions` lists them "
-        "(.jsonl optional, or the start of one name); default: the latest session recorded",
+        "(.jsonl optional, or the start of one name); default: the latest session with something to send "
+        "(never the running wa-devtunnel's own, unless named)",
     )
 
 
-def recordings_from_args(names: Sequence[str], recordings_dir: Path) -> list[Path]:
-    """The session files typed (see engine.sessions.find_session), else the latest one Meta wrote to.
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """The sessions a command reads, already loaded, and the line that says which was picked by default."""
 
-    Raises SessionNotFound or ReplayError; each command words them as its own usage error.
+    paths: list[Path]
+    loaded: LoadedRecordings
+    picked: str = ""  # empty when the sessions were named
+
+
+def recordings_from_args(names: Sequence[str], recordings_dir: Path, kinds: tuple[str, ...], verb: str) -> Sources:
+    """The sessions typed (see engine.sessions.find_session), else the latest with exchanges of `kinds`.
+
+    The default is never a replay's session nor the running wa-devtunnel's live one (engine.replay.pick);
+    `verb` starts the line that names it (`Replaying`, `Exporting from`). Raises SessionNotFound or
+    ReplayError; each command words them as its own usage error.
     """
-    return find_sessions(names, recordings_dir) if names else [default_source(recordings_dir)]
+    if names:
+        paths = find_sessions(names, recordings_dir)
+        return Sources(paths, load_recordings(paths))
+    picked = pick_latest_session(recordings_dir, kinds)
+    return Sources([picked.path], picked.loaded, picked_note(picked, verb, shown_path(picked.path)))
+
+
+def shown_path(path: Path) -> Path:
+    """Relative to the current directory when inside it: shorter, and what the developer typed."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except (ValueError, OSError):
+        return path
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where `replay`/`trigger` send, and the line that says how it was found (empty for --to)."""
+
+    url: str
+    note: str = ""
+
+
+def target_from_args(to: str | None, settings: Settings, prog: str) -> Target | None:
+    """--to, else the running wa-devtunnel (its instance file beside the recordings), else the forward target.
+
+    None when there is none of the three: each command says what to do (or uses its own default).
+    """
+    if to:
+        try:
+            return Target(http_url(to, "--to"))
+        except ConfigError as exc:
+            raise UsageError(f"{prog}: {exc}") from None
+    instance = read_instance(settings.recordings_dir)
+    if instance is not None and instance.local_url:
+        return Target(
+            instance.local_url,
+            f"Sending to the running wa-devtunnel at {instance.local_url} (pid {instance.pid}; --to for another URL)",
+        )
+    if settings.forward_to:
+        return Target(
+            settings.forward_to,
+            f"Sending to WA_DEVTUNNEL_FORWARD_TO {settings.forward_to} (no running wa-devtunnel in "
+            f"{settings.recordings_dir})",
+        )
+    return None
 
 
 def add_selection_arguments(parser: argparse.ArgumentParser, title: str, origins_help: str) -> None:

@@ -13,6 +13,7 @@ import time
 from wa_devtunnel.cli.options import (
     ExitCode,
     Subparsers,
+    Target,
     UsageError,
     add_common,
     add_recordings_argument,
@@ -20,24 +21,19 @@ from wa_devtunnel.cli.options import (
     positive,
     recordings_from_args,
     selection_from_args,
+    target_from_args,
 )
 from wa_devtunnel.cli.output import ProgressBar, console_for, error
 from wa_devtunnel.cli.replay_output import json_report, print_dry_run, print_summary
 from wa_devtunnel.cli.terminal_text import say_lines
 from wa_devtunnel.engine.instance import origin_key_for
 from wa_devtunnel.engine.recording import SessionRecorder
+from wa_devtunnel.engine.replay.hints import matches_with_any_kind, no_match_message
 from wa_devtunnel.engine.replay.plan import ReplayOptions, SignatureMode, plan_replay
 from wa_devtunnel.engine.replay.send import ReplayNotRecorded, send_plan, summarize
-from wa_devtunnel.engine.replay.source import (
-    REPLAY_SUFFIX,
-    ReplayError,
-    load_recordings,
-    matches_with_any_kind,
-    no_match_message,
-    select,
-)
+from wa_devtunnel.engine.replay.source import REPLAY_SUFFIX, ReplayError, select
 from wa_devtunnel.engine.sessions import SessionNotFound
-from wa_devtunnel.settings import Settings, http_url
+from wa_devtunnel.settings import Settings
 
 NAME = "replay"
 READS_SETTINGS = True
@@ -50,7 +46,12 @@ def register(subparsers: Subparsers) -> None:
     replay = subparsers.add_parser(NAME, help="send recorded webhooks again, e.g. to your backend")
     add_common(replay)
     add_recordings_argument(replay)
-    replay.add_argument("--to", metavar="URL", help="where to send (default: WA_DEVTUNNEL_FORWARD_TO)")
+    replay.add_argument(
+        "--to",
+        metavar="URL",
+        help="where to send (default: the running wa-devtunnel found in --recordings-dir, "
+        "else WA_DEVTUNNEL_FORWARD_TO)",
+    )
     add_selection_arguments(
         replay,
         "selection (flags combine with AND; repeat a flag or use commas for OR)",
@@ -77,27 +78,24 @@ def register(subparsers: Subparsers) -> None:
     replay.add_argument("--no-record", action="store_true", help="do not record the replayed exchanges")
 
 
-def options_from_args(settings: Settings, args: argparse.Namespace) -> ReplayOptions:
-    """--to (or the forward target), signature mode, secret, the target's token, pacing."""
-    if args.to:
-        target = http_url(args.to, "--to")
-    elif settings.forward_to:
-        target = settings.forward_to
-    else:
+def options_from_args(settings: Settings, args: argparse.Namespace, target: Target | None = None) -> ReplayOptions:
+    """--to (else the running wa-devtunnel, else the forward target), signature mode, secret, token, pacing."""
+    target = target or target_from_args(args.to, settings, PROG)
+    if target is None:
         raise ReplayError(
-            "where to? pass --to URL (e.g. --to http://localhost:8000/webhook/whatsapp) "
-            "or set WA_DEVTUNNEL_FORWARD_TO in .env"
+            f"where to? no running wa-devtunnel found in {settings.recordings_dir}: pass --to URL "
+            "(e.g. --to http://localhost:8000/webhook/whatsapp) or set WA_DEVTUNNEL_FORWARD_TO in .env"
         )
     mode = SignatureMode.RESIGN if args.resign else SignatureMode.BAD if args.bad_signature else SignatureMode.ORIGINAL
     return ReplayOptions(
-        target_url=target,
+        target_url=target.url,
         signature=mode,
         app_secret=settings.app_secret,
         verify_token=None if settings.verify_token_generated else settings.verify_token,
         concurrency=args.concurrency,
         rate=args.rate,
         timeout_s=args.timeout or settings.forward_timeout_s,
-        origin_key=origin_key_for(settings.recordings_dir, target),
+        origin_key=origin_key_for(settings.recordings_dir, target.url),
     )
 
 
@@ -118,15 +116,17 @@ def run(args: argparse.Namespace, settings: Settings | None) -> ExitCode:
 
 def _replay(settings: Settings, args: argparse.Namespace) -> ExitCode:
     """Load, select, plan; then print the plan (--dry-run) or send it and print the summary."""
-    options = options_from_args(settings, args)
-    paths = recordings_from_args(args.recordings, settings.recordings_dir)
-    loaded = load_recordings(paths)
-    warnings = [f"warning: {problem}" for problem in loaded.problems[:MAX_PROBLEMS_SHOWN]]
-    if len(loaded.problems) > MAX_PROBLEMS_SHOWN:
-        warnings.append(f"warning: ... and {len(loaded.problems) - MAX_PROBLEMS_SHOWN} more")
-    if warnings:
-        say_lines(warnings, sys.stderr)
+    target = target_from_args(args.to, settings, PROG)
+    options = options_from_args(settings, args, target)
     selection = selection_from_args(args, args.kind)
+    sources = recordings_from_args(args.recordings, settings.recordings_dir, selection.kinds, "Replaying")
+    paths, loaded = sources.paths, sources.loaded
+    notes = [text for text in (sources.picked, target.note if target else "") if text]
+    notes += [f"warning: {problem}" for problem in loaded.problems[:MAX_PROBLEMS_SHOWN]]
+    if len(loaded.problems) > MAX_PROBLEMS_SHOWN:
+        notes.append(f"warning: ... and {len(loaded.problems) - MAX_PROBLEMS_SHOWN} more")
+    if notes:
+        say_lines(notes, sys.stderr)
     chosen = select(loaded.exchanges, selection)
     if not chosen:
         hint = " (try --kind all)" if matches_with_any_kind(loaded.exchanges, selection) else ""
@@ -157,11 +157,9 @@ def _replay(settings: Settings, args: argparse.Namespace) -> ExitCode:
         return ExitCode.FAILED
     finally:
         if recorder is not None:
-            recorder.close()
-            if recorder.path.stat().st_size == 0:  # nothing was sent: leave no empty session behind
-                recorder.path.unlink()
+            recorder.close()  # nothing recorded: no file was made
     summary = summarize(results, time.perf_counter() - started)
-    recording = recorder.path if recorder is not None else None
+    recording = recorder.path if recorder is not None and recorder.paths else None
     if args.json:
         print(json.dumps(json_report(paths, options, plan, results, summary, recording, loaded.problems)))
     else:

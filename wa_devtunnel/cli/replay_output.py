@@ -13,11 +13,13 @@ from typing import Any
 from rich.console import Console
 from rich.text import Text
 
+from wa_devtunnel.cli.options import shown_path
 from wa_devtunnel.cli.output import add_row, echo, new_table, print_table, status_style, styled
-from wa_devtunnel.engine.replay.plan import PlannedRequest, ReplayOptions, SignatureMode
+from wa_devtunnel.engine.replay.plan import FORGED, PlannedRequest, ReplayOptions, SignatureMode
 from wa_devtunnel.engine.replay.send import ReplayResult, ReplaySummary
 
 BODY_PREVIEW = 200
+ID_SHOWN = 12  # enough for `replay --id`
 SIGNATURE_NOTES = {
     SignatureMode.ORIGINAL: "Meta's original X-Hub-Signature-256, body byte for byte",
     SignatureMode.RESIGN: "re-signed with your App Secret",
@@ -70,13 +72,34 @@ def _preview(text: str) -> str:
 
 
 def _result_text(summary: ReplaySummary) -> Text:
-    """`Result:  5 ok, 1 failed`, the failures in red when there are any."""
+    """`Result:  5 ok, 1 failed`, the failures in red; with --bad-signature, how many forgeries were refused."""
+    if summary.forged:
+        return _forged_result(summary)
     return Text.assemble(
         "Result:  ",
         (f"{summary.ok} ok", "green" if summary.ok else ""),
         ", ",
         (f"{summary.failed} failed", "bold red" if summary.failed else ""),
     )
+
+
+def _forged_result(summary: ReplaySummary) -> Text:
+    """`Result:  2 forged requests, all rejected (401)`, or how many were NOT rejected, in red."""
+    statuses = ", ".join(summary.rejected)
+    rejected = sum(summary.rejected.values())
+    text = Text.assemble("Result:  ", _plural(summary.forged, "forged request"), ", ")
+    if not summary.not_rejected:
+        word = "rejected" if summary.forged == 1 else "all rejected"
+        text.append(f"{word} ({statuses})", "green")
+    else:
+        if rejected:
+            text.append(f"{rejected} rejected ({statuses}), ")
+        text.append(f"{summary.not_rejected} NOT rejected", "bold red")
+    handshakes = summary.total - summary.forged
+    if handshakes:
+        failed = summary.failed - summary.not_rejected
+        text.append(f"; {_plural(handshakes, 'handshake')}: {handshakes - failed} ok, {failed} failed")
+    return text
 
 
 def print_summary(
@@ -107,28 +130,23 @@ def print_summary(
     echo(console, _result_text(summary))
     failed = [r for r in results if not r.ok]
     if failed:
-        table = new_table(("SEQ", "KIND", "STATUS", "ANSWER"), right=(0, 2), wrap=3)
+        table = new_table(("SEQ", "ID", "KIND", "STATUS", "ANSWER"), right=(0, 3), wrap=4)
         for r in failed:
             status = str(r.answer.status) if r.answer.status is not None else "error"
             answer = _preview(r.answer.error or _failure_text(r))
-            add_row(table, (_where(r.planned, multi), r.planned.source.view.kind, styled(status, "red"), answer))
+            view = r.planned.source.view
+            add_row(table, (_where(r.planned, multi), view.id[:ID_SHOWN], view.kind, styled(status, "red"), answer))
         echo(console)
-        echo(console, "Failed:")
+        echo(console, "Not rejected (a wrong signature must be refused):" if summary.forged else "Failed:")
         print_table(console, table, indent=2)
     echo(console)
-    echo(console, f"Recorded to {_shown(recording)}" if recording else "Not recorded (--no-record)")
-
-
-def _shown(path: Path) -> Path:
-    """Relative to the current directory when inside it: shorter, and what the developer typed."""
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve())
-    except ValueError:
-        return path
+    echo(console, f"Recorded to {shown_path(recording)}" if recording else "Not recorded (--no-record)")
 
 
 def _failure_text(result: ReplayResult) -> str:
     body = result.body_text
+    if result.planned.signature == FORGED and result.answer.status is not None:
+        return f"{result.detail}: {body}" if body else result.detail
     if result.planned.challenge is not None and result.answer.status == 200:
         return f"{result.detail}: {body!r}"
     return body or result.detail
@@ -182,4 +200,7 @@ def json_report(
             "latency_ms": {key: round(value, 3) for key, value in latency.items()},
             "seconds": round(summary.seconds, 3),
         }
+        if summary.forged:
+            rejected = {"sent": summary.forged, "rejected": dict(summary.rejected)}
+            report["summary"]["forged"] = rejected | {"not_rejected": summary.not_rejected}
     return report

@@ -16,6 +16,7 @@ from wa_devtunnel.settings import Settings
 
 NAME = "sessions"
 READS_SETTINGS = True
+EMPTY_SHOWN = 5
 HEADERS = ("FILE", "STARTED (UTC)", "EXCHANGES", "EVENTS", "VERIFIES", "OTHERS", "SIZE")
 
 
@@ -56,11 +57,21 @@ def sessions_table(sessions: Sequence[SessionInfo]) -> Table:
 
 
 def print_sessions(console: Console, sessions: Sequence[SessionInfo], directory: Path) -> None:
-    """The table, or what to do when there is nothing recorded yet."""
-    if not sessions:
+    """The table, or what to do when there is nothing recorded yet; empty files are named, not listed."""
+    listed = [info for info in sessions if not info.empty]
+    if listed:
+        print_table(console, sessions_table(listed))
+    else:
         echo(console, f"No recordings in {directory} yet. Run `wa-devtunnel` and send a webhook.")
-        return
-    print_table(console, sessions_table(sessions))
+    empty = [info.path.name for info in sessions if info.empty]
+    if empty:
+        files = "file" if len(empty) == 1 else "files"
+        shown = ", ".join(empty[:EMPTY_SHOWN]) + (", ..." if len(empty) > EMPTY_SHOWN else "")
+        echo(
+            console,
+            f"Not listed: {len(empty)} empty session {files} left by idle runs of an older wa-devtunnel "
+            f"(safe to delete): {shown}",
+        )
 
 
 def run(args: argparse.Namespace, settings: Settings | None) -> ExitCode:

@@ -8,13 +8,12 @@ import sys
 import time
 from collections.abc import Callable
 from random import Random
-from urllib.parse import urlsplit
 
 from rich.text import Text
 
-from wa_devtunnel.cli.options import ExitCode, Subparsers, UsageError
+from wa_devtunnel.cli.options import ExitCode, Subparsers, Target, UsageError, add_common, target_from_args
 from wa_devtunnel.cli.output import console_for, echo, error
-from wa_devtunnel.cli.terminal_text import line
+from wa_devtunnel.cli.terminal_text import line, say_lines
 from wa_devtunnel.engine.instance import origin_key_for
 from wa_devtunnel.engine.origin import ORIGIN_HEADER
 from wa_devtunnel.engine.trigger import DEFAULT_TIMEOUT_S, Delivery, DeliveryResult, send_deliveries
@@ -71,10 +70,10 @@ def register(subparsers: Subparsers) -> None:
     parser.add_argument(
         "--to",
         metavar="URL",
-        help="URL to POST to (default: WA_DEVTUNNEL_FORWARD_TO if set, else the local receiver "
-        "http://127.0.0.1:<WA_DEVTUNNEL_PORT or 8765>/webhook/whatsapp)",
+        help="URL to POST to (default: the running wa-devtunnel found in --recordings-dir, else "
+        "WA_DEVTUNNEL_FORWARD_TO if set, else http://127.0.0.1:<WA_DEVTUNNEL_PORT or 8765>/webhook/whatsapp)",
     )
-    parser.add_argument("--env-file", metavar="PATH", help="settings file to read (default ./.env)")
+    add_common(parser)
     parser.add_argument(
         "--app-secret", metavar="SECRET", help="sign with this App Secret (default WHATSAPP_APP_SECRET; else unsigned)"
     )
@@ -131,12 +130,13 @@ def _check_usage(args: argparse.Namespace) -> catalogue.EventKind | None:
     return kind
 
 
-def _target(args: argparse.Namespace, settings: Settings) -> str:
-    url = args.to or settings.forward_to or settings.local_callback_url
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise UsageError(f"wa-devtunnel trigger: --to {url!r} is not an http:// or https:// URL")
-    return url
+def _target(args: argparse.Namespace, settings: Settings) -> Target:
+    """--to, else the running wa-devtunnel, else the forward target, else where `up` listens by default."""
+    found = target_from_args(args.to, settings, "wa-devtunnel trigger")
+    if found is not None:
+        return found
+    url = settings.local_callback_url
+    return Target(url, f"Sending to {url} (no running wa-devtunnel found in {settings.recordings_dir})")
 
 
 def plan_deliveries(
@@ -198,7 +198,8 @@ def run(args: argparse.Namespace, settings: Settings | None) -> ExitCode:
         print("\n--sequence (no KIND): status_sent, status_delivered, status_read of one message id.")
         return ExitCode.OK
     kind = _check_usage(args)
-    url = _target(args, settings)
+    target = _target(args, settings)
+    url = target.url
     options = catalogue.TriggerOptions(
         sender=args.sender or USER_WA_ID,
         text=args.text,
@@ -217,6 +218,8 @@ def run(args: argparse.Namespace, settings: Settings | None) -> ExitCode:
         return ExitCode.OK
     secret = args.app_secret or settings.app_secret
     out = console_for()
+    if target.note:
+        say_lines([target.note], sys.stderr)
     if secret:
         source = "--app-secret" if args.app_secret else "WHATSAPP_APP_SECRET"
         echo(out, f"POST {line(url)}  (signed with {source})")

@@ -12,6 +12,7 @@ from typing import Any
 from wa_devtunnel.engine.recording import STAMP_FORMAT, read_recording
 
 SESSION_SUFFIX = ".jsonl"
+LATE_ANSWER_KIND = "forward_update"  # the line --ack-first appends when the backend answers (not an exchange)
 _STAMP_RE = re.compile(r"^(\d{8}-\d{6})")
 
 
@@ -33,6 +34,13 @@ class SessionInfo:
     last_at: str
     size_bytes: int
     problems: int
+    # --ack-first: the backend's late answer to an exchange, a line of its own (not an exchange).
+    late_answers: int = 0
+
+    @property
+    def empty(self) -> bool:
+        """Nothing in it at all (an idle run of a version that created the file at start)."""
+        return not self.exchanges and not self.late_answers and not self.problems
 
 
 def _natural_key(path: Path) -> list[Any]:
@@ -61,8 +69,9 @@ def _started_at(path: Path) -> datetime | None:
 
 def _session_info(path: Path) -> SessionInfo:
     read = read_recording(path)
-    kinds = [record.get("kind") for record in read.records]
-    stamps = [r["received_at"] for r in read.records if isinstance(r.get("received_at"), str)]
+    exchanges = [record for record in read.records if record.get("kind") != LATE_ANSWER_KIND]
+    kinds = [record.get("kind") for record in exchanges]
+    stamps = [r["received_at"] for r in exchanges if isinstance(r.get("received_at"), str)]
     events = kinds.count("event")
     verifies = kinds.count("verify")
     return SessionInfo(
@@ -76,6 +85,7 @@ def _session_info(path: Path) -> SessionInfo:
         last_at=stamps[-1] if stamps else "",
         size_bytes=path.stat().st_size,
         problems=len(read.problems),
+        late_answers=len(read.records) - len(exchanges),
     )
 
 

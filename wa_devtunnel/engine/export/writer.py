@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from wa_devtunnel import __version__
+from wa_devtunnel.engine.export.earlier import EarlierExport, earlier_export
 from wa_devtunnel.engine.export.naming import MANIFEST_NAME, FixtureNamer, fixture_stem
 from wa_devtunnel.engine.replay.source import RecordedExchange
 from wa_devtunnel.rules.decode.payload import decode_payload
@@ -26,8 +26,6 @@ from wa_devtunnel.rules.scrub.payload import Scrubber
 
 MANIFEST_FORMAT = 1
 GENERATOR = f"wa-devtunnel {__version__}"
-# What an older export of ours may have written: removed before a new export, nothing else is.
-_OUR_FILE = re.compile(r"[a-z0-9_][a-z0-9_.-]*\.json")
 PRIVATE_DIR, PRIVATE_FILE = 0o700, 0o600
 
 ProgressCallback = Callable[[int, int], None]
@@ -76,10 +74,12 @@ class ExportResult:
     skipped: tuple[str, ...]
     scrubbed: bool
     keep_text: bool
+    kept: int = 0  # earlier fixtures left as they were (listed in the manifest again)
+    removed: int = 0  # earlier fixtures --clean removed
 
 
-def prepare_out_dir(out_dir: Path) -> None:
-    """Create the directory (0700), and remove the files a previous export listed in its manifest."""
+def prepare_out_dir(out_dir: Path, clean: bool = False) -> EarlierExport:
+    """Create the directory (0700); say what an earlier export left there (with `clean`: remove its files)."""
     if out_dir.exists() and not out_dir.is_dir():
         raise ExportError(f"--out {out_dir} exists and is not a directory")
     try:
@@ -90,20 +90,10 @@ def prepare_out_dir(out_dir: Path) -> None:
         pass
     except OSError as exc:
         raise ExportError(f"--out {out_dir}: cannot create it ({exc.strerror or exc})") from exc
-    for name in _previous_export(out_dir / MANIFEST_NAME):
-        (out_dir / name).unlink(missing_ok=True)
-
-
-def _previous_export(manifest: Path) -> list[str]:
     try:
-        data = json.loads(manifest.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return []
-    if not isinstance(data, dict) or not str(data.get("generator", "")).startswith("wa-devtunnel"):
-        return []
-    entries = data.get("fixtures")
-    names = [entry.get("name") for entry in entries if isinstance(entry, dict)] if isinstance(entries, list) else []
-    return [n for n in names if isinstance(n, str) and n != MANIFEST_NAME and _OUR_FILE.fullmatch(n)]
+        return earlier_export(out_dir, clean)
+    except OSError as exc:
+        raise ExportError(f"--out {out_dir}: cannot read it ({exc.strerror or exc})") from exc
 
 
 def write_private(path: Path, data: bytes) -> None:
@@ -157,7 +147,7 @@ def _kinds(items: Sequence[dict[str, Any]]) -> tuple[str, ...]:
 
 
 def _export_one(
-    event: RecordedExchange, out_dir: Path, namer: FixtureNamer, scrubber: Scrubber | None
+    event: RecordedExchange, out_dir: Path, namer: FixtureNamer, scrubber: Scrubber | None, earlier: EarlierExport
 ) -> ExportedFixture | str:
     """Write one fixture; return its manifest entry, or why the event cannot be one."""
     data = _fixture_bytes(event.body, scrubber)
@@ -167,7 +157,8 @@ def _export_one(
     if not summary.ok:
         return summary.problem
     items = summary.to_dict()["items"]
-    name = namer.name(fixture_stem(items, summary.fields))
+    record_id = str(event.record.get("id", ""))
+    name = namer.name(fixture_stem(items, summary.fields), earlier.names_by_id.get(record_id))
     write_private(out_dir / name, data)
     seq = event.record.get("seq")
     cleared = scrubber.scrub_text if scrubber is not None else str
@@ -179,7 +170,7 @@ def _export_one(
         headline=summary.headline,
         session=cleared(event.session.name),
         seq=seq if isinstance(seq, int) else None,
-        id=str(event.record.get("id", "")),
+        id=record_id,
         scrubbed=scrubber is not None,
     )
 
@@ -191,17 +182,19 @@ def export_fixtures(
     scrub: bool = True,
     keep_text: bool = False,
     progress: ProgressCallback | None = None,
+    earlier: EarlierExport | None = None,
 ) -> ExportResult:
-    """Write one file per event and manifest.json; the caller ran prepare_out_dir first."""
+    """Write one file per event and manifest.json, keeping what `earlier` (from prepare_out_dir) found there."""
+    earlier = earlier or EarlierExport()
     scrubber = Scrubber(keep_text=keep_text) if scrub else None
     if scrubber is not None:
         _learn_everyone(events, scrubber)
-    namer = FixtureNamer()
+    namer = FixtureNamer(taken=earlier.present)
     fixtures: list[ExportedFixture] = []
     skipped: list[str] = []
     total = len(events)
     for done, event in enumerate(events, start=1):
-        outcome = _export_one(event, out_dir, namer, scrubber)
+        outcome = _export_one(event, out_dir, namer, scrubber, earlier)
         if isinstance(outcome, ExportedFixture):
             fixtures.append(outcome)
         else:
@@ -209,11 +202,20 @@ def export_fixtures(
         if progress is not None:
             progress(done, total)
     manifest = out_dir / MANIFEST_NAME
-    write_private(manifest, _manifest_text(fixtures, scrub, keep_text).encode("ascii"))
-    return ExportResult(out_dir, manifest, tuple(fixtures), tuple(skipped), scrub, keep_text)
+    entries = _merged_entries(earlier.entries, fixtures)
+    write_private(manifest, _manifest_text(entries, scrub, keep_text).encode("ascii"))
+    kept = len(entries) - len(fixtures)
+    return ExportResult(out_dir, manifest, tuple(fixtures), tuple(skipped), scrub, keep_text, kept, earlier.removed)
 
 
-def _manifest_text(fixtures: Sequence[ExportedFixture], scrub: bool, keep_text: bool) -> str:
+def _merged_entries(earlier: Sequence[dict[str, Any]], fixtures: Sequence[ExportedFixture]) -> list[dict[str, Any]]:
+    """The earlier fixtures still there (a rewritten one in its place, with what it holds now), then the new."""
+    written = {fixture.name: fixture.to_dict() for fixture in fixtures}
+    entries = [written.pop(entry["name"], entry) for entry in earlier]
+    return entries + list(written.values())
+
+
+def _manifest_text(fixtures: Sequence[dict[str, Any]], scrub: bool, keep_text: bool) -> str:
     """Indented JSON with one line per fixture, so a re-export reads well in a git diff."""
     head = {
         "generator": GENERATOR,
@@ -223,6 +225,6 @@ def _manifest_text(fixtures: Sequence[ExportedFixture], scrub: bool, keep_text: 
         "count": len(fixtures),
     }
     lines = [f"  {json.dumps(key)}: {json.dumps(value)}," for key, value in head.items()]
-    entries = ",\n".join(f"    {json.dumps(f.to_dict(), ensure_ascii=True)}" for f in fixtures)
+    entries = ",\n".join(f"    {json.dumps(entry, ensure_ascii=True)}" for entry in fixtures)
     body = f'  "fixtures": [\n{entries}\n  ]' if fixtures else '  "fixtures": []'
     return "{\n" + "\n".join(lines) + "\n" + body + "\n}\n"

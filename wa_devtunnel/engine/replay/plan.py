@@ -21,6 +21,7 @@ from wa_devtunnel.rules.handshake import redact_verify_token, verification_query
 from wa_devtunnel.rules.signature import LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER, sign_body
 
 REPLAY_ORIGIN = "replay"
+FORGED = "bad"  # PlannedRequest.signature of a request sent with a deliberately wrong signature
 
 
 class SignatureMode(StrEnum):
@@ -123,7 +124,7 @@ def _plan_one(
             if signature is SignatureMode.RESIGN
             else "wa-devtunnel-bad-" + secrets.token_hex(8)
         )
-        mode = "resigned" if signature is SignatureMode.RESIGN else "bad"
+        mode = "resigned" if signature is SignatureMode.RESIGN else FORGED
         headers = [(n, v) for n, v in headers if n.lower() != LEGACY_SIGNATURE_HEADER.lower()]
         headers = _with_header(headers, SIGNATURE_HEADER, sign_body(body, key))
     headers.append((ORIGIN_HEADER, origin_header(REPLAY_ORIGIN, options.origin_key)))

@@ -10,14 +10,14 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
 from wa_devtunnel.engine.exchange import build_record, utc_timestamp
 from wa_devtunnel.engine.forwarder import Forwarder, ForwardResult
 from wa_devtunnel.engine.recording import SessionRecorder
-from wa_devtunnel.engine.replay.plan import REPLAY_ORIGIN, PlannedRequest, ReplayOptions, header_value
+from wa_devtunnel.engine.replay.plan import FORGED, REPLAY_ORIGIN, PlannedRequest, ReplayOptions, header_value
 from wa_devtunnel.engine.tunnel.selftest import judge_handshake_answer
 from wa_devtunnel.rules.handshake import redact_verify_token
 from wa_devtunnel.rules.signature import SIGNATURE_HEADER, check_signature
@@ -102,15 +102,33 @@ class _RecordWriter:
 
 
 def judge(planned: PlannedRequest, answer: ForwardResult) -> tuple[bool, str]:
-    """Meta's own criteria: 2xx acknowledges an event, 200 + the exact challenge passes a handshake."""
+    """Meta's own criteria: 2xx acknowledges an event, 200 + the exact challenge passes a handshake.
+
+    A deliberately wrong signature (--bad-signature) passes the other way round: a correct backend
+    rejects it with a 4xx (Meta: verify the signature, refuse the request when it does not match).
+    """
     if answer.error is not None:
         return False, answer.error
     if planned.challenge is not None:
         body = answer.body.decode("utf-8", "replace")
         ok, detail = judge_handshake_answer(answer.status or 0, answer.content_type, body, planned.challenge)
         return ok, "challenge echoed" if ok else detail
-    ok = 200 <= (answer.status or 0) < 300
-    return ok, "acknowledged" if ok else f"HTTP {answer.status}"
+    status = answer.status or 0
+    if planned.signature == FORGED:
+        return judge_forged(status)
+    ok = 200 <= status < 300
+    return ok, "acknowledged" if ok else f"HTTP {status}"
+
+
+def judge_forged(status: int) -> tuple[bool, str]:
+    """A forged signature must be refused: any 4xx is a rejection; 2xx took it, 3xx/5xx did not say no."""
+    if 400 <= status < 500:
+        return True, f"rejected ({status})"
+    if 200 <= status < 300:
+        return False, f"accepted a wrong signature (HTTP {status}): the backend does not check X-Hub-Signature-256"
+    if status >= 500:
+        return False, f"HTTP {status}: a server error, not a rejection (refuse a wrong signature with 401 or 403)"
+    return False, f"HTTP {status}: not a rejection (refuse a wrong signature with 401 or 403)"
 
 
 async def send_plan(
@@ -206,10 +224,17 @@ class ReplaySummary:
     p95_ms: float
     max_ms: float
     seconds: float
+    forged: int = 0  # requests sent with a deliberately wrong signature (--bad-signature)
+    rejected: Mapping[str, int] = field(default_factory=dict)  # their 4xx answers: status -> count
 
     @property
     def rate(self) -> float:
         return self.total / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def not_rejected(self) -> int:
+        """Forged requests the target took (2xx) or did not clearly refuse (3xx, 5xx, no answer)."""
+        return self.forged - sum(self.rejected.values())
 
 
 def summarize(results: Sequence[ReplayResult], seconds: float) -> ReplaySummary:
@@ -217,6 +242,8 @@ def summarize(results: Sequence[ReplayResult], seconds: float) -> ReplaySummary:
     statuses = Counter(str(r.answer.status) if r.answer.status is not None else "error" for r in results)
     latencies = sorted(r.answer.elapsed_ms for r in results)
     ok = sum(1 for r in results if r.ok)
+    forged = [r for r in results if r.planned.signature == FORGED and r.planned.challenge is None]
+    rejected = Counter(str(r.answer.status) for r in forged if r.ok)
     return ReplaySummary(
         total=len(results),
         ok=ok,
@@ -226,6 +253,8 @@ def summarize(results: Sequence[ReplayResult], seconds: float) -> ReplaySummary:
         p95_ms=percentile(latencies, 0.95),
         max_ms=latencies[-1] if latencies else 0.0,
         seconds=seconds,
+        forged=len(forged),
+        rejected=dict(sorted(rejected.items())),
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -13,9 +13,7 @@ from typing import Any
 from wa_devtunnel.engine.events import ExchangeView
 from wa_devtunnel.engine.exchange_view import view_from_record
 from wa_devtunnel.engine.recording import read_recording, request_body
-from wa_devtunnel.engine.sessions import session_paths
 from wa_devtunnel.rules.decode.payload import decode_payload
-from wa_devtunnel.rules.untrusted import one_line
 
 REPLAY_SUFFIX = "replay"
 REPLAYABLE_KINDS = ("event", "verify")
@@ -98,17 +96,6 @@ def is_replay_session(path: Path) -> bool:
     return bool(_REPLAY_FILE_RE.search(path.name))
 
 
-def default_source(recordings_dir: Path) -> Path:
-    """The latest session that Meta (not a previous replay) wrote to."""
-    candidates = [path for path in session_paths(recordings_dir) if not is_replay_session(path)]
-    if not candidates:
-        raise ReplayError(
-            f"no recordings in {recordings_dir}: run `wa-devtunnel` to record webhooks, "
-            "or name a session file (wa-devtunnel sessions lists them)"
-        )
-    return candidates[-1]
-
-
 def load_recordings(paths: Sequence[Path]) -> LoadedRecordings:
     """Read each file; a missing or unreadable file is a ReplayError, a damaged line a problem."""
     exchanges: list[RecordedExchange] = []
@@ -188,7 +175,7 @@ def _matches(view: ExchangeView, selection: Selection) -> bool:
         (selection.signatures, (view.signature,)),
         (selection.origins, (view.origin,)),
     )
-    if not all(_any_of(wanted, have) for wanted, have in conditions):
+    if not all(any_of(wanted, have) for wanted, have in conditions):
         return False
     if selection.since is None and selection.until is None:
         return True
@@ -201,7 +188,7 @@ def _matches(view: ExchangeView, selection: Selection) -> bool:
     )
 
 
-def _any_of(wanted: tuple[str, ...], have: Iterable[str]) -> bool:
+def any_of(wanted: tuple[str, ...], have: Iterable[str]) -> bool:
     """No condition matches everything; otherwise one value must match, ignoring case (`group_*` as a pattern)."""
     if not wanted:
         return True
@@ -211,86 +198,3 @@ def _any_of(wanted: tuple[str, ...], have: Iterable[str]) -> bool:
         or (any(c in value for c in "*?[") and any(fnmatchcase(have_one, value.lower()) for have_one in lowered))
         for value in wanted
     )
-
-
-# The value flags: the flag, its Selection attribute (also the noun of a hint), the view attribute it matches.
-_VALUE_FLAGS = (
-    ("--field", "fields", "fields"),
-    ("--type", "types", "message_types"),
-    ("--status", "statuses", "statuses"),
-    ("--signature", "signatures", "signature"),
-    ("--origin", "origins", "origin"),
-)
-HINT_VALUES_SHOWN = 20
-
-
-def no_match_message(
-    exchanges: Sequence[RecordedExchange], selection: Selection, paths: Sequence[Path], nothing: str
-) -> str:
-    """Why nothing matched, after `nothing` (`no exchanges match`): a flag whose values none has, with the
-    values there are (`--type bogus: types in this session (...): text, image, button_reply`), else the
-    whole selection."""
-    where = sources_phrase(paths)
-    pool = [exchange.view for exchange in exchanges if exchange.view.kind in selection.kinds]
-    if not pool:
-        others = sorted({exchange.view.kind for exchange in exchanges})
-        there = f" (only {', '.join(map(one_line, others))})" if others else ""
-        return f"{nothing}: no {'/'.join(selection.kinds)} exchanges in {where}{there}"
-    for flag, noun, attribute in _VALUE_FLAGS:
-        wanted: tuple[str, ...] = getattr(selection, noun)
-        if not wanted:
-            continue
-        has = [_view_values(view, attribute) for view in pool]
-        if any(_any_of(wanted, values) for values in has):
-            continue
-        asked = f"{nothing} {flag} {','.join(wanted)}"
-        present = list(dict.fromkeys(one_line(value, 60) for values in has for value in values if value))
-        if not present:
-            return f"{asked}: no {noun} in {where}"
-        shown = ", ".join(present[:HINT_VALUES_SHOWN])
-        more = f" and {len(present) - HINT_VALUES_SHOWN} more" if len(present) > HINT_VALUES_SHOWN else ""
-        return f"{asked}: {noun} in {where}: {shown}{more}"
-    counted = f"{len(pool)} {'/'.join(selection.kinds)} exchange{'s' * (len(pool) != 1)}"
-    return f"{nothing} ({describe_selection(selection)}) in {where}: {counted} there, none with all of it"
-
-
-def sources_phrase(paths: Sequence[Path]) -> str:
-    """`this session (rec/20261207-065840.jsonl)`, `these 3 sessions (a.jsonl, b.jsonl, ...)`."""
-    if len(paths) == 1:
-        return f"this session ({paths[0]})"
-    names = ", ".join(path.name for path in paths[:3]) + (", ..." if len(paths) > 3 else "")
-    return f"these {len(paths)} sessions ({names})"
-
-
-def _view_values(view: ExchangeView, attribute: str) -> tuple[str, ...]:
-    value = getattr(view, attribute)
-    return (value,) if isinstance(value, str) else tuple(value)
-
-
-def matches_with_any_kind(exchanges: Sequence[RecordedExchange], selection: Selection) -> bool:
-    """Whether `--kind all` would have found something (only then is it worth suggesting)."""
-    return selection.kind != "all" and bool(select(exchanges, replace(selection, kind="all")))
-
-
-def describe_selection(selection: Selection) -> str:
-    """A short line for the 'nothing matched' message, so the developer sees what was asked."""
-    parts = [f"kind {'/'.join(selection.kinds)}"]
-    for label, values in (
-        ("id", selection.ids),
-        ("field", selection.fields),
-        ("type", selection.types),
-        ("status", selection.statuses),
-        ("signature", selection.signatures),
-        ("origin", selection.origins),
-    ):
-        if values:
-            parts.append(f"{label} {','.join(values)}")
-    if selection.seqs:
-        parts.append("seq " + ",".join(f"{a}" if a == b else f"{a}-{b}" for a, b in selection.seqs))
-    if selection.since:
-        parts.append(f"since {selection.since.isoformat()}")
-    if selection.until:
-        parts.append(f"until {selection.until.isoformat()}")
-    if selection.last is not None:
-        parts.append(f"last {selection.last}")
-    return ", ".join(parts)
