@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from tests.support.cli_process import running_cli
+from tests.support.cli_process import registering_env, running_cli, wait_for
 from tests.support.constants import VERIFY_TOKEN
 from tests.support.fake_graph import APP_SECRET, PHONE_NUMBER_ID, FakeGraph
 from tests.support.fake_ngrok import FakeNgrok, MakeFakeNgrok, pid_alive
 from tests.support.meta_client import MetaLikeSender
-from wa_devtunnel.engine.events import Notice, Subscription
+from wa_devtunnel.engine.events import Notice, RegistrationChanged, Subscription
 from wa_devtunnel.engine.service import WebhookService
 from wa_devtunnel.engine.tunnel.ngrok import NgrokTunnel
 from wa_devtunnel.rules.samples import payloads as samples
@@ -118,7 +122,8 @@ async def test_refused_registration_says_metas_error_and_undoes_nothing(
     assert refused.level == "error"
     assert "(#100) Before override the current callback uri, your app must be subscribed" in refused.text
     assert "/subscribed_apps" in refused.text
-    assert [m for m, _ in fake_graph.requests] == ["POST"]  # nothing to undo on exit
+    # GET: where the WABA routed before (for the "was:" of the line); POST: refused; nothing to undo on exit
+    assert [m for m, _ in fake_graph.requests] == ["GET", "POST"]
 
 
 async def test_quiet_after_registering_says_what_to_check(
@@ -155,19 +160,116 @@ async def test_an_event_from_meta_keeps_the_quiet_hint_away(
         await service.stop()
 
 
-async def test_register_without_a_public_url_explains(tmp_path: Path, fake_graph: FakeGraph) -> None:
+async def test_register_without_a_tunnel_is_refused_at_start_with_no_graph_call(
+    tmp_path: Path, fake_graph: FakeGraph
+) -> None:
     settings = load_settings(
         {"port": "0", "recordings_dir": str(tmp_path / "rec"), "tunnel": "none", "register": "phone"},
         environ=fake_graph.env(WHATSAPP_VERIFY_TOKEN=VERIFY_TOKEN),
         cwd=tmp_path,
     )
     service = WebhookService(settings)
+    with pytest.raises(ConfigError) as refused:
+        await service.start()
+    assert refused.value.setting == "--register"
+    assert f"Meta only calls public HTTPS URLs and --tunnel none serves {service.local_url} (local only)" in str(
+        refused.value
+    )
+    assert "nothing was sent to Meta" in str(refused.value)
+    assert fake_graph.requests == []
+    assert list((tmp_path / "rec").glob("*.jsonl")) == [], "no empty session is left behind"
+    probe = socket.socket()
+    try:  # the port it had bound is free again
+        probe.bind(("127.0.0.1", service.port))
+    finally:
+        probe.close()
+
+
+async def test_a_failed_tunnel_makes_register_a_failed_state_without_a_graph_call(
+    tmp_path: Path, make_fake_ngrok: MakeFakeNgrok, fake_graph: FakeGraph
+) -> None:
+    service = registering(tmp_path, make_fake_ngrok(mode="no-authtoken"), fake_graph)
     events = service.bus.subscribe()
     await service.start()
     await service.stop()
-    said = await notice(events, "register")
-    assert "Meta needs a public HTTPS URL" in said.text and "local-only" in said.text
+    [state] = [e for e in events.drain() if isinstance(e, RegistrationChanged)]
+    assert (state.state, state.scope, state.target) == ("failed", "phone", PHONE_NUMBER_ID)
+    assert state.detail == (
+        "not registered, Meta needs a public HTTPS URL and the tunnel is failed (see why above; fix it and start again)"
+    )
     assert fake_graph.requests == []
+
+
+async def test_register_states_say_what_it_replaced_and_that_it_was_undone(
+    tmp_path: Path, fake_ngrok: FakeNgrok, fake_graph: FakeGraph
+) -> None:
+    colleague = "https://colleague.example/webhook"
+    fake_graph.state.phone_overrides[PHONE_NUMBER_ID] = colleague
+    service = registering(tmp_path, fake_ngrok, fake_graph)
+    states: list[RegistrationChanged] = []
+    service.bus.add_listener(lambda e: states.append(e) if isinstance(e, RegistrationChanged) else None)
+    events = service.bus.subscribe()
+    await service.start()
+    try:
+        await notice(events, "register")
+    finally:
+        await service.stop()
+    assert [s.state for s in states] == ["registering", "registered", "undoing", "undone"]
+    registered, undone = states[1], states[3]
+    assert (registered.url, registered.previous, registered.target) == (
+        service.callback_url,
+        colleague,
+        PHONE_NUMBER_ID,
+    )
+    assert undone.url == service.callback_url
+    assert undone.detail == f"removed the phone number override of {PHONE_NUMBER_ID}"
+    assert fake_graph.state.phone_overrides == {}
+
+
+async def test_a_refused_registration_is_a_failed_state_with_metas_words(
+    tmp_path: Path, fake_ngrok: FakeNgrok, fake_graph: FakeGraph
+) -> None:
+    fake_graph.state.app_subscribed_to_waba = False
+    service = registering(tmp_path, fake_ngrok, fake_graph, "waba")
+    states: list[RegistrationChanged] = []
+    service.bus.add_listener(lambda e: states.append(e) if isinstance(e, RegistrationChanged) else None)
+    events = service.bus.subscribe()
+    await service.start()
+    try:
+        await notice(events, "register")
+    finally:
+        await service.stop()
+    assert [s.state for s in states] == ["registering", "failed"]  # nothing registered: nothing to undo
+    assert states[1].detail.startswith("Meta refused it: (#100) Before override the current callback uri")
+
+
+def test_sighup_to_a_headless_register_undoes_it_and_says_so(
+    tmp_path: Path, fake_ngrok: FakeNgrok, threaded_fake_graph: FakeGraph
+) -> None:
+    """Closing the terminal (SIGHUP) must not leave Meta's override on a dead URL."""
+    env = registering_env(tmp_path, fake_ngrok, threaded_fake_graph)
+    argv = [sys.executable, "-m", "wa_devtunnel", "up", "--headless", "--port", "0", "--register", "phone"]
+    out_path, err_path = tmp_path / "up.stdout", tmp_path / "up.stderr"
+    overrides = threaded_fake_graph.state.phone_overrides
+    with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=out, stderr=err, start_new_session=True)
+    try:
+        wait_for(lambda: overrides.get(PHONE_NUMBER_ID, "").startswith("https://"), "Meta pointed at the tunnel", 30)
+        url = overrides[PHONE_NUMBER_ID]
+        wait_for(lambda: "Registered " in out_path.read_text(), "the Registered line", 10)
+        proc.send_signal(signal.SIGHUP)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(timeout=10)
+    stdout, stderr = out_path.read_text(), err_path.read_text()
+    assert overrides == {}, stderr
+    assert f"Registered {url} as phone number {PHONE_NUMBER_ID}'s webhook (was: none); undone on exit" in stdout
+    assert f"Registration undone: removed the phone number override of {PHONE_NUMBER_ID}" in stderr
+    # the undo comes before the last line, so a TUI can repeat both once its screen is gone
+    assert stderr.index("Registration undone") < stderr.index("Stopped after")
+    assert "[info] --register phone" not in stderr, "the state line says it: the notice is not repeated"
 
 
 def test_register_needs_its_credentials(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import sys
 from collections.abc import Mapping
@@ -20,8 +21,12 @@ from wa_devtunnel.engine.events import (
     ReceiverStarted,
     ReceiverStopped,
     RecordingHealth,
+    RegistrationChanged,
     SelfTestFinished,
     TunnelChanged,
+    WebhookQuiet,
+    routing_words,
+    token_source_text,
     tunnel_down_text,
 )
 from wa_devtunnel.engine.exchange_view import forward_note, local_clock
@@ -31,8 +36,15 @@ from wa_devtunnel.rules.lifecycle import LifecycleBook, item_line, record_items,
 from wa_devtunnel.settings import Settings
 
 NOTICE_STYLES = {"error": "bold red", "warning": "yellow"}
-# Said by the tunnel's own line (TunnelChanged) in text: its notice would repeat it word for word.
+# Said by a state's own line in text (TunnelChanged, RegistrationChanged, WebhookQuiet): the notice would
+# repeat it word for word.
 SAID_BY_THE_TUNNEL_LINE = frozenset({"tunnel-down"})
+SAID_BY_A_STATE_LINE = SAID_BY_THE_TUNNEL_LINE | {"register", "quiet"}
+# Our own requests are named by what sent them; anyone else's by where it came from too.
+OURS = frozenset({"selftest", "replay", "sample"})
+# A late backend answer (--ack-first), under its exchange's line: `↳ #12 forwarded: 200 in 35 ms`.
+FOLLOW_UP = "↳"
+_OVERSIZED = re.compile(r"body of (\d+) bytes exceeds (\d+)")
 SIGNATURE_STYLES = {"valid": "green", "invalid": "bold red", "missing": "yellow"}
 # The items of a batch, one line each under their exchange's line (aligned under its method).
 ITEM_INDENT = " " * 10
@@ -54,18 +66,53 @@ def format_exchange_line(view: ExchangeView, paint: Paint = no_paint, note: str 
     ]
     if view.kind == "event":
         parts.append(paint(line(f"sig={view.signature}"), SIGNATURE_STYLES.get(view.signature, "")))
-    text = f"{view.headline} {note}" if note else view.headline
+    headline = oversized_headline(view) if view.status == 413 else view.headline
+    text = f"{headline} {note}" if note else headline
     if view.kind == "event" and view.signature == "invalid" and view.signature_detail:
         text += f"  [signature: {view.signature_detail}]"
     if view.kind == "event" and view.flags:
         text += "  [" + ", ".join(view.flags) + "]"
     if view.account and view.account != "default":
-        text += f"  (account {view.account})"
-    if view.origin != "meta":
-        text += f"  ({view.origin})"
-    text += forward_note(view.forward_status, view.forward_error, view.forward_pending)
+        # An unknown number's account is the one whose App Secret signed it: say so, not "account shop".
+        signed = "unknown-phone-number-id" in view.flags and view.signature == "valid"
+        text += f"  (signed by account {view.account})" if signed else f"  (account {view.account})"
+    text += origin_note(view)
+    if view.forward_pending:  # the late answer's line refers to this number
+        text += f"  -> backend pending (#{view.seq}, acknowledged first)"
+    else:
+        text += forward_note(view.forward_status, view.forward_error, view.forward_pending)
     parts.append(paint(line(text), "red" if view.kind == "verify" and view.verify_ok is False else ""))
     return "  ".join(parts)
+
+
+def origin_note(view: ExchangeView) -> str:
+    """`  (sample)` for our own requests; `  (local from 127.0.0.1)` / `  (other from 203.0.113.9)` for
+    anyone's but Meta's; Meta's own say nothing (most lines are Meta's)."""
+    if view.origin in OURS:
+        return f"  ({view.origin})"
+    client = getattr(view, "client", "") or ""  # the real client address (the tunnel's forwarded header)
+    if view.origin == "meta":
+        return ""
+    return f"  ({view.origin} from {client})" if client else f"  ({view.origin})"
+
+
+def oversized_headline(view: ExchangeView) -> str:
+    """A 413's summary with its numbers readable: `body too large: 4,000,000 bytes > 3,670,016 limit`."""
+    found = _OVERSIZED.search(view.headline)
+    if found is None:
+        return view.headline or "body too large for --max-body-bytes (413, not read)"
+    size, limit = int(found.group(1)), int(found.group(2))
+    return f"body too large: {size:,} bytes > {limit:,} limit (not read; --max-body-bytes raises it)"
+
+
+def follow_up_line(event: ForwardCompleted) -> str:
+    """--ack-first: the backend's late answer, under the exchange it answers (`#12` was on that line)."""
+    forward = event.forward
+    error, status, elapsed = forward.get("error"), forward.get("status"), forward.get("elapsed_ms")
+    took = f" in {elapsed:.0f} ms" if isinstance(elapsed, int | float) and not isinstance(elapsed, bool) else ""
+    if error:
+        return f"{FOLLOW_UP} #{event.seq} forward failed{took}: {error}"
+    return f"{FOLLOW_UP} #{event.seq} forwarded: {status}{took}"
 
 
 def joined_lines(book: LifecycleBook, record: Mapping[str, Any], headline: str) -> tuple[str, list[str]]:
@@ -108,15 +155,20 @@ def recording_failure_text(event: RecordingHealth) -> str:
 
 
 def startup_lines(started: ReceiverStarted) -> list[str]:
-    """What goes into Meta's dashboard, ready to copy, and where the recording is."""
+    """What goes into Meta's dashboard, ready to copy, where the token and the accounts come from, and
+    where the recording is."""
     lines = [f"Callback URL: {started.callback_url}", f"Verify token: {started.verify_token}"]
     if started.public_url:
         lines.append(f"  (public URL through the tunnel; local receiver at {started.local_url})")
-    if started.verify_token_generated:
-        lines.append(
-            "  (generated for this session; to keep it, add it to .env: "
-            f"echo 'WHATSAPP_VERIFY_TOKEN={started.verify_token}' >> .env)"
-        )
+    source = token_source_text(started.verify_token_source, started.state_path, started.verify_token_new)
+    if source:
+        lines.append(f"  ({source})")
+    elif started.verify_token_generated:  # an engine that does not say where it came from
+        lines.append("  (generated for this session; wa-devtunnel token --write-env keeps one)")
+    if started.accounts:
+        where = f" from {started.accounts_file}" if started.accounts_file else ""
+        lines.append(f"Accounts{where}: {len(started.accounts)}, each answering Meta's handshake with its own token")
+        lines += [f"  {name}: verify token {mask(token)}" for name, token in started.accounts]
     if started.forward_to:
         lines.append(f"Forwarding to: {started.forward_to}")
     if started.signatures_checked:
@@ -128,6 +180,35 @@ def startup_lines(started: ReceiverStarted) -> list[str]:
     else:
         lines.append("Recording: off (--no-record)")
     return lines
+
+
+def mask(token: str) -> str:
+    """An account's token, recognisable but not copyable from a log (the primary one is printed whole)."""
+    return "*" * len(token) if len(token) <= 8 else f"{token[:4]}...{token[-2:]}"
+
+
+def registration_line(event: RegistrationChanged, again: bool = False) -> tuple[str, str] | None:
+    """(stream, text) for a registration step: `out` for what to know, `err` for the steps and the exit.
+
+    `again`: a registration after one that succeeded (the tunnel's URL changed).
+    """
+    where = routing_words(event.scope, event.target)
+    if event.state == "registering":
+        return "err", f"Registering {event.url} with Meta as {where}..."
+    if event.state == "registered":
+        was = event.previous or "none"
+        if again:
+            return "out", f"Re-registered {event.url} as {where} (the tunnel URL changed; was: {was}); undone on exit"
+        return "out", f"Registered {event.url} as {where} (was: {was}); undone on exit"
+    if event.state == "failed":
+        return "err", f"[error] Registration FAILED: {event.detail}"
+    if event.state == "undoing":
+        return "err", f"Undoing the registration of {event.url}..."
+    if event.state == "undone":
+        return "err", f"Registration undone: {event.detail}"
+    if event.state == "undo-failed":
+        return "err", f"Registration NOT undone: {event.detail}"
+    return None
 
 
 class HeadlessPrinter:
@@ -143,6 +224,7 @@ class HeadlessPrinter:
         self.callback_url = ""
         self.tunnel_state = ""
         self.recording_failure: str | None = None
+        self.registered = False  # a --register that succeeded once: the next one is a re-registration
         self.paint_out, self.paint_err = painter(out), painter(err)
         # Statuses joined to their messages across exchanges, for the text lines (bounded).
         self.book = LifecycleBook()
@@ -176,7 +258,10 @@ class HeadlessPrinter:
                         "event": "started",
                         "callback_url": event.callback_url,
                         "verify_token": event.verify_token,
+                        "verify_token_source": event.verify_token_source,
                         "recording": recording,
+                        "accounts": [{"name": name, "verify_token": token} for name, token in event.accounts],
+                        "accounts_file": event.accounts_file or None,
                     }
                 )
         elif not self.exchanges and isinstance(event, ExchangeRecorded | ForwardCompleted):
@@ -194,8 +279,12 @@ class HeadlessPrinter:
         elif isinstance(event, Notice):
             if self.json_lines:
                 self._json({"event": "notice", "level": event.level, "text": event.text})
-            elif event.topic not in SAID_BY_THE_TUNNEL_LINE:
+            elif event.topic not in SAID_BY_A_STATE_LINE:
                 self._emit(self.err, f"[{event.level}] {event.text}", NOTICE_STYLES.get(event.level, ""))
+        elif isinstance(event, RegistrationChanged):
+            self._render_registration(event)
+        elif isinstance(event, WebhookQuiet):
+            self._render_quiet(event)
         elif isinstance(event, ForwardCompleted):
             if self.json_lines:
                 self._json(
@@ -207,8 +296,7 @@ class HeadlessPrinter:
                     }
                 )
             else:
-                note = forward_note(event.forward.get("status"), str(event.forward.get("error") or ""), False)
-                self._emit(self.out, line(f"{'':8}  seq {event.seq} forwarded{note}"))
+                self._emit(self.out, ITEM_INDENT + line(follow_up_line(event)))
         elif isinstance(event, TunnelChanged):
             self._render_tunnel(event)
         elif isinstance(event, RecordingHealth):
@@ -260,6 +348,30 @@ class HeadlessPrinter:
             where = f" ({path})" if path else ""
             self._emit(self.err, f"[info] Recording works again{where}: deliveries are recorded and answered again.")
 
+    def _render_registration(self, event: RegistrationChanged) -> None:
+        """--register's steps: registered on stdout (with what it replaced), the undo on stderr at exit."""
+        if self.json_lines:
+            fields = ("state", "scope", "url", "detail", "previous", "target")
+            self._json({"event": "registration"} | {name: getattr(event, name) for name in fields})
+            return
+        said = registration_line(event, again=self.registered)
+        self.registered = self.registered or event.state == "registered"
+        if said is None:
+            return
+        stream, text = said
+        failed = event.state in ("failed", "undo-failed")
+        self._emit(self.out if stream == "out" else self.err, line(text), "bold red" if failed else "")
+
+    def _render_quiet(self, event: WebhookQuiet) -> None:
+        """No webhook from Meta since its handshake (what to check), and the event that ends it."""
+        if self.json_lines:
+            fields = ("quiet", "seconds", "callback_url", "since", "hint")
+            self._json({"event": "quiet"} | {name: getattr(event, name) for name in fields})
+        elif event.quiet:
+            self._emit(self.err, line(f"[warning] {event.hint}"), "yellow")
+        else:
+            self._emit(self.err, line("[info] A webhook from Meta arrived: the routing works."))
+
     def _render_tunnel(self, event: TunnelChanged) -> None:
         if self.json_lines:
             self._json(
@@ -270,6 +382,7 @@ class HeadlessPrinter:
                     "public_url": event.public_url,
                     "callback_url": event.callback_url,
                     "reason": event.reason,
+                    "advice": event.advice,
                 }
             )
             return

@@ -26,6 +26,19 @@ class ReceiverStarted:
     tunnel_state: str = "local-only"
     public_url: str | None = None
     forward_to: str | None = None
+    # Where the verify token came from (settings' verify_token_source): flag, environment, env-file,
+    # accounts, project-state, or generated (new this run and not kept: temporary).
+    verify_token_source: str = "generated"
+    # True on the run that generated it (the first in this project folder), and where it is kept.
+    verify_token_new: bool = False
+    state_path: str = ""
+    # Every configured account's (name, verify token): front ends show each one, masked.
+    accounts: tuple[tuple[str, str], ...] = ()
+    # The accounts file they were read from ("" without one).
+    accounts_file: str = ""
+    # Why the tunnel is not up at start (its summary) and what to do about it: the start panel says both.
+    tunnel_reason: str = ""
+    tunnel_advice: str = ""
 
 
 class ExchangeRecorded:
@@ -107,6 +120,8 @@ class TunnelChanged:
     public_url: str | None
     callback_url: str
     reason: str = ""
+    # What to do about a failed start (the provider's advice for this very failure), "" when nothing to do.
+    advice: str = ""
 
 
 def tunnel_down_text(provider: str, reason: str) -> str:
@@ -116,6 +131,38 @@ def tunnel_down_text(provider: str, reason: str) -> str:
     return (
         f"TUNNEL DOWN: {reason}. Meta's deliveries fail{code} until it is back; Meta retries for up to 7 days."
     )
+
+
+def routing_words(scope: str, target: str) -> str:
+    """`phone number 1065...'s webhook`: what `--register SCOPE` points at this tunnel, in every front end's words."""
+    what = {"phone": "phone number", "waba": "WABA", "app": "app"}.get(scope, scope)
+    thing = "callback URL" if scope == "app" else "webhook"
+    return f"{what} {target}'s {thing}" if target else f"the {what}'s {thing}"
+
+
+STATE_FILE_SHOWN = ".wa-devtunnel/state.json"
+
+
+def token_source_text(source: str, state_path: str = "", new: bool = False) -> str:
+    """Where the verify token comes from, in every front end's words ("" for a source not known)."""
+    where = _shown_path(state_path) if state_path else STATE_FILE_SHOWN
+    kept = f"new, kept in {where}: the same at every start in this folder" if new else f"kept in {where}"
+    return {
+        "flag": "from --verify-token",
+        "environment": "from WHATSAPP_VERIFY_TOKEN in the environment",
+        "env-file": "from .env",
+        "accounts": "from the accounts file",
+        "project-state": kept,
+        "generated": "temporary: this run only; wa-devtunnel token --write-env keeps one",
+    }.get(source, "")
+
+
+def _shown_path(path: str) -> str:
+    """A path under the current directory as relative (`.wa-devtunnel/state.json`), any other as it is."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except (ValueError, OSError):
+        return path
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +188,45 @@ class RecordingHealth:
     refused: int = 0
 
 
+REGISTRATION_STATES = ("registering", "registered", "failed", "undoing", "undone", "undo-failed")
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationChanged:
+    """`up --register`: where Meta's routing of this scope stands (persistent state, shown until the next one).
+
+    `url` is the callback URL concerned; `previous` what the scope pointed to before ("" when nothing);
+    `detail` the outcome in words (why it failed, what the undo did).
+    """
+
+    state: str
+    scope: str
+    url: str
+    detail: str = ""
+    previous: str = ""
+    target: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookQuiet:
+    """No webhook from Meta `seconds` after its handshake or a registration (quiet=True), until one comes (False).
+
+    Persistent state: front ends show it until an event from Meta clears it. `since` says what started the
+    wait ("handshake" or "registration"); `hint` what to check.
+    """
+
+    quiet: bool
+    seconds: float
+    callback_url: str
+    since: str = "handshake"
+    hint: str = ""
+
+
+# The engine's own lines a front end that started it repeats in the terminal once its screen is gone
+# (the outcome of undoing --register, then how the session ended).
+EXIT_LINE_PREFIXES = ("Registration undone", "Registration NOT undone", "Stopped after")
+
+
 EngineEvent = (
     ReceiverStarted
     | ExchangeRecorded
@@ -150,6 +236,8 @@ EngineEvent = (
     | TunnelChanged
     | SelfTestFinished
     | RecordingHealth
+    | RegistrationChanged
+    | WebhookQuiet
 )
 
 

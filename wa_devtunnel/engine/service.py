@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import os
+import socket
 import ssl
 import sys
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -41,7 +44,7 @@ from wa_devtunnel.engine.session_search import search_recordings
 from wa_devtunnel.engine.tunnel.provider import NoTunnel, TunnelError, TunnelHealth, TunnelProvider
 from wa_devtunnel.engine.tunnel.selftest import run_selftest
 from wa_devtunnel.engine.unknown_numbers import UnknownNumberHints
-from wa_devtunnel.settings import Settings
+from wa_devtunnel.settings import ConfigError, Settings
 
 LOCAL_ONLY_HINT = (
     "Local only: Meta cannot reach this URL. Set NGROK_AUTHTOKEN "
@@ -57,6 +60,11 @@ REPLAYABLE_KINDS = ("event", "verify")
 MAX_BACKOFF_S = 30.0
 
 
+def failure_summary(error: TunnelError) -> str:
+    """A tunnel failure's first part (with its ERR_NGROK code), without the advice that follows it."""
+    return str(error).split("\n", 1)[0]
+
+
 def receiver_config(settings: Settings) -> ReceiverConfig:
     """Translate user settings into the receiver's rules."""
     return ReceiverConfig(
@@ -70,6 +78,80 @@ def receiver_config(settings: Settings) -> ReceiverConfig:
         ack_first=settings.ack_first,
         ack_first_backlog_bytes=settings.ack_first_backlog_bytes,
         body_memory_bytes=settings.body_memory_bytes,
+    )
+
+
+def token_source(settings: Settings) -> str:
+    """Where the verify token came from (Settings.verify_token_source; older settings only know generated)."""
+    source = getattr(settings, "verify_token_source", None)
+    if isinstance(source, str) and source:
+        return source
+    return "generated" if settings.verify_token_generated else ""
+
+
+def register_refusal(settings: Settings, tunnel: str, local_url: str) -> ConfigError | None:
+    """`--register` without a tunnel: Meta calls only public HTTPS URLs, so nothing is sent to it."""
+    if not settings.register or tunnel != "none":
+        return None
+    return ConfigError(
+        "--register",
+        f"Meta only calls public HTTPS URLs and --tunnel none serves {local_url} (local only): nothing was "
+        "sent to Meta. Use a tunnel (NGROK_AUTHTOKEN in .env, or --tunnel cloudflared), or drop --register.",
+    )
+
+
+def _addresses(host: str) -> set[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The addresses `host` names (blocking: a DNS lookup unless it is one), empty when it does not resolve."""
+    try:
+        if _is_ip(host.split("%", 1)[0]):
+            names = {host}
+        else:
+            names = {str(info[4][0]) for info in socket.getaddrinfo(host, None, proto=socket.IPPROTO_TCP)}
+    except (OSError, UnicodeError):
+        return set()
+    found = set()
+    for name in names:
+        with contextlib.suppress(ValueError):
+            ip = ipaddress.ip_address(name.split("%", 1)[0])
+            mapped = getattr(ip, "ipv4_mapped", None)
+            found.add(mapped if mapped is not None else ip)
+    return found
+
+
+def _is_ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def forward_loop_error(forward_to: str, bound_host: str, port: int, path: str) -> ConfigError | None:
+    """--forward-to naming this very receiver (the bound port and webhook path, at an address that reaches
+    it): every request would be forwarded to itself, again and again. Checked once the real port is known;
+    blocking (it may look a name up)."""
+    try:
+        target = urlsplit(forward_to)
+        target_port = target.port or (443 if target.scheme == "https" else 80)
+    except ValueError:
+        return None
+    if target_port != port or (target.path or "/").rstrip("/") != path.rstrip("/") or not target.hostname:
+        return None
+    bound = _addresses(bound_host or "0.0.0.0")
+    everywhere = any(ip.is_unspecified for ip in bound)
+    machine = _addresses(socket.gethostname()) if everywhere else set()
+    for ip in _addresses(target.hostname):
+        if ip in bound or (everywhere and (ip.is_loopback or ip.is_unspecified or ip in machine)):
+            break
+        if ip.is_unspecified and any(b.is_loopback for b in bound):  # connecting to 0.0.0.0 reaches localhost
+            break
+    else:
+        return None
+    return ConfigError(
+        "--forward-to",
+        f"{forward_to} is this receiver itself (port {port}, path {path}): each request would be forwarded "
+        "to itself over and over. Point --forward-to at your backend (another port, e.g. "
+        "http://127.0.0.1:8000/webhook), or drop it to answer Meta here.",
     )
 
 
@@ -123,13 +205,17 @@ class WebhookService:
         self.local_url = ""
         self.tunnel_state = "local-only"
         self.started: ReceiverStarted | None = None
+        # Why the tunnel did not start (prepare's failure is kept for start to report, not retried).
+        self._prepare_failure: TunnelError | None = None
+        self._tunnel_failure: TunnelError | None = None
         # Where front ends attach (engine/channel); announced in the instance file with its secret.
         self.channel: ChannelAddress | None = None
         known_numbers = settings.accounts_by_phone_number_id()
         if known_numbers:  # the decoder flags unknown numbers only against configured ones
             self.bus.add_listener(UnknownNumberHints(self.bus, known_numbers))
-        # Says when Meta's handshake reaches the public URL ("Verify and save", --register), or does not.
-        self.handshakes = HandshakeWatch(self.bus, self.tunnel.name)
+        # Says when Meta's handshake reaches the public URL ("Verify and save", --register), or does not, and
+        # when no webhook followed it.
+        self.handshakes = HandshakeWatch(self.bus, self.tunnel.name, settings.quiet_after_register_s)
         self.bus.add_listener(self.handshakes.observe)
         self.registrar = registrar or registrar_for(settings)
         if self.registrar is not None:
@@ -137,8 +223,10 @@ class WebhookService:
 
     async def prepare(self, progress: TextIO | None = None) -> None:
         """Slow one-time work before any UI exists (the ngrok download); failures surface at start."""
-        with contextlib.suppress(TunnelError):
+        try:
             await self.tunnel.prepare(progress or sys.stderr)
+        except TunnelError as exc:  # said at start, without trying (downloading) a second time
+            self._prepare_failure = exc
 
     async def start(self) -> ReceiverStarted:
         """Bind the receiver, open the tunnel (or explain why not), announce the callback URL."""
@@ -148,17 +236,26 @@ class WebhookService:
         await self._start_receiver()
         if self.tunnel.name != "none":
             await self._open_tunnel()
+        failure = self._tunnel_failure
+        settings = self.settings
         started = ReceiverStarted(
             callback_url=self.callback_url,
             local_url=self.local_url,
-            verify_token=self.settings.verify_token,
-            verify_token_generated=self.settings.verify_token_generated,
+            verify_token=settings.verify_token,
+            verify_token_generated=settings.verify_token_generated,
             recording_path=self.recorder.path if self.recorder else None,
             port=self.port,
-            signatures_checked=bool(self.settings.signature_secrets()),
+            signatures_checked=bool(settings.signature_secrets()),
             tunnel_state=self.tunnel_state,
             public_url=self.public_url,
-            forward_to=self.settings.forward_to,
+            forward_to=settings.forward_to,
+            verify_token_source=token_source(settings),
+            verify_token_new=bool(getattr(settings, "verify_token_new", False)),
+            state_path=str(getattr(settings, "state_path", None) or ""),
+            accounts=tuple((account.name, account.verify_token) for account in settings.accounts),
+            accounts_file=str(settings.accounts_file) if settings.accounts and settings.accounts_file else "",
+            tunnel_reason=failure_summary(failure) if failure is not None else "",
+            tunnel_advice=failure.advice if failure is not None else "",
         )
         self.started = started
         self.bus.publish(started)
@@ -168,7 +265,7 @@ class WebhookService:
         if self.tunnel.name == "none" and self.settings.ngrok_authtoken is None:
             self.bus.publish(Notice("info", LOCAL_ONLY_HINT, topic="local-only"))
         if self.registrar is not None and not self.public_url:
-            self.bus.publish(self.registrar.unavailable_notice(self.tunnel_state))
+            self.registrar.unavailable(self.tunnel_state, self.callback_url)
         if self.public_url:
             self._spawn(self._selftest())
         if self.tunnel.name != "none":
@@ -189,10 +286,7 @@ class WebhookService:
         try:
             await site.start()
         except OSError as exc:
-            await self._cleanup()
-            if self.recorder is not None:
-                # Nothing was received: leave no empty session for `sessions` or `replay` to pick.
-                self.recorder.path.unlink(missing_ok=True)
+            await self._unbind()
             raise OSError(
                 exc.errno,
                 f"cannot listen on {self.settings.host}:{self.settings.port}: address already in use or "
@@ -202,6 +296,20 @@ class WebhookService:
         self.port = addresses[0][1] if addresses else self.settings.port
         self.local_url = replace(self.settings, port=self.port).local_callback_url
         self.callback_url = self.local_url
+        refusal = register_refusal(self.settings, self.tunnel.name, self.local_url)
+        if refusal is None and self.settings.forward_to:  # the real port is known only now (--port 0)
+            refusal = await asyncio.to_thread(
+                forward_loop_error, self.settings.forward_to, self.settings.host, self.port, self.settings.path
+            )
+        if refusal is not None:  # a configuration error: nothing answered, nothing left behind
+            await self._unbind()
+            raise refusal
+
+    async def _unbind(self) -> None:
+        """A start that fails after binding: stop listening, and leave no empty session for `replay` to pick."""
+        await self._cleanup()
+        if self.recorder is not None:
+            self.recorder.path.unlink(missing_ok=True)
 
     def _set_public_url(self, public_url: str | None) -> None:
         self.public_url = public_url.rstrip("/") if public_url else None
@@ -227,20 +335,24 @@ class WebhookService:
         with contextlib.suppress(OSError):
             write_instance(self.settings.recordings_dir, instance)
 
-    def _publish_tunnel(self, state: str, reason: str = "") -> None:
+    def _publish_tunnel(self, state: str, reason: str = "", advice: str = "") -> None:
         if state == "up" and self.local_url:
             self.announce_instance()
         self.tunnel_state = state
-        self.bus.publish(TunnelChanged(state, self.tunnel.name, self.public_url, self.callback_url, reason))
+        self.bus.publish(TunnelChanged(state, self.tunnel.name, self.public_url, self.callback_url, reason, advice))
 
     async def _open_tunnel(self) -> None:
         self._publish_tunnel("starting")
         try:
+            if self._prepare_failure is not None:
+                raise self._prepare_failure
             await self.tunnel.prepare(sys.stderr)
             self._set_public_url(await self.tunnel.start(self.port))
         except TunnelError as exc:
             self._set_public_url(None)
-            self._publish_tunnel("failed", str(exc))
+            self._tunnel_failure = exc
+            # `reason` keeps the whole text (summary, then advice) for older readers; `advice` is the fix alone.
+            self._publish_tunnel("failed", str(exc), exc.advice)
             self.bus.publish(Notice("error", f"Tunnel failed: {exc}\n  Continuing local-only."))
             return
         self._publish_tunnel("up")
@@ -405,6 +517,7 @@ class WebhookService:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        self.handshakes.close()
         if self.registrar is not None:  # before the tunnel goes: undo what Meta routes to it
             await self.registrar.close()
         await self.tunnel.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import subprocess
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +15,17 @@ from textual.widgets import Static
 
 from wa_devtunnel.engine.channel.child import EngineChild
 from wa_devtunnel.engine.channel.client import EngineLost
-from wa_devtunnel.engine.events import EngineEvent, ReceiverStarted, RecordingHealth, SelfTestFinished, TunnelChanged
+from wa_devtunnel.engine.events import (
+    EngineEvent,
+    ReceiverStarted,
+    RecordingHealth,
+    RegistrationChanged,
+    SelfTestFinished,
+    TunnelChanged,
+    WebhookQuiet,
+    routing_words,
+    token_source_text,
+)
 from wa_devtunnel.tui.model import Counters
 from wa_devtunnel.tui.safe import data_block, shown
 
@@ -31,6 +42,11 @@ TUNNEL_LABELS = {"down": "DOWN"}
 REASON_LIMIT = 60
 # After the channel closes, how long to wait for the engine's exit status before the banner says less.
 ENGINE_EXIT_WAIT_S = 3.0
+# How many lines a lasting state takes in the header before it is cut (at a word; a click shows it all).
+TUNNEL_REASON_LINES = 2
+TUNNEL_FIX_LINES = 3
+REGISTRATION_LINES = 2
+QUIET_LINES = 2
 
 
 def mask_token(token: str) -> str:
@@ -60,39 +76,66 @@ class HeaderState:
     following: bool = True
     filter_text: str = ""
     recording_failed: bool = False
+    verify_token_source: str = ""
+    state_path: str = ""
+    # (account name, its verify token) of every configured account.
+    accounts: tuple[tuple[str, str], ...] = ()
+    # What to do about the tunnel's failure, and the reason it answers (a later reason makes it stale).
+    tunnel_advice: str = ""
+    tunnel_advice_for: str = ""
+    registration: RegistrationChanged | None = None
+    quiet: WebhookQuiet | None = None
+    # Lasting states in full rather than cut at a word (a click on the header).
+    expanded: bool = False
 
     @classmethod
     def at_start(cls, started: ReceiverStarted, forward_to: str | None) -> HeaderState:
         """What the receiver announced when it started."""
-        return cls(
-            callback_url=started.callback_url,
-            verify_token=started.verify_token,
-            tunnel_state=started.tunnel_state,
-            recording=started.recording_path,
-            forward_to=forward_to,
-        )
+        state = cls(forward_to=forward_to)
+        state.note(started)
+        return state
 
     def note(self, event: EngineEvent) -> None:
         """What an engine event changes in the header (exchanges are counted by the store)."""
         if isinstance(event, TunnelChanged):
             self.tunnel_state, self.tunnel_reason = event.state, event.reason
+            self._advise(event.reason, event.advice)
             if event.state in ("up", "failed"):
                 self.callback_url = event.callback_url
         elif isinstance(event, SelfTestFinished):
             self.selftest, self.selftest_ok = f"{'PASS' if event.ok else 'FAIL'} {event.elapsed_ms:.0f} ms", event.ok
-        elif isinstance(event, ReceiverStarted):  # a restarted engine: its URL, token and recording
+        elif isinstance(event, ReceiverStarted):  # at start, or a restarted engine: its URL, token and recording
             self.callback_url, self.verify_token = event.callback_url, event.verify_token
-            self.tunnel_state, self.tunnel_reason = event.tunnel_state, ""
+            self.tunnel_state, self.tunnel_reason = event.tunnel_state, event.tunnel_reason
+            self._advise(event.tunnel_reason, event.tunnel_advice)
             self.recording = event.recording_path
+            self.verify_token_source, self.accounts = event.verify_token_source, tuple(event.accounts)
+            self.state_path = event.state_path
+            self.registration = self.quiet = None
         elif isinstance(event, RecordingHealth):
             self.recording_failed = not event.ok
+        elif isinstance(event, RegistrationChanged):
+            self.registration = event
+        elif isinstance(event, WebhookQuiet):
+            self.quiet = event if event.quiet else None
+
+    def _advise(self, reason: str, advice: str) -> None:
+        """The fix for this reason: the event's own, or (an engine that sends none) the lines after the first."""
+        if not advice and "\n" in reason:
+            advice = " ".join(reason.split("\n", 1)[1].split())
+        self.tunnel_advice, self.tunnel_advice_for = advice, reason
 
 
 class StatusHeader(Static):
-    """Three dense lines, always visible, ready to copy from; the app updates `state`, then calls `show`."""
+    """A few dense lines, always visible, ready to copy from; the app updates `state`, then calls `show`.
+
+    Lasting states (a failed tunnel and its fix, the registration, no webhook from Meta) are cut at a word
+    to keep the list in view at 80x24; a click on the header (or the app's key) shows them whole.
+    """
 
     DEFAULT_CSS = """
-    StatusHeader { height: auto; max-height: 6; padding: 0 1; }
+    StatusHeader { height: auto; max-height: 10; padding: 0 1; }
+    StatusHeader.-expanded { max-height: 40; }
     """
 
     def __init__(self, state: HeaderState, *, id: str) -> None:
@@ -114,6 +157,16 @@ class StatusHeader(Static):
         """Re-flow for the new width."""
         if self._shown:
             self.show()
+
+    def toggle_expanded(self) -> None:
+        """Lasting states whole, or cut at a word again."""
+        self.state.expanded = not self.state.expanded
+        self.set_class(self.state.expanded, "-expanded")
+        self.show()
+
+    def on_click(self) -> None:
+        """A click shows the lasting states whole (a second one cuts them again)."""
+        self.toggle_expanded()
 
 
 class Banner(Static):
@@ -176,14 +229,15 @@ class EngineAlarm(Banner):
 
 
 def header_text(state: HeaderState, width: int) -> Text:
-    """The header as Text; the URL, tunnel reason and forward target may carry agent or request text."""
-    token = state.verify_token if state.token_revealed else mask_token(state.verify_token)
-    items: list[Text] = [
-        Text.assemble(("Verify token: ", "bold"), shown(token), (" (t copy, r show)", "dim")),
-    ]
+    """The header as Text; the URL, tunnel reason and forward target may carry agent or request text.
+
+    The callback URL, then the tallies flowed onto as few lines as fit, then each lasting state (a failed
+    tunnel and its fix, the registration, no webhook from Meta) on lines of its own, cut at a word.
+    """
+    items = token_items(state, width)
     label = TUNNEL_LABELS.get(state.tunnel_state, state.tunnel_state)
     tunnel = Text.assemble(("Tunnel: ", "bold"), (shown(label), TUNNEL_STYLES.get(state.tunnel_state, "")))
-    if state.tunnel_reason:
+    if state.tunnel_reason and state.tunnel_state != "failed":  # a failure has lines of its own, below
         down = state.tunnel_state == "down"
         first_line = (state.tunnel_reason.splitlines() or [""])[0]
         # A dropped session's reason is the agent's own: the whole line gets it, cut (if at all) at a word.
@@ -218,7 +272,85 @@ def header_text(state: HeaderState, width: int) -> Text:
     first = Text.assemble(
         ("Callback URL: ", "bold"), (shown(state.callback_url), "bold underline"), (" (u copy)", "dim")
     )
-    return Text("\n").join([first, *flow(items, width)])
+    return Text("\n").join([first, *flow(items, width), *state_lines(state, width)])
+
+
+def token_items(state: HeaderState, width: int) -> list[Text]:
+    """The verify token (masked unless shown), where it comes from, and every account's token."""
+    token = state.verify_token if state.token_revealed else mask_token(state.verify_token)
+    source = token_source_text(state.verify_token_source, state.state_path)
+    temporary = state.verify_token_source == "generated"
+    item = Text.assemble(("Verify token: ", "bold"), shown(token))
+    keys = Text(" (t copy, r show)", "dim")
+    said = Text(f" ({source})", "bold yellow" if temporary else "dim") if source else None
+    if said is not None and item.cell_len + said.cell_len + keys.cell_len <= width:
+        items = [Text.assemble(item, said, keys)]
+    else:  # too long for one line: where it comes from goes on as the next item
+        items = [Text.assemble(item, keys)]
+        if said is not None:
+            items.append(Text.assemble(("Token: ", "bold"), (source, said.style)))
+    for name, account_token in state.accounts:
+        masked = account_token if state.token_revealed else mask_token(account_token)
+        items.append(Text.assemble(("Account ", "bold"), (shown(name), "bold"), ": ", shown(masked)))
+    return items
+
+
+REGISTRATION_WORDS = {
+    "registering": ("Registering with Meta: ", "cyan"),
+    "registered": ("Registered with Meta: ", "bold green"),
+    "failed": ("Registration FAILED: ", "bold red"),
+    "undoing": ("Undoing the registration: ", "cyan"),
+    "undone": ("Registration undone: ", "green"),
+    "undo-failed": ("Registration NOT undone: ", "bold red"),
+}
+
+
+def registration_text(event: RegistrationChanged) -> str:
+    """The words after the label: what --register did to Meta's routing, and what it was before."""
+    where = routing_words(event.scope, event.target)
+    if event.state == "registering":
+        return f"pointing {where} at {event.url}"
+    if event.state == "registered":
+        was = event.previous or "none"
+        return f"{where} now points here (was: {was}); undone on exit"
+    if event.state == "undoing":
+        return f"{where} back from {event.url}"
+    return event.detail or event.state
+
+
+def state_lines(state: HeaderState, width: int) -> list[Text]:
+    """The lasting states, each on lines of its own with the whole reason and the right fix."""
+    lines: list[Text] = []
+    full = state.expanded
+    if state.tunnel_state == "failed" and state.tunnel_reason:
+        summary = (state.tunnel_reason.splitlines() or [""])[0]
+        lines += wrapped("Tunnel failed: ", summary, "bold red", width, TUNNEL_REASON_LINES, full)
+        if state.tunnel_advice and state.tunnel_advice_for == state.tunnel_reason:
+            lines += wrapped("  Fix: ", state.tunnel_advice, "bold", width, TUNNEL_FIX_LINES, full)
+    registration = state.registration
+    if registration is not None:
+        label, style = REGISTRATION_WORDS.get(registration.state, ("Registration: ", "bold"))
+        text = registration_text(registration)
+        lines += wrapped(label, text, style, width, REGISTRATION_LINES, full)
+    if state.quiet is not None:
+        quiet = state.quiet
+        hint = quiet.hint or f"No webhook from Meta in {quiet.seconds:g} s since its {quiet.since}."
+        lines += wrapped("Meta: ", hint, "bold yellow", width, QUIET_LINES, full)
+    return lines
+
+
+def wrapped(label: str, text: str, style: str, width: int, budget: int, full: bool = False) -> list[Text]:
+    """`label` + `text` over lines of `width`, broken at words; beyond `budget` lines (unless `full`) the
+    last kept line is cut at a word with an ellipsis (a click on the header shows the rest)."""
+    first, indent = " " * len(label), " " * 4
+    pieces = textwrap.wrap(
+        shown(text), width, initial_indent=first, subsequent_indent=indent, break_on_hyphens=False
+    ) or [first]
+    if not full and len(pieces) > budget:
+        lead = first if budget == 1 else indent
+        rest = " ".join(piece.strip() for piece in pieces[budget - 1 :])
+        pieces = [*pieces[: budget - 1], lead + at_word(rest, width - len(lead))]
+    return [Text.assemble((label, style), pieces[0][len(label) :]), *(Text(piece) for piece in pieces[1:])]
 
 
 def at_word(text: str, limit: int) -> str:

@@ -23,8 +23,10 @@ from wa_devtunnel.engine.events import (
     ReceiverStarted,
     ReceiverStopped,
     RecordingHealth,
+    RegistrationChanged,
     SelfTestFinished,
     TunnelChanged,
+    WebhookQuiet,
 )
 from wa_devtunnel.engine.exchange_view import VIEW_FIELDS, ExchangeView, shared_path, view_from_values, view_values
 
@@ -44,6 +46,8 @@ EVENT_NAMES: dict[type, str] = {
     TunnelChanged: "tunnel",
     SelfTestFinished: "selftest",
     RecordingHealth: "recording",
+    RegistrationChanged: "registration",
+    WebhookQuiet: "quiet",
 }
 EVENT_TYPES = {name: cls for cls, name in EVENT_NAMES.items()}
 _PATH_FIELDS = frozenset({"recording_path", "path"})
@@ -125,6 +129,14 @@ def decode(line: bytes) -> dict[str, Any]:
     return message
 
 
+def _pairs(value: Any) -> tuple[tuple[str, str], ...]:
+    """`[[name, token], ...]` back into pairs; ProtocolError for anything else."""
+    try:
+        return tuple((str(name), str(token)) for name, token in value or ())
+    except (TypeError, ValueError):
+        raise ProtocolError(f"accounts: not a list of pairs: {str(value)[:80]}") from None
+
+
 def view_from_message(values: Any, fields: tuple[str, ...] = VIEW_FIELDS) -> ExchangeView:
     """An exchange's view from its wire form: values in the order of `fields` (the engine's welcome says
     which; an engine of another minor version may have more or fewer). ProtocolError when it is not one."""
@@ -171,6 +183,8 @@ def event_from_message(
             value = Path(value) if value else None
         elif field.name == "recording_parts":
             value = tuple(Path(part) for part in value or ())
+        elif field.name == "accounts":  # (name, verify token) pairs: JSON has lists
+            value = _pairs(value)
         values[field.name] = value
     try:
         return cls(**values)

@@ -34,9 +34,11 @@ from wa_devtunnel.engine.events import (
     ExchangeRecorded,
     Notice,
     RecordingHealth,
+    RegistrationChanged,
     SelfTestFinished,
     Subscription,
     TunnelChanged,
+    WebhookQuiet,
 )
 from wa_devtunnel.engine.exchange_view import VIEW_FIELDS
 from wa_devtunnel.engine.replay.source import ReplayError
@@ -53,7 +55,7 @@ COALESCE_S = 0.01
 # A watcher attaching later still sees what the engine said lately (a failed tunnel, a local-only hint).
 RECENT_NOTICES = 10
 # The lasting state a watcher must know even if it missed the event that set it.
-STATE_EVENTS = (TunnelChanged, SelfTestFinished, RecordingHealth)
+STATE_EVENTS = (TunnelChanged, SelfTestFinished, RecordingHealth, RegistrationChanged, WebhookQuiet)
 
 
 class Watcher(asyncio.Protocol):

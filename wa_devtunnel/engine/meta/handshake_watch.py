@@ -10,12 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from wa_devtunnel.engine.events import EngineEvent, EventBus, ExchangeRecorded, Notice
+from wa_devtunnel.engine.events import EngineEvent, EventBus, ExchangeRecorded, Notice, WebhookQuiet
 from wa_devtunnel.engine.origin import META
 
 # How long after a registration a missing handshake is worth a warning (tests pass a shorter one).
 HANDSHAKE_WAIT_S = 60.0
 TOPIC = "handshake"
+QUIET_CHECKS = (
+    "is the field `messages` subscribed (`wa-devtunnel meta status`)? Is the app subscribed to the WABA "
+    "(`wa-devtunnel doctor`)? With a test number, did you message it from a number on its recipient list?"
+)
 NGROK_FREE_DOMAIN_CAVEAT = (
     "With ngrok, Meta may refuse free ngrok domains: ngrok's WhatsApp guide says a paid plan is needed "
     '"because Meta validates your ngrok domain and certificate" (community reports are mixed). '
@@ -45,16 +49,25 @@ def handshake_missing_text(provider: str, callback_url: str, seconds: float, *, 
     return f"{what} {advice}"
 
 
+def quiet_after_handshake_text(seconds: float, callback_url: str) -> str:
+    """What to check when Meta verified the URL but no webhook followed."""
+    return f"No webhook from Meta in {seconds:g} s since its handshake on {callback_url}. Check: {QUIET_CHECKS}"
+
+
 class HandshakeWatch:
     """A bus listener: counts Meta's verify requests and says what a new outcome means, once per URL and outcome."""
 
-    def __init__(self, bus: EventBus, provider: str) -> None:
+    def __init__(self, bus: EventBus, provider: str, quiet_after_s: float = 0.0) -> None:
         self.bus = bus
         self.provider = provider
         self.callback_url = ""
         self.arrived = 0
         self._said: bool | None = None  # the outcome last announced for this URL
         self._arrival = asyncio.Event()
+        # After Meta's handshake, no webhook from Meta within this long is a lasting state (0: never said).
+        self.quiet_after_s = quiet_after_s
+        self.quiet: WebhookQuiet | None = None  # the state said, until Meta's next event clears it
+        self._quiet_timer: asyncio.TimerHandle | None = None
 
     def expect(self, callback_url: str) -> None:
         """A (new) public URL was announced: the next handshake from Meta is news again."""
@@ -66,16 +79,63 @@ class HandshakeWatch:
         if event.__class__ is not ExchangeRecorded:
             return
         record = event.record  # type: ignore[union-attr]  # the record, not the view: no view built for this
-        if record.get("kind") != "verify" or record.get("origin", META) != META or not self.callback_url:
+        if record.get("origin", META) != META:
+            return
+        kind = record.get("kind")
+        if kind == "event":
+            if self._quiet_timer is not None or self.quiet is not None:  # the hot path: two tests, no call
+                self._webhook_arrived()
+            return
+        if kind != "verify" or not self.callback_url:
             return
         self.arrived += 1
         self._arrival.set()
         verify = record.get("verify") or {}
         ok = bool(verify.get("ok"))
+        if ok:
+            self._expect_webhook()
         if ok == self._said:
             return
         self._said = ok
         self.bus.publish(self._arrived_notice(ok, str(verify.get("reason") or "")))
+
+    def _expect_webhook(self) -> None:
+        """Meta verified the URL: a webhook should follow; say so if none has within `quiet_after_s`."""
+        if self.quiet_after_s <= 0:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # published outside the engine's loop (a test): nothing to time
+            return
+        if self._quiet_timer is not None:
+            self._quiet_timer.cancel()
+        url, seconds = self.callback_url, self.quiet_after_s
+        self._quiet_timer = loop.call_later(
+            seconds, lambda: self.went_quiet(seconds, url, "handshake", quiet_after_handshake_text(seconds, url))
+        )
+
+    def went_quiet(self, seconds: float, callback_url: str, since: str, hint: str) -> None:
+        """No webhook from Meta for `seconds`: a lasting state, said once until Meta's next event clears it."""
+        self._quiet_timer = None
+        if self.quiet is not None:
+            return
+        self.quiet = WebhookQuiet(True, seconds, callback_url, since, hint)
+        self.bus.publish(self.quiet)
+
+    def _webhook_arrived(self) -> None:
+        """An event from Meta: no more waiting, and a quiet state said earlier is over."""
+        if self._quiet_timer is not None:
+            self._quiet_timer.cancel()
+            self._quiet_timer = None
+        quiet, self.quiet = self.quiet, None
+        if quiet is not None:
+            self.bus.publish(WebhookQuiet(False, quiet.seconds, quiet.callback_url, quiet.since))
+
+    def close(self) -> None:
+        """The engine stops: no timer outlives it."""
+        if self._quiet_timer is not None:
+            self._quiet_timer.cancel()
+            self._quiet_timer = None
 
     def _arrived_notice(self, ok: bool, reason: str) -> Notice:
         if ok:

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from wa_devtunnel.engine.events import EngineEvent, EventBus, ExchangeRecorded, Notice
+from wa_devtunnel.engine.events import EngineEvent, EventBus, ExchangeRecorded, Notice, RegistrationChanged
 from wa_devtunnel.engine.meta.graph import (
     AppSubscription,
     GraphClient,
@@ -193,15 +193,31 @@ class Registrar:
         if isinstance(event, ExchangeRecorded) and event.view.kind == "event" and event.view.origin == "meta":
             self.meta_events += 1
 
+    @property
+    def target(self) -> str:
+        """The phone number, WABA or app id this scope routes ("" when the settings lack it)."""
+        try:
+            return _target(self.settings, self.scope)
+        except MissingCredentials:
+            return ""
+
+    def _state(self, state: str, url: str, detail: str = "", previous: str = "") -> None:
+        self.bus.publish(RegistrationChanged(state, self.scope, url, detail, previous, self.target))
+
     def unavailable_notice(self, tunnel_state: str) -> Notice:
         """Meta only calls public HTTPS URLs: say why nothing was registered."""
+        return Notice("error", f"--register {self.scope}: {self._unavailable_text(tunnel_state)}", topic="register")
+
+    def _unavailable_text(self, tunnel_state: str) -> str:
         fix = " (set NGROK_AUTHTOKEN, or use --tunnel cloudflared)" if tunnel_state == "local-only" else ""
-        return Notice(
-            "error",
-            f"--register {self.scope}: not registered, Meta needs a public HTTPS URL and the tunnel is "
-            f"{tunnel_state}{fix}",
-            topic="register",
-        )
+        if tunnel_state == "failed":
+            fix = " (see why above; fix it and start again)"
+        return f"not registered, Meta needs a public HTTPS URL and the tunnel is {tunnel_state}{fix}"
+
+    def unavailable(self, tunnel_state: str, local_url: str) -> None:
+        """No public URL at start: nothing is sent to Meta; the notice and the lasting `failed` state say why."""
+        self.bus.publish(self.unavailable_notice(tunnel_state))
+        self._state("failed", local_url, self._unavailable_text(tunnel_state))
 
     async def ensure(self, callback_url: str) -> None:
         """Register `callback_url` unless it already is; shielded so a cancelled caller cannot half-do it."""
@@ -213,8 +229,12 @@ class Registrar:
             if self.current is not None and self.current.callback_url == callback_url:
                 return
             handshakes_seen = self.handshakes.arrived if self.handshakes is not None else 0
+            self._state("registering", callback_url)
+            previous: str | None = "" if self.scope == "app" else None  # "": nothing; None: not known
             try:
                 async with self.graph_factory() as graph:
+                    if self.scope != "app":  # the app scope reads what it replaces itself
+                        previous = await self._routed_now(graph)
                     registration = await register(
                         graph, self.settings, self.scope, callback_url, self.settings.verify_token
                     )
@@ -222,6 +242,7 @@ class Registrar:
                 advice = advice_for(exc, self.settings.waba_id) if isinstance(exc, GraphError) else ""
                 text = f"--register {self.scope} failed: Meta refused {callback_url}: {exc}"
                 self.bus.publish(Notice("error", text + (f"\n  {advice}" if advice else ""), topic="register"))
+                self._state("failed", callback_url, f"Meta refused it: {exc}" + (f" {advice}" if advice else ""))
                 # 2200: Meta's handshake failed and it tries no more. None reached us: Meta never got through.
                 handshakes = self.handshakes
                 verification_failed = isinstance(exc, GraphError) and exc.code == 2200
@@ -229,12 +250,22 @@ class Registrar:
                     self.bus.publish(handshakes.missing(callback_url, 0, accepted=False))
                 return
             again = self.current is not None
+            if self.scope == "app" and registration.previous is not None:
+                previous = registration.previous.callback_url
             if again and self.current is not None:
                 registration = replace(registration, previous=self.current.previous)
             self.current = registration
             note = " (re-registered: the tunnel URL changed)" if again else " (undone on exit)"
             self.bus.publish(Notice("info", registration.describe() + note, topic="register"))
+            self._state("registered", callback_url, registration.describe() + note, _was(previous))
             self._watch_quiet(registration, handshakes_seen)
+
+    async def _routed_now(self, graph: GraphClient) -> str | None:
+        """Where the scope routes before we change it (None when unknown: reading it is only for the record)."""
+        try:
+            return await current_override(graph, self.settings, self.scope) or ""
+        except Exception:  # a failed look is no reason not to register: the line then says "unknown"
+            return None
 
     def _watch_quiet(self, registration: Registration, handshakes_seen: int) -> None:
         if self._quiet is not None:
@@ -253,7 +284,10 @@ class Registrar:
             return
         await asyncio.sleep(max(self.quiet_after_s - (loop.time() - began), 0))
         if self.meta_events == events_seen:
-            self.bus.publish(Notice("warning", quiet_hint(self.quiet_after_s, registration), topic="quiet"))
+            hint = quiet_hint(self.quiet_after_s, registration)
+            self.bus.publish(Notice("warning", hint, topic="quiet"))
+            if handshakes is not None:  # the lasting state, until Meta's next event clears it
+                handshakes.went_quiet(self.quiet_after_s, registration.callback_url, "registration", hint)
 
     async def close(self) -> None:
         """Undo what we registered (the override we created, or the app callback we replaced)."""
@@ -265,20 +299,30 @@ class Registrar:
         registration, self.current = self.current, None
         if registration is None:
             return
+        url = registration.callback_url
+        self._state("undoing", url)
         try:
             async with self.graph_factory() as graph:
                 done = await asyncio.wait_for(unregister(graph, self.settings, registration), UNDO_TIMEOUT_S)
-        except (GraphError, MissingCredentials, TimeoutError) as exc:
+        except (GraphError, MissingCredentials, TimeoutError, OSError) as exc:
+            why = str(exc) or "Meta did not answer in time"
+            command = f"wa-devtunnel meta unsubscribe --scope {self.scope} --url {url}"
             self.bus.publish(
                 Notice(
                     "error",
-                    f"--register {self.scope}: could not undo the registration: {exc or 'timed out'}\n"
-                    f"  Run `wa-devtunnel meta unsubscribe --scope {self.scope} --url {registration.callback_url}`.",
+                    f"--register {self.scope}: could not undo the registration: {why}\n  Run `{command}`.",
                     topic="register",
                 )
             )
+            self._state("undo-failed", url, f"{why}. Meta still sends webhooks to {url}: run `{command}`.")
             return
         self.bus.publish(Notice("info", f"--register {self.scope}: {done}", topic="register"))
+        self._state("undone", url, done)
+
+
+def _was(previous: str | None) -> str:
+    """The `previous` of a registered state: the URL, "" for none, "unknown" when it could not be read."""
+    return "unknown" if previous is None else previous
 
 
 def registrar_for(settings: Settings) -> Registrar | None:

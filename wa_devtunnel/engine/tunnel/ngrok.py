@@ -322,7 +322,7 @@ class NgrokTunnel:
         if not os.path.exists(self.ngrok_path):
             raise TunnelError(
                 f"the ngrok agent is not installed at {self.ngrok_path}",
-                f"Install ngrok ({DOWNLOAD_URL}) and set PYNGROK_NGROK_PATH.",
+                f"Install ngrok ({DOWNLOAD_URL}) and set PYNGROK_NGROK_PATH=/path/to/ngrok in .env.",
             )
         began = time.monotonic()
         probe_s = min(PROBE_TIMEOUT_S, self.start_deadline_s)

@@ -127,10 +127,17 @@ def explain(words: str, binary: str = "ngrok", summary: str = "ngrok refused to 
 
 
 def one_line(text: str, limit: int = WORDS_LIMIT) -> str:
-    """Agent text on one line: escaped newlines and runs of space folded, controls made visible, cut."""
+    """Agent text on one line: escaped newlines and runs of space folded, controls made visible, cut after
+    a whole word (never half of one, unless a single word is longer than the limit)."""
     folded = " ".join(text.replace("\\r", " ").replace("\\n", " ").split())
     shown = visible(folded)
-    return shown if len(shown) <= limit else shown[: limit - 1] + "…"
+    if len(shown) <= limit:
+        return shown
+    cut = shown[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:  # a word boundary that keeps most of the words
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.") + "…"
 
 
 def describe(log: AgentLog) -> str:
