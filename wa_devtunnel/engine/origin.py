@@ -28,6 +28,7 @@ ORIGINS = (META, OTHER, LOCAL, "selftest", "sample", "replay")
 META_USER_AGENT = "facebookexternalua"
 META_HANDSHAKE_USER_AGENT = "facebookplatform/1.0 (+http://developers.facebook.com)"
 _META_AGENTS = (META_USER_AGENT, "facebookplatform/")
+_META_EXACT = frozenset({META_USER_AGENT, META_HANDSHAKE_USER_AGENT})  # as Meta sends them: no lower() needed
 _AGENT_PREFIX = max(map(len, _META_AGENTS))
 # The address the tunnel's edge saw: the last X-Forwarded-For hop (the one the tunnel added; what comes
 # before it is the sender's own claim), else Cloudflare's own header.
@@ -43,7 +44,7 @@ class RequestHeaders(Protocol):
 
     def get(self, key: str, default: str | None = None, /) -> str | None: ...
 
-    def getall(self, key: str, default: list[str], /) -> list[str]: ...
+    def getall(self, key: str, default: None, /) -> list[str] | None: ...
 
 
 def new_origin_key() -> str:
@@ -79,8 +80,10 @@ def request_origin(headers: RequestHeaders, key: str) -> tuple[str, str | None]:
             return label, client
     if client is None:
         return LOCAL, None
-    agent = headers.get("User-Agent") or ""
-    return (META if agent[:_AGENT_PREFIX].lower().startswith(_META_AGENTS) else OTHER), client
+    agent = headers.get("User-Agent")
+    if agent is not None and (agent in _META_EXACT or agent[:_AGENT_PREFIX].lower().startswith(_META_AGENTS)):
+        return META, client
+    return OTHER, client
 
 
 def tunnel_client(headers: RequestHeaders) -> str | None:
@@ -89,9 +92,10 @@ def tunnel_client(headers: RequestHeaders) -> str | None:
     The last X-Forwarded-For entry first: ngrok and Cloudflare both append the address they saw there,
     while a Cf-Connecting-Ip sent through ngrok is only the sender's claim (Cloudflare sets its own).
     """
-    chain = headers.getall(FORWARDED_FOR_HEADER, [])
-    if chain:
-        return client_address(chain[-1].rpartition(",")[2])
+    chain = headers.getall(FORWARDED_FOR_HEADER, None)
+    if chain is not None:
+        last = chain[-1]
+        return client_address(last.rpartition(",")[2] if "," in last else last)
     connecting = headers.get(CLOUDFLARE_CLIENT_HEADER)
     return None if connecting is None else client_address(connecting)
 
