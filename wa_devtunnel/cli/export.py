@@ -18,6 +18,7 @@ from wa_devtunnel.cli.options import (
     add_selection_arguments,
     recordings_from_args,
     selection_from_args,
+    shown_path,
 )
 from wa_devtunnel.cli.output import ProgressBar, console_for, echo, error
 from wa_devtunnel.cli.terminal_text import line, say, say_lines
@@ -107,7 +108,8 @@ def run(args: argparse.Namespace, settings: Settings | None) -> ExitCode:
     report_skipped(loaded.problems)
     events = select(loaded.exchanges, selection)
     if not events:
-        raise _usage(no_match_message(loaded.exchanges, selection, paths, "no event matches"))
+        shown = [shown_path(path) for path in paths]
+        raise _usage(no_match_message(loaded.exchanges, selection, shown, "no event matches"))
     try:
         earlier = prepare_out_dir(args.out, clean=args.clean)
         if args.clean:

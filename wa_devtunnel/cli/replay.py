@@ -21,6 +21,7 @@ from wa_devtunnel.cli.options import (
     positive,
     recordings_from_args,
     selection_from_args,
+    shown_path,
     target_from_args,
 )
 from wa_devtunnel.cli.output import ProgressBar, console_for, error
@@ -64,7 +65,9 @@ def register(subparsers: Subparsers) -> None:
     signing = replay.add_mutually_exclusive_group()
     signing.add_argument("--resign", action="store_true", help="sign again with --app-secret / WHATSAPP_APP_SECRET")
     signing.add_argument(
-        "--bad-signature", action="store_true", help="send a wrong X-Hub-Signature-256 to test your rejection path"
+        "--bad-signature",
+        action="store_true",
+        help="send a wrong X-Hub-Signature-256 to test your rejection path: exit 0 when every one gets a 4xx",
     )
     replay.add_argument("--app-secret", help="App Secret for --resign (default WHATSAPP_APP_SECRET)")
     replay.add_argument(
@@ -130,7 +133,8 @@ def _replay(settings: Settings, args: argparse.Namespace) -> ExitCode:
     chosen = select(loaded.exchanges, selection)
     if not chosen:
         hint = " (try --kind all)" if matches_with_any_kind(loaded.exchanges, selection) else ""
-        raise ReplayError(no_match_message(loaded.exchanges, selection, paths, "no exchanges match") + hint)
+        shown = [shown_path(path) for path in paths]
+        raise ReplayError(no_match_message(loaded.exchanges, selection, shown, "no exchanges match") + hint)
     plan = plan_replay(chosen, options)
     multi = len(paths) > 1
     if args.dry_run:

@@ -125,10 +125,10 @@ def judge_forged(status: int) -> tuple[bool, str]:
     if 400 <= status < 500:
         return True, f"rejected ({status})"
     if 200 <= status < 300:
-        return False, f"accepted a wrong signature (HTTP {status}): the backend does not check X-Hub-Signature-256"
+        return False, f"accepted a wrong signature (HTTP {status})"
     if status >= 500:
-        return False, f"HTTP {status}: a server error, not a rejection (refuse a wrong signature with 401 or 403)"
-    return False, f"HTTP {status}: not a rejection (refuse a wrong signature with 401 or 403)"
+        return False, f"HTTP {status}: a server error, not a rejection (answer 401 or 403)"
+    return False, f"HTTP {status}: not a rejection (answer 401 or 403)"
 
 
 async def send_plan(
