@@ -39,8 +39,10 @@ from wa_devtunnel.engine.events import (
     ReceiverStarted,
     ReceiverStopped,
     RecordingHealth,
+    RegistrationChanged,
     SelfTestFinished,
     TunnelChanged,
+    WebhookQuiet,
 )
 from wa_devtunnel.engine.instance import instance_path, read_instance
 from wa_devtunnel.engine.replay.source import ReplayError
@@ -116,9 +118,34 @@ def test_every_engine_event_reads_back_as_the_same_typed_event(tmp_path: Path) -
         TunnelChanged("reconnecting", "ngrok", None, "http://127.0.0.1:1/w", "ERR_NGROK_3200"),
         SelfTestFinished(False, "https://x/w", 12.5, "502"),
         RecordingHealth(False, part, "disk full", 2),
+        ReceiverStarted(
+            "http://127.0.0.1:1/w",
+            "http://127.0.0.1:1/w",
+            "tok",
+            False,
+            None,
+            1,
+            tunnel_state="failed",
+            verify_token_source="project-state",
+            verify_token_new=True,
+            state_path=str(tmp_path / ".wa-devtunnel" / "state.json"),
+            accounts=(("shop", "shop-token"), ("support", "support-token")),
+            accounts_file=str(tmp_path / "wa-devtunnel.toml"),
+            tunnel_reason="could not download the ngrok agent: offline",
+            tunnel_advice="set PYNGROK_NGROK_PATH=/path/to/ngrok in .env",
+        ),
+        TunnelChanged("failed", "ngrok", None, "http://127.0.0.1:1/w", "no agent\n  fix it", "fix it"),
+        RegistrationChanged("registered", "phone", "https://x/w", "Meta verified it", "", "106540352242922"),
+        RegistrationChanged("undo-failed", "app", "https://x/w", "timed out [/x]", "https://prod/w", "123"),
+        WebhookQuiet(True, 120.0, "https://x/w", "handshake", "No webhook from Meta in 120 s"),
+        WebhookQuiet(False, 120.0, "https://x/w", "registration"),
     ]
     for event in events:
         assert event_from_message(decode(encode_event(event))) == event
+    started = event_from_message(decode(encode_event(events[7])))
+    assert isinstance(started, ReceiverStarted) and isinstance(started.accounts[0], tuple), "pairs, not lists"
+    with pytest.raises(ProtocolError, match="accounts"):
+        event_from_message({"event": "started", "callback_url": "u", "accounts": [3]})
     exchange = event_from_message(decode(encode_event(ExchangeRecorded(None, record, 120, part))))
     assert isinstance(exchange, ExchangeRecorded)
     assert (exchange.record, exchange.offset, exchange.path) == (record, 120, part)
@@ -222,6 +249,27 @@ async def test_a_watcher_attaching_later_gets_the_session_so_far_from_the_record
     history = late.exchanges()[0]
     assert history.offset == 0 and history.path == hosted.started.recording_path
     await late.close()
+
+
+async def test_a_watcher_attaching_later_gets_the_lasting_states_in_its_welcome(hosted: HostedEngine) -> None:
+    """A TUI restarted or a `watch` started after --register or a quiet spell still shows them."""
+    registered = RegistrationChanged("registered", "phone", "https://x/w", "Meta verified it", "", "1065")
+    quiet = WebhookQuiet(True, 120.0, "https://x/w", "handshake", "No webhook from Meta in 120 s")
+
+    async def publish() -> None:
+        hosted.engine.service.bus.publish(registered)
+        hosted.engine.service.bus.publish(quiet)
+
+    hosted.engine.submit(publish()).result(WAIT_S)
+    for _ in range(int(WAIT_S / 0.02)):  # the channel's pump takes them from the bus
+        if quiet in hosted.channel.server._state.values():
+            break
+        await asyncio.sleep(0.02)
+    client = hosted.attach(records=False)
+    try:
+        assert registered in client.welcome.state and quiet in client.welcome.state
+    finally:
+        client.close()
 
 
 async def test_a_slow_watcher_never_slows_the_acks_and_catches_up_from_the_recording(
