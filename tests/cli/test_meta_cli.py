@@ -226,11 +226,11 @@ def test_up_register_follows_the_tunnel_and_cleans_up_on_exit(
         if proc.poll() is None:
             proc.kill()
             proc.wait(timeout=10)
-    stderr = err_path.read_text()
+    stdout, stderr = out_path.read_text(), err_path.read_text()
     assert overrides == {}, stderr
-    assert f"[info] Meta verified {first} and now sends webhooks for phone number {PHONE_NUMBER_ID}" in stderr
-    assert "(re-registered: the tunnel URL changed)" in stderr
-    assert f"[info] --register phone: removed the phone number override of {PHONE_NUMBER_ID}" in stderr
+    assert f"Registered {first} as phone number {PHONE_NUMBER_ID}" in stdout, stdout
+    assert f"Re-registered {second} as phone number {PHONE_NUMBER_ID}" in stdout, stdout
+    assert f"Registration undone: removed the phone number override of {PHONE_NUMBER_ID}" in stderr
     assert [h.ok for h in threaded_fake_graph.handshakes] == [True, True]
 
 
