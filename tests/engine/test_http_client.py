@@ -129,7 +129,7 @@ def test_system_errors_map_to_the_same_words(error: OSError, kind: Failure, reas
 
 def test_only_failures_before_sending_mean_unreachable() -> None:
     unreachable = {kind for kind in Failure if RequestFailure(kind, "x", 1).could_not_connect}
-    assert unreachable == {Failure.REFUSED, Failure.UNREACHABLE, Failure.TLS}
+    assert unreachable == {Failure.REFUSED, Failure.UNREACHABLE, Failure.TLS, Failure.PROXY}
 
 
 async def test_a_verbatim_session_sends_only_the_headers_it_is_given(servers: dict[str, str]) -> None:

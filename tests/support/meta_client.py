@@ -12,6 +12,9 @@ from urllib.parse import urlencode
 import aiohttp
 
 META_HANDSHAKE_BUDGET_S = 6.0
+# The user agents Meta's webhooks arrive with, written out here (not imported) so a wrong product constant fails.
+HANDSHAKE_USER_AGENT = "facebookplatform/1.0 (+http://developers.facebook.com)"
+EVENT_USER_AGENT = "facebookexternalua"
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class MetaLikeSender:
         started = time.perf_counter()
         async with self.session.get(
             f"{self.url}?{query}",
+            headers={"User-Agent": HANDSHAKE_USER_AGENT},
             timeout=aiohttp.ClientTimeout(total=META_HANDSHAKE_BUDGET_S),
             ssl=self.ssl,
         ) as response:
@@ -69,7 +73,7 @@ class MetaLikeSender:
         """The headers observed on real deliveries."""
         headers = {
             "Content-Type": "application/json",
-            "User-Agent": "facebookexternalua",
+            "User-Agent": EVENT_USER_AGENT,
             "Accept-Encoding": "deflate, gzip",
         }
         if self.app_secret is not None:
