@@ -185,7 +185,7 @@ def export_fixtures(
     earlier: EarlierExport | None = None,
 ) -> ExportResult:
     """Write one file per event and manifest.json, keeping what `earlier` (from prepare_out_dir) found there."""
-    earlier = earlier or EarlierExport()
+    earlier = earlier if earlier is not None else earlier_export(out_dir, clean=False)
     scrubber = Scrubber(keep_text=keep_text) if scrub else None
     if scrubber is not None:
         _learn_everyone(events, scrubber)
