@@ -38,6 +38,8 @@ PINNED_URL = f"http://127.0.0.1:{PINNED_PORT}/webhook/whatsapp"
 PINNED_RECORDING = Path("recordings/20260314-082648.jsonl")
 # Fixed offset, no DST and no tz database needed: 08:26:50Z shows as 09:26:50.
 PINNED_TZ = "CET-1"
+PINNED_CLIENT = "198.51.100.7"
+SMALL, LARGE = (80, 24), (160, 45)
 
 RecordedTraffic = list[dict[str, Any]]
 
@@ -81,6 +83,9 @@ def pinned(record: dict[str, Any], index: int) -> dict[str, Any]:
     record["received_at"] = f"2026-03-14T08:26:{50 + index:02d}.{index * 111111:06d}Z"
     record["elapsed_ms"] = round(0.4 + index * 0.15, 3)
     record["remote"] = "127.0.0.1"
+    # As Meta's deliveries through a tunnel are: Meta's user agent, the client the tunnel saw (a test address).
+    record["origin"] = "meta"
+    record["client"] = PINNED_CLIENT
     for header in record["request"]["headers"]:
         if header[0].lower() == "host":
             header[1] = f"127.0.0.1:{PINNED_PORT}"
@@ -129,6 +134,7 @@ def make_app(tmp_path: Path, fixed_timezone: None) -> Iterator[Callable[[Recorde
                 local_url=PINNED_URL,
                 verify_token=VERIFY_TOKEN,
                 verify_token_generated=False,
+                verify_token_source="environment",
                 recording_path=PINNED_RECORDING,
                 port=PINNED_PORT,
                 signatures_checked=True,
@@ -192,3 +198,75 @@ def test_recording_failure_banner(
         await pilot.pause(0.2)
 
     assert snap_compare(make_app(recorded_traffic), terminal_size=SIZE, run_before=run_before)
+
+
+# The two sizes the keys are checked at (80x24: the smallest a developer uses; 160x45: a full screen).
+
+
+def test_main_screen_80x24(
+    snap_compare: Any, make_app: Callable[[RecordedTraffic], InspectorApp], recorded_traffic: RecordedTraffic
+) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await until_rows(pilot, 6)
+
+    assert snap_compare(make_app(recorded_traffic), terminal_size=SMALL, run_before=run_before)
+
+
+def test_main_screen_160x45(
+    snap_compare: Any, make_app: Callable[[RecordedTraffic], InspectorApp], recorded_traffic: RecordedTraffic
+) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await until_rows(pilot, 6)
+
+    assert snap_compare(make_app(recorded_traffic), terminal_size=LARGE, run_before=run_before)
+
+
+def test_zoomed_raw_body_80x24(
+    snap_compare: Any, make_app: Callable[[RecordedTraffic], InspectorApp], recorded_traffic: RecordedTraffic
+) -> None:
+    """z and b: the detail takes the room, the exact body folded by character."""
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await until_rows(pilot, 6)
+        await pilot.press("up", "up", "up", "z", "b")
+        await pilot.pause(0.2)
+
+    assert snap_compare(make_app(recorded_traffic), terminal_size=SMALL, run_before=run_before)
+
+
+def test_help_80x24(snap_compare: Any, make_app: Callable[[RecordedTraffic], InspectorApp]) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await pilot.press("question_mark")
+        await pilot.pause(0.2)
+
+    assert snap_compare(make_app([]), terminal_size=SMALL, run_before=run_before)
+
+
+def test_filter_matching_nothing_80x24(
+    snap_compare: Any, make_app: Callable[[RecordedTraffic], InspectorApp], recorded_traffic: RecordedTraffic
+) -> None:
+    async def run_before(pilot: Pilot[None]) -> None:
+        await until_rows(pilot, 6)
+        await pilot.press("slash", *"type:image", "enter")
+        await pilot.pause(0.2)
+
+    assert snap_compare(make_app(recorded_traffic), terminal_size=SMALL, run_before=run_before)
+
+
+def test_editor_keeps_an_edit_that_is_not_json_80x24(
+    snap_compare: Any,
+    make_app: Callable[[RecordedTraffic], InspectorApp],
+    recorded_traffic: RecordedTraffic,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("EDITOR", raising=False)
+    monkeypatch.delenv("VISUAL", raising=False)
+
+    async def run_before(pilot: Pilot[None]) -> None:
+        await until_rows(pilot, 6)
+        await pilot.press("up", "up", "up", "E")
+        await pilot.pause(0.2)
+        await pilot.press("down", "down", "end", "x", "ctrl+s")
+        await pilot.pause(0.2)
+
+    assert snap_compare(make_app(recorded_traffic), terminal_size=SMALL, run_before=run_before)
