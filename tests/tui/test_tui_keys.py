@@ -288,3 +288,56 @@ async def test_the_tabs_keys_and_tab_focus(inspector: Inspector, meta: MetaLikeS
     for key, tab in (("2", "body"), ("3", "headers"), ("4", "signature"), ("1", "summary")):
         await pilot.press(key)
         assert app.query_one(TabbedContent).active == tab
+
+
+async def test_every_other_key_does_what_help_says(
+    inspector: Inspector, meta: MetaLikeSender, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """s p b o w t r L R f q, each at both sizes (E: test_tui_replay.py; the rest above)."""
+    app, pilot = inspector.app, inspector.pilot
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))  # w and o write their files here
+
+    def noticed(text: str) -> bool:
+        return any(text in n.message for n in app._notifications)
+
+    await pilot.press("s")
+    await wait_until(pilot, lambda: exchanges(app).row_count == 1, "the sample")
+    assert "(sample) text from" in exchanges(app).row_text(0)
+    await wait_until(pilot, lambda: app.detail.shown_id == exchanges(app).selected_id, "the detail")
+    await pilot.press("p")
+    await wait_until(pilot, lambda: exchanges(app).row_count == 2, "the replay")
+    assert "(replay) text from" in exchanges(app).row_text(1)
+
+    await pilot.press("b")
+    assert app.query_one(TabbedContent).active == "body"
+    assert "exactly as received" in rendered(app.query_one("#body-text", Static))
+    await pilot.press("b")
+    assert "pretty-printed" in rendered(app.query_one("#body-text", Static))
+
+    await pilot.press("w")
+    await wait_until(pilot, lambda: noticed("(mode 0600)"), "the written body")
+    await pilot.press("o")  # no terminal to hand to a pager here: the body goes to a file instead
+    await wait_until(pilot, lambda: noticed("No pager"), "the pager's fallback")
+    assert len(list(tmp_path.glob("wa-devtunnel-seq*.json"))) == 2
+
+    await pilot.press("t")
+    assert app.clipboard == inspector.started.verify_token
+    await pilot.press("r")
+    assert inspector.started.verify_token in header(app)
+    await pilot.press("r")
+    assert inspector.started.verify_token not in header(app)
+
+    await pilot.press("up", "f")
+    assert exchanges(app).cursor_row == 1 and "FOLLOW" in header(app)
+
+    await pilot.press("L")
+    assert type(app.screen).__name__ == "LifecycleScreen"
+    await pilot.press("escape")
+    assert app.screen is app.screen_stack[0]
+
+    await pilot.press("R")
+    assert noticed("The engine is running")
+
+    await pilot.press("q")
+    await pilot.pause()
+    assert not app.is_running
