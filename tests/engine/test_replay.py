@@ -848,6 +848,27 @@ async def test_an_unwritable_recordings_dir_is_a_clear_error(
     assert backend.arrivals == 0
 
 
+async def test_a_replay_session_that_cannot_be_written_leaves_no_file_and_says_why(
+    meta_session: Path,
+    recordings: Path,
+    start_backend: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The replay's own session is created at its first line: a disk that refuses it leaves no empty file."""
+    backend = await start_backend(reject_bad_signature=False)
+
+    def no_space(*_args: Any) -> Any:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("wa_devtunnel.engine.recording.create_session_file", no_space)
+    code, out, err = await replay(capsys, "--to", backend.url, "--recordings-dir", str(recordings), "--type", "image")
+    assert code == 1 and backend.arrivals == 1, "sent, answered, but not recorded"
+    assert "Not recorded (the replay session could not be written)" in out
+    assert "could not record the replay to" in err and "No space left on device" in err
+    assert replay_files(recordings) == []
+
+
 async def test_ctrl_c_stops_the_replay_and_keeps_what_was_answered(
     meta_session: Path, recordings: Path, start_backend: Any, tmp_path: Path
 ) -> None:

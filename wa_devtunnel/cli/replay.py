@@ -167,7 +167,8 @@ def _replay(settings: Settings, args: argparse.Namespace) -> ExitCode:
     if args.json:
         print(json.dumps(json_report(paths, options, plan, results, summary, recording, loaded.problems)))
     else:
-        print_summary(console_for(), paths, options, results, summary, recording, multi)
+        why = "--no-record" if recorder is None else "the replay session could not be written"
+        print_summary(console_for(), paths, options, results, summary, recording, multi, why)
     if not_recorded:
         error(f"error: {not_recorded}")
     return ExitCode.OK if summary.failed == 0 and not not_recorded else ExitCode.FAILED

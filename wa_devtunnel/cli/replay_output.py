@@ -110,6 +110,7 @@ def print_summary(
     summary: ReplaySummary,
     recording: Path | None,
     multi: bool,
+    not_recorded: str = "--no-record",
 ) -> None:
     """Status counts, latency percentiles, then every failure with its seq and what the target said."""
     sources = ", ".join(p.name for p in paths)
@@ -140,7 +141,7 @@ def print_summary(
         echo(console, "Not rejected (a wrong signature must be refused):" if summary.forged else "Failed:")
         print_table(console, table, indent=2)
     echo(console)
-    echo(console, f"Recorded to {shown_path(recording)}" if recording else "Not recorded (--no-record)")
+    echo(console, f"Recorded to {shown_path(recording)}" if recording else f"Not recorded ({not_recorded})")
 
 
 def _failure_text(result: ReplayResult) -> str:
