@@ -158,13 +158,13 @@ def startup_lines(started: ReceiverStarted) -> list[str]:
     """What goes into Meta's dashboard, ready to copy, where the token and the accounts come from, and
     where the recording is."""
     lines = [f"Callback URL: {started.callback_url}", f"Verify token: {started.verify_token}"]
-    if started.public_url:
-        lines.append(f"  (public URL through the tunnel; local receiver at {started.local_url})")
     source = token_source_text(started.verify_token_source, started.state_path, started.verify_token_new)
     if source:
         lines.append(f"  ({source})")
     elif started.verify_token_generated:  # an engine that does not say where it came from
         lines.append("  (generated for this session; wa-devtunnel token --write-env keeps one)")
+    if started.public_url:
+        lines.append(f"  (public URL through the tunnel; local receiver at {started.local_url})")
     if started.accounts:
         where = f" from {started.accounts_file}" if started.accounts_file else ""
         lines.append(f"Accounts{where}: {len(started.accounts)}, each answering Meta's handshake with its own token")

@@ -242,7 +242,8 @@ class Registrar:
                 advice = advice_for(exc, self.settings.waba_id) if isinstance(exc, GraphError) else ""
                 text = f"--register {self.scope} failed: Meta refused {callback_url}: {exc}"
                 self.bus.publish(Notice("error", text + (f"\n  {advice}" if advice else ""), topic="register"))
-                self._state("failed", callback_url, f"Meta refused it: {exc}" + (f" {advice}" if advice else ""))
+                why = str(exc).rstrip(". ")
+                self._state("failed", callback_url, f"Meta refused it: {why}." + (f" {advice}" if advice else ""))
                 # 2200: Meta's handshake failed and it tries no more. None reached us: Meta never got through.
                 handshakes = self.handshakes
                 verification_failed = isinstance(exc, GraphError) and exc.code == 2200
