@@ -5,6 +5,7 @@ accounts and their file, `--register` from start to undo, no webhook from Meta, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import json
 import re
@@ -17,8 +18,11 @@ from aiohttp import web
 
 from tests.support.cli_process import run_cli, running_cli
 from tests.support.constants import APP_SECRET, VERIFY_TOKEN
+from tests.support.engine_host import hosted_engine
+from tests.support.inspector import inspector_settings
 from tests.support.meta_client import MetaLikeSender
 from wa_devtunnel.cli.headless import HeadlessPrinter, format_exchange_line, startup_lines
+from wa_devtunnel.cli.watch import watch_headless
 from wa_devtunnel.engine.events import (
     ExchangeRecorded,
     ForwardCompleted,
@@ -300,3 +304,31 @@ def test_a_forward_to_the_receiver_itself_exits_2_before_any_loop(tmp_path: Path
     assert f"configuration error: --forward-to: {target} is this receiver itself (port {port}" in done.stderr
     assert done.stdout == "", "nothing was received or forwarded"
     assert list((tmp_path / "recordings").glob("*.jsonl")) == []
+
+
+async def test_watch_headless_attaching_later_prints_the_lasting_states(tmp_path: Path) -> None:
+    """`wa-devtunnel watch --headless` started after --register and a quiet spell still says both."""
+    registered = RegistrationChanged("registered", "phone", PUBLIC, "Meta verified it", "", NUMBER)
+    quiet = WebhookQuiet(True, 120.0, PUBLIC, "handshake", "No webhook from Meta in 120 s since its handshake.")
+    with hosted_engine(inspector_settings(tmp_path)) as hosted:
+
+        async def publish() -> None:
+            hosted.engine.service.bus.publish(registered)
+            hosted.engine.service.bus.publish(quiet)
+
+        hosted.engine.submit(publish()).result(5)
+        for _ in range(250):  # the channel keeps them once its pump took them from the bus
+            if quiet in hosted.channel.server._state.values():
+                break
+            await asyncio.sleep(0.02)
+        out, err = StringIO(), StringIO()
+        watching = asyncio.ensure_future(watch_headless(hosted.attach(records=False), out=out, err=err))
+        for _ in range(250):
+            if "No webhook from Meta" in err.getvalue():
+                break
+            await asyncio.sleep(0.02)
+        watching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watching
+    assert f"Registered {PUBLIC} as phone number {NUMBER}'s webhook (was: none); undone on exit" in out.getvalue()
+    assert "[warning] No webhook from Meta in 120 s since its handshake." in err.getvalue()
