@@ -28,6 +28,7 @@ from wa_devtunnel.engine.events import (
     ForwardCompleted,
     Notice,
     ReceiverStarted,
+    ReceiverStopped,
     RegistrationChanged,
     WebhookQuiet,
 )
@@ -332,3 +333,10 @@ async def test_watch_headless_attaching_later_prints_the_lasting_states(tmp_path
             await watching
     assert f"Registered {PUBLIC} as phone number {NUMBER}'s webhook (was: none); undone on exit" in out.getvalue()
     assert "[warning] No webhook from Meta in 120 s since its handshake." in err.getvalue()
+
+
+def test_a_run_that_recorded_nothing_says_so_at_the_end(tmp_path: Path) -> None:
+    _, err = printed(ReceiverStopped(tmp_path / "20261207-130000.jsonl", 0, ()))
+    assert err == "Stopped after 0 exchange(s). Nothing recorded (no session file written).\n"
+    _, err = printed(ReceiverStopped(None, 0, ()))
+    assert err == "Stopped after 0 exchange(s).\n"

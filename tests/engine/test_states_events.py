@@ -4,6 +4,7 @@ tunnel's own fix, and the start-up refusals (a --forward-to that is the receiver
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 from pathlib import Path
 from typing import TextIO
@@ -13,6 +14,7 @@ import pytest
 from tests.support.constants import APP_SECRET, VERIFY_TOKEN
 from wa_devtunnel.engine.events import (
     EventBus,
+    Notice,
     ReceiverStarted,
     RegistrationChanged,
     TunnelChanged,
@@ -175,3 +177,14 @@ def test_new_text_fields_are_redacted() -> None:
     bus.publish(ReceiverStarted("u", "u", "t", False, None, 1, tunnel_reason=said, tunnel_advice=said))
     shown = repr(events.drain())
     assert AUTHTOKEN[:12] not in shown and AUTHTOKEN[-12:] not in shown
+
+
+async def test_a_state_file_problem_is_said_at_start(tmp_path: Path) -> None:
+    why = "~/p/.wa-devtunnel/state.json is a symbolic link; the verify token is new for this run only"
+    settings = dataclasses.replace(_settings(tmp_path), state_warning=why)
+    service = WebhookService(settings)
+    events = service.bus.subscribe()
+    await service.start()
+    await service.stop()
+    said = [e for e in events.drain() if isinstance(e, Notice) and e.topic == "state"]
+    assert [(n.level, n.text) for n in said] == [("warning", why)]

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from tests.support.constants import VERIFY_TOKEN
 from tests.support.fake_graph import PHONE_NUMBER_ID
-from wa_devtunnel.engine.events import EventBus, ExchangeRecorded, RegistrationChanged, WebhookQuiet
+from wa_devtunnel.engine.events import EventBus, ExchangeRecorded, Notice, RegistrationChanged, WebhookQuiet
+from wa_devtunnel.engine.http_client import Failure, RequestFailure
+from wa_devtunnel.engine.meta.errors import GraphUnreachable
 from wa_devtunnel.engine.meta.handshake_watch import HandshakeWatch
 from wa_devtunnel.engine.meta.registration import Registrar
 from wa_devtunnel.settings import load_settings
@@ -134,4 +136,36 @@ async def test_after_a_registration_both_waits_say_it_once(tmp_path: Path) -> No
     assert said[0].since in ("handshake", "registration")
     bus.publish(event())
     assert [q.quiet for q in said] == [True, False]
+    watch.close()
+
+
+class UnreachableGraph(StubGraph):
+    """Meta not reachable at all: no answer is not a refusal."""
+
+    async def set_phone_override(self, target: str, url: str, token: str) -> None:
+        raise GraphUnreachable("graph.facebook.com", RequestFailure(Failure.UNREACHABLE, "Name or service not known"))
+
+
+async def test_a_registration_meta_never_answered_is_not_called_a_refusal(tmp_path: Path) -> None:
+    settings = load_settings(
+        {"recordings_dir": str(tmp_path / "rec"), "register": "phone"},
+        environ={
+            "WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN,
+            "WHATSAPP_ACCESS_TOKEN": "EAAGstubToken0123456789",
+            "WHATSAPP_PHONE_NUMBER_ID": PHONE_NUMBER_ID,
+        },
+        cwd=tmp_path,
+    )
+    bus, watch, _ = watching()
+    registrar = Registrar(settings, "phone", graph_factory=lambda: UnreachableGraph(bus))  # type: ignore[arg-type,return-value]
+    registrar.attach(bus, watch)
+    states: list[RegistrationChanged] = []
+    bus.add_listener(lambda e: states.append(e) if isinstance(e, RegistrationChanged) else None)
+    events = bus.subscribe()
+    await registrar.ensure(URL)
+    failed = states[-1]
+    assert failed.state == "failed"
+    assert failed.detail.startswith("could not reach graph.facebook.com: ") and "refused" not in failed.detail
+    [notice] = [e for e in events.drain() if isinstance(e, Notice) and e.topic == "register"]
+    assert notice.text.startswith("--register phone failed: could not reach graph.facebook.com")
     watch.close()

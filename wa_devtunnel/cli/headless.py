@@ -321,8 +321,10 @@ class HeadlessPrinter:
             if len(event.recording_parts) > 1:
                 first, *rest = event.recording_parts
                 text += f" Recording: {first} and {len(rest)} more part(s) up to {rest[-1].name}"
-            elif event.recording_path is not None:
-                text += f" Recording: {event.recording_path}"
+            elif event.recording_parts:
+                text += f" Recording: {event.recording_parts[0]}"
+            elif event.recording_path is not None:  # a recorder that never wrote a line made no file
+                text += " Nothing recorded (no session file written)."
             self._emit(self.err, line(text))
 
     def _exchange(self, view: ExchangeView, record: Mapping[str, Any] | None) -> None:

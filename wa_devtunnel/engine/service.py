@@ -261,6 +261,9 @@ class WebhookService:
         self.bus.publish(started)
         if self.recorder is not None and self.recorder.directory_warning:
             self.bus.publish(Notice("warning", self.recorder.directory_warning, topic="recordings"))
+        state_warning = getattr(self.settings, "state_warning", "")
+        if state_warning:  # why the verify token is temporary, or what was fixed in the project state file
+            self.bus.publish(Notice("warning", state_warning, topic="state"))
         self.announce_instance()
         if self.tunnel.name == "none" and self.settings.ngrok_authtoken is None:
             self.bus.publish(Notice("info", LOCAL_ONLY_HINT, topic="local-only"))
@@ -306,10 +309,8 @@ class WebhookService:
             raise refusal
 
     async def _unbind(self) -> None:
-        """A start that fails after binding: stop listening, and leave no empty session for `replay` to pick."""
+        """A start that fails after binding: stop listening (the session file exists only from its first record)."""
         await self._cleanup()
-        if self.recorder is not None:
-            self.recorder.path.unlink(missing_ok=True)
 
     def _set_public_url(self, public_url: str | None) -> None:
         self.public_url = public_url.rstrip("/") if public_url else None

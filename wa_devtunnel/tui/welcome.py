@@ -43,7 +43,7 @@ def welcome_text(started: ReceiverStarted, tunnel: str) -> Text:
     text.append(" to send a signed sample event to this receiver and see the whole flow.\n")
     text.append("Press ", style="")
     text.append("?", style="bold reverse")
-    text.append(" for every key; / filters (e.g. kind:event sig:invalid), x clears.\n")
+    text.append(" for every key; / filters (e.g. kind:event sig:invalid), x shows all again, ctrl+l clears the list.\n")
     if not started.signatures_checked:
         text.append("\nSignatures are not checked: set WHATSAPP_APP_SECRET in .env.\n", style="yellow")
     return text

@@ -240,10 +240,14 @@ class Registrar:
                     )
             except (GraphError, MissingCredentials, ValueError) as exc:
                 advice = advice_for(exc, self.settings.waba_id) if isinstance(exc, GraphError) else ""
-                text = f"--register {self.scope} failed: Meta refused {callback_url}: {exc}"
+                # Only an answer from Meta is a refusal: no answer (the network) or missing settings are not.
+                refused = isinstance(exc, GraphError) and not getattr(exc, "unreachable", False)
+                said = f"Meta refused {callback_url}: {exc}" if refused else str(exc)
+                text = f"--register {self.scope} failed: {said}"
                 self.bus.publish(Notice("error", text + (f"\n  {advice}" if advice else ""), topic="register"))
                 why = str(exc).rstrip(". ")
-                self._state("failed", callback_url, f"Meta refused it: {why}." + (f" {advice}" if advice else ""))
+                detail = f"Meta refused it: {why}." if refused else f"{why}."
+                self._state("failed", callback_url, detail + (f" {advice}" if advice else ""))
                 # 2200: Meta's handshake failed and it tries no more. None reached us: Meta never got through.
                 handshakes = self.handshakes
                 verification_failed = isinstance(exc, GraphError) and exc.code == 2200
