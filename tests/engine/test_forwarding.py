@@ -739,8 +739,8 @@ async def test_headless_printer_shows_pending_then_the_late_answer(
     update = receiver.records()[1]
     printer.render(ForwardCompleted(exchange_id=record["id"], seq=record["seq"], forward=update["forward"]))
     first, second = out.getvalue().splitlines()
-    assert first.endswith("  -> backend pending (acknowledged first)")
-    assert second.endswith(f"seq {record['seq']} forwarded  -> backend 200")
+    assert first.endswith(f"  -> backend pending (#{record['seq']}, acknowledged first)")
+    assert second == f"          ↳ #{record['seq']} forwarded: 200 in {update['forward']['elapsed_ms']:.0f} ms"
 
 
 # --------------------------------------------------------------------------- through the service and the CLI

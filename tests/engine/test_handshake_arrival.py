@@ -6,7 +6,9 @@ import asyncio
 from pathlib import Path
 from typing import Any, TextIO
 
+import aiohttp
 import pytest
+from aiohttp import web
 
 from tests.support.constants import VERIFY_TOKEN
 from tests.support.fake_graph import PHONE_NUMBER_ID, FakeGraph
@@ -169,19 +171,48 @@ async def test_a_registration_refused_before_any_handshake_blames_no_url(tmp_pat
 
 
 class LocalTunnel:
-    """A provider whose public URL is the receiver itself (plain HTTP): Meta's fake reaches it directly."""
+    """A provider whose public URL is a plain-HTTP proxy to the receiver that adds a tunnel's X-Forwarded-For.
+
+    Like ngrok's agent, it passes the request on from loopback with the address its edge saw appended,
+    so Meta's fake handshake arrives labelled as Meta's (its user agent through a tunnel).
+    """
 
     name = "ngrok"
     settle_s = 0.0
+    EDGE_SAW = "173.252.127.1"
 
     def __init__(self) -> None:
         self.url = ""
+        self._runner: web.AppRunner | None = None
+        self._client: aiohttp.ClientSession | None = None
 
     async def prepare(self, progress: TextIO) -> None:
         """Nothing to prepare."""
 
     async def start(self, local_port: int) -> str:
-        self.url = f"http://127.0.0.1:{local_port}"
+        self._client = aiohttp.ClientSession(auto_decompress=False)
+
+        async def forward(request: web.Request) -> web.Response:
+            assert self._client is not None
+            headers = {k: v for k, v in request.headers.items() if k.lower() not in ("host", "content-length")}
+            headers["X-Forwarded-For"] = self.EDGE_SAW
+            async with self._client.request(
+                request.method,
+                f"http://127.0.0.1:{local_port}{request.rel_url}",
+                headers=headers,
+                data=await request.read(),
+            ) as answer:
+                body = await answer.read()
+                return web.Response(status=answer.status, body=body, content_type=answer.content_type)
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", forward)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0)
+        await site.start()
+        port = self._runner.addresses[0][1]
+        self.url = f"http://127.0.0.1:{port}"
         return self.url
 
     def health(self) -> TunnelHealth:
@@ -191,7 +222,10 @@ class LocalTunnel:
         return self.health()
 
     async def stop(self) -> None:
-        """Nothing to stop."""
+        if self._client is not None:
+            await self._client.close()
+        if self._runner is not None:
+            await self._runner.cleanup()
 
     def footprint(self) -> AgentFootprint | None:
         return None
