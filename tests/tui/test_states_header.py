@@ -3,18 +3,23 @@ registration from `--register` to its undo, and "no webhook from Meta"; a toast 
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
+from rich.console import Console
+from textual.widgets import Static
 
 from tests.support.inspector import open_inspector, wait_until
 from wa_devtunnel.engine.events import (
     Notice,
     ReceiverStarted,
     RegistrationChanged,
+    TunnelChanged,
     WebhookQuiet,
 )
 from wa_devtunnel.tui.header import HeaderState, header_text, mask_token
+from wa_devtunnel.tui.help import HelpScreen
 from wa_devtunnel.tui.toasts import toasts_for
 from wa_devtunnel.tui.welcome import welcome_text
 
@@ -180,3 +185,43 @@ async def test_the_app_keeps_registration_and_quiet_in_the_header_long_after_the
         await pilot.pause()
         assert app.state.registration == registered
         assert "Registered with Meta" in " ".join(str(app.header.render()).split())
+
+
+async def test_i_shows_a_failed_tunnels_reason_and_fix_in_full_at_80x24(tmp_path: Path) -> None:
+    """The header cuts lasting states at a word at 80x24; `i` (listed in `?`) shows them whole, `i` again cuts."""
+    reason = (
+        "could not download the ngrok agent: An error occurred while downloading ngrok from "
+        "https://bin.ngrok.com/c/bNyj1mQVY4c/ngrok-v3-stable-linux-amd64.tgz: <urlopen error [Errno -2] Name or "
+        "service not known>"
+    )
+    fix = (
+        "Offline or behind a proxy? Install ngrok yourself (https://ngrok.com/download) and set "
+        "PYNGROK_NGROK_PATH=/path/to/ngrok in .env."
+    )
+    async with open_inspector(tmp_path, size=(80, 24)) as inspector:
+        app, pilot = inspector.app, inspector.pilot
+        failed = TunnelChanged("failed", "ngrok", None, LOCAL, f"{reason}\n  {fix}", fix)
+
+        async def publish() -> None:
+            inspector.engine.service.bus.publish(failed)
+
+        inspector.engine.submit(publish()).result(5)
+        await wait_until(pilot, lambda: app.state.tunnel_state == "failed", "the failed tunnel")
+        await pilot.pause()
+
+        def shown() -> str:
+            return " ".join(str(app.header.render()).split())
+
+        assert "Tunnel failed:" in shown() and "…" in shown() and reason not in shown()
+        await pilot.press("i")
+        assert reason in shown() and fix in shown(), "the whole reason and its fix"
+        assert app.header.size.height > 10, "the header grew to show them"
+        await pilot.press("i")
+        assert reason not in shown() and "…" in shown()
+        assert app.header.size.height <= 10
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        console = Console(file=io.StringIO(), width=200, record=True, color_system=None)
+        console.print(app.screen.query_one("#help-text", Static).content)
+        keys = {line.split("│")[0].strip(): line for line in console.export_text().splitlines() if "│" in line}
+        assert "Header: the lasting states" in keys["i"], "listed in ?"

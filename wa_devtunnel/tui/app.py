@@ -249,7 +249,9 @@ class InspectorApp(App[None]):
         assert old is not None
         await asyncio.to_thread(old.stop)
         environ = dict(old.environ or os.environ)
-        if self.started.verify_token_generated:  # keep what the developer pasted into Meta
+        # Keep what the developer pasted into Meta. Only a temporary token needs carrying: one kept in the
+        # project state file comes back by itself, and labelled as kept, not as set in the environment.
+        if self.started.verify_token_source == "generated":
             environ["WHATSAPP_VERIFY_TOKEN"] = self.started.verify_token
         child = EngineChild(old.argv, environ=environ, cwd=old.cwd)
         self.notify("Restarting the engine...")
@@ -410,6 +412,10 @@ class InspectorApp(App[None]):
     def action_zoom_detail(self) -> None:
         """A taller detail (the list keeps a few rows), or back to the even split."""
         self.screen.toggle_class("-zoom-detail")
+
+    def action_states_in_full(self) -> None:
+        """The header's lasting states whole (they are cut at a word to keep the list in view), or cut again."""
+        self.header.toggle_expanded()
 
     def _session_files(self) -> tuple[Path, ...]:
         """The session's files so far: the one announced at start until its first record creates it."""

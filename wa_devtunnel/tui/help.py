@@ -66,6 +66,14 @@ KEYS = [
         show=False,
         tooltip="A taller detail (the list keeps a few rows); z again for the usual split",
     ),
+    Binding(
+        "i",
+        "states_in_full",
+        "States in full",
+        show=False,
+        tooltip="Header: the lasting states (a failed tunnel and its fix, the registration, no webhook from Meta) "
+        "in full; i again cuts them to keep the list in view (a click on the header does the same)",
+    ),
     Binding("1", "tab('summary')", "Summary", show=False, tooltip="Detail: Summary tab (every item decoded)"),
     Binding("2", "tab('body')", "Body", show=False, tooltip="Detail: Body tab (pretty JSON)"),
     Binding("3", "tab('headers')", "Headers", show=False, tooltip="Detail: Headers tab"),
