@@ -17,6 +17,7 @@ import pytest
 from wa_devtunnel.__main__ import main
 from wa_devtunnel.cli.options import add_selection_arguments, recordings_from_args, selection_from_args
 from wa_devtunnel.engine.exchange_view import view_from_record
+from wa_devtunnel.engine.origin import ORIGINS
 from wa_devtunnel.engine.recording import RECORDING_VERSION, SessionRecorder, encode_body
 from wa_devtunnel.engine.sessions import SessionNotFound, find_session
 from wa_devtunnel.rules.decode.payload import decode_payload
@@ -336,3 +337,17 @@ def test_echoes_and_interactive_subtypes_are_message_types() -> None:
         *("text", "echo", "interactive", "list_reply", "system", "user_changed_number", "document", "button"),
     )
     assert view.statuses == ("read",)
+
+
+@pytest.mark.parametrize(("command", "verb"), [("replay", "replayed"), ("export", "exported")])
+def test_origin_help_lists_every_origin_a_record_can_have(
+    command: str, verb: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+    assert exited.value.code == 0
+    help_line = next(line for line in capsys.readouterr().out.splitlines() if line.strip().startswith("--origin"))
+    shown = help_line.split("--origin ORIGIN", 1)[1].strip()
+    assert shown == f"who sent it: {', '.join(ORIGINS)} (self-tests are never {verb})"
+    assert ", ".join(ORIGINS) == "meta, other, local, selftest, sample, replay"

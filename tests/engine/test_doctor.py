@@ -40,6 +40,7 @@ from wa_devtunnel.engine.meta.registration import register
 from wa_devtunnel.engine.recording import read_recording
 from wa_devtunnel.engine.service import WebhookService
 from wa_devtunnel.engine.tunnel.selftest import judge_handshake_answer, meta_cannot_reach
+from wa_devtunnel.project_state import STATE_DIR_VARIABLE
 from wa_devtunnel.settings import mask
 
 SETTING_PREFIXES = ("WHATSAPP_", "WA_DEVTUNNEL_", "NGROK_", "META_", "PYNGROK_")
@@ -86,6 +87,26 @@ async def test_unparsable_env_line_fails(tmp_path: Path, healthy: dict[str, str]
     assert result.fix == "write each line as NAME=value; quote values containing spaces or #"
 
 
+async def test_a_bad_line_is_named_without_its_text_and_the_other_lines_are_still_checked(
+    tmp_path: Path, healthy: dict[str, str]
+) -> None:
+    secret = "0123456789abcdef0123456789abcdef"
+    with (tmp_path / ".env").open("a") as env:
+        env.write(f'WHATSAPP_APP_SECRET="{secret}\nWA_DEVTUNNEL_PORT=18123\n')  # an unclosed quote, then a port
+    inp = doctor_input(tmp_path, {})
+    assert inp.config_errors == ()
+    assert inp.settings.port == 18123, "the lines after the bad one are read, as python-dotenv does"
+    assert inp.settings.verify_token == VERIFY_TOKEN and inp.settings.verify_token_source == "env-file"
+    result = await check(inp, "settings (.env)")
+    assert result.status is Status.FAIL
+    assert result.detail == (
+        f"{tmp_path / '.env'} line 6: WHATSAPP_APP_SECRET has a quoted value that is not closed, or text after its "
+        "closing quote; python-dotenv skips the whole line, so WHATSAPP_APP_SECRET is not set"
+    )
+    assert secret not in result.detail and secret[:8] not in result.detail, "a line's text may be a secret"
+    assert (await check(inp, "verify token")).status is Status.PASS
+
+
 async def test_invalid_value_fails_and_names_the_setting(tmp_path: Path, healthy: dict[str, str]) -> None:
     result = await check(doctor_input(tmp_path, {"WA_DEVTUNNEL_PORT": "eighty"}), "settings (.env)")
     assert result.status is Status.FAIL
@@ -110,7 +131,6 @@ async def test_missing_env_file_warns(tmp_path: Path) -> None:
         (" wa-token-with-a-space-0123 ", Status.FAIL, "remove the spaces around the value in .env (check the quotes)"),
         ("short", Status.WARN, "use 16+: `wa-devtunnel token --write-env` writes a strong one to .env"),
         ("my&token#with+odd/chars", Status.WARN, "use only letters, digits, '-', '_', '.', '~': `wa-devtunnel token"),
-        ("", Status.WARN, "`wa-devtunnel token --write-env` writes a strong one to .env"),
     ],
 )
 async def test_verify_token_problems(tmp_path: Path, token: str, status: Status, fix: str) -> None:
@@ -119,6 +139,36 @@ async def test_verify_token_problems(tmp_path: Path, token: str, status: Status,
     assert result.fix.startswith(fix)
     if token.strip():
         assert token.strip() not in result.detail
+
+
+async def test_an_unset_token_kept_for_this_folder_passes_and_says_where(tmp_path: Path) -> None:
+    inp = doctor_input(tmp_path, {})
+    assert inp.settings.verify_token_source == "project-state" and inp.settings.state_path is not None
+    result = await check(inp, "verify token")
+    assert result.status is Status.PASS
+    assert result.detail == (
+        f"WHATSAPP_VERIFY_TOKEN is not set: the token kept in {inp.settings.state_path} "
+        f"({mask(inp.settings.verify_token)}) is used, the same at every start here "
+        "(`wa-devtunnel token --write-env` puts it in .env)"
+    )
+    assert inp.settings.verify_token not in result.detail
+    again = doctor_input(tmp_path, {})
+    assert again.settings.verify_token == inp.settings.verify_token, "the same token at the next run"
+
+
+async def test_an_unset_token_that_cannot_be_kept_warns_it_is_temporary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocked = tmp_path / "state"
+    (blocked / "state.json").mkdir(parents=True)  # something else where the state file goes
+    monkeypatch.setenv(STATE_DIR_VARIABLE, str(blocked))
+    inp = doctor_input(tmp_path, {})
+    assert inp.settings.verify_token_source == "generated"
+    result = await check(inp, "verify token")
+    assert result.status is Status.WARN
+    assert result.detail == f"WHATSAPP_VERIFY_TOKEN is not set and none is kept here: {inp.settings.state_warning}"
+    assert "is not a regular file" in result.detail and "new for this run only" in result.detail
+    assert result.fix == "`wa-devtunnel token --write-env` writes a strong one to .env"
 
 
 async def test_good_verify_token_is_masked(tmp_path: Path) -> None:
@@ -308,11 +358,32 @@ async def test_handshake_to_nothing_fails(tmp_path: Path, unused_tcp_port: int) 
     assert result.fix == "nothing answers at that URL: start `wa-devtunnel` and use the Callback URL it prints"
 
 
-async def test_handshake_skipped_without_a_url_or_token(tmp_path: Path) -> None:
+async def test_handshake_skipped_without_a_url_or_a_token_it_can_know(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     nothing = await check(doctor_input(tmp_path, {}), "public URL handshake")
     assert nothing.status is Status.SKIP and nothing.fix == "start `wa-devtunnel`, or pass --url https://..."
+    blocked = tmp_path / "state"
+    (blocked / "state.json").mkdir(parents=True)  # no token kept: a running instance made up its own
+    monkeypatch.setenv(STATE_DIR_VARIABLE, str(blocked))
     unknown = await check(doctor_input(tmp_path, {}, url="https://x.ngrok-free.app/webhook"), "public URL handshake")
-    assert unknown.status is Status.SKIP and "WHATSAPP_VERIFY_TOKEN" in unknown.fix
+    assert unknown.status is Status.SKIP
+    assert unknown.detail == (
+        "WHATSAPP_VERIFY_TOKEN is not set and none is kept for this folder, so the running instance's token is unknown"
+    )
+    assert (
+        unknown.fix == "set WHATSAPP_VERIFY_TOKEN in .env (`wa-devtunnel token --write-env`) and restart wa-devtunnel"
+    )
+
+
+async def test_the_token_kept_for_this_folder_is_the_running_instances_so_the_handshake_is_sent(
+    tmp_path: Path, unused_tcp_port: int
+) -> None:
+    url = f"http://127.0.0.1:{unused_tcp_port}/webhook/whatsapp"
+    inp = doctor_input(tmp_path, {}, url=url)
+    assert inp.settings.verify_token_source == "project-state"
+    result = await check(inp, "public URL handshake")
+    assert result.status is Status.FAIL and "callback URL unreachable: connection refused" in result.detail
 
 
 # --- Graph API checks --------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from wa_devtunnel.cli.options import (
 from wa_devtunnel.cli.output import ProgressBar, console_for, echo, error
 from wa_devtunnel.cli.terminal_text import line, say, say_lines
 from wa_devtunnel.engine.export.writer import ExportError, export_fixtures, prepare_out_dir
+from wa_devtunnel.engine.origin import ORIGINS
 from wa_devtunnel.engine.replay.hints import no_match_message
 from wa_devtunnel.engine.replay.source import ReplayError, select
 from wa_devtunnel.engine.sessions import SessionNotFound
@@ -55,7 +56,7 @@ def register(subparsers: Subparsers) -> None:
     add_selection_arguments(
         export,
         "selection, as for replay (flags combine with AND; repeat a flag or use commas for OR)",
-        "meta, sample or replay",
+        f"who sent it: {', '.join(ORIGINS)} (self-tests are never exported)",
     )
 
 

@@ -182,10 +182,11 @@ def _callback_url(settings: Settings, url: str | None, *, public: bool = False) 
 async def _subscribe(graph: GraphClient, settings: Settings, scope: str, url: str | None) -> str:
     if url is None:
         raise _usage(NOT_RUNNING)
-    if settings.verify_token_generated:
+    if settings.verify_token_source == "generated":  # temporary: the running wa-devtunnel made up its own
         raise _usage(
-            "WHATSAPP_VERIFY_TOKEN is not set, so the running wa-devtunnel's token is unknown: set it in .env and "
-            "restart wa-devtunnel (or use `wa-devtunnel up --register`)"
+            "WHATSAPP_VERIFY_TOKEN is not set and none is kept for this folder, so the running wa-devtunnel's "
+            "token is unknown: set it in .env (`wa-devtunnel token --write-env`) and restart wa-devtunnel "
+            "(or use `wa-devtunnel up --register`)"
         )
     registration = await register_callback(graph, settings, scope, url, settings.verify_token)
     if scope == "app":

@@ -28,6 +28,7 @@ from wa_devtunnel.cli.output import ProgressBar, console_for, error
 from wa_devtunnel.cli.replay_output import json_report, print_dry_run, print_summary
 from wa_devtunnel.cli.terminal_text import say_lines
 from wa_devtunnel.engine.instance import origin_key_for
+from wa_devtunnel.engine.origin import ORIGINS
 from wa_devtunnel.engine.recording import SessionRecorder
 from wa_devtunnel.engine.replay.hints import matches_with_any_kind, no_match_message
 from wa_devtunnel.engine.replay.plan import ReplayOptions, SignatureMode, plan_replay
@@ -56,7 +57,7 @@ def register(subparsers: Subparsers) -> None:
     add_selection_arguments(
         replay,
         "selection (flags combine with AND; repeat a flag or use commas for OR)",
-        "meta, sample or replay (self-tests are never replayed)",
+        f"who sent it: {', '.join(ORIGINS)} (self-tests are never replayed)",
     )
     pick = replay.add_argument_group("kind")
     pick.add_argument(
@@ -71,7 +72,9 @@ def register(subparsers: Subparsers) -> None:
     )
     replay.add_argument("--app-secret", help="App Secret for --resign (default WHATSAPP_APP_SECRET)")
     replay.add_argument(
-        "--verify-token", help="the target's verify token, for handshakes (default WHATSAPP_VERIFY_TOKEN)"
+        "--verify-token",
+        help="the target's verify token, for handshakes (default: WHATSAPP_VERIFY_TOKEN, else the one kept for "
+        "this project folder)",
     )
     replay.add_argument("--concurrency", type=positive(int), default=1, help="requests in flight (default 1: in order)")
     replay.add_argument("--rate", type=positive(float), metavar="R", help="at most R requests per second")
@@ -94,7 +97,7 @@ def options_from_args(settings: Settings, args: argparse.Namespace, target: Targ
         target_url=target.url,
         signature=mode,
         app_secret=settings.app_secret,
-        verify_token=None if settings.verify_token_generated else settings.verify_token,
+        verify_token=None if settings.verify_token_source == "generated" else settings.verify_token,
         concurrency=args.concurrency,
         rate=args.rate,
         timeout_s=args.timeout or settings.forward_timeout_s,

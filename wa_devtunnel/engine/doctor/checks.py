@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import re
 import ssl
@@ -11,15 +10,20 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dotenv import dotenv_values
-
 from wa_devtunnel.engine.doctor.report import CheckResult, DoctorInput, Status
 from wa_devtunnel.engine.instance import RunningInstance
 from wa_devtunnel.engine.tunnel.agent_env import agent_environment
 from wa_devtunnel.engine.tunnel.agent_version import vet_agent
 from wa_devtunnel.engine.tunnel.ngrok_errors import DOWNLOAD_URL
 from wa_devtunnel.engine.tunnel.provider import TunnelError
-from wa_devtunnel.settings import ConfigError, Settings, load_settings, mask, read_environment
+from wa_devtunnel.settings import (
+    ConfigError,
+    Settings,
+    load_settings,
+    mask,
+    read_environment,
+    unparsed_env_lines,
+)
 
 URL_SAFE = re.compile(r"^[A-Za-z0-9._~-]+$")
 APP_SECRET_SHAPE = re.compile(r"^[0-9a-f]{32}$")
@@ -28,40 +32,12 @@ AUTHTOKEN_URL = "https://dashboard.ngrok.com/get-started/your-authtoken"
 
 
 def env_file_problems(path: Path) -> tuple[str, ...]:
-    """Lines python-dotenv cannot parse (it skips them with only a log warning, which we collect)."""
+    """Lines python-dotenv would skip, by number and what is wrong; never a line's text (it may hold a secret)."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        unparsed = unparsed_env_lines(path)
     except (OSError, UnicodeDecodeError) as exc:
         return (f"cannot read it: {exc}",)
-    unparsed = _Unparsed()
-    logger = logging.getLogger("dotenv.main")
-    # Collected here, never printed: whatever level or propagation the caller set for this logger.
-    level, propagate = logger.level, logger.propagate
-    logger.setLevel(logging.WARNING)
-    logger.propagate = False
-    logger.addHandler(unparsed)
-    try:
-        dotenv_values(path, interpolate=False)
-    finally:
-        logger.removeHandler(unparsed)
-        logger.setLevel(level)
-        logger.propagate = propagate
-    return tuple(
-        f"line {number}: {lines[number - 1].strip()[:40]!r}" if 0 < number <= len(lines) else f"line {number}"
-        for number in unparsed.lines
-    )
-
-
-class _Unparsed(logging.Handler):
-    """python-dotenv's public way of saying a line was skipped is a warning naming its line number."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.lines: list[int] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "could not parse" in record.msg and record.args:
-            self.lines.append(int(record.args[0]))  # type: ignore[index]
+    return tuple(f"line {number}: {problem}" for number, problem in unparsed)
 
 
 def gather(
@@ -73,7 +49,11 @@ def gather(
     cwd: Path | None = None,
     ssl_context: ssl.SSLContext | None = None,
 ) -> DoctorInput:
-    """Load settings leniently: a bad value becomes a finding and its default is used for the rest."""
+    """Load settings leniently: a bad value becomes a finding and its default is used for the rest.
+
+    A line python-dotenv cannot parse is skipped as python-dotenv does (env_file_problems reports it), so
+    the other lines' settings are still read and checked.
+    """
     base = cwd or Path.cwd()
     process_env = dict(os.environ if environ is None else environ)
     env_file = Path(flags.get("env_file") or base / ".env")
@@ -88,7 +68,7 @@ def gather(
     settings = Settings(recordings_dir=Path(flags.get("recordings_dir") or base / "recordings"))
     for _ in range(12):
         try:
-            settings = load_settings(flags, environ={**process_env, **blanked}, cwd=base)
+            settings = load_settings(flags, environ={**process_env, **blanked}, cwd=base, skip_unparsed_env_lines=True)
             break
         except ConfigError as exc:
             errors.append(exc)
@@ -113,7 +93,7 @@ def check_settings_file(inp: DoctorInput) -> CheckResult:
         return CheckResult(
             name,
             Status.FAIL,
-            f"{inp.env_file}: cannot parse {'; '.join(inp.env_problems)} (the line is ignored)",
+            f"{inp.env_file} {'; '.join(inp.env_problems)}",
             "write each line as NAME=value; quote values containing spaces or #",
         )
     if others:
@@ -132,11 +112,7 @@ def check_verify_token(inp: DoctorInput) -> CheckResult:
     raw = inp.environ.get("WHATSAPP_VERIFY_TOKEN", "")
     suggestion = "`wa-devtunnel token --write-env` writes a strong one to .env"
     if not raw:
-        if inp.settings.accounts:
-            return CheckResult(name, Status.PASS, f"from {inp.settings.accounts_file} ({len(inp.settings.accounts)})")
-        return CheckResult(
-            name, Status.WARN, "WHATSAPP_VERIFY_TOKEN is not set: a new one is generated every session", suggestion
-        )
+        return _unset_verify_token(inp.settings, name, suggestion)
     if raw != raw.strip():
         return CheckResult(
             name,
@@ -157,6 +133,22 @@ def check_verify_token(inp: DoctorInput) -> CheckResult:
             f"use only letters, digits, '-', '_', '.', '~': {suggestion}",
         )
     return CheckResult(name, Status.PASS, f"set, {len(raw)} URL-safe characters ({mask(raw)})")
+
+
+def _unset_verify_token(settings: Settings, name: str, suggestion: str) -> CheckResult:
+    """No WHATSAPP_VERIFY_TOKEN: the accounts file's, the one kept for this project folder, or a temporary one."""
+    if settings.accounts:
+        return CheckResult(name, Status.PASS, f"from {settings.accounts_file} ({len(settings.accounts)})")
+    if settings.verify_token_source == "project-state":
+        return CheckResult(
+            name,
+            Status.PASS,
+            f"WHATSAPP_VERIFY_TOKEN is not set: the token kept in {settings.state_path} "
+            f"({mask(settings.verify_token)}) is used, the same at every start here "
+            "(`wa-devtunnel token --write-env` puts it in .env)",
+        )
+    why = settings.state_warning or "the verify token is new for this run only"
+    return CheckResult(name, Status.WARN, f"WHATSAPP_VERIFY_TOKEN is not set and none is kept here: {why}", suggestion)
 
 
 def check_app_secret(inp: DoctorInput) -> CheckResult:

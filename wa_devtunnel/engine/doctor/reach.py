@@ -86,12 +86,13 @@ async def check_public_url(inp: DoctorInput) -> CheckResult:
         return CheckResult(
             name, Status.SKIP, "no tunnel running and no --url", "start `wa-devtunnel`, or pass --url https://..."
         )
-    if inp.settings.verify_token_generated:
+    if inp.settings.verify_token_source == "generated":  # temporary: the running instance made up its own
         return CheckResult(
             name,
             Status.SKIP,
-            "WHATSAPP_VERIFY_TOKEN is not set, so the running instance's token is unknown",
-            "set WHATSAPP_VERIFY_TOKEN in .env and restart wa-devtunnel",
+            "WHATSAPP_VERIFY_TOKEN is not set and none is kept for this folder, so the running instance's token "
+            "is unknown",
+            "set WHATSAPP_VERIFY_TOKEN in .env (`wa-devtunnel token --write-env`) and restart wa-devtunnel",
         )
     route, local = _route(url, inp)
     result = await run_selftest(
