@@ -24,6 +24,7 @@ from wa_devtunnel.engine.instance import RunningInstance, write_instance
 from wa_devtunnel.engine.meta.errors import NETWORK_FIX
 from wa_devtunnel.engine.service import WebhookService
 from wa_devtunnel.engine.tunnel.ngrok import NgrokTunnel
+from wa_devtunnel.project_state import STATE_DIR_VARIABLE
 from wa_devtunnel.settings import load_settings
 
 SETTING_PREFIXES = ("WHATSAPP_", "WA_DEVTUNNEL_", "NGROK_", "META_", "PYNGROK_")
@@ -318,3 +319,67 @@ def _exit_code(argv: list[str]) -> int | str | None:
         return main(argv)
     except SystemExit as exited:
         return exited.code
+
+
+def test_subscribe_uses_the_token_kept_for_this_folder(
+    tmp_path: Path,
+    graph_env: Callable[..., None],
+    fake_ngrok: FakeNgrok,
+    threaded_fake_graph: FakeGraph,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """No WHATSAPP_VERIFY_TOKEN anywhere: `up` and `meta` in the same project folder share the kept token."""
+    settings = load_settings({"port": "0", "tunnel": "ngrok"}, environ=threaded_fake_graph.env(), cwd=tmp_path)
+    assert settings.verify_token_source == "project-state"
+    tunnel = NgrokTunnel("fake-authtoken", ngrok_path=str(fake_ngrok.ngrok_path))
+    engine = EngineThread(WebhookService(settings, tunnel=tunnel, selftest_ssl=fake_ngrok.ssl_context()))
+    engine.start(timeout=20)
+    try:
+        graph_env(WHATSAPP_VERIFY_TOKEN="")
+        code, out, err = meta(capsys, "subscribe")
+    finally:
+        engine.stop()
+    assert (code, err) == (0, ""), err
+    assert out.startswith(f"Meta verified {engine.service.callback_url}")
+    assert threaded_fake_graph.handshakes[-1].ok
+
+
+def test_subscribe_refuses_when_the_running_instances_token_is_temporary(
+    tmp_path: Path,
+    graph_env: Callable[..., None],
+    threaded_fake_graph: FakeGraph,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    blocked = tmp_path / "state"
+    (blocked / "state.json").mkdir(parents=True)  # nothing can be kept: each run makes up its own token
+    monkeypatch.setenv(STATE_DIR_VARIABLE, str(blocked))
+    graph_env(WHATSAPP_VERIFY_TOKEN="")
+    code, out, err = meta(capsys, "subscribe", "--url", "https://x.ngrok-free.app/webhook/whatsapp")
+    assert (code, out) == (2, "")
+    assert err.strip() == (
+        "error: WHATSAPP_VERIFY_TOKEN is not set and none is kept for this folder, so the running wa-devtunnel's "
+        "token is unknown: set it in .env (`wa-devtunnel token --write-env`) and restart wa-devtunnel "
+        "(or use `wa-devtunnel up --register`)"
+    )
+    assert threaded_fake_graph.requests == []
+
+
+def test_the_docs_show_up_register_as_it_now_speaks(
+    graph_env: Callable[..., None], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """docs/commands/meta.md: the registration's own lines, and --tunnel none refused at start with this message."""
+    docs = (Path(__file__).parents[2] / "docs" / "commands" / "meta.md").read_text(encoding="utf-8")
+    section = docs[docs.index("## `wa-devtunnel up --register") :]
+    url = r"https://localhost:\d+/webhook/whatsapp"
+    for line in (
+        rf"Registering {url} with Meta as phone number {PHONE_NUMBER_ID}'s webhook\.\.\.",
+        rf"Registered {url} as phone number {PHONE_NUMBER_ID}'s webhook \(was: none\); undone on exit",
+        rf"Undoing the registration of {url}\.\.\.",
+        rf"Registration undone: removed the phone number override of {PHONE_NUMBER_ID}",
+    ):
+        assert re.search(rf"^    {line}$", section, re.MULTILINE), line
+    assert "[info] Meta verified" not in section and "[info] --register" not in section, "the old notices"
+    assert _exit_code(["up", "--headless", "--tunnel", "none", "--register", "phone"]) == 2
+    [refused] = capsys.readouterr().err.splitlines()
+    assert f"    $ wa-devtunnel --headless --tunnel none --register phone\n    {refused}\n" in section

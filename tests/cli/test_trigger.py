@@ -321,6 +321,17 @@ async def test_unknown_kind_is_a_usage_error_with_suggestions(
     assert f"unknown kind '{typed}'" in err and "did you mean" in err and suggested in err
 
 
+async def test_the_docs_show_the_misspelled_kind_as_it_is_printed(capsys: pytest.CaptureFixture[str]) -> None:
+    """docs/commands/trigger.md's `trigger txt` example is this run's stderr, pointing to trigger's own help."""
+    code, _, err = await trigger(capsys, "txt")
+    assert code == 2
+    *lines, last = err.splitlines()
+    assert last == "Try 'wa-devtunnel trigger --help'."
+    docs = (Path(__file__).parents[2] / "docs" / "commands" / "trigger.md").read_text(encoding="utf-8")
+    shown = "\n".join(f"    {line}" for line in [*lines, f"{last}   (exit 2)"])
+    assert f"    $ wa-devtunnel trigger txt\n{shown}\n" in docs
+
+
 def test_aliases_and_spelling_variants_find_the_kind() -> None:
     assert catalogue.find_kind("nfm_reply") is catalogue.KINDS_BY_NAME["flow_reply"]
     assert catalogue.find_kind("Status-Read") is catalogue.KINDS_BY_NAME["status_read"]
