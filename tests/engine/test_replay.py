@@ -37,6 +37,7 @@ from wa_devtunnel.engine.recording import SessionRecorder, read_recording, reque
 from wa_devtunnel.engine.replay.plan import ReplayOptions, SignatureMode, plan_replay
 from wa_devtunnel.engine.replay.send import ReplayNotRecorded, TokenBucket, send_plan
 from wa_devtunnel.engine.replay.source import ReplayError, Selection, load_recordings, select
+from wa_devtunnel.project_state import STATE_DIR_VARIABLE
 from wa_devtunnel.rules.decode.payload import decode_payload
 from wa_devtunnel.rules.samples import payloads as samples
 
@@ -574,8 +575,16 @@ async def test_handshake_replay_uses_the_targets_token_and_a_fresh_challenge(
 
 
 async def test_handshake_replay_without_a_token_is_a_usage_error(
-    meta_session: Path, recordings: Path, start_backend: Any, capsys: pytest.CaptureFixture[str]
+    meta_session: Path,
+    recordings: Path,
+    start_backend: Any,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    blocked = tmp_path / "state"
+    (blocked / "state.json").mkdir(parents=True)  # no token can be kept: only a temporary one, which is unknown
+    monkeypatch.setenv(STATE_DIR_VARIABLE, str(blocked))
     backend = await start_backend()
     code, out, err = await replay(capsys, "--to", backend.url, "--recordings-dir", str(recordings), "--kind", "all")
     assert (code, out) == (2, "")
