@@ -9,6 +9,14 @@ import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
 
+from wa_devtunnel.cli.headless_display import (
+    BATCH_SECONDS,
+    SKIPPED_REPORT_SECONDS,
+    DisplayBudget,
+    LineWriter,
+    Runs,
+    joined_runs,
+)
 from wa_devtunnel.cli.output import Paint, no_paint, painter, status_style
 from wa_devtunnel.cli.terminal_text import block, json_text, line
 from wa_devtunnel.engine.channel.attach import EngineChannel
@@ -228,6 +236,14 @@ class HeadlessPrinter:
         self.paint_out, self.paint_err = painter(out), painter(err)
         # Statuses joined to their messages across exchanges, for the text lines (bounded).
         self.book = LifecycleBook()
+        # While render_batch runs: the text it makes, in order, instead of a write per line.
+        self._chunks: list[tuple[TextIO, str]] | None = None
+        # Exchanges (and --ack-first late answers) not shown since the last report, under overload.
+        self.skipped = 0
+        self.skipped_forwards = 0
+        self._skipped_seqs: tuple[int, int] = (0, 0)
+        self._skipped_recording: str | None = None
+        self._reported_at = 0.0
 
     def _emit(self, stream: TextIO, text: str, style: str = "") -> None:
         """Every human line passes here: controls from a request or an agent are shown, never obeyed."""
@@ -236,13 +252,72 @@ class HeadlessPrinter:
 
     def _write(self, stream: TextIO, text: str) -> None:
         """A line already escaped (and coloured on a terminal)."""
+        if self._chunks is not None:
+            self._chunks.append((stream, text + "\n"))
+            return
         stream.write(text + "\n")
         stream.flush()
 
     def _json(self, payload: dict[str, Any]) -> None:
-        stream = self.out
-        stream.write(json_text(payload) + "\n")
-        stream.flush()
+        self._write(self.out, json_text(payload))
+
+    def render_batch(
+        self, events: list[EngineEvent], budget: DisplayBudget | None = None, *, final: bool = False
+    ) -> Runs:
+        """Render a batch as text runs (one per stream change) for one write each, instead of writing.
+
+        Past `budget`, an exchange (or a late backend answer) is counted, not decoded or formatted; the
+        count is reported when exchanges are shown again, else every SKIPPED_REPORT_SECONDS (a batch may
+        be empty, to say it), and (`final`) at the end. Every other event is always rendered.
+        """
+        self._chunks = chunks = []
+        try:
+            for event in events:
+                if budget is not None and self.exchanges and isinstance(event, ExchangeRecorded | ForwardCompleted):
+                    if not budget.take():
+                        self._skip(event)
+                        continue
+                    if self.skipped or self.skipped_forwards:
+                        self._report_skipped(budget.clock())
+                self.render(event)
+            if self.skipped or self.skipped_forwards:
+                now = budget.clock() if budget is not None else 0.0
+                if final or budget is None or now - self._reported_at >= SKIPPED_REPORT_SECONDS:
+                    self._report_skipped(now)
+        finally:
+            self._chunks = None
+        return joined_runs(chunks)
+
+    def _skip(self, event: ExchangeRecorded | ForwardCompleted) -> None:
+        if isinstance(event, ForwardCompleted):
+            self.skipped_forwards += 1
+            return
+        seq = event.record.get("seq")
+        seq = seq if type(seq) is int else 0
+        first, _last = self._skipped_seqs
+        self._skipped_seqs = (seq if not self.skipped else first, seq)
+        self.skipped += 1
+        if event.path is not None:
+            self._skipped_recording = str(event.path)
+
+    def _report_skipped(self, now: float) -> None:
+        """`N exchange(s) not shown (#a-#b)`: answered and recorded, only the display skipped them."""
+        self._reported_at = now
+        count, forwards, (first, last) = self.skipped, self.skipped_forwards, self._skipped_seqs
+        recording = self._skipped_recording
+        self.skipped = self.skipped_forwards = 0
+        self._skipped_recording = None
+        if self.json_lines:
+            payload: dict[str, Any] = {"event": "skipped", "count": count, "first_seq": first, "last_seq": last}
+            self._json(payload | {"forward_updates": forwards, "recording": recording})
+            return
+        text = f"[overload] {count} exchange(s) not shown"
+        if count:
+            text += f" (#{first}-#{last})" if first != last else f" (#{first})"
+        if forwards:
+            text += f", {forwards} late backend answer(s) not shown"
+        text += f"; answered and recorded, see {recording}" if recording else "; answered (not recorded: --no-record)"
+        self._emit(self.out, line(text), "yellow")
 
     def render(self, event: EngineEvent | ExchangeView) -> None:
         """Print one event."""
@@ -427,10 +502,21 @@ async def run_headless(
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)
 
+    writer = LineWriter()
+    budget = DisplayBudget(behind=writer.behind)
+
     async def pump() -> None:
+        # One turn per batch: what arrived meanwhile is rendered together and written by the writer thread.
         while True:
-            for event in await subscription.get_batch():
-                printer.render(event)
+            if printer.skipped or printer.skipped_forwards:  # the count is said even if nothing else comes
+                try:
+                    batch = await asyncio.wait_for(subscription.get_batch(1_000_000), SKIPPED_REPORT_SECONDS)
+                except TimeoutError:
+                    batch = []
+            else:
+                batch = await subscription.get_batch(1_000_000)
+            writer.put(printer.render_batch(batch, budget))
+            await asyncio.sleep(BATCH_SECONDS)
 
     try:
         await service.prepare(printer.err)
@@ -448,8 +534,8 @@ async def run_headless(
         await service.stop()
         await channel.stop()
         await asyncio.sleep(0)
-        for event in subscription.drain():
-            printer.render(event)
         printer_task.cancel()
+        writer.put(printer.render_batch(subscription.drain(), budget, final=True))
         subscription.close()
+        await asyncio.to_thread(writer.close)
     return 0
