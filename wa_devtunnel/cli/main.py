@@ -8,25 +8,45 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib
 import os
 import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from wa_devtunnel import __version__
-from wa_devtunnel.cli import decode, doctor, export, init, meta, replay, sessions, token, trigger, up, watch
 from wa_devtunnel.cli.options import Command, ExitCode, Subparsers, UsageError, settings_flags
 from wa_devtunnel.cli.output import error
 from wa_devtunnel.cli.terminal_text import line
 from wa_devtunnel.engine.redaction import SECRET_SETTINGS, Redactor
 from wa_devtunnel.settings import ConfigError, load_settings, read_environment
 
-# In the order `--help` lists them.
-COMMANDS: tuple[Command, ...] = (up, init, watch, sessions, trigger, token, replay, export, decode, doctor, meta)
-BY_NAME = {command.NAME: command for command in COMMANDS}
+if TYPE_CHECKING:
+    from wa_devtunnel.cli.up import TuiLauncher
+    from wa_devtunnel.cli.watch import WatchLauncher
+
+# In the order `--help` lists them; each is the module wa_devtunnel.cli.<name>, imported only when needed:
+# `wa-devtunnel replay ...` pays for replay's imports, not for the TUI's, the server's or doctor's.
+COMMAND_NAMES = ("up", "init", "watch", "sessions", "trigger", "token", "replay", "export", "decode", "doctor", "meta")
 TOP_LEVEL_FLAGS = ("-h", "--help", "--version")
+# up.LAUNCHER and watch.LAUNCHER: the argument names under which `up`/`watch` find what they open.
+_LAUNCHERS = ("launch_tui", "watch_tui")
+
+
+def command_module(name: str) -> Command:
+    """The module of one command (`wa_devtunnel.cli.<name>`), imported on first use."""
+    return cast("Command", importlib.import_module(f"wa_devtunnel.cli.{name}"))
+
+
+def __getattr__(name: str) -> Any:
+    """COMMANDS (every command module, in --help order) and BY_NAME (name -> module): these import them all."""
+    if name == "COMMANDS":
+        return tuple(command_module(each) for each in COMMAND_NAMES)
+    if name == "BY_NAME":
+        return {each: command_module(each) for each in COMMAND_NAMES}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,21 +65,27 @@ class _Subcommands(Subparsers):
 
 
 def build_parser(
-    launch_tui: up.TuiLauncher | None = None, watch_tui: watch.WatchLauncher | None = None
+    launch_tui: TuiLauncher | None = None,
+    watch_tui: WatchLauncher | None = None,
+    only: str | None = None,
 ) -> argparse.ArgumentParser:
-    """The whole command-line contract; `launch_tui`/`watch_tui` are what `up`/`watch` open when not headless."""
+    """The whole command-line contract; `launch_tui`/`watch_tui` are what `up`/`watch` open when not headless.
+
+    `only` registers that one command (what parsing its own command line needs); else all of them.
+    """
     parser = _Parser(
         prog="wa-devtunnel",
         description="Receive, inspect, record and replay WhatsApp Cloud API webhooks on your machine.",
-        epilog=f"Without a command, wa-devtunnel runs `{up.NAME}`. 'wa-devtunnel COMMAND --help' lists its options.",
+        epilog=f"Without a command, wa-devtunnel runs `{COMMAND_NAMES[0]}`. "
+        "'wa-devtunnel COMMAND --help' lists its options.",
     )
     parser.add_argument("--version", action="version", version=f"wa-devtunnel {__version__}")
-    parser.set_defaults(**{up.LAUNCHER: launch_tui, watch.LAUNCHER: watch_tui})
+    parser.set_defaults(**dict(zip(_LAUNCHERS, (launch_tui, watch_tui), strict=True)))
     subparsers = parser.add_subparsers(
         title="commands", dest="command", metavar="COMMAND", parser_class=_Parser, action=_Subcommands
     )
-    for command in COMMANDS:
-        command.register(subparsers)
+    for name in COMMAND_NAMES if only is None else (only,):
+        command_module(name).register(subparsers)
     return parser
 
 
@@ -86,35 +112,36 @@ def _command_line(argv: Sequence[str]) -> list[str]:
     """`up` is the default command: flags alone mean `up`; a first word that is no command is a typo, not `up`."""
     args = list(argv)
     if not args or (args[0].startswith("-") and args[0] not in TOP_LEVEL_FLAGS):
-        return [up.NAME, *args]
-    if args[0] not in BY_NAME and args[0] not in TOP_LEVEL_FLAGS:
-        close = difflib.get_close_matches(args[0], list(BY_NAME), n=1)
-        hint = f"did you mean '{close[0]}'?" if close else f"the commands are {', '.join(BY_NAME)}"
+        return [COMMAND_NAMES[0], *args]
+    if args[0] not in COMMAND_NAMES and args[0] not in TOP_LEVEL_FLAGS:
+        close = difflib.get_close_matches(args[0], list(COMMAND_NAMES), n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"the commands are {', '.join(COMMAND_NAMES)}"
         raise UsageError(f"wa-devtunnel: unknown command '{line(args[0])}'; {hint}")
     return args
 
 
 def _help_hint(args: Sequence[str]) -> str:
     """Point to the help of the command the mistake was made in, else to the top-level help."""
-    command = f" {args[0]}" if args and args[0] in BY_NAME else ""
+    command = f" {args[0]}" if args and args[0] in COMMAND_NAMES else ""
     return f"Try 'wa-devtunnel{command} --help'."
 
 
 def main(
     argv: Sequence[str] | None = None,
     *,
-    launch_tui: up.TuiLauncher | None = None,
-    watch_tui: watch.WatchLauncher | None = None,
+    launch_tui: TuiLauncher | None = None,
+    watch_tui: WatchLauncher | None = None,
 ) -> int:
     """Parse, read settings (unless the command must run without them), run; `up` is the default command."""
     args_list = list(sys.argv[1:] if argv is None else argv)
     try:
         args_list = _command_line(args_list)
-        args, unknown = build_parser(launch_tui, watch_tui).parse_known_args(args_list)
+        only = args_list[0] if args_list[0] in COMMAND_NAMES else None
+        args, unknown = build_parser(launch_tui, watch_tui, only).parse_known_args(args_list)
         if unknown:  # argparse would name the top-level program; the mistake is in this command's arguments
             raise UsageError(f"wa-devtunnel {args.command}: unrecognized arguments: {' '.join(unknown)}")
         args.argv = tuple(args_list)  # as typed (`up` first): what an engine child of the TUI runs
-        command = BY_NAME[args.command]
+        command = command_module(args.command)
         settings = load_settings(settings_flags(args)) if command.READS_SETTINGS else None
         return command.run(args, settings)
     except UsageError as exc:
