@@ -543,7 +543,8 @@ class _OpenPool:
     def __init__(self, request: bytes, count: int) -> None:
         self.request = request
         self.count = count
-        self.idle: list[_OpenConnection] = []
+        # Free sockets, first freed first used: each stays busy enough that no server's idle timeout closes it.
+        self.idle: deque[_OpenConnection] = deque()
         self.waiting: deque[float] = deque()  # arrival times of requests with no free socket yet
         self.in_flight = 0
         self.peak = 0
@@ -562,7 +563,7 @@ class _OpenPool:
         self.peak = max(self.peak, self.in_flight)
         self.in_flight_sum += self.in_flight
         if self.idle:
-            self.idle.pop().send(self.request, now)
+            self.idle.popleft().send(self.request, now)
         else:
             self.queued += 1
             self.waiting.append(now)

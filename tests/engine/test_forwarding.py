@@ -404,6 +404,61 @@ def test_a_remote_peer_cannot_claim_another_client() -> None:
     ]
 
 
+async def test_the_client_the_backend_gets_is_the_one_the_recording_names(
+    make_forwarding_receiver: Callable[..., Any], backend: Backend
+) -> None:
+    """One rule for the tunnel's last hop (origin.tunnel_client): cloudflared's Cf-Connecting-Ip counts too."""
+    body = meta_body()
+    receiver = await make_forwarding_receiver(backend.url)
+    port = receiver.client.server.port
+    head = _signed_head(
+        port,
+        body,
+        "Content-Type: application/json",
+        f"X-Hub-Signature-256: {meta_signature(body, APP_SECRET)}",
+        "Cf-Connecting-Ip: 173.252.95.9",
+        "Connection: close",
+    )
+    assert await raw_request(port, head, body) == (200, b"backend says 200")
+    assert backend.header("X-Forwarded-For") == ["173.252.95.9"]
+    assert backend.header("Cf-Connecting-Ip") == []
+    assert receiver.records()[0]["client"] == "173.252.95.9"
+
+
+def test_our_origin_header_reaches_the_backend_without_its_key() -> None:
+    sent = [("X-WA-Devtunnel-Origin", "replay; key=secret-session-key"), ("A", "b")]
+    assert forward_headers(sent, "192.168.1.20", "laptop:8765", "http")[:2] == [
+        ("X-WA-Devtunnel-Origin", "replay"),
+        ("A", "b"),
+    ]
+
+
+async def test_no_cookie_from_the_backend_is_added_to_the_next_request() -> None:
+    """A proxy passes on what it was given: the forwarder keeps no cookie jar."""
+    cookies: list[str | None] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        cookies.append(request.headers.get("Cookie"))
+        response = web.Response(text="ok")
+        response.set_cookie("session", "backend-set")
+        return response
+
+    app = web.Application()
+    app.router.add_post(WEBHOOK, handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    forwarder = Forwarder(f"http://localhost:{runner.addresses[0][1]}{WEBHOOK}")  # a name: jars skip bare IPs
+    try:
+        for _ in range(2):
+            result = await forwarder.forward("POST", "", [("Content-Type", "application/json")], b"{}")
+            assert result.status == 200, result.error
+    finally:
+        await forwarder.close()
+        await runner.cleanup()
+    assert cookies == [None, None]
+
+
 async def test_chunked_request_arrives_whole_without_transfer_encoding(
     make_forwarding_receiver: Callable[..., Any], backend: Backend
 ) -> None:

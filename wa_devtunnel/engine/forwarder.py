@@ -8,9 +8,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from multidict import CIMultiDict
 from yarl import URL
 
 from wa_devtunnel.engine.http_client import REQUEST_ERRORS, Failure, client_session, request_failure
+from wa_devtunnel.engine.origin import ORIGIN_HEADER, RequestHeaders, tunnel_client, without_key
 
 # RFC 9110 hop-by-hop headers, plus the ones the client library must compute itself.
 HOP_BY_HOP = frozenset(
@@ -102,35 +104,62 @@ CLIENT_PROXY_HEADERS = frozenset(
     }
 )
 _LOOPBACK = ("127.", "::1", "::ffff:127.")
+# Never passed on: hop-by-hop, computed by the client library, or a proxy header a client can make up.
+_NOT_PASSED_ON = HOP_BY_HOP | CLIENT_PROXY_HEADERS
+_ORIGIN_LOWER = ORIGIN_HEADER.lower()
 
 
 def forward_headers(
-    raw_headers: Sequence[tuple[str, str]], remote: str | None, host: str, proto: str
+    raw_headers: Iterable[tuple[str, str]],
+    remote: str | None,
+    host: str,
+    proto: str,
+    headers: RequestHeaders | None = None,
 ) -> list[tuple[str, str]]:
     """The original headers in order, minus hop-by-hop ones and client-made proxy headers, plus our X-Forwarded-*.
 
-    Only the nearest hop is believed: from a loopback peer (the tunnel agent on this machine) the last
-    X-Forwarded-For entry and X-Forwarded-Proto value are the ones it added; anything earlier is the
-    sender's own claim. The host is the Host the request arrived with (the public one through ngrok).
+    One pass over `raw_headers` (`headers`, the same as a case-insensitive multidict, answers the lookups; built
+    here when not given). Our origin header loses its session key. Only the nearest hop is believed: from a
+    loopback peer (the tunnel agent on this machine) the client is the one the recording names
+    (origin.tunnel_client: the last X-Forwarded-For entry, else Cf-Connecting-Ip) and the last
+    X-Forwarded-Proto value the scheme; anything earlier is the sender's own claim. The host is the Host the
+    request arrived with (the public one through ngrok).
     """
-    headers = end_to_end_headers(raw_headers)
+    if headers is None:
+        raw_headers = list(raw_headers)
+        headers = CIMultiDict(raw_headers)
+    skip = _NOT_PASSED_ON
+    if (connection := headers.getall("Connection", None)) is not None:
+        # Headers named in Connection are hop-by-hop too (RFC 9110 section 7.6.1).
+        named = {token.strip().lower() for value in connection for token in value.split(",")}
+        skip = skip | named
+    passed = []
+    for name, value in raw_headers:
+        lower = name.lower()
+        if lower not in skip:
+            passed.append((name, without_key(value) if lower == _ORIGIN_LOWER else value))
     client, scheme = remote or "", proto
     if remote and remote.startswith(_LOOPBACK):
-        chain = [part.strip() for n, v in headers if n.lower() == "x-forwarded-for" for part in v.split(",")]
-        client = next((part for part in reversed(chain) if part), client)
-        protos = [v.strip().lower() for n, v in headers if n.lower() == "x-forwarded-proto"]
-        scheme = protos[-1] if protos and protos[-1] in ("http", "https") else scheme
-    headers = [(n, v) for n, v in headers if n.lower() not in CLIENT_PROXY_HEADERS]
+        client = tunnel_client(headers) or client
+        if (protos := headers.getall("X-Forwarded-Proto", None)) is not None:
+            last = protos[-1].strip().lower()
+            scheme = last if last in ("http", "https") else scheme
     if client:
-        headers.append(("X-Forwarded-For", client))
-    headers.append(("X-Forwarded-Proto", scheme))
+        passed.append(("X-Forwarded-For", client))
+    passed.append(("X-Forwarded-Proto", scheme))
     if host:
-        headers.append(("X-Forwarded-Host", host))
-    return headers
+        passed.append(("X-Forwarded-Host", host))
+    return passed
 
 
 class Forwarder:
-    """One pooled client to the backend; created and closed on the engine's loop."""
+    """One pooled client to the backend; created and closed on the engine's loop.
+
+    Per request only the request itself is built: the target URL is parsed once (a query string is appended
+    to the parsed URL as given), the deadline is the session's, no cookie jar (a proxy passes on only what it
+    was given, and filtering a jar costs every request), keep-alive connections are pooled (`max_connections`
+    at once; Meta's concurrent deliveries and replay's --concurrency fit in the default).
+    """
 
     def __init__(
         self, target_url: str, timeout_s: float = DEFAULT_FORWARD_TIMEOUT_S, max_connections: int = 100
@@ -139,11 +168,16 @@ class Forwarder:
         self.timeout_s = timeout_s
         self.max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
+        self._url = URL(target_url, encoded=True)
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             self._session = client_session(
-                self.timeout_s, decompress=False, auto_headers=False, max_connections=self.max_connections
+                self.timeout_s,
+                decompress=False,
+                auto_headers=False,
+                max_connections=self.max_connections,
+                cookies=False,
             )
         return self._session
 
@@ -158,28 +192,21 @@ class Forwarder:
         self, method: str, raw_query: str, headers: Sequence[tuple[str, str]], body: bytes
     ) -> ForwardResult:
         """Send one request as received; never raises for a backend problem."""
-        url = self.url_for(raw_query)
         started = time.perf_counter()
-
-        def elapsed() -> float:
-            return (time.perf_counter() - started) * 1000
-
+        url = URL(self.url_for(raw_query), encoded=True) if raw_query else self._url
         try:
             async with self._client().request(
-                method,
-                URL(url, encoded=True),
-                data=body if body else None,
-                headers=list(headers),
-                allow_redirects=False,
+                method, url, data=body or None, headers=headers, allow_redirects=False
             ) as response:
                 payload = await response.read()
-                return ForwardResult(
-                    self.target_url, response.status, payload, response.headers.get("Content-Type", ""), elapsed()
-                )
+                elapsed = (time.perf_counter() - started) * 1000
+                content_type = response.headers.get("Content-Type", "")
+                return ForwardResult(self.target_url, response.status, payload, content_type, elapsed)
         except REQUEST_ERRORS as exc:
             failure = request_failure(exc, self.timeout_s)
             timed_out = failure.kind is Failure.TIMED_OUT
-            return ForwardResult(self.target_url, None, b"", "", elapsed(), failure.about("backend"), timed_out)
+            elapsed = (time.perf_counter() - started) * 1000
+            return ForwardResult(self.target_url, None, b"", "", elapsed, failure.about("backend"), timed_out)
 
     async def close(self) -> None:
         """Close the pool (idempotent)."""

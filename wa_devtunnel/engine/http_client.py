@@ -113,12 +113,15 @@ def client_session(
     max_connections: int = 100,
     ssl_context: ssl.SSLContext | None = None,
     trust_env: bool = False,
+    cookies: bool = True,
 ) -> aiohttp.ClientSession:
     """A session with a total deadline per request; `decompress=False, auto_headers=False` passes bytes as given.
 
     `trust_env` follows HTTPS_PROXY/NO_PROXY (requests to the public internet, as Meta's would go from here).
+    `cookies=False`: no cookie jar (nothing kept from an answer, nothing added to a request; a proxy's choice).
     """
     return aiohttp.ClientSession(
+        cookie_jar=None if cookies else aiohttp.DummyCookieJar(),
         timeout=aiohttp.ClientTimeout(total=timeout_s),
         auto_decompress=decompress,
         skip_auto_headers=() if auto_headers else AUTO_HEADERS,

@@ -15,7 +15,7 @@ from multidict import CIMultiDict
 from wa_devtunnel.engine.events import EventBus, ExchangeRecorded, ForwardCompleted, Notice, RecordingHealth
 from wa_devtunnel.engine.exchange import build_record, header_pairs, new_exchange_id, utc_timestamp
 from wa_devtunnel.engine.forwarder import Forwarder, forward_headers
-from wa_devtunnel.engine.origin import ORIGIN_HEADER, request_origin, without_key
+from wa_devtunnel.engine.origin import request_origin
 from wa_devtunnel.engine.recording import SessionRecorder
 from wa_devtunnel.engine.verdicts import (
     GENERIC_ANSWERS,
@@ -62,7 +62,6 @@ class ReceiverState:
 
 RECEIVER_STATE = web.AppKey("receiver_state", ReceiverState)
 _UNCHECKED = SignatureVerdict.UNCHECKED.value
-_ORIGIN_LOWER = ORIGIN_HEADER.lower()
 
 
 class ReceiverBusy(Exception):
@@ -269,15 +268,13 @@ async def _judge_event(state: ReceiverState, request: web.Request, body: bytes, 
 
 
 def _outgoing_headers(request: web.Request) -> list[tuple[str, str]]:
-    """The request's headers as the backend gets them (our origin key stays with us)."""
+    """The request's headers as the backend gets them, in one pass (our origin key stays with us)."""
     return forward_headers(
-        [
-            (name, without_key(value) if name.lower() == _ORIGIN_LOWER else value)
-            for name, value in ((k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers)
-        ],
+        ((k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers),
         request.remote,
         request.host,
         request.scheme,
+        request.headers,
     )
 
 
