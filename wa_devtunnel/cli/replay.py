@@ -142,17 +142,19 @@ def _replay(settings: Settings, args: argparse.Namespace) -> ExitCode:
 
 @contextlib.contextmanager
 def _collector_paused() -> Iterator[None]:
-    """No garbage collection while the sessions load and the plan is built.
+    """No garbage collection while the sessions load and the plan is built, nor of what they made after.
 
     Loading makes a dozen objects per line and none of them in a cycle, yet every few thousand of them
     the collector would scan all loaded so far again: with 10,000 events it took more time than the
-    loading itself. send_plan then freezes what was loaded for the rest of the replay.
+    loading itself. What was made is then frozen (never scanned again: the first collection after
+    re-enabling would otherwise scan all of it at once); send_plan keeps it so until the replay is done.
     """
     enabled = gc.isenabled()
     gc.disable()
     try:
         yield
     finally:
+        gc.freeze()
         if enabled:
             gc.enable()
 

@@ -68,7 +68,7 @@ def pick_latest_session(recordings_dir: Path, kinds: tuple[str, ...]) -> PickedS
             loaded = load_recordings([path])
         except ReplayError:  # removed or unreadable meanwhile: an older one may do
             continue
-        count = sum(1 for exchange in loaded.exchanges if exchange.view.kind in kinds)
+        count = sum(1 for exchange in loaded.exchanges if exchange.kind in kinds)
         if count:
             return PickedSession(path, loaded, count, kinds, tuple(live_left_out), without_kind)
         without_kind += 1

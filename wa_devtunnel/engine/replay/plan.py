@@ -77,17 +77,18 @@ def plan_replay(
     """
     edited = dict(edited_bodies or {})
     resigning = options.signature is SignatureMode.RESIGN or any(
-        e.view.id in edited and edited[e.view.id] != e.body and e.view.kind == "event" for e in exchanges
+        e.id in edited and edited[e.id] != e.body and e.kind == "event" for e in exchanges
     )
     if resigning and options.signature is not SignatureMode.BAD and not options.app_secret:
         raise ReplayError("re-signing needs the App Secret to sign with: pass --app-secret or set WHATSAPP_APP_SECRET")
-    if any(e.view.kind == "verify" for e in exchanges) and not options.verify_token:
+    if any(e.kind == "verify" for e in exchanges) and not options.verify_token:
         raise ReplayError(
             "replaying a handshake needs the target's verify token: pass --verify-token T "
             "(or set WHATSAPP_VERIFY_TOKEN), or leave handshakes out with --kind event"
         )
     return [
-        _plan_one(index, exchange, options, edited.get(exchange.view.id)) for index, exchange in enumerate(exchanges)
+        _plan_one(index, exchange, options, edited.get(exchange.id) if edited else None)
+        for index, exchange in enumerate(exchanges)
     ]
 
 
@@ -107,7 +108,7 @@ def _plan_one(
         for name, value in recorded
         if name.lower() != ORIGIN_HEADER.lower() and not (name.lower() in REDACTED_HEADERS and value == "REDACTED")
     ]
-    if exchange.view.kind == "verify":
+    if exchange.kind == "verify":
         challenge = new_challenge()
         query = verification_query(challenge, options.verify_token or "")
         headers.append((ORIGIN_HEADER, origin_header(REPLAY_ORIGIN, options.origin_key)))

@@ -210,7 +210,7 @@ def replay_record(
     source = planned.source
     extra: dict[str, Any] = {
         "origin": REPLAY_ORIGIN,
-        "replay_of": {"session": source.session.name, "id": source.view.id, "seq": source.view.seq},
+        "replay_of": {"session": source.session.name, "id": source.id, "seq": source.seq},
         "forward": answer.to_record(),
         "elapsed_ms": round(answer.elapsed_ms, 3),
     }
@@ -228,7 +228,7 @@ def replay_record(
     return build_record(
         seq=seq,
         received_at=sent_at,
-        kind=source.view.kind,
+        kind=source.kind,
         method=planned.method,
         path=path if path is not None else urlsplit(options.target_url).path or "/",
         query=redact_verify_token(planned.query),

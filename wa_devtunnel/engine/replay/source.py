@@ -25,14 +25,51 @@ class ReplayError(Exception):
     """The replay cannot start (no recording, nothing selected, missing secret/token): exit 2."""
 
 
-@dataclass(frozen=True, slots=True)
 class RecordedExchange:
-    """One replayable record, with the file it came from and its display view."""
+    """One replayable record, with the file it came from, its request body and its display view.
 
-    session: Path
-    record: Mapping[str, Any]
-    view: ExchangeView
-    body: bytes
+    The view (with the reader rule's current summary) is made when first asked for: a replay of every
+    event of a session selects by kind and sends, and never needs it (`kind`, `id` and `seq` are read
+    from the record as the view reads them). Read-only by convention, like the frozen dataclass it was.
+    """
+
+    __slots__ = ("_view", "body", "record", "session")
+
+    def __init__(self, session: Path, record: Mapping[str, Any], view: ExchangeView | None, body: bytes) -> None:
+        self.session = session
+        self.record = record
+        self.body = body
+        self._view = view
+
+    @property
+    def view(self) -> ExchangeView:
+        """The display view of the record, its summary derived by DESIGN.md's reader rule when outdated."""
+        if self._view is None:
+            self._view = view_from_record(with_current_summary(self.record, self.body))
+        return self._view
+
+    @property
+    def kind(self) -> str:
+        """`event` or `verify` (what load_recordings keeps), as the view says it."""
+        return self._view.kind if self._view is not None else str(self.record.get("kind", "other"))
+
+    @property
+    def id(self) -> str:
+        return self._view.id if self._view is not None else str(self.record.get("id", ""))
+
+    @property
+    def seq(self) -> int:
+        return self._view.seq if self._view is not None else int(self.record.get("seq", 0) or 0)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RecordedExchange):
+            return NotImplemented
+        return (self.session, self.record, self.body) == (other.session, other.record, other.body)
+
+    __hash__ = None  # type: ignore[assignment]  # the record is a mutable mapping
+
+    def __repr__(self) -> str:
+        return f"RecordedExchange(session={self.session!r}, kind={self.kind!r}, id={self.id!r}, seq={self.seq!r})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +169,7 @@ def _replayable(path: Path, record: Mapping[str, Any]) -> tuple[RecordedExchange
         body = request_body(request)
     except ValueError as exc:
         return None, f"{where} skipped: {exc}"
-    return RecordedExchange(path, record, view_from_record(with_current_summary(record, body)), body), ""
+    return RecordedExchange(path, record, None, body), ""
 
 
 def with_current_summary(record: Mapping[str, Any], body: bytes) -> Mapping[str, Any]:
@@ -154,10 +191,29 @@ def with_current_summary(record: Mapping[str, Any], body: bytes) -> Mapping[str,
 
 def select(exchanges: Iterable[RecordedExchange], selection: Selection) -> list[RecordedExchange]:
     """Apply the selection in recording order; --last takes the last N of what matched."""
-    chosen = [exchange for exchange in exchanges if _matches(exchange.view, selection)]
+    if _kind_only(selection):  # the default (every event): no view needed, none made
+        kinds = selection.kinds
+        chosen = [exchange for exchange in exchanges if exchange.kind in kinds]
+    else:
+        chosen = [exchange for exchange in exchanges if _matches(exchange.view, selection)]
     if selection.last is not None:
         chosen = chosen[-selection.last :] if selection.last else []
     return chosen
+
+
+def _kind_only(selection: Selection) -> bool:
+    """The selection asks for nothing but kinds (and maybe --last)."""
+    return not (
+        selection.ids
+        or selection.seqs
+        or selection.fields
+        or selection.types
+        or selection.statuses
+        or selection.signatures
+        or selection.origins
+        or selection.since is not None
+        or selection.until is not None
+    )
 
 
 def _matches(view: ExchangeView, selection: Selection) -> bool:
