@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
 from wa_devtunnel.engine.exchange import REDACTED_HEADERS
-from wa_devtunnel.engine.forwarder import (
-    CLIENT_PROXY_HEADERS,
-    DEFAULT_FORWARD_TIMEOUT_S,
-    Forwarder,
-    end_to_end_headers,
-)
+from wa_devtunnel.engine.forwarder import CLIENT_PROXY_HEADERS, DEFAULT_FORWARD_TIMEOUT_S, HOP_BY_HOP, Forwarder
 from wa_devtunnel.engine.origin import ORIGIN_HEADER, origin_header
 from wa_devtunnel.engine.replay.source import RecordedExchange, ReplayError
 from wa_devtunnel.engine.tunnel.selftest import new_challenge
@@ -96,22 +91,12 @@ def _plan_one(
     index: int, exchange: RecordedExchange, options: ReplayOptions, edited_body: bytes | None
 ) -> PlannedRequest:
     request = exchange.record.get("request") or {}
-    # Proxy headers described the original hop (or were a stranger's claim): a replay is a new request.
-    recorded = [
-        (name, value)
-        for name, value in end_to_end_headers(request.get("headers") or ())
-        if name.lower() not in CLIENT_PROXY_HEADERS
-    ]
-    # Meta's headers in Meta's order; credentials the recorder redacted cannot be sent again.
-    headers = [
-        (name, value)
-        for name, value in recorded
-        if name.lower() != ORIGIN_HEADER.lower() and not (name.lower() in REDACTED_HEADERS and value == "REDACTED")
-    ]
+    headers = replayed_headers(request.get("headers") or ())
+    origin = (ORIGIN_HEADER, origin_header(REPLAY_ORIGIN, options.origin_key))
     if exchange.kind == "verify":
         challenge = new_challenge()
         query = verification_query(challenge, options.verify_token or "")
-        headers.append((ORIGIN_HEADER, origin_header(REPLAY_ORIGIN, options.origin_key)))
+        headers.append(origin)
         return PlannedRequest(index, exchange, "GET", query, tuple(headers), b"", "none", challenge)
     body = exchange.body if edited_body is None else edited_body
     signature = options.signature
@@ -128,8 +113,38 @@ def _plan_one(
         mode = "resigned" if signature is SignatureMode.RESIGN else FORGED
         headers = [(n, v) for n, v in headers if n.lower() != LEGACY_SIGNATURE_HEADER.lower()]
         headers = _with_header(headers, SIGNATURE_HEADER, sign_body(body, key))
-    headers.append((ORIGIN_HEADER, origin_header(REPLAY_ORIGIN, options.origin_key)))
+    headers.append(origin)
     return PlannedRequest(index, exchange, "POST", str(request.get("query") or ""), tuple(headers), body, mode)
+
+
+# Never sent again: hop-by-hop headers, proxy headers (they described the original hop, or were a stranger's
+# claim: a replay is a new request) and our own origin header (the replay adds its own).
+_NOT_REPLAYED = HOP_BY_HOP | CLIENT_PROXY_HEADERS | {ORIGIN_HEADER.lower()}
+
+
+def replayed_headers(raw_headers: Iterable[Sequence[str]]) -> list[tuple[str, str]]:
+    """The recorded headers a replay sends, in Meta's order, in one pass over them.
+
+    end_to_end_headers minus CLIENT_PROXY_HEADERS and ORIGIN_HEADER, and minus credentials the recorder
+    redacted (they cannot be sent again).
+    """
+    pairs = [(str(pair[0]), str(pair[1])) for pair in raw_headers]
+    lowered = [name.lower() for name, _value in pairs]
+    dropped = _NOT_REPLAYED
+    if "connection" in lowered:  # headers named in Connection are hop-by-hop too (RFC 9110 section 7.6.1)
+        named = {
+            token.strip().lower()
+            for (_name, value), low in zip(pairs, lowered, strict=True)
+            if low == "connection"
+            for token in value.split(",")
+            if token.strip()
+        }
+        dropped = dropped | named
+    return [
+        pair
+        for pair, low in zip(pairs, lowered, strict=True)
+        if low not in dropped and not (low in REDACTED_HEADERS and pair[1] == "REDACTED")
+    ]
 
 
 def _with_header(headers: list[tuple[str, str]], name: str, value: str) -> list[tuple[str, str]]:
@@ -143,4 +158,7 @@ def _with_header(headers: list[tuple[str, str]], name: str, value: str) -> list[
 def header_value(pairs: Sequence[Sequence[str]], name: str) -> str | None:
     """The first value of a header, any case: recorded pairs keep whatever case the sender used."""
     wanted = name.lower()
-    return next((value for key, value in pairs if key.lower() == wanted), None)
+    for key, value in pairs:
+        if key.lower() == wanted:
+            return value
+    return None
