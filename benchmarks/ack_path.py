@@ -890,6 +890,7 @@ def measure_forward(ctx: Context) -> PartResult:
     finally:
         codes = {side: proc.stop() for side, proc in procs.items()}
     seen = ctx.backend_valid() - before
+    saturated = +saturated  # only the sides with a saturated round
     ok = failures == 0 and seen == Counter({"valid": sum(sent.values())}) and not saturated
     q = {
         side: {p: quantile(sorted(values), f) for p, f in (("p50", 0.5), ("p99", 0.99))}
