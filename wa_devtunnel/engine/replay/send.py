@@ -12,8 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from yarl import URL
+
 from wa_devtunnel.engine.exchange import build_record, utc_timestamp
 from wa_devtunnel.engine.forwarder import Forwarder, ForwardResult
+from wa_devtunnel.engine.http_client import REQUEST_ERRORS, Failure, client_session, request_failure
 from wa_devtunnel.engine.recording import SessionRecorder
 from wa_devtunnel.engine.replay.plan import FORGED, REPLAY_ORIGIN, PlannedRequest, ReplayOptions, header_value
 from wa_devtunnel.engine.tunnel.selftest import judge_handshake_answer
@@ -120,6 +123,45 @@ class _RecordWriter:
             raise self._bug
 
 
+class _Sender:
+    """Replay's client: one session with a keep-alive pool sized to the concurrency, bytes and headers as planned.
+
+    What Forwarder.forward does for one request, minus its per-request work: the URL of each distinct query is
+    built and parsed once, the planned headers are passed as they are.
+    """
+
+    def __init__(self, options: ReplayOptions) -> None:
+        self._target = options.target_url
+        self._timeout_s = options.timeout_s
+        self._session = client_session(
+            options.timeout_s, decompress=False, auto_headers=False, max_connections=max(options.concurrency, 1)
+        )
+        self._urls: dict[str, URL] = {}
+
+    async def send(self, planned: PlannedRequest) -> ForwardResult:
+        """The answer, or why there is none (never raises for a target's problem)."""
+        url = self._urls.get(planned.query)
+        if url is None:
+            url = self._urls[planned.query] = URL(Forwarder(self._target).url_for(planned.query), encoded=True)
+        started = time.perf_counter()
+        try:
+            async with self._session.request(
+                planned.method, url, data=planned.body or None, headers=planned.headers, allow_redirects=False
+            ) as response:
+                payload = await response.read()
+                content_type = response.headers.get("Content-Type", "")
+                elapsed_ms = (time.perf_counter() - started) * 1000
+                return ForwardResult(self._target, response.status, payload, content_type, elapsed_ms)
+        except REQUEST_ERRORS as exc:
+            elapsed_ms = (time.perf_counter() - started) * 1000
+            failure = request_failure(exc, self._timeout_s)
+            timed_out = failure.kind is Failure.TIMED_OUT
+            return ForwardResult(self._target, None, b"", "", elapsed_ms, failure.about("backend"), timed_out)
+
+    async def close(self) -> None:
+        await self._session.close()
+
+
 def judge(planned: PlannedRequest, answer: ForwardResult) -> tuple[bool, str]:
     """Meta's own criteria: 2xx acknowledges an event, 200 + the exact challenge passes a handshake.
 
@@ -157,7 +199,7 @@ async def send_plan(
     on_result: Callable[[ReplayResult], None] | None = None,
 ) -> list[ReplayResult]:
     """Send in recording order (N at a time with concurrency); results come back in plan order."""
-    forwarder = Forwarder(options.target_url, options.timeout_s, max_connections=max(options.concurrency, 1))
+    sender = _Sender(options)
     bucket = TokenBucket(options.rate) if options.rate else None
     results: list[ReplayResult | None] = [None] * len(plan)
     pending = iter(plan)
@@ -168,7 +210,7 @@ async def send_plan(
             if bucket is not None:
                 await bucket.take()
             sent_at = utc_timestamp()
-            answer = await forwarder.forward(planned.method, planned.query, planned.headers, planned.body)
+            answer = await sender.send(planned)
             ok, detail = judge(planned, answer)
             result = ReplayResult(planned, answer, ok, detail)
             results[planned.index] = result
@@ -185,7 +227,7 @@ async def send_plan(
         await asyncio.gather(*(worker() for _ in range(min(max(options.concurrency, 1), len(plan)))))
     finally:
         gc.unfreeze()
-        await forwarder.close()
+        await sender.close()
         if writer is not None:
             writer.finish()
     done = [result for result in results if result is not None]
