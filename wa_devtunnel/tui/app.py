@@ -51,6 +51,7 @@ from wa_devtunnel.tui.lifecycle_screen import LifecycleScreen
 from wa_devtunnel.tui.model import ExchangeStore, ListFilter
 from wa_devtunnel.tui.priority import EngineStarter
 from wa_devtunnel.tui.safe import data, toast_message
+from wa_devtunnel.tui.terminal_watch import TerminalWatch, let_go_of_dead_terminal
 from wa_devtunnel.tui.toasts import toasts_for
 from wa_devtunnel.tui.welcome import welcome_text
 
@@ -103,6 +104,7 @@ class InspectorApp(App[None]):
         self._arrived_since_paint = 0
         self._last_paint = 0.0
         self._paint_pending = False
+        self.terminal_watch: TerminalWatch | None = None  # set on a real terminal
 
     @property
     def state(self) -> HeaderState:
@@ -124,12 +126,27 @@ class InspectorApp(App[None]):
         self._deliver(list(self.client.welcome.state))
         self.feed.start()
         self._listen(self.client, history=True)
+        loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError):
-            for signum in (signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal window was closed
-                asyncio.get_running_loop().add_signal_handler(signum, self.exit)
+            loop.add_signal_handler(signal.SIGTERM, self.exit)
+            loop.add_signal_handler(signal.SIGHUP, self._hang_up)  # the terminal window was closed
+        if not self.is_headless:  # a terminal gone with no SIGHUP to us (`make run` in a closed pane): the same exit
+            self.terminal_watch = TerminalWatch(lambda: self._from_watch_thread(loop)).start()
+
+    def _hang_up(self) -> None:
+        """SIGHUP: exit; when the terminal is really gone, without writing to it (every write would fail)."""
+        let_go_of_dead_terminal()
+        self.exit()
+
+    def _from_watch_thread(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The terminal hung up: exit as on SIGHUP (from the watch thread; the loop may be closing already)."""
+        with contextlib.suppress(RuntimeError):
+            loop.call_soon_threadsafe(self.exit)
 
     def on_unmount(self) -> None:
         """Detach while the loop still runs (the engine goes on, or is stopped by whoever started it)."""
+        if self.terminal_watch is not None:
+            self.terminal_watch.stop()
         self.client.close()
 
     def on_resize(self, event: Any) -> None:

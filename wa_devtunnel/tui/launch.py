@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from collections.abc import Sequence
 
@@ -15,9 +16,12 @@ from wa_devtunnel.tui.priority import EngineStarter, collect_less_often, yield_t
 
 
 def _say(text: str) -> None:
-    """A line on stderr after the UI is gone; paths and agent errors are shown escaped, never obeyed."""
-    sys.stderr.write(visible(text, keep_newlines=True) + "\n")
-    sys.stderr.flush()
+    """A line on stderr after the UI is gone; paths and agent errors are shown escaped, never obeyed.
+
+    A terminal that hung up answers EIO: the line is lost, the clean-up after it goes on."""
+    with contextlib.suppress(OSError):
+        sys.stderr.write(visible(text, keep_newlines=True) + "\n")
+        sys.stderr.flush()
 
 
 def _goodbye(child: EngineChild) -> None:
