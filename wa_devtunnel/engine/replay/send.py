@@ -133,8 +133,13 @@ class _Sender:
     def __init__(self, options: ReplayOptions) -> None:
         self._target = options.target_url
         self._timeout_s = options.timeout_s
+        # No cookie jar, like the forwarder: a backend's Set-Cookie is never sent back with a later replay.
         self._session = client_session(
-            options.timeout_s, decompress=False, auto_headers=False, max_connections=max(options.concurrency, 1)
+            options.timeout_s,
+            decompress=False,
+            auto_headers=False,
+            max_connections=max(options.concurrency, 1),
+            cookies=False,
         )
         self._urls: dict[str, URL] = {}
 
