@@ -31,7 +31,7 @@ from tests.support.export_conversation import (
 from wa_devtunnel.cli.main import main
 from wa_devtunnel.engine.export.naming import FixtureNamer, fixture_stem
 from wa_devtunnel.engine.export.writer import export_fixtures, prepare_out_dir
-from wa_devtunnel.engine.recording import request_body
+from wa_devtunnel.engine.recording import request_body, with_full_summary
 from wa_devtunnel.pytest_plugin import signed_webhook
 from wa_devtunnel.rules.decode.payload import decode_payload
 from wa_devtunnel.rules.samples import payloads as samples
@@ -104,7 +104,7 @@ async def test_round_trip_recording_fixture_plugin_backend(
         assert received.signature_ok and received.body == body
         decoded = decode_payload(received.body)
         assert decoded.ok
-        assert essence(decoded.to_dict()) == essence(records[entry["seq"]]["summary"]), entry["name"]
+        assert essence(decoded.to_dict()) == essence(with_full_summary(records[entry["seq"]])["summary"]), entry["name"]
 
 
 async def test_scrubbing_leaves_no_personal_data_in_any_file(

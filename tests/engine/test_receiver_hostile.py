@@ -21,7 +21,7 @@ from wa_devtunnel.engine import verdicts
 from wa_devtunnel.engine.events import EventBus, ExchangeRecorded, Notice, RecordingHealth
 from wa_devtunnel.engine.forwarder import Forwarder
 from wa_devtunnel.engine.receiver import ReceiverConfig, create_receiver_app
-from wa_devtunnel.engine.recording import SessionRecorder, read_recording
+from wa_devtunnel.engine.recording import SessionRecorder, read_recording, with_full_summary
 from wa_devtunnel.engine.unknown_numbers import MAX_HINTS, UnknownNumberHints
 from wa_devtunnel.rules.samples import payloads as samples
 
@@ -136,7 +136,7 @@ async def test_big_bodies_are_verified_and_decoded_off_the_event_loop(
         assert response.status == 200
     loop_thread = threading.current_thread().name
     assert threads[0] == loop_thread and threads[1] != loop_thread
-    assert receiver.records()[1]["summary"]["headline"].startswith("batch: 2000 messages")
+    assert with_full_summary(receiver.records()[1])["summary"]["headline"].startswith("batch: 2000 messages")
 
 
 async def test_a_refused_signature_is_never_decoded(
@@ -145,8 +145,8 @@ async def test_a_refused_signature_is_never_decoded(
     """--require-signature: a stranger's megabytes cost one HMAC, not a JSON parse and a decode."""
     receiver: ReceiverHarness = await make_receiver(require_signature=True)
     decoded: list[bytes] = []
-    real = verdicts.decode_payload
-    monkeypatch.setattr(verdicts, "decode_payload", lambda body, **kw: decoded.append(body) or real(body, **kw))
+    real = verdicts.ack_facts
+    monkeypatch.setattr(verdicts, "ack_facts", lambda body, **kw: decoded.append(body) or real(body, **kw))
     body = big_batch(500)
     response = await receiver.client.post(WEBHOOK, data=body, headers=signed(body, "wrong"))
     assert response.status == 403 and decoded == []
@@ -336,17 +336,17 @@ async def test_big_bodies_without_a_valid_signature_are_not_decoded(
 ) -> None:
     """Without --require-signature they are still answered like events, but a stranger's megabytes cost no decode."""
     decoded: list[int] = []
-    real = verdicts.decode_payload
+    real = verdicts.ack_facts
 
     def spy(body: bytes, **kw: Any) -> Any:
         decoded.append(len(body))
         return real(body, **kw)
 
-    monkeypatch.setattr(verdicts, "decode_payload", spy)
+    monkeypatch.setattr(verdicts, "ack_facts", spy)
     big = big_batch(3000)
     small = samples.text_message_payload("small, badly signed")
     for body in (big, small):
         assert (await receiver.client.post(WEBHOOK, data=body, headers=signed(body, "a-guess"))).status == 200
-    assert decoded == [len(small)]  # a small one is still decoded: a wrong App Secret is a common mistake
+    assert decoded == [len(small)]  # a small one is still parsed: a wrong App Secret is a common mistake
     first, _ = receiver.records()
     assert first["summary"]["headline"].startswith("not decoded:") and first["signature"] == "invalid"

@@ -292,7 +292,7 @@ class HeadlessPrinter:
         if isinstance(event, ForwardCompleted):
             self.skipped_forwards += 1
             return
-        seq = event.record.get("seq")
+        seq = event.line.get("seq")  # the line as written: a skipped exchange is never decoded
         seq = seq if type(seq) is int else 0
         first, _last = self._skipped_seqs
         self._skipped_seqs = (seq if not self.skipped else first, seq)
@@ -343,7 +343,7 @@ class HeadlessPrinter:
             return
         elif isinstance(event, ExchangeRecorded):
             if self.json_lines:
-                self._json({"event": "exchange", **event.record})
+                self._json({"event": "exchange", **event.record})  # the summary derived here, off the ack path
             else:
                 self._exchange(event.view, event.record)
         elif isinstance(event, ExchangeView):  # `watch` without records: the items are read from the recording

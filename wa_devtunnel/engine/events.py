@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from wa_devtunnel.engine.exchange_view import ExchangeView, view_from_record
+from wa_devtunnel.engine.recording import summary_is_partial, with_full_summary
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,19 +45,32 @@ class ReceiverStarted:
 class ExchangeRecorded:
     """A request was answered and (unless --no-record) is on disk.
 
-    The receiver publishes only the record; the display view is built on first read, by the front
-    end that wants it, so a receiver nobody watches never pays for it. Read-only once built.
+    The receiver publishes only the record as written (`line`: its summary may be partial, only what the
+    receiver knew). `record` is that record with its whole summary (a partial one derived by DESIGN.md's
+    reader rule) and the display view is made from it: both on first read, by the front end that wants
+    them, so a receiver nobody watches never pays for them. The engine's own listeners, called inline on
+    the acknowledgement path, get the event `as_written` (its `record` is the line). Read-only once built.
     """
 
-    __slots__ = ("_view", "offset", "path", "record")
+    __slots__ = ("_record", "_view", "line", "offset", "path")
 
     def __init__(
         self, view: ExchangeView | None, record: Mapping[str, Any], offset: int = -1, path: Path | None = None
     ) -> None:
         object.__setattr__(self, "_view", view)
-        object.__setattr__(self, "record", record)
+        object.__setattr__(self, "_record", None if summary_is_partial(record) else record)
+        object.__setattr__(self, "line", record)
         object.__setattr__(self, "offset", view.offset if view is not None else offset)
         object.__setattr__(self, "path", view.recording if view is not None else path)
+
+    @property
+    def record(self) -> Mapping[str, Any]:
+        """The record with its whole summary: a partial one decoded from the body (computed once)."""
+        record = self._record
+        if record is None:
+            record = with_full_summary(self.line)  # type: ignore[arg-type]
+            object.__setattr__(self, "_record", record)
+        return record
 
     @property
     def view(self) -> ExchangeView:
@@ -67,13 +81,21 @@ class ExchangeRecorded:
             object.__setattr__(self, "_view", view)
         return view
 
+    def as_written(self) -> ExchangeRecorded:
+        """The same exchange whose `record` is the line as written: no decoding, whatever is read of it."""
+        if self._record is not None:
+            return self
+        twin = ExchangeRecorded(self._view, self.line, self.offset, self.path)
+        object.__setattr__(twin, "_record", self.line)
+        return twin
+
     def __setattr__(self, name: str, value: object) -> None:
         raise FrozenInstanceError(f"cannot assign to field {name!r}")
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ExchangeRecorded):
             return NotImplemented
-        return self.record == other.record and self.view == other.view
+        return self.line == other.line and self.view == other.view
 
     __hash__ = None  # type: ignore[assignment]  # like the dataclass it replaces: the record is a dict
 
@@ -358,5 +380,8 @@ class EventBus:
             event = self._redact(event)
         for subscription in self._subscriptions:
             subscription.deliver(event)
-        for listener in self._listeners:
-            listener(event)
+        if self._listeners:
+            if event.__class__ is ExchangeRecorded:  # inline on the ack path: the line as written, never decoded
+                event = event.as_written()  # type: ignore[union-attr]
+            for listener in self._listeners:
+                listener(event)

@@ -11,6 +11,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from wa_devtunnel.engine.recording import summary_is_partial, with_full_summary
+
 
 @dataclass(slots=True)
 class ExchangeView:
@@ -142,7 +144,10 @@ def shared_path(name: str) -> Path:
 
 
 def view_from_record(record: Mapping[str, Any], offset: int = -1, recording: Path | None = None) -> ExchangeView:
-    """The small display view of a record, whether it came live or from a file."""
+    """The small display view of a record, whether it came live or from a file (a partial summary derived)."""
+    summary = record.get("summary")
+    if summary.__class__ is dict and summary.get("partial") is True:  # type: ignore[union-attr]
+        record = with_full_summary(record)  # type: ignore[arg-type]
     get = record.get
     request = get("request") or {}
     response = get("response") or {}
@@ -264,6 +269,8 @@ def forward_note(status: int | None, error: str, pending: bool) -> str:
 def text_in_record(record: Mapping[str, Any], text: str) -> bool:
     """Free text: case-insensitive, across the body, path, query, headline and diagnosis."""
     needle = text.lower()
+    if summary_is_partial(record):  # the headline is derived data
+        record = with_full_summary(record)  # type: ignore[arg-type]
     request = record.get("request") or {}
     summary = record.get("summary") or {}
     haystacks = (

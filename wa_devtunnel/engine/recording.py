@@ -23,7 +23,7 @@ from wa_devtunnel.engine.recordings_dir import (
     prepare_recordings_directory,
     session_file_path,
 )
-from wa_devtunnel.rules.decode.payload import decode_payload
+from wa_devtunnel.rules.decode.payload import decode_payload, full_summary
 from wa_devtunnel.settings import DEFAULT_MAX_SESSION_BYTES
 
 RECORDING_VERSION = 1
@@ -257,18 +257,34 @@ def _for_disk(record: dict[str, Any]) -> dict[str, Any]:
     return {**record, "summary": compact}
 
 
-def with_summary_items(record: dict[str, Any]) -> dict[str, Any]:
-    """Puts back summary.items that `_for_disk` left out, decoding request.body as the receiver did."""
+def with_full_summary(record: dict[str, Any]) -> dict[str, Any]:
+    """DESIGN.md's reader rule for the summary the line does not hold whole: a partial one (the receiver's
+    flags and accounts, `"partial": true`) is decoded from request.body as the receiver would have written it;
+    items that `_for_disk` left out are put back. Any other record is returned as it is."""
     summary = record.get("summary")
-    if not isinstance(summary, dict) or "items_omitted" not in summary or "items" in summary:
+    if not isinstance(summary, dict):
+        return record
+    partial = summary.get("partial") is True
+    if not partial and ("items_omitted" not in summary or "items" in summary):
         return record
     try:
         body = request_body(record.get("request") or {})
     except (ValueError, AttributeError):
         return record
+    if partial:
+        return {**record, "summary": full_summary(summary, body)}
     restored = {key: value for key, value in summary.items() if key != "items_omitted"}
     restored["items"] = decode_payload(body).to_dict()["items"]
     return {**record, "summary": restored}
+
+
+with_summary_items = with_full_summary  # its older name
+
+
+def summary_is_partial(record: Mapping[str, Any]) -> bool:
+    """True when the line's summary holds only what the receiver knew (with_full_summary derives the rest)."""
+    summary = record.get("summary")
+    return summary.__class__ is dict and summary.get("partial") is True  # type: ignore[union-attr]
 
 
 def _encode_line(record: Mapping[str, Any]) -> bytes:
@@ -368,7 +384,7 @@ def read_record_at(path: Path, offset: int) -> dict[str, Any] | None:
     except OSError:
         return None
     record, _problem = _decode_line(raw.rstrip(b"\n"))
-    return None if record is None else with_summary_items(record)
+    return None if record is None else with_full_summary(record)
 
 
 def _decode_line(raw: bytes) -> tuple[dict[str, Any] | None, str]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from wa_devtunnel.engine.events import EngineEvent, EventBus, ExchangeRecorded, Notice
+from wa_devtunnel.engine.recording import request_body
+from wa_devtunnel.rules.decode.payload import phone_number_ids
 
 UNKNOWN_FLAG = "unknown-phone-number-id"
 # The value is the sender's to choose: a few distinct hints per session, each cut short.
@@ -39,8 +41,17 @@ class UnknownNumberHints:
         summary = event.record.get("summary") or {}
         if not isinstance(summary, Mapping) or UNKNOWN_FLAG not in (summary.get("flags") or ()):
             return
-        for item in summary.get("items", ()) or ():
-            number = str(item.get("phone_number_id") or "") if isinstance(item, Mapping) else ""
+        if len(self.told) > MAX_HINTS:  # said all it will say: flagged events cost nothing more
+            return
+        items = summary.get("items")
+        if isinstance(items, list):  # a whole summary (an older receiver's)
+            numbers = [str(item.get("phone_number_id") or "") for item in items if isinstance(item, Mapping)]
+        else:  # the receiver's partial summary: the body's numbers, one parse (only for flagged events)
+            try:
+                numbers = list(phone_number_ids(request_body(event.record.get("request") or {})))
+            except (ValueError, AttributeError):
+                return
+        for number in numbers:
             if number and number not in self.known and number not in self.told and len(self.told) <= MAX_HINTS:
                 self.told.add(number)
                 text = unknown_number_hint(number)

@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 
 from wa_devtunnel.engine.forwarder import ForwardResult
 from wa_devtunnel.engine.origin import new_origin_key
-from wa_devtunnel.rules.decode.payload import SeenIds, WebhookSummary, decode_payload
+from wa_devtunnel.rules.decode.payload import SeenIds, WebhookSummary, ack_facts
 from wa_devtunnel.rules.handshake import VerifyAttempt
 from wa_devtunnel.rules.signature import SignatureCheck, SignatureVerdict, SigningKey, check_signature, signing_keys
 
@@ -125,7 +125,7 @@ def oversized_event(seen_bytes: int, limit: int) -> EventVerdict:
 def judge_event(
     config: ReceiverConfig, seen: SeenIds, body: bytes, signature_header: str | None, legacy_header: str | None
 ) -> EventVerdict:
-    """The signature first; the decoding (the expensive part) only for a body that will be accepted."""
+    """The signature first; then one parse (ack_facts), never the decoding: the summary is derived data."""
     check = check_signature(
         body,
         signature_header,
@@ -141,27 +141,21 @@ def judge_event(
         return EventVerdict("event", refused, GENERIC_ANSWERS[refused], verdict, problem, check.detail)
     if check.verdict in _UNPROVEN and len(body) > REFUSED_BODY_KEPT_BYTES:  # a stranger's megabytes: no decode
         problem_text = f"not decoded: {len(body)} bytes without a valid signature (the body is recorded)"
-        summary = WebhookSummary(False, problem_text, "", (), (), (), problem_text)
-    else:
-        summary = decode_payload(
-            body, accounts_by_phone_number_id=config.accounts_by_phone_number_id, seen=seen, values=False
-        )  # values (every leaf) are for the detail view and `decode`: decoded again there, off the ack path
-    account = _account(summary, check)
-    # An empty body or one that is not a JSON object is a 400; the reason is the summary's problem, ours only.
-    if not body or (not summary.ok and summary.problem.startswith(("body is not JSON", "JSON is not an object"))):
-        return EventVerdict("event", 400, GENERIC_ANSWERS[400], verdict, summary.to_dict(), check.detail, account)
-    return EventVerdict("event", 200, "EVENT_RECEIVED", verdict, summary.to_dict(), check.detail, account)
+        summary = WebhookSummary(False, problem_text, "", (), (), (), problem_text).to_dict()
+        return EventVerdict("event", 200, "EVENT_RECEIVED", verdict, summary, check.detail, _account((), check))
+    # One parse, no decoding: the 400, the flags only we know (duplicate, unknown number) and the account.
+    # The rest of the summary is derived data, decoded from the recorded body by whoever shows it.
+    facts = ack_facts(body, accounts_by_phone_number_id=config.accounts_by_phone_number_id, seen=seen)
+    account = _account(facts.item_accounts, check)
+    if facts.refused is not None:  # empty, not JSON or not an object: the reason is the summary's, ours only
+        return EventVerdict("event", 400, GENERIC_ANSWERS[400], verdict, facts.refused.to_dict(), check.detail, account)
+    return EventVerdict("event", 200, "EVENT_RECEIVED", verdict, facts.partial_summary(), check.detail, account)
 
 
-def _account(summary: WebhookSummary, check: SignatureCheck) -> str | None:
+def _account(item_accounts: Sequence[str], check: SignatureCheck) -> str | None:
     """The account the items name, or the one whose App Secret signed the body."""
-    accounts = set()
-    for item in summary.items:
-        account = getattr(item, "account", None)  # field updates and change errors have none
-        if account is not None:
-            accounts.add(account)
-    if len(accounts) == 1:
-        return accounts.pop()
+    if len(item_accounts) == 1:
+        return item_accounts[0]
     if check.account and check.verdict is SignatureVerdict.VALID:
         return check.account
     return None

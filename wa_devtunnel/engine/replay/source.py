@@ -13,7 +13,7 @@ from typing import Any
 from wa_devtunnel.engine.events import ExchangeView
 from wa_devtunnel.engine.exchange_view import view_from_record
 from wa_devtunnel.engine.recording import read_recording, request_body
-from wa_devtunnel.rules.decode.payload import decode_payload
+from wa_devtunnel.rules.decode.payload import decode_payload, full_summary, merged_flags
 
 REPLAY_SUFFIX = "replay"
 REPLAYABLE_KINDS = ("event", "verify")
@@ -175,17 +175,20 @@ def _replayable(path: Path, record: Mapping[str, Any]) -> tuple[RecordedExchange
 def with_current_summary(record: Mapping[str, Any], body: bytes) -> Mapping[str, Any]:
     """The record with a summary this decoder would write, so selection sees today's types and statuses.
 
-    The summary is derived data: a line without one (or without its items, or written by a decoder
+    The summary is derived data: a partial one (what the receiver knew: its flags and accounts) is completed
+    from the body by full_summary; a line without one (or without its items, or written by a decoder
     older than item `values`) is decoded again from its body; any other is used as recorded.
     """
     summary = record.get("summary")
+    if isinstance(summary, Mapping) and summary.get("partial") is True:
+        return {**record, "summary": full_summary(summary, body)}
     items = summary.get("items") if isinstance(summary, Mapping) else None
     current = isinstance(items, list) and all(isinstance(i, Mapping) and "values" in i for i in items)
     if current or record.get("kind") != "event":
         return record
     decoded = decode_payload(body, values=False).to_dict()
     if isinstance(summary, Mapping):  # flags only the receiver could know (duplicate) stay
-        decoded["flags"] = list(dict.fromkeys([*decoded["flags"], *(summary.get("flags") or ())]))
+        decoded["flags"] = merged_flags(decoded["flags"], summary.get("flags"))
     return {**record, "summary": decoded}
 
 

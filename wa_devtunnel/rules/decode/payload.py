@@ -46,6 +46,7 @@ __all__ = [
     "DASHBOARD_TEST_PHONE_NUMBER_ID",
     "TEXT_LIMIT",
     "WHATSAPP_OBJECT",
+    "AckFacts",
     "ChangeError",
     "Content",
     "FieldUpdate",
@@ -56,10 +57,15 @@ __all__ = [
     "StatusUpdate",
     "Update",
     "WebhookSummary",
+    "ack_facts",
     "decode_payload",
     "field_updates",
+    "full_summary",
+    "message_key",
     "one_line",
+    "phone_number_ids",
     "short_id",
+    "status_key",
 ]
 
 WHATSAPP_OBJECT = "whatsapp_business_account"
@@ -151,6 +157,16 @@ class SeenIds:
 
     def __len__(self) -> int:
         return len(self._keys)
+
+
+def message_key(message_id: str) -> str:
+    """What SeenIds remembers of a message (an echo too): the decoder and the receiver's cheap pass both use it."""
+    return f"message:{message_id}"
+
+
+def status_key(status_id: str, status: str) -> str:
+    """What SeenIds remembers of a status: the same id with another status is news, not a retry."""
+    return f"status:{status_id}:{status}"
 
 
 class _Decoder:
@@ -303,13 +319,13 @@ class _Decoder:
                     if message_id == DASHBOARD_TEST_MESSAGE_ID:
                         self.flags.add("dashboard-test")
                     if seen is not None:
-                        keys.append(f"message:{message_id}")
+                        keys.append(message_key(message_id))
                 items.append(message)
         if statuses:
             for raw in _list(statuses):
                 status = _status(raw if raw.__class__ is dict else {}, where, values)
                 if seen is not None and status.status_id:
-                    keys.append(f"status:{status.status_id}:{status.status}")
+                    keys.append(status_key(status.status_id, status.status))
                 items.append(status)
         if keys and seen.seen_any(keys):  # type: ignore[union-attr]  # keys only when seen is not None
             self.flags.add("duplicate")
@@ -492,3 +508,152 @@ def _decode(body: bytes, accounts: Mapping[str, str] | None, seen: SeenIds | Non
 
 
 _new_tuple = tuple.__new__  # a NamedTuple built from a tuple, without its Python-level __new__
+
+
+class AckFacts(NamedTuple):
+    """What the receiver must know before it answers, from one parse and no decoding (see ack_facts)."""
+
+    refused: WebhookSummary | None  # an empty body, not JSON or not an object: the 400's summary
+    flags: tuple[str, ...]  # what only the receiver knows: unknown-phone-number-id, duplicate (in _FLAG_ORDER)
+    accounts: dict[str, str]  # phone_number_id -> account, for the configured numbers the body names
+    item_accounts: tuple[str, ...]  # the accounts its messages and statuses are labelled with (distinct)
+
+    def partial_summary(self) -> dict[str, Any]:
+        """The recorded `summary` of an accepted body: the receiver's own knowledge, the rest derived by readers
+        (full_summary) from request.body. docs/recording-format.md describes the shape."""
+        summary: dict[str, Any] = {"partial": True, "flags": list(self.flags)}
+        if self.accounts:
+            summary["accounts"] = self.accounts
+        return summary
+
+
+_NO_FACTS = AckFacts(None, (), {}, ())
+
+
+def ack_facts(
+    body: bytes, *, accounts_by_phone_number_id: Mapping[str, str] | None = None, seen: SeenIds | None = None
+) -> AckFacts:
+    """One parse of a POST body, no decoding: the 400 (as decode_payload words it), the flags only the receiver
+    can know (`seen` records the same keys, in the same order, as decode_payload's) and the accounts.
+    Never raises."""
+    try:
+        return _ack_facts(body, accounts_by_phone_number_id or {}, seen)
+    except Exception:
+        return _NO_FACTS
+
+
+def _ack_facts(body: bytes, accounts: Mapping[str, str], seen: SeenIds | None) -> AckFacts:
+    if not body:
+        return AckFacts(_refused("body is not JSON: empty body"), (), {}, ())
+    try:
+        document = _load_json(body)
+    except RecursionError:
+        return AckFacts(_refused("body is not JSON: nested too deeply"), (), {}, ())
+    except ValueError as exc:
+        return AckFacts(_refused(f"body is not JSON: {one_line(str(exc), 120)}"), (), {}, ())
+    if not isinstance(document, dict):
+        return AckFacts(_refused(f"JSON is not an object ({type(document).__name__})"), (), {}, ())
+    entries = document.get("entry")
+    if not isinstance(entries, list):
+        return _NO_FACTS
+    keys: list[str] | None = [] if seen is not None else None
+    named: dict[str, str] = {}
+    item_accounts: dict[str, None] = {}
+    unknown = False
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        for change in _list(entry.get("changes")):
+            if not isinstance(change, dict):
+                continue
+            value = change.get("value")
+            if not isinstance(value, dict):
+                continue
+            metadata = value.get("metadata")
+            number = _str(metadata.get("phone_number_id")) if metadata.__class__ is dict else ""
+            account = None
+            if accounts and number:
+                account = accounts.get(number)
+                if account is None:
+                    unknown = True
+                else:
+                    named[number] = account
+            if keys is None and account is None:
+                continue
+            if _deliveries(_str(change.get("field")), value, keys) and account is not None:
+                item_accounts[account] = None
+    duplicate = bool(keys) and seen.seen_any(keys)  # type: ignore[union-attr,arg-type]  # keys only with seen
+    flags = (("unknown-phone-number-id",) if unknown else ()) + (("duplicate",) if duplicate else ())
+    return AckFacts(None, flags, named, tuple(item_accounts))
+
+
+def _deliveries(field: str, value: dict[str, Any], keys: list[str] | None) -> bool:
+    """Adds the change's SeenIds keys in _Decoder's order (messages, statuses, echoes); True when the decoder
+    makes message or status items of it (they carry the change's account)."""
+    messages, statuses = _list(value.get("messages")), _list(value.get("statuses"))
+    echoes = _list(value.get("message_echoes")) if field != "messages" else []
+    if keys is not None:
+        for raw in messages:
+            _message_key_into(keys, raw)
+        for raw in statuses:
+            raw = raw if raw.__class__ is dict else {}
+            status_id = _str(raw.get("id"))
+            if status_id:
+                keys.append(status_key(status_id, _str(raw.get("status"))))
+        for raw in echoes:
+            _message_key_into(keys, raw)
+    if messages or statuses or echoes:
+        return True
+    history = value.get("history") if field == "history" else None
+    if not history or not isinstance(history, list):
+        return False
+    return any(_list(_obj(thread).get("messages")) for chunk in history for thread in _list(_obj(chunk).get("threads")))
+
+
+def _message_key_into(keys: list[str], raw: Any) -> None:
+    message_id = raw.get("id") if raw.__class__ is dict else ""
+    if message_id.__class__ is not str:
+        message_id = _str(message_id)
+    if message_id:
+        keys.append(message_key(message_id))
+
+
+def phone_number_ids(body: bytes) -> tuple[str, ...]:
+    """The distinct metadata.phone_number_id of a body's changes, in order (() when it has none or is not JSON)."""
+    try:
+        document = _load_json(body)
+    except (ValueError, RecursionError):
+        return ()
+    numbers: dict[str, None] = {}
+    for entry in _list(document.get("entry")) if isinstance(document, dict) else ():
+        for change in _list(_obj(entry).get("changes")):
+            metadata = _obj(_obj(_obj(change).get("value")).get("metadata"))
+            number = _str(metadata.get("phone_number_id"))
+            if number:
+                numbers[number] = None
+    return tuple(numbers)
+
+
+_RECEIVER_FLAGS = frozenset({"unknown-phone-number-id", "duplicate"})
+
+
+def full_summary(partial: Mapping[str, Any], body: bytes) -> dict[str, Any]:
+    """The summary the receiver used to write, from a partial one (AckFacts.partial_summary) and the body:
+    decoded as the receiver decodes (values=False, the configured numbers it recorded), with its flags."""
+    accounts = partial.get("accounts")
+    summary = decode_payload(
+        body, accounts_by_phone_number_id=accounts if isinstance(accounts, dict) else None, values=False
+    ).to_dict()
+    summary["flags"] = merged_flags(
+        [flag for flag in summary["flags"] if flag not in _RECEIVER_FLAGS], partial.get("flags")
+    )
+    return summary
+
+
+def merged_flags(decoded: list[str], recorded: Any) -> list[str]:
+    """A summary decoded again keeps the flags only the receiver knew; known flags in their usual order."""
+    if not isinstance(recorded, list) or not recorded:
+        return decoded
+    together = dict.fromkeys([*decoded, *(str(flag) for flag in recorded)])
+    ordered = [flag for flag in _FLAG_ORDER if flag in together]
+    return ordered + [flag for flag in together if flag not in _FLAG_ORDER]
