@@ -12,6 +12,7 @@ import socket
 import stat
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -32,7 +33,9 @@ from wa_devtunnel.engine.channel.protocol import (
     encode_event,
     event_from_message,
 )
+from wa_devtunnel.engine.channel.server import ChannelServer
 from wa_devtunnel.engine.events import (
+    EventBus,
     ExchangeRecorded,
     ForwardCompleted,
     Notice,
@@ -363,3 +366,15 @@ async def test_a_damaged_line_costs_that_line_not_the_stream() -> None:
     await asyncio.wait_for(client.run(got.extend), WAIT_S)
     theirs.close()
     assert got == [Notice("info", "still here", ""), EngineLost(True, "the engine stopped")]
+
+
+def test_an_engine_nobody_watches_never_decodes_an_exchange_for_the_channel() -> None:
+    """The receiver writes a partial summary; reading `record` would decode the body again on the engine's loop."""
+    line = {"id": "x", "seq": 7, "kind": "event", "summary": {"partial": True, "flags": []}}
+    line["request"] = {"method": "POST", "path": "/webhook/whatsapp", "headers": [], "body": "{}"}
+    event = ExchangeRecorded(None, line)
+    service = SimpleNamespace(bus=EventBus())  # all publish needs of the service
+    server = ChannelServer(service, None, lambda: None)  # type: ignore[arg-type]
+    server.publish([event])
+    assert server.last_seq == 7
+    assert object.__getattribute__(event, "_record") is None, "the whole summary was derived for nobody"

@@ -200,7 +200,7 @@ class ChannelServer:
             exchange = event.__class__ is ExchangeRecorded
             seq: int | None = None
             if exchange:
-                value = event.record.get("seq")  # type: ignore[union-attr]
+                value = event.line.get("seq")  # type: ignore[union-attr]  # the line as written: `record` would decode
                 if isinstance(value, int):
                     seq = self.last_seq = value
             elif isinstance(event, STATE_EVENTS):
