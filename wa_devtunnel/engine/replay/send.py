@@ -14,10 +14,10 @@ from urllib.parse import urlsplit
 
 from yarl import URL
 
-from wa_devtunnel.engine.exchange import build_record, utc_timestamp
+from wa_devtunnel.engine.exchange import new_exchange_id, utc_timestamp
 from wa_devtunnel.engine.forwarder import Forwarder, ForwardResult
 from wa_devtunnel.engine.http_client import REQUEST_ERRORS, Failure, client_session, request_failure
-from wa_devtunnel.engine.recording import SessionRecorder
+from wa_devtunnel.engine.recording import RECORDING_VERSION, SessionRecorder, encode_body
 from wa_devtunnel.engine.replay.plan import FORGED, REPLAY_ORIGIN, PlannedRequest, ReplayOptions, header_value
 from wa_devtunnel.engine.tunnel.selftest import judge_handshake_answer
 from wa_devtunnel.rules.handshake import redact_verify_token
@@ -77,18 +77,18 @@ class ReplayNotRecorded(Exception):
 class _RecordWriter:
     """Records replayed exchanges on the event loop, a batch per loop turn, in the order the answers came.
 
-    An answer costs a list append; the records of every answer of one loop turn are built and appended
-    (one write(2) each) by one callback right after it. No thread: a writer thread contends with the loop
-    for the GIL and stalls the sends far more than the writes cost (page-cache writes do not block).
+    An answer costs a list append; the records of every answer of one loop turn are built and appended by
+    one callback right after it, with one write(2) for the whole batch when the recorder has append_many
+    (else one per record). No thread: a writer thread contends with the loop for the GIL and stalls the
+    sends far more than the writes cost (page-cache writes do not block).
     """
 
     def __init__(self, recorder: SessionRecorder, options: ReplayOptions) -> None:
         self.recorder = recorder
         self.error: Exception | None = None
         self._bug: BaseException | None = None  # anything else stops recording and is raised by finish()
-        self._options = options
-        self._path = urlsplit(options.target_url).path or "/"
-        self._keys = signing_keys([("default", options.app_secret)] if options.app_secret else [])
+        self._make = _RecordMaker(options).make
+        self._append_many: Callable[[list[dict[str, Any]]], object] | None = getattr(recorder, "append_many", None)
         self._pending: list[tuple[ReplayResult, str]] = []
         self._loop = asyncio.get_running_loop()
 
@@ -101,20 +101,19 @@ class _RecordWriter:
     def flush(self) -> None:
         """Writes every queued record; a failure (disk full, recorder closed) is kept and reported at the end."""
         pending, self._pending = self._pending, []
-        if self.error is not None or self._bug is not None:
+        if not pending or self.error is not None or self._bug is not None:
             return
-        recorder = self.recorder
-        for result, sent_at in pending:
-            try:
-                recorder.append(
-                    replay_record(result, self._options, sent_at, recorder.next_seq(), self._path, self._keys)
-                )
-            except (OSError, ValueError) as exc:  # keep sending, report at the end
-                self.error = exc
-                return
-            except Exception as exc:  # a bug: not swallowed by the loop's callback handler, raised at the end
-                self._bug = exc
-                return
+        recorder, make = self.recorder, self._make
+        try:
+            if self._append_many is not None:
+                self._append_many([make(result, sent_at, recorder.next_seq()) for result, sent_at in pending])
+            else:
+                for result, sent_at in pending:
+                    recorder.append(make(result, sent_at, recorder.next_seq()))
+        except (OSError, ValueError) as exc:  # keep sending, report at the end
+            self.error = exc
+        except Exception as exc:  # a bug: not swallowed by the loop's callback handler, raised at the end
+            self._bug = exc
 
     def finish(self) -> None:
         """Every record put so far is written when this returns."""
@@ -251,41 +250,81 @@ def replay_record(
 ) -> dict[str, Any]:
     """A normal version-1 record of the request as sent and the answer as received, marked as a replay.
 
-    `path` (the target URL's path) and `keys` (signing_keys of the App Secret) can be computed once per replay.
+    `path` (the target URL's path) and `keys` (signing_keys of the App Secret) can be computed once per replay;
+    a whole replay makes its records with one _RecordMaker (the same dict, its constants computed once).
     """
-    planned, answer = result.planned, result.answer
-    source = planned.source
-    extra: dict[str, Any] = {
-        "origin": REPLAY_ORIGIN,
-        "replay_of": {"session": source.session.name, "id": source.id, "seq": source.seq},
-        "forward": answer.to_record(),
-        "elapsed_ms": round(answer.elapsed_ms, 3),
-    }
-    signature = "unchecked"
-    if planned.challenge is not None:
-        extra["verify"] = {"ok": result.ok, "reason": result.detail}
-    else:
-        secrets = [("default", options.app_secret)] if options.app_secret else []
-        check = check_signature(planned.body, header_value(planned.headers, SIGNATURE_HEADER), secrets, keys=keys)
-        signature = check.verdict.value
-        extra["signature_detail"] = check.detail
-        for key in ("summary", "account"):
-            if key in source.record:
-                extra[key] = source.record[key]
-    return build_record(
-        seq=seq,
-        received_at=sent_at,
-        kind=source.kind,
-        method=planned.method,
-        path=path if path is not None else urlsplit(options.target_url).path or "/",
-        query=redact_verify_token(planned.query),
-        headers=[[name, value] for name, value in planned.headers],
-        body=planned.body,
-        status=answer.status or 0,
-        response_body=result.body_text if answer.error is None else answer.error,
-        signature=signature,
-        extra=extra,
-    )
+    return _RecordMaker(options, path, keys).make(result, sent_at, seq)
+
+
+class _RecordMaker:
+    """replay_record for every answer of one replay: what build_record(...) with the replay's `extra` makes,
+    key for key in the same order (so the same line), with what is the same for every record computed once:
+    the target's path, the signing keys, each distinct query's redaction, each source session's name; the
+    answer's text is decoded once (for the response and the forward object).
+    """
+
+    def __init__(self, options: ReplayOptions, path: str | None = None, keys: tuple[SigningKey, ...] | None = None):
+        self._secrets = [("default", options.app_secret)] if options.app_secret else []
+        self._keys = keys if keys is not None else signing_keys(self._secrets)
+        self._path = path if path is not None else urlsplit(options.target_url).path or "/"
+        self._queries: dict[str, str] = {}
+        self._sessions: dict[Any, str] = {}
+
+    def make(self, result: ReplayResult, sent_at: str, seq: int) -> dict[str, Any]:
+        planned, answer = result.planned, result.answer
+        source = planned.source
+        query = self._queries.get(planned.query)
+        if query is None:
+            query = self._queries[planned.query] = redact_verify_token(planned.query)
+        request: dict[str, Any] = {
+            "method": planned.method,
+            "path": self._path,
+            "query": query,
+            "headers": [[name, value] for name, value in planned.headers],
+        }
+        request.update(encode_body(planned.body))
+        session = self._sessions.get(source.session)
+        if session is None:
+            session = self._sessions[source.session] = source.session.name
+        if answer.error is None:
+            response_body = answer.body.decode("utf-8", "replace")
+            forward_body = response_body[:4096]
+        else:
+            response_body, forward_body = answer.error, answer.body.decode("utf-8", "replace")[:4096]
+        record: dict[str, Any] = {
+            "v": RECORDING_VERSION,
+            "id": new_exchange_id(),
+            "seq": seq,
+            "received_at": sent_at,
+            "kind": source.kind,
+            "request": request,
+            "response": {"status": answer.status or 0, "body": response_body},
+            "signature": "unchecked",
+            "origin": REPLAY_ORIGIN,
+            "replay_of": {"session": session, "id": source.id, "seq": source.seq},
+            # ForwardResult.to_record, with the answer's text decoded once
+            "forward": {
+                "url": answer.url,
+                "status": answer.status,
+                "elapsed_ms": round(answer.elapsed_ms, 3),
+                "error": answer.error,
+                "body": forward_body,
+            },
+            "elapsed_ms": round(answer.elapsed_ms, 3),
+        }
+        if planned.challenge is not None:
+            record["verify"] = {"ok": result.ok, "reason": result.detail}
+            return record
+        header = header_value(planned.headers, SIGNATURE_HEADER)
+        check = check_signature(planned.body, header, self._secrets, keys=self._keys)
+        record["signature"] = check.verdict.value
+        record["signature_detail"] = check.detail
+        recorded = source.record
+        if "summary" in recorded:
+            record["summary"] = recorded["summary"]
+        if "account" in recorded:
+            record["account"] = recorded["account"]
+        return record
 
 
 @dataclass(frozen=True, slots=True)
