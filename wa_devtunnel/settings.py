@@ -7,15 +7,11 @@ import logging
 import os
 import re
 import secrets
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-
-from dotenv import dotenv_values
-from dotenv.parser import parse_stream
 
 from wa_devtunnel.project_state import load_or_create, state_directory, state_file
 
@@ -167,6 +163,8 @@ def read_environment(env_file: Path | None, environ: Mapping[str, str] | None = 
     """Merge `.env` under the process environment (a variable already set wins, as with dotenv)."""
     merged: dict[str, str] = {}
     if env_file is not None and env_file.is_file():
+        from dotenv import dotenv_values  # only when there is a .env: start-up of every command pays nothing
+
         try:
             values = _quietly(lambda: dotenv_values(env_file))
         except (OSError, UnicodeDecodeError) as exc:
@@ -178,6 +176,8 @@ def read_environment(env_file: Path | None, environ: Mapping[str, str] | None = 
 
 def unparsed_env_lines(env_file: Path) -> list[tuple[int, str]]:
     """Lines python-dotenv skips with only a log warning: (line number, what is wrong), never a value."""
+    from dotenv.parser import parse_stream  # imported when a .env is read (see read_environment)
+
     text = env_file.read_bytes().decode("utf-8")
     return [
         (binding.original.line, _what_is_wrong(binding.original.string))
@@ -450,6 +450,8 @@ def missing_for_scope(settings: Settings, scope: str) -> list[str]:
 
 def load_accounts(file: Path, setting: str = "--accounts") -> tuple[Account, ...]:
     """Read several WhatsApp accounts from a TOML file with [[account]] tables."""
+    import tomllib  # only with --accounts (start-up of every command pays nothing)
+
     try:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except OSError as exc:

@@ -7,7 +7,6 @@ every exit: usage and configuration errors (2, no traceback), Ctrl+C (0), and bu
 from __future__ import annotations
 
 import argparse
-import difflib
 import importlib
 import os
 import sys
@@ -114,6 +113,8 @@ def _command_line(argv: Sequence[str]) -> list[str]:
     if not args or (args[0].startswith("-") and args[0] not in TOP_LEVEL_FLAGS):
         return [COMMAND_NAMES[0], *args]
     if args[0] not in COMMAND_NAMES and args[0] not in TOP_LEVEL_FLAGS:
+        import difflib  # only for a mistyped command
+
         close = difflib.get_close_matches(args[0], list(COMMAND_NAMES), n=1)
         hint = f"did you mean '{close[0]}'?" if close else f"the commands are {', '.join(COMMAND_NAMES)}"
         raise UsageError(f"wa-devtunnel: unknown command '{line(args[0])}'; {hint}")
