@@ -429,3 +429,28 @@ def test_a_name_taken_before_the_first_line_moves_the_session_on(tmp_path: Path)
     late.close()
     assert (late.path.name, early.path.name) == ("20261126-215500.jsonl", "20261126-215500-2.jsonl")
     assert early.paths == (early.path,)
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), _JSON_VALUES, max_size=6), st.booleans())
+def test_a_line_reads_back_exactly_as_json_reads_it(value: dict[str, Any], ascii_only: bool) -> None:
+    """The fast line reader (orjson) never changes a value: big integers, lone surrogates (escaped, as the
+    recorder writes them) and all."""
+    try:
+        raw = json.dumps(value, ensure_ascii=ascii_only).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: the recorder escapes it
+        raw = json.dumps(value).encode("utf-8")
+    got, problem = recording._decode_line(raw)
+    assert (repr(got), problem) == (repr(json.loads(raw)), "")
+
+
+def test_integers_beyond_64_bits_are_read_exactly() -> None:
+    for number in (2**63, 2**64, -(2**63) - 1, 10**30):
+        assert recording._decode_line(json.dumps({"n": number}).encode())[0] == {"n": number}

@@ -345,3 +345,40 @@ def test_a_session_file_that_cannot_be_created_fails_that_line_and_retries(
     recorder.close()
     assert recorder.healthy
     assert_clean_lines(recorder.path, [2])
+
+
+# --- a batch in one write (replay's records of a loop turn) ----------------------------------
+
+
+def test_a_batch_is_one_write_of_whole_lines_read_back_as_appended_one_by_one(tmp_path: Path) -> None:
+    one_by_one, batched = tmp_path / "one", tmp_path / "batch"
+    with SessionRecorder(one_by_one, now=lambda: STARTED) as single:
+        for seq in range(1, 6):
+            single.append(make_record(seq, b'{"n": %d}' % seq))
+    with SessionRecorder(batched, now=lambda: STARTED) as recorder:
+        assert recorder.append_many([]) == 0 and recorder.paths == (), "an empty batch creates no file"
+        first = recorder.append_many([make_record(seq, b'{"n": %d}' % seq) for seq in range(1, 4)])
+        second = recorder.append_many([make_record(seq, b'{"n": %d}' % seq) for seq in range(4, 6)])
+    assert first == 0 and second == 3 * line_length(make_record(1, b'{"n": 1}'))
+    assert recorder.path.read_bytes() == single.path.read_bytes()
+
+
+def test_a_batch_that_fails_leaves_none_of_its_lines(tmp_path: Path, disk: FakeDisk) -> None:
+    with SessionRecorder(tmp_path, now=lambda: STARTED) as recorder:
+        recorder.append_many([make_record(1)])
+        disk.short_then = errno.ENOSPC  # half the batch reaches the disk, then the disk is full
+        with pytest.raises(RecordingFailed):
+            recorder.append_many([make_record(seq) for seq in (2, 3, 4)])
+        disk.short_then = None
+        recorder.append_many([make_record(5)])
+    assert [r["seq"] for r in read_recording(recorder.path).records] == [1, 5]
+    assert read_recording(recorder.path).problems == ()
+
+
+def test_a_batch_crossing_the_size_limit_rolls_over_between_its_lines(tmp_path: Path) -> None:
+    per_line = line_length(make_record(1))
+    with SessionRecorder(tmp_path, now=lambda: STARTED, max_bytes=3 * per_line) as recorder:
+        recorder.append_many([make_record(1), make_record(2)])
+        recorder.append_many([make_record(seq) for seq in (3, 4, 5)])
+    per_file = [[r["seq"] for r in read_recording(p).records] for p in recorder.paths]
+    assert per_file == [[1, 2, 3], [4, 5]]
