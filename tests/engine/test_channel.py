@@ -290,6 +290,12 @@ async def test_a_slow_watcher_never_slows_the_acks_and_catches_up_from_the_recor
     slow = Collected(slow_client)  # it starts reading: what it missed comes from the recording
     got = await slow.until(count)
     assert [e.record["seq"] for e in got] == list(range(1, count + 1)), "every exchange once, in order"
+    # The client counts what it caught up once its read of the recording has ended (one more thread hop
+    # after the last batch was handed over): wait for that, not for a time.
+    for _ in range(int(WAIT_S / 0.01)):
+        if slow_client.caught_up:
+            break
+        await asyncio.sleep(0.01)
     assert slow_client.gaps >= 1 and slow_client.caught_up > 0
     await slow.close()
     await fast.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import re
 import signal
 import sys
@@ -482,6 +483,22 @@ class HeadlessPrinter:
                 self._emit(self.out, line(f"Callback URL: {event.callback_url}"))
 
 
+# Allocations (minus deallocations) between two young-generation collections, once the engine serves: each
+# request allocates ~100 short-lived containers, and the default 700 collected every ~5 requests, ~5% of the
+# receiver's CPU under load (gen0 + the full collections of a start-up heap that freeze_start_up skips).
+SERVING_GC_THRESHOLD = 20_000
+
+
+def freeze_start_up() -> None:
+    """The engine is up: what start-up made lives until exit, so the collector stops scanning it (gc.freeze),
+    and collects the young generation every SERVING_GC_THRESHOLD allocations instead of 700. Cyclic garbage
+    is still collected (a few MB at most wait for it); reference counting frees the rest as before."""
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(SERVING_GC_THRESHOLD, middle, old)
+
+
 async def run_headless(
     settings: Settings,
     *,
@@ -525,6 +542,7 @@ async def run_headless(
         await channel.stop()  # nothing listened yet: only its private directory to remove
         raise
     printer_task = asyncio.create_task(pump())
+    freeze_start_up()
     try:
         await channel.start()
         await stop.wait()

@@ -49,7 +49,8 @@ class ExchangeRecorded:
     receiver knew). `record` is that record with its whole summary (a partial one derived by DESIGN.md's
     reader rule) and the display view is made from it: both on first read, by the front end that wants
     them, so a receiver nobody watches never pays for them. The engine's own listeners, called inline on
-    the acknowledgement path, get the event `as_written` (its `record` is the line). Read-only once built.
+    the acknowledgement path, read `line` only (`as_written` gives a twin whose `record` is the line, for code
+    that must read `record` without decoding). Read-only once built.
     """
 
     __slots__ = ("_record", "_view", "line", "offset", "path")
@@ -380,8 +381,6 @@ class EventBus:
             event = self._redact(event)
         for subscription in self._subscriptions:
             subscription.deliver(event)
-        if self._listeners:
-            if event.__class__ is ExchangeRecorded:  # inline on the ack path: the line as written, never decoded
-                event = event.as_written()  # type: ignore[union-attr]
-            for listener in self._listeners:
-                listener(event)
+        # Inline on the ack path: the engine's listeners read an exchange's `line` (as written), never `record`.
+        for listener in self._listeners:
+            listener(event)

@@ -297,11 +297,13 @@ async def _forward(
     return ForwardOutcome(result.to_record(), result, inline, verify)
 
 
+# Our own answers' headers, in the order they always had; aiohttp copies them into each response.
+_PLAIN_HEADERS = CIMultiDict({"Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff"})
+
+
 def _plain(status: int, text: str) -> web.Response:
     """Our own answers: UTF-8 text that no browser may sniff into HTML (the challenge is sender-chosen)."""
-    response = web.Response(status=status, body=text.encode("utf-8"), content_type="text/plain", charset="utf-8")
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    return web.Response(status=status, body=text.encode("utf-8"), headers=_PLAIN_HEADERS)
 
 
 def _backend_trouble(state: ReceiverState, error: str, *, retried: bool) -> None:

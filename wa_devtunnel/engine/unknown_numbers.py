@@ -35,10 +35,11 @@ class UnknownNumberHints:
 
     def __call__(self, event: EngineEvent) -> None:
         """Cheap for every other event: the decoder already flagged the interesting ones."""
-        if not isinstance(event, ExchangeRecorded):
+        if event.__class__ is not ExchangeRecorded:
             return
-        # Read the record, not the view: building the view costs the receiver time on every request.
-        summary = event.record.get("summary") or {}
+        # The line as written, not `record` or the view: deriving either costs the receiver time on every request.
+        line = event.line  # type: ignore[union-attr]
+        summary = line.get("summary") or {}
         if not isinstance(summary, Mapping) or UNKNOWN_FLAG not in (summary.get("flags") or ()):
             return
         if len(self.told) > MAX_HINTS:  # said all it will say: flagged events cost nothing more
@@ -48,7 +49,7 @@ class UnknownNumberHints:
             numbers = [str(item.get("phone_number_id") or "") for item in items if isinstance(item, Mapping)]
         else:  # the receiver's partial summary: the body's numbers, one parse (only for flagged events)
             try:
-                numbers = list(phone_number_ids(request_body(event.record.get("request") or {})))
+                numbers = list(phone_number_ids(request_body(line.get("request") or {})))
             except (ValueError, AttributeError):
                 return
         for number in numbers:

@@ -189,8 +189,9 @@ class ChannelServer:
         while True:
             batch = await self._subscription.get_batch(PUMP_BATCH)
             self.publish(batch)
-            if self.watchers:  # let a burst gather: one write of many lines, not a write per exchange
-                await asyncio.sleep(COALESCE_S)
+            # Let a burst gather: one write of many lines, not a write per exchange; with no watcher, one turn
+            # of this task per COALESCE_S instead of one per loop turn of the receiver (its seq and state only).
+            await asyncio.sleep(COALESCE_S)
 
     def publish(self, batch: list[EngineEvent]) -> None:
         """Send a batch of events to every watcher that keeps up (one write each); note what the others miss."""

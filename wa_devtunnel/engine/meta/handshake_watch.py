@@ -78,7 +78,7 @@ class HandshakeWatch:
         """Inline on every event: only Meta's verify requests count (ours carry the session's origin key)."""
         if event.__class__ is not ExchangeRecorded:
             return
-        record = event.record  # type: ignore[union-attr]  # the record, not the view: no view built for this
+        record = event.line  # type: ignore[union-attr]  # the line as written: no view, no decoding
         if record.get("origin", META) != META:
             return
         kind = record.get("kind")

@@ -190,8 +190,11 @@ class Registrar:
 
     def observe(self, event: EngineEvent) -> None:
         """Bus listener: a POST from Meta proves the routing works."""
-        if isinstance(event, ExchangeRecorded) and event.view.kind == "event" and event.view.origin == "meta":
-            self.meta_events += 1
+        # The line as written (no view, no decoding): this runs inline on every exchange's acknowledgement path.
+        if event.__class__ is ExchangeRecorded:
+            line = event.line  # type: ignore[union-attr]
+            if line.get("kind") == "event" and line.get("origin", "meta") == "meta":
+                self.meta_events += 1
 
     @property
     def target(self) -> str:
