@@ -1,0 +1,52 @@
+"""The engine's inline bus listeners run on the acknowledgement path: they read the line as written, never
+`record` (which would decode the body again) or the view."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from wa_devtunnel.engine.events import EventBus, ExchangeRecorded, Notice
+from wa_devtunnel.engine.meta.handshake_watch import HandshakeWatch
+from wa_devtunnel.engine.meta.registration import Registrar
+from wa_devtunnel.engine.unknown_numbers import UNKNOWN_FLAG, UnknownNumberHints
+from wa_devtunnel.rules.samples import payloads as samples
+
+
+def partial_line(seq: int, flags: list[str], body: bytes, **fields: Any) -> dict[str, Any]:
+    """A receiver's line: its summary partial (what the receiver knew), the body as sent."""
+    request = {"method": "POST", "path": "/webhook/whatsapp", "query": "", "headers": [], "body": body.decode()}
+    return (
+        {"v": 1, "id": f"id{seq}", "seq": seq, "kind": "event", "request": request}
+        | fields
+        | {"summary": {"partial": True, "flags": flags}}
+    )
+
+
+def derived(event: ExchangeRecorded) -> bool:
+    return object.__getattribute__(event, "_record") is not None or object.__getattribute__(event, "_view") is not None
+
+
+async def test_the_engine_listeners_read_the_line_and_derive_nothing() -> None:
+    bus = EventBus()
+    watch = HandshakeWatch(bus, "ngrok")
+    hints = UnknownNumberHints(bus, {"111": "main"})
+    registrar = SimpleNamespace(meta_events=0)
+    bus.add_listener(watch.observe)
+    bus.add_listener(hints)
+    bus.add_listener(lambda event: Registrar.observe(registrar, event))  # type: ignore[arg-type]
+    front = bus.subscribe()
+
+    body = samples.text_message_payload(text="hi")  # its phone_number_id is not "111": the flagged one is hinted
+    ordinary = ExchangeRecorded(None, partial_line(1, [], body, origin="meta"), 0)
+    flagged = ExchangeRecorded(None, partial_line(2, [UNKNOWN_FLAG], body, origin="meta"), 100)
+    local = ExchangeRecorded(None, partial_line(3, [], body, origin="local"), 200)
+    for event in (ordinary, flagged, local):
+        bus.publish(event)
+
+    assert not any(derived(event) for event in (ordinary, flagged, local)), "a listener derived a summary or view"
+    assert registrar.meta_events == 2, "Meta's events counted from the line (kind and origin)"
+    said = [e for e in front.drain() if isinstance(e, Notice) and e.topic == UNKNOWN_FLAG]
+    assert len(said) == 1 and "matches no configured account" in said[0].text
+    # What a front end reads is still the whole summary, derived when it asks.
+    assert "items" in ordinary.record["summary"]
