@@ -825,6 +825,10 @@ class FullDisk(SessionRecorder):
             raise OSError(28, "No space left on device")
         return super().append(record)
 
+    def append_many(self, records: list[dict[str, Any]]) -> int:
+        offsets = [self.append(record) for record in records]  # the disk fills up inside a batch too
+        return offsets[0] if offsets else 0
+
 
 async def test_every_replay_is_on_disk_when_send_plan_returns_or_the_failure_is_said(
     meta_session: Path, recordings: Path, start_backend: Any
