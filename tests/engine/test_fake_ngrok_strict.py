@@ -63,7 +63,7 @@ def test_the_v2_request_of_pyngrok_before_9_with_a_url_is_refused_as_ngrok_refus
         "msg": "invalid tunnel configuration",
         "details": {"err": "yaml: unmarshal errors:\n  line 1: field url not found in type config.HTTPv2Tunnel"},
     }
-    (warned,) = log.with_msg("invalid tunnel configuration")
+    (warned,) = log.wait_for("invalid tunnel configuration")  # pyngrok reads the log on its own thread
     assert (warned.lvl, warned.pg) == ("WARNING", "/api/tunnels")  # type: ignore[attr-defined]
     assert "field url not found" in (warned.err or "")
     assert ngrok.connect(UNUSED_PORT, "http", pyngrok_config=config).public_url  # addr/proto alone are fine
