@@ -14,7 +14,7 @@ from typing import TextIO
 
 from wa_devtunnel.cli.env_file import EnvEditError, current_value, save_value
 from wa_devtunnel.cli.output import is_terminal
-from wa_devtunnel.cli.terminal_text import line
+from wa_devtunnel.cli.terminal_text import line, shown_path
 from wa_devtunnel.project_state import ProjectState, StateError, read_state, save_state
 from wa_devtunnel.settings import VERIFY_TOKEN_VARIABLE, Settings
 
@@ -32,7 +32,7 @@ def offer_verify_token(settings: Settings, *, stdin: TextIO | None = None, stder
     state = read_state(directory).state if directory is not None else None
     if state is not None and state.env_offer_declined:
         return
-    env_path = _from_here(settings.env_file_path or settings.env_file or Path(".env"))
+    env_path = shown_path(settings.env_file_path or settings.env_file or Path(".env"))
     if _env_sets_token(env_path):  # shadowed by an empty variable in the environment: not ours to change
         return
     shown = line(env_path)
@@ -52,18 +52,10 @@ def _where_it_is(settings: Settings) -> str:
     token = line(settings.verify_token)
     if settings.verify_token_source == "generated":
         return f"Verify token {token}: {line(settings.state_warning)}."
-    kept = line(_from_here(settings.state_path)) if settings.state_path else ""
+    kept = line(shown_path(settings.state_path)) if settings.state_path else ""
     if settings.verify_token_new:
         return f"Verify token {token} was generated for this project and is kept in {kept}."
     return f"Verify token {token} is the one kept for this project in {kept}."
-
-
-def _from_here(path: Path) -> Path:
-    """The same file, named from the current directory as the developer knows it (`.env`)."""
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve())
-    except ValueError:
-        return path
 
 
 def _env_sets_token(env_path: Path) -> bool:

@@ -10,6 +10,7 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any, Protocol
 
+from wa_devtunnel.cli.terminal_text import shown_path
 from wa_devtunnel.engine.instance import read_instance
 from wa_devtunnel.engine.replay.pick import pick_latest_session, picked_note
 from wa_devtunnel.engine.replay.source import (
@@ -148,14 +149,6 @@ def recordings_from_args(names: Sequence[str], recordings_dir: Path, kinds: tupl
         return Sources(paths, load_recordings(paths))
     picked = pick_latest_session(recordings_dir, kinds)
     return Sources([picked.path], picked.loaded, picked_note(picked, verb, shown_path(picked.path)))
-
-
-def shown_path(path: Path) -> Path:
-    """Relative to the current directory when inside it: shorter, and what the developer typed."""
-    try:
-        return path.resolve().relative_to(Path.cwd().resolve())
-    except (ValueError, OSError):
-        return path
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any, TextIO
 
 from wa_devtunnel.rules.untrusted import json_visible, visible
@@ -39,3 +40,11 @@ def say_lines(lines: Iterable[str], file: TextIO | None = None) -> None:
 def json_text(payload: Any, indent: int | None = None) -> str:
     """Exact JSON (strings read back unchanged) with no raw control, bidi or surrogate character in it."""
     return json_visible(json.dumps(payload, ensure_ascii=False, indent=indent))
+
+
+def shown_path(path: Path) -> Path:
+    """Relative to the current directory when inside it: shorter, and what the developer typed."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except (ValueError, OSError):
+        return path

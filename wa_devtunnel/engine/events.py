@@ -49,8 +49,7 @@ class ExchangeRecorded:
     receiver knew). `record` is that record with its whole summary (a partial one derived by DESIGN.md's
     reader rule) and the display view is made from it: both on first read, by the front end that wants
     them, so a receiver nobody watches never pays for them. The engine's own listeners, called inline on
-    the acknowledgement path, read `line` only (`as_written` gives a twin whose `record` is the line, for code
-    that must read `record` without decoding). Read-only once built.
+    the acknowledgement path, read `line` only. Read-only once built.
     """
 
     __slots__ = ("_record", "_view", "line", "offset", "path")
@@ -81,14 +80,6 @@ class ExchangeRecorded:
             view = view_from_record(self.record, self.offset, self.path)
             object.__setattr__(self, "_view", view)
         return view
-
-    def as_written(self) -> ExchangeRecorded:
-        """The same exchange whose `record` is the line as written: no decoding, whatever is read of it."""
-        if self._record is not None:
-            return self
-        twin = ExchangeRecorded(self._view, self.line, self.offset, self.path)
-        object.__setattr__(twin, "_record", self.line)
-        return twin
 
     def __setattr__(self, name: str, value: object) -> None:
         raise FrozenInstanceError(f"cannot assign to field {name!r}")
@@ -211,7 +202,6 @@ class RecordingHealth:
     refused: int = 0
 
 
-REGISTRATION_STATES = ("registering", "registered", "failed", "undoing", "undone", "undo-failed")
 
 
 @dataclass(frozen=True, slots=True)

@@ -145,8 +145,7 @@ def shared_path(name: str) -> Path:
 
 def view_from_record(record: Mapping[str, Any], offset: int = -1, recording: Path | None = None) -> ExchangeView:
     """The small display view of a record, whether it came live or from a file (a partial summary derived)."""
-    summary = record.get("summary")
-    if summary.__class__ is dict and summary.get("partial") is True:  # type: ignore[union-attr]
+    if summary_is_partial(record):
         record = with_full_summary(record)  # type: ignore[arg-type]
     get = record.get
     request = get("request") or {}

@@ -304,7 +304,6 @@ def with_full_summary(record: dict[str, Any]) -> dict[str, Any]:
     return {**record, "summary": restored}
 
 
-with_summary_items = with_full_summary  # its older name
 
 
 def summary_is_partial(record: Mapping[str, Any]) -> bool:

@@ -81,14 +81,6 @@ def receiver_config(settings: Settings) -> ReceiverConfig:
     )
 
 
-def token_source(settings: Settings) -> str:
-    """Where the verify token came from (Settings.verify_token_source; older settings only know generated)."""
-    source = getattr(settings, "verify_token_source", None)
-    if isinstance(source, str) and source:
-        return source
-    return "generated" if settings.verify_token_generated else ""
-
-
 def register_refusal(settings: Settings, tunnel: str, local_url: str) -> ConfigError | None:
     """`--register` without a tunnel: Meta calls only public HTTPS URLs, so nothing is sent to it."""
     if not settings.register or tunnel != "none":
@@ -249,9 +241,9 @@ class WebhookService:
             tunnel_state=self.tunnel_state,
             public_url=self.public_url,
             forward_to=settings.forward_to,
-            verify_token_source=token_source(settings),
-            verify_token_new=bool(getattr(settings, "verify_token_new", False)),
-            state_path=str(getattr(settings, "state_path", None) or ""),
+            verify_token_source=settings.verify_token_source,
+            verify_token_new=settings.verify_token_new,
+            state_path=str(settings.state_path or ""),
             accounts=tuple((account.name, account.verify_token) for account in settings.accounts),
             accounts_file=str(settings.accounts_file) if settings.accounts and settings.accounts_file else "",
             tunnel_reason=failure_summary(failure) if failure is not None else "",
@@ -261,7 +253,7 @@ class WebhookService:
         self.bus.publish(started)
         if self.recorder is not None and self.recorder.directory_warning:
             self.bus.publish(Notice("warning", self.recorder.directory_warning, topic="recordings"))
-        state_warning = getattr(self.settings, "state_warning", "")
+        state_warning = self.settings.state_warning
         if state_warning:  # why the verify token is temporary, or what was fixed in the project state file
             self.bus.publish(Notice("warning", state_warning, topic="state"))
         self.announce_instance()
@@ -289,7 +281,7 @@ class WebhookService:
         try:
             await site.start()
         except OSError as exc:
-            await self._unbind()
+            await self._cleanup()  # stop listening (a session file exists only from its first record)
             raise OSError(
                 exc.errno,
                 f"cannot listen on {self.settings.host}:{self.settings.port}: address already in use or "
@@ -305,12 +297,8 @@ class WebhookService:
                 forward_loop_error, self.settings.forward_to, self.settings.host, self.port, self.settings.path
             )
         if refusal is not None:  # a configuration error: nothing answered, nothing left behind
-            await self._unbind()
+            await self._cleanup()  # stop listening (a session file exists only from its first record)
             raise refusal
-
-    async def _unbind(self) -> None:
-        """A start that fails after binding: stop listening (the session file exists only from its first record)."""
-        await self._cleanup()
 
     def _set_public_url(self, public_url: str | None) -> None:
         self.public_url = public_url.rstrip("/") if public_url else None
