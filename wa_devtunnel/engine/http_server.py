@@ -20,7 +20,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError, _ErrInfo
 
 from wa_devtunnel.engine.events import EventBus, Notice
-from wa_devtunnel.engine.receiver import handle_any
+from wa_devtunnel.engine.receiver import DirectHandler
 from wa_devtunnel.engine.server_limits import (
     LISTEN_BACKLOG,
     SERVER_HEADER,
@@ -159,24 +159,13 @@ class LimitedRequestHandler(web.RequestHandler):
     def finish_response(  # type: ignore[override]  # returns aiohttp's coroutine instead of awaiting it
         self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None
     ) -> Coroutine[Any, Any, tuple[web.StreamResponse, bool]]:
-        """Every answer: no version in `Server`; a target no route can match goes to the receiver like any other."""
-        # No isinstance() here: StreamResponse and Request are ABCs, and this runs for every answer.
-        if getattr(resp, "__http_exception__", False) and request.match_info.http_exception is resp:  # type: ignore[attr-defined]
-            return self._answer_unrouted(request, start_time)  # type: ignore[arg-type]  # `*`, `host:443`, a newline
+        """Every answer: no version in `Server` (the receiver's own answers carry ours already)."""
         try:
-            if not resp.prepared:
+            if not resp.prepared and "Server" not in resp.headers:
                 resp.headers["Server"] = SERVER_HEADER
         except AttributeError:  # not a response (a handler bug): aiohttp answers 500 itself
             pass
         return _base_finish_response(self, request, resp, start_time)
-
-    async def _answer_unrouted(self, request: web.Request, start_time: float | None) -> tuple[web.StreamResponse, bool]:
-        try:
-            response = await handle_any(request)
-        except Exception as exc:  # as aiohttp's own request loop would: answered (and recorded) by handle_error
-            response = self.handle_error(request, 500, exc)
-        response.headers["Server"] = SERVER_HEADER
-        return await _base_finish_response(self, request, response, start_time)
 
 
 _base_data_received = web.RequestHandler.data_received  # called directly: no super() object per chunk
@@ -190,12 +179,15 @@ def _expire_body(payload: Any) -> None:
 
 
 class LimitedServer(web.Server):
-    """aiohttp's low-level Server, making LimitedRequestHandler connections around the app's handler."""
+    """aiohttp's low-level Server, making LimitedRequestHandler connections around the receiver.
 
-    def __init__(self, base: web.Server, guard: ConnectionGuard) -> None:
+    Requests go straight to the receiver (DirectHandler) as aiohttp's plain BaseRequest: the app's router
+    and per-request Application machinery would only lead every one of them to the same handler.
+    """
+
+    def __init__(self, base: web.Server, guard: ConnectionGuard, app: web.Application) -> None:
         super().__init__(
-            base.request_handler,
-            request_factory=base.request_factory,
+            DirectHandler(app),
             handler_cancellation=base.handler_cancellation,
             loop=asyncio.get_running_loop(),
             **base._kwargs,
@@ -239,7 +231,7 @@ class ReceiverRunner(web.AppRunner):
             )
         self._accept_filter = AcceptFailures(self.guard)
         logging.getLogger("asyncio").addFilter(self._accept_filter)
-        return LimitedServer(base, self.guard)
+        return LimitedServer(base, self.guard, self.app)
 
     async def _cleanup_server(self) -> None:
         if self._accept_filter is not None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass, field
 from itertools import count
 from typing import Any
 
 from aiohttp import HttpVersion11, web
+from aiohttp.hdrs import EXPECT
 from multidict import CIMultiDict
 
 from wa_devtunnel.engine.events import EventBus, ExchangeRecorded, ForwardCompleted, Notice, RecordingHealth
@@ -38,6 +39,8 @@ from wa_devtunnel.rules.signature import SIGNATURE_HEADER, SignatureVerdict
 OVERSIZE_PREFIX_BYTES = 64 * 1024
 # Bodies above this are verified and decoded in a worker thread: the event loop keeps answering meanwhile.
 OFFLOAD_BODY_BYTES = 64 * 1024
+# Strangers learn nothing: no product, no version (aiohttp would say `Python/3.11 aiohttp/3.14.5`).
+SERVER_HEADER = "webhook"
 # Nothing in it confirms to a stranger that filling the disk worked; Meta only needs the status.
 RECORDING_FAILED_ANSWER = GENERIC_ANSWERS[503]
 
@@ -73,7 +76,7 @@ class ReceiverBusy(Exception):
         self.seen = seen
 
 
-async def _read_body(state: ReceiverState, request: web.Request, limit: int) -> tuple[bytes, bool, int]:
+async def _read_body(state: ReceiverState, request: web.BaseRequest, limit: int) -> tuple[bytes, bool, int]:
     """Read the raw body up to `limit`; return (bytes kept, oversized?, bytes seen).
 
     Bodies still arriving share one memory budget (ReceiverConfig.body_memory_bytes): past it the read
@@ -156,9 +159,32 @@ def _recording_recovered(state: ReceiverState) -> None:
 
 
 async def handle_any(request: web.Request) -> web.StreamResponse:
-    """Single entry point: the webhook path gets Meta's semantics, anything else is recorded as other."""
+    """The app's one handler (every route): the webhook path gets Meta's semantics, anything else is recorded."""
+    return await answer(request.app[RECEIVER_STATE], request)
+
+
+class DirectHandler:
+    """The receiver as aiohttp's low-level server handler: every request, no router, no Application per request.
+
+    What the app's router did for us: `Expect: 100-continue` (its expect handler) and targets no route can
+    match (`*`, `host:443`), which here simply reach `answer` like any other request.
+    """
+
+    __slots__ = ("state",)
+
+    def __init__(self, app: web.Application) -> None:
+        self.state = app[RECEIVER_STATE]
+
+    def __call__(self, request: web.BaseRequest) -> Coroutine[Any, Any, web.StreamResponse]:
+        return answer(self.state, request, expect=True)
+
+
+async def answer(state: ReceiverState, request: web.BaseRequest, *, expect: bool = False) -> web.StreamResponse:
+    """Single entry point: read, verify, record one whole line, answer (`expect`: honour 100-continue first)."""
     started = time.perf_counter()
-    state = request.app[RECEIVER_STATE]
+    if expect and EXPECT in request.headers:
+        await _expect(request)
+        await request.writer.drain()
     config = state.config
     received_at = utc_timestamp()
     method = request.method
@@ -254,7 +280,7 @@ async def handle_any(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def _judge_event(state: ReceiverState, request: web.Request, body: bytes, oversized_bytes: int) -> EventVerdict:
+async def _judge_event(state: ReceiverState, request: web.BaseRequest, body: bytes, oversized_bytes: int) -> EventVerdict:
     """A POST's verdict; `oversized_bytes` >= 0 when the body was too big to read (413, nothing checked)."""
     if oversized_bytes >= 0:
         return oversized_event(oversized_bytes, state.config.max_body_bytes)
@@ -267,7 +293,7 @@ async def _judge_event(state: ReceiverState, request: web.Request, body: bytes, 
     return judge_event(state.config, state.seen, body, signature_header, legacy_header)
 
 
-def _outgoing_headers(request: web.Request) -> list[tuple[str, str]]:
+def _outgoing_headers(request: web.BaseRequest) -> list[tuple[str, str]]:
     """The request's headers as the backend gets them, in one pass (our origin key stays with us)."""
     return forward_headers(
         ((k.decode("latin-1"), v.decode("latin-1")) for k, v in request.raw_headers),
@@ -279,7 +305,7 @@ def _outgoing_headers(request: web.Request) -> list[tuple[str, str]]:
 
 
 async def _forward(
-    state: ReceiverState, request: web.Request, kind: str, body: bytes, verdict: Refusal | VerifyAttempt | EventVerdict
+    state: ReceiverState, request: web.BaseRequest, kind: str, body: bytes, verdict: Refusal | VerifyAttempt | EventVerdict
 ) -> ForwardOutcome:
     """Forward now and relay the backend's answer, or (--ack-first, room in the backlog) later."""
     config, forwarder = state.config, state.forwarder
@@ -298,7 +324,9 @@ async def _forward(
 
 
 # Our own answers' headers, in the order they always had; aiohttp copies them into each response.
-_PLAIN_HEADERS = CIMultiDict({"Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff"})
+_PLAIN_HEADERS = CIMultiDict(
+    {"Content-Type": "text/plain; charset=utf-8", "X-Content-Type-Options": "nosniff", "Server": SERVER_HEADER}
+)
 
 
 def _plain(status: int, text: str) -> web.Response:
@@ -349,7 +377,7 @@ async def _forward_in_background(
     state.bus.publish(ForwardCompleted(exchange_id=record["id"], seq=record["seq"], forward=update["forward"]))
 
 
-async def _expect(request: web.Request) -> None:
+async def _expect(request: web.BaseRequest) -> None:
     """`Expect: 100-continue` is honoured; any other expectation is ignored and the request answered as usual.
 
     (aiohttp's default answers 417 itself, echoing the sender's header and recording nothing.)

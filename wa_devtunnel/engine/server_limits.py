@@ -13,7 +13,7 @@ from typing import Any
 from aiohttp import web
 
 from wa_devtunnel.engine.events import EventBus, Notice
-from wa_devtunnel.engine.receiver import record_rejected
+from wa_devtunnel.engine.receiver import SERVER_HEADER, record_rejected
 from wa_devtunnel.settings import Settings
 
 try:
@@ -21,8 +21,6 @@ try:
 except ImportError:  # pragma: no cover - Windows has no RLIMIT_NOFILE
     resource = None  # type: ignore[assignment]
 
-# Strangers learn nothing: no product, no version (aiohttp would say `Python/3.11 aiohttp/3.14.5`).
-SERVER_HEADER = "webhook"
 # A flood of the same trouble becomes one line per this many seconds, with a count.
 NOTICE_INTERVAL_S = 10.0
 # Pending connections the kernel queues; also how many one accept() burst may open before any is refused.
