@@ -280,7 +280,9 @@ async def answer(state: ReceiverState, request: web.BaseRequest, *, expect: bool
     return response
 
 
-async def _judge_event(state: ReceiverState, request: web.BaseRequest, body: bytes, oversized_bytes: int) -> EventVerdict:
+async def _judge_event(
+    state: ReceiverState, request: web.BaseRequest, body: bytes, oversized_bytes: int
+) -> EventVerdict:
     """A POST's verdict; `oversized_bytes` >= 0 when the body was too big to read (413, nothing checked)."""
     if oversized_bytes >= 0:
         return oversized_event(oversized_bytes, state.config.max_body_bytes)
@@ -305,7 +307,11 @@ def _outgoing_headers(request: web.BaseRequest) -> list[tuple[str, str]]:
 
 
 async def _forward(
-    state: ReceiverState, request: web.BaseRequest, kind: str, body: bytes, verdict: Refusal | VerifyAttempt | EventVerdict
+    state: ReceiverState,
+    request: web.BaseRequest,
+    kind: str,
+    body: bytes,
+    verdict: Refusal | VerifyAttempt | EventVerdict,
 ) -> ForwardOutcome:
     """Forward now and relay the backend's answer, or (--ack-first, room in the backlog) later."""
     config, forwarder = state.config, state.forwarder
