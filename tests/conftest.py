@@ -11,7 +11,7 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from tests.support.constants import APP_SECRET, VERIFY_TOKEN
-from tests.support.receiver_harness import ReceiverHarness
+from tests.support.receiver_harness import ReceiverHarness, ReceiverTestServer
 from wa_devtunnel.engine.events import EventBus
 from wa_devtunnel.engine.receiver import ReceiverConfig, create_receiver_app
 from wa_devtunnel.engine.recording import SessionRecorder
@@ -52,7 +52,7 @@ def make_receiver(aiohttp_client: Callable[..., Any], tmp_path: Path) -> Callabl
         recorder = SessionRecorder(tmp_path / "recordings")
         config = ReceiverConfig(**options)
         app = create_receiver_app(config, bus, recorder)
-        client = await aiohttp_client(app)
+        client = await aiohttp_client(ReceiverTestServer(app, bus))
         return ReceiverHarness(client, recorder, bus, config)
 
     return factory

@@ -24,7 +24,7 @@ from tests.support import cli_process
 from tests.support.backend_app import BackendBehaviour, create_backend_app
 from tests.support.constants import APP_SECRET, VERIFY_TOKEN
 from tests.support.meta_client import MetaLikeSender, meta_signature
-from tests.support.receiver_harness import ReceiverHarness
+from tests.support.receiver_harness import ReceiverHarness, ReceiverTestServer
 from wa_devtunnel.cli.headless import HeadlessPrinter, format_exchange_line
 from wa_devtunnel.engine.events import EngineEvent, EventBus, ExchangeRecorded, ForwardCompleted, Notice, Subscription
 from wa_devtunnel.engine.exchange_view import view_from_record
@@ -193,7 +193,7 @@ async def make_forwarding_receiver(
         recorder = SessionRecorder(tmp_path / f"recordings-{len(made)}")
         forwarder = Forwarder(target_url, timeout_s)
         app = create_receiver_app(ReceiverConfig(**options), bus, recorder, forwarder)
-        client = await aiohttp_client(app)
+        client = await aiohttp_client(ReceiverTestServer(app, bus, forwarding=True))
         harness = ForwardingHarness(client, recorder, bus, subscription, forwarder)
         made.append(harness)
         return harness

@@ -15,7 +15,7 @@ import pytest
 from tests.support.backend_app import BackendBehaviour, create_backend_app
 from tests.support.constants import APP_SECRET, VERIFY_TOKEN
 from tests.support.meta_client import meta_signature
-from tests.support.receiver_harness import ReceiverHarness
+from tests.support.receiver_harness import ReceiverHarness, ReceiverTestServer
 from wa_devtunnel.engine import receiver as receiver_module
 from wa_devtunnel.engine import verdicts
 from wa_devtunnel.engine.events import EventBus, ExchangeRecorded, Notice, RecordingHealth
@@ -172,7 +172,7 @@ async def test_ack_first_backlog_turns_into_back_pressure_not_memory(
     forwarder = Forwarder(str(backend.make_url(WEBHOOK)))
     recorder = SessionRecorder(tmp_path / "rec")
     app = create_receiver_app(config, bus, recorder, forwarder)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(ReceiverTestServer(app, bus, forwarding=True))
     try:
         bodies = [samples.text_message_payload("y" * 300, message_id=f"wamid.B{i}") for i in range(3)]
         assert all(len(b) < 1500 for b in bodies) and sum(map(len, bodies)) > 1500
@@ -202,7 +202,7 @@ async def test_ack_first_does_not_promise_a_retry_that_never_comes(
     forwarder = Forwarder("http://127.0.0.1:9/nothing-listens", 2)
     recorder = SessionRecorder(tmp_path / "rec")
     app = create_receiver_app(config, bus, recorder, forwarder)
-    client = await aiohttp_client(app)
+    client = await aiohttp_client(ReceiverTestServer(app, bus, forwarding=True))
     try:
         body = samples.text_message_payload("z")
         assert (await client.post(WEBHOOK, data=body)).status == 200
@@ -232,7 +232,6 @@ async def test_recorded_headers_never_hold_the_origin_key(receiver: ReceiverHarn
     await receiver.client.post(WEBHOOK, data=b"{}", headers=receiver.origin("replay"))
     text = json.dumps(receiver.records())
     assert receiver.config.origin_key not in text
-
 
 
 async def test_a_strangers_unsigned_megabytes_are_not_even_read(make_receiver: Callable[..., Any]) -> None:
@@ -273,9 +272,7 @@ async def _until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_bodies_being_read_share_one_memory_budget(
-    aiohttp_server: Callable[..., Any], tmp_path: Path
-) -> None:
+async def test_bodies_being_read_share_one_memory_budget(aiohttp_server: Callable[..., Any], tmp_path: Path) -> None:
     """Slow uploads hold at most body_memory_bytes: the next one is refused 503 (recorded), not buffered."""
     config = ReceiverConfig(path=WEBHOOK, handshake_tokens=(("default", VERIFY_TOKEN),), body_memory_bytes=150_000)
     recorder = SessionRecorder(tmp_path / "rec")

@@ -1,13 +1,19 @@
-"""What the `make_receiver` and `receiver` fixtures hand a test: a receiver app and its recording."""
+"""What the `make_receiver` and `receiver` fixtures hand a test: a receiver served as `up` serves it, its recording."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from aiohttp.web_runner import BaseRunner
+
 from wa_devtunnel.engine.events import EventBus
+from wa_devtunnel.engine.http_server import ReceiverRunner, ServerLimits
 from wa_devtunnel.engine.origin import ORIGIN_HEADER, origin_header
 from wa_devtunnel.engine.receiver import ReceiverConfig
 from wa_devtunnel.engine.recording import SessionRecorder, read_recording
+from wa_devtunnel.settings import Settings
 
 
 class ReceiverHarness:
@@ -27,3 +33,16 @@ class ReceiverHarness:
         read = read_recording(self.recorder.path)
         assert read.problems == ()
         return list(read.records)
+
+
+class ReceiverTestServer(TestServer):
+    """The receiver app served as `up` serves it (ReceiverRunner: the limits and the low-level handler), port 0."""
+
+    def __init__(self, app: web.Application, bus: EventBus, *, forwarding: bool = False) -> None:
+        super().__init__(app)
+        self.bus = bus
+        self.forwarding = forwarding
+
+    async def _make_runner(self, **kwargs: Any) -> BaseRunner:
+        limits = ServerLimits.from_settings(Settings())
+        return ReceiverRunner(self.app, limits, self.bus, forwarding=self.forwarding)
