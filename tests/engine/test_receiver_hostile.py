@@ -33,16 +33,16 @@ def signed(body: bytes, secret: str = APP_SECRET) -> dict[str, str]:
 
 
 class FailingAppends:
-    """Stands in for SessionRecorder.append: fails while `failing` is set, like a full disk."""
+    """Stands in for SessionRecorder.append_line (the receiver's write): fails while `failing` is set (a full disk)."""
 
-    def __init__(self, real: Callable[[dict[str, Any]], int]) -> None:
+    def __init__(self, real: Callable[[bytes], int]) -> None:
         self.real = real
         self.failing = False
 
-    def __call__(self, record: dict[str, Any]) -> int:
+    def __call__(self, data: bytes) -> int:
         if self.failing:
             raise OSError(errno.ENOSPC, "No space left on device")
-        return self.real(record)
+        return self.real(data)
 
 
 async def test_an_unrecorded_event_is_answered_503_until_writing_works_again(
@@ -50,8 +50,8 @@ async def test_an_unrecorded_event_is_answered_503_until_writing_works_again(
 ) -> None:
     receiver: ReceiverHarness = await make_receiver()
     subscription = receiver.bus.subscribe()
-    appends = FailingAppends(receiver.recorder.append)
-    receiver.recorder.append = appends  # type: ignore[method-assign]
+    appends = FailingAppends(receiver.recorder.append_line)
+    receiver.recorder.append_line = appends  # type: ignore[method-assign]
     first, second, third = (samples.text_message_payload(f"m{i}", message_id=f"wamid.M{i}") for i in range(3))
 
     ok = await receiver.client.post(WEBHOOK, data=first, headers=signed(first))
@@ -76,8 +76,8 @@ async def test_a_strangers_small_request_does_not_declare_recovery(make_receiver
     """A full disk may still take a tiny 404 line: only Meta's kind of request proves writing works again."""
     receiver: ReceiverHarness = await make_receiver()
     subscription = receiver.bus.subscribe()
-    appends = FailingAppends(receiver.recorder.append)
-    receiver.recorder.append = appends  # type: ignore[method-assign]
+    appends = FailingAppends(receiver.recorder.append_line)
+    receiver.recorder.append_line = appends  # type: ignore[method-assign]
     body = samples.text_message_payload("m")
     appends.failing = True
     assert (await receiver.client.post(WEBHOOK, data=body, headers=signed(body))).status == 503

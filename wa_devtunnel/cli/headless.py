@@ -293,8 +293,7 @@ class HeadlessPrinter:
         if isinstance(event, ForwardCompleted):
             self.skipped_forwards += 1
             return
-        seq = event.line.get("seq")  # the line as written: a skipped exchange is never decoded
-        seq = seq if type(seq) is int else 0
+        seq = event.seq  # a skipped exchange is never decoded
         first, _last = self._skipped_seqs
         self._skipped_seqs = (seq if not self.skipped else first, seq)
         self.skipped += 1

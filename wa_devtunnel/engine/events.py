@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from wa_devtunnel.engine.exchange_view import ExchangeView, view_from_record
-from wa_devtunnel.engine.recording import summary_is_partial, with_full_summary
+from wa_devtunnel.engine.recording import line_record, summary_is_partial, with_full_summary
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,23 +45,43 @@ class ReceiverStarted:
 class ExchangeRecorded:
     """A request was answered and (unless --no-record) is on disk.
 
-    The receiver publishes only the record as written (`line`: its summary may be partial, only what the
-    receiver knew). `record` is that record with its whole summary (a partial one derived by DESIGN.md's
-    reader rule) and the display view is made from it: both on first read, by the front end that wants
-    them, so a receiver nobody watches never pays for them. The engine's own listeners, called inline on
-    the acknowledgement path, read `line` only. Read-only once built.
+    The receiver publishes the line as written (`data`, the exact bytes of the recording's line) and the
+    few fields the engine's inline listeners read (`seq`, `kind`, `origin`, `flags`): the record itself is
+    freed as soon as the answer is sent, while the event may wait in a queue. `line` is the record as
+    written (decoded from `data` on first read: what any reader of the file gets; its summary may be
+    partial, only what the receiver knew); `record` is that record with its whole summary (DESIGN.md's
+    reader rule), and the display view is made from it: each on first read, by the front end that wants
+    it, so a receiver nobody watches never pays for them. Read-only once built.
     """
 
-    __slots__ = ("_record", "_view", "line", "offset", "path")
+    __slots__ = ("_line", "_record", "_view", "data", "flags", "kind", "offset", "origin", "path", "seq")
 
     def __init__(
         self, view: ExchangeView | None, record: Mapping[str, Any], offset: int = -1, path: Path | None = None
     ) -> None:
+        _fill(self, record, None if summary_is_partial(record) else record, None, offset, path)
         object.__setattr__(self, "_view", view)
-        object.__setattr__(self, "_record", None if summary_is_partial(record) else record)
-        object.__setattr__(self, "line", record)
-        object.__setattr__(self, "offset", view.offset if view is not None else offset)
-        object.__setattr__(self, "path", view.recording if view is not None else path)
+        if view is not None:
+            object.__setattr__(self, "offset", view.offset)
+            object.__setattr__(self, "path", view.recording)
+
+    @classmethod
+    def written(cls, record: Mapping[str, Any], data: bytes, offset: int, path: Path | None) -> ExchangeRecorded:
+        """The receiver's event for a record on disk as `data`: the event keeps the bytes, not the record."""
+        event = cls.__new__(cls)
+        _fill(event, record, None, data, offset, path)
+        object.__setattr__(event, "_line", None)
+        object.__setattr__(event, "_view", None)
+        return event
+
+    @property
+    def line(self) -> Mapping[str, Any]:
+        """The record as written (its summary possibly partial): decoded from `data` once, when kept as bytes."""
+        line = self._line
+        if line is None:
+            line = line_record(self.data)  # type: ignore[arg-type]  # _line is None only when data is set
+            object.__setattr__(self, "_line", line)
+        return line
 
     @property
     def record(self) -> Mapping[str, Any]:
@@ -93,6 +113,30 @@ class ExchangeRecorded:
 
     def __repr__(self) -> str:
         return f"ExchangeRecorded(view={self.view!r}, record={self.record!r})"
+
+
+def _fill(
+    event: ExchangeRecorded,
+    record: Mapping[str, Any],
+    whole: Mapping[str, Any] | None,
+    data: bytes | None,
+    offset: int,
+    path: Path | None,
+) -> None:
+    """The fields every ExchangeRecorded has, read once from the record (a malformed one gets neutral values)."""
+    setter = object.__setattr__
+    seq, kind, origin = record.get("seq"), record.get("kind"), record.get("origin")
+    summary = record.get("summary")
+    flags = summary.get("flags") if summary.__class__ is dict else None  # type: ignore[union-attr]
+    setter(event, "_line", record)
+    setter(event, "_record", whole)
+    setter(event, "data", data)
+    setter(event, "seq", seq if seq.__class__ is int else 0)
+    setter(event, "kind", kind if kind.__class__ is str else "")
+    setter(event, "origin", origin if origin.__class__ is str else "")
+    setter(event, "flags", tuple(flags) if flags.__class__ in (list, tuple) else ())  # type: ignore[arg-type]
+    setter(event, "offset", offset)
+    setter(event, "path", path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,9 +186,7 @@ def tunnel_down_text(provider: str, reason: str) -> str:
     """`TUNNEL DOWN: <the agent's reason>.` and what Meta sees meanwhile: the words of every front end."""
     code = " (ERR_NGROK_3200)" if provider == "ngrok" else ""
     reason = reason.rstrip(". ") or "the agent lost its session"
-    return (
-        f"TUNNEL DOWN: {reason}. Meta's deliveries fail{code} until it is back; Meta retries for up to 7 days."
-    )
+    return f"TUNNEL DOWN: {reason}. Meta's deliveries fail{code} until it is back; Meta retries for up to 7 days."
 
 
 def routing_words(scope: str, target: str) -> str:
@@ -200,8 +242,6 @@ class RecordingHealth:
     path: Path | None
     reason: str = ""
     refused: int = 0
-
-
 
 
 @dataclass(frozen=True, slots=True)

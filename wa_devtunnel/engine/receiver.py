@@ -17,7 +17,7 @@ from wa_devtunnel.engine.events import EventBus, ExchangeRecorded, ForwardComple
 from wa_devtunnel.engine.exchange import build_record, header_pairs, new_exchange_id, utc_timestamp
 from wa_devtunnel.engine.forwarder import Forwarder, forward_headers
 from wa_devtunnel.engine.origin import request_origin
-from wa_devtunnel.engine.recording import SessionRecorder
+from wa_devtunnel.engine.recording import SessionRecorder, encode_record
 from wa_devtunnel.engine.verdicts import (
     GENERIC_ANSWERS,
     REFUSED_BODY_KEPT_BYTES,
@@ -119,23 +119,25 @@ def _commit(state: ReceiverState, record: dict[str, Any]) -> bool:
     False when the line could not be written whole: the caller answers 503 so Meta retries, and the
     record (marked with the error) still reaches the front ends.
     """
-    offset = -1
-    path = None
-    recorded = True
-    if state.recorder is not None:
-        try:
-            offset = state.recorder.append(record)
-            path = state.recorder.path  # after a rollover, the new part
-        except OSError as exc:
-            recorded = False
-            _recording_trouble(state, record, exc)
-        else:
-            # Only Meta's kind of request proves recovery: a stranger's tiny 404 may fit where an event did not.
-            if state.recording_failed and record["kind"] != "other":
-                _recording_recovered(state)
     state.exchanges += 1
-    state.bus.publish(ExchangeRecorded(None, record, offset, path))
-    return recorded
+    recorder = state.recorder
+    if recorder is None:  # --no-record
+        state.bus.publish(ExchangeRecorded(None, record))
+        return True
+    data = encode_record(record)
+    try:
+        offset = recorder.append_line(data)
+    except OSError as exc:
+        _recording_trouble(state, record, exc)
+        state.bus.publish(ExchangeRecorded(None, record))
+        return False
+    # Only Meta's kind of request proves recovery: a stranger's tiny 404 may fit where an event did not.
+    if state.recording_failed and record["kind"] != "other":
+        _recording_recovered(state)
+    # The event keeps the bytes written, not the record: it is freed with this request (path: after a rollover,
+    # the new part).
+    state.bus.publish(ExchangeRecorded.written(record, data, offset, recorder.path))
+    return True
 
 
 def _recording_trouble(state: ReceiverState, record: dict[str, Any], exc: OSError) -> None:

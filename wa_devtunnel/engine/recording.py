@@ -109,9 +109,12 @@ class SessionRecorder:
 
         Raises RecordingFailed when the line is not on disk; nothing of it is left in the file.
         """
+        return self.append_line(encode_record(record))
+
+    def append_line(self, data: bytes) -> int:
+        """`append` for a record already encoded by encode_record (the receiver keeps the bytes it wrote)."""
         if self._closed:
             raise ValueError(f"recording {self.path} is closed")
-        data = _encode_line(_for_disk(record))
         if self._fd is None:
             self._create_first_file()
         if self._dirty:
@@ -131,7 +134,7 @@ class SessionRecorder:
             raise ValueError(f"recording {self.path} is closed")
         if not records:
             return self._size
-        lines = [_encode_line(_for_disk(record)) for record in records]
+        lines = [encode_record(record) for record in records]
         data = b"".join(lines)
         if self._fd is not None and self._size + len(data) > self.max_bytes:
             offsets = [self.append(record) for record in records]
@@ -304,12 +307,23 @@ def with_full_summary(record: dict[str, Any]) -> dict[str, Any]:
     return {**record, "summary": restored}
 
 
-
-
 def summary_is_partial(record: Mapping[str, Any]) -> bool:
     """True when the line's summary holds only what the receiver knew (with_full_summary derives the rest)."""
     summary = record.get("summary")
     return summary.__class__ is dict and summary.get("partial") is True  # type: ignore[union-attr]
+
+
+def encode_record(record: dict[str, Any]) -> bytes:
+    """The record's line as the recording holds it (newline included): what SessionRecorder writes."""
+    return _encode_line(_for_disk(record))
+
+
+def line_record(data: bytes) -> dict[str, Any]:
+    """The record a line made by encode_record holds, as any reader of the file gets it."""
+    record, problem = _decode_line(data)
+    if record is None:  # encode_record's lines always decode: this is a bug, said loudly
+        raise ValueError(f"a recorded line does not decode: {problem}")
+    return record
 
 
 def _encode_line(record: Mapping[str, Any]) -> bytes:

@@ -37,14 +37,14 @@ class UnknownNumberHints:
         """Cheap for every other event: the decoder already flagged the interesting ones."""
         if event.__class__ is not ExchangeRecorded:
             return
-        # The line as written, not `record` or the view: deriving either costs the receiver time on every request.
-        line = event.line  # type: ignore[union-attr]
-        summary = line.get("summary") or {}
-        if not isinstance(summary, Mapping) or UNKNOWN_FLAG not in (summary.get("flags") or ()):
+        # The event's flags, not its line, `record` or view: each of those decodes, on every request.
+        if UNKNOWN_FLAG not in event.flags:  # type: ignore[union-attr]
             return
         if len(self.told) > MAX_HINTS:  # said all it will say: flagged events cost nothing more
             return
-        items = summary.get("items")
+        line = event.line  # type: ignore[union-attr]
+        summary = line.get("summary") or {}
+        items = summary.get("items") if isinstance(summary, Mapping) else None
         if isinstance(items, list):  # a whole summary (an older receiver's)
             numbers = [str(item.get("phone_number_id") or "") for item in items if isinstance(item, Mapping)]
         else:  # the receiver's partial summary: the body's numbers, one parse (only for flagged events)

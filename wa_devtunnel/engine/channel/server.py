@@ -201,9 +201,7 @@ class ChannelServer:
             exchange = event.__class__ is ExchangeRecorded
             seq: int | None = None
             if exchange:
-                value = event.line.get("seq")  # type: ignore[union-attr]  # the line as written: `record` would decode
-                if isinstance(value, int):
-                    seq = self.last_seq = value
+                seq = self.last_seq = event.seq  # type: ignore[union-attr]  # never `line` or `record`: both decode
             elif isinstance(event, STATE_EVENTS):
                 self._state[type(event)] = event
             elif event.__class__ is Notice:

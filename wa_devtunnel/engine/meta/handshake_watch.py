@@ -78,10 +78,9 @@ class HandshakeWatch:
         """Inline on every event: only Meta's verify requests count (ours carry the session's origin key)."""
         if event.__class__ is not ExchangeRecorded:
             return
-        record = event.line  # type: ignore[union-attr]  # the line as written: no view, no decoding
-        if record.get("origin", META) != META:
+        if event.origin not in (META, ""):  # type: ignore[union-attr]  # the event's fields: no line, no decoding
             return
-        kind = record.get("kind")
+        kind = event.kind  # type: ignore[union-attr]
         if kind == "event":
             if self._quiet_timer is not None or self.quiet is not None:  # the hot path: two tests, no call
                 self._webhook_arrived()
@@ -90,7 +89,7 @@ class HandshakeWatch:
             return
         self.arrived += 1
         self._arrival.set()
-        verify = record.get("verify") or {}
+        verify = event.line.get("verify") or {}  # type: ignore[union-attr]  # a handshake: rare, decoded
         ok = bool(verify.get("ok"))
         if ok:
             self._expect_webhook()

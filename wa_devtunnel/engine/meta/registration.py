@@ -190,11 +190,9 @@ class Registrar:
 
     def observe(self, event: EngineEvent) -> None:
         """Bus listener: a POST from Meta proves the routing works."""
-        # The line as written (no view, no decoding): this runs inline on every exchange's acknowledgement path.
-        if event.__class__ is ExchangeRecorded:
-            line = event.line  # type: ignore[union-attr]
-            if line.get("kind") == "event" and line.get("origin", "meta") == "meta":
-                self.meta_events += 1
+        # The event's own fields (no line, no view, no decoding): this runs inline on every acknowledgement path.
+        if event.__class__ is ExchangeRecorded and event.kind == "event" and event.origin in ("meta", ""):  # type: ignore[union-attr]
+            self.meta_events += 1
 
     @property
     def target(self) -> str:
