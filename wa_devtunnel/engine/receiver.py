@@ -33,7 +33,7 @@ from wa_devtunnel.engine.verdicts import (
 )
 from wa_devtunnel.rules.decode.payload import SeenIds
 from wa_devtunnel.rules.handshake import VerifyAttempt, decide_handshake, redact_verify_token
-from wa_devtunnel.rules.signature import SIGNATURE_HEADER, SignatureVerdict
+from wa_devtunnel.rules.signature import LEGACY_SIGNATURE_HEADER, SIGNATURE_HEADER, SignatureVerdict
 
 # How much of an oversized body is kept in the recording (the rest is not read at all).
 OVERSIZE_PREFIX_BYTES = 64 * 1024
@@ -77,17 +77,12 @@ class ReceiverBusy(Exception):
 
 
 async def _read_body(state: ReceiverState, request: web.BaseRequest, limit: int) -> tuple[bytes, bool, int]:
-    """Read the raw body up to `limit`; return (bytes kept, oversized?, bytes seen).
+    """Read the raw body still arriving, up to `limit`; return (bytes kept, oversized?, bytes seen).
 
     Bodies still arriving share one memory budget (ReceiverConfig.body_memory_bytes): past it the read
     stops with ReceiverBusy. A client that goes away mid-body frees its buffers at once (the exception's
     traceback would otherwise keep them alive until a full garbage collection).
     """
-    if request.content.is_eof():  # a small body usually arrives whole with its headers: take it as is
-        body = request.content.read_nowait()
-        if len(body) <= limit:
-            return body, False, len(body)
-        return body[:OVERSIZE_PREFIX_BYTES], True, len(body)
     declared = request.content_length
     if declared is not None and declared > limit:
         prefix = await request.content.read(OVERSIZE_PREFIX_BYTES)
@@ -205,10 +200,17 @@ async def answer(state: ReceiverState, request: web.BaseRequest, *, expect: bool
     busy: ReceiverBusy | None = None
     if request.can_read_body:
         limit = OVERSIZE_PREFIX_BYTES if unsigned_refusal else config.max_body_bytes
-        try:
-            body, truncated, seen_bytes = await _read_body(state, request, limit)
-        except ReceiverBusy as exc:
-            busy, body, truncated, seen_bytes = exc, exc.prefix, True, exc.seen
+        content = request.content
+        if content.is_eof():  # a small body usually arrives whole with its headers: take it as is
+            body = content.read_nowait()
+            seen_bytes = len(body)
+            if seen_bytes > limit:
+                truncated, body = True, body[:OVERSIZE_PREFIX_BYTES]
+        else:
+            try:
+                body, truncated, seen_bytes = await _read_body(state, request, limit)
+            except ReceiverBusy as exc:
+                busy, body, truncated, seen_bytes = exc, exc.prefix, True, exc.seen
     # The token is redacted whatever the path or method (Meta's handshake may hit a mistyped path).
     query = redact_verify_token(raw_query, config.verify_tokens) if raw_query else raw_query
 
@@ -218,8 +220,18 @@ async def answer(state: ReceiverState, request: web.BaseRequest, *, expect: bool
     elif on_path and method == "GET":
         verdict = decide_handshake(raw_query, config.handshake_tokens)
     elif on_path and method == "POST":
-        oversized = truncated and not unsigned_refusal
-        verdict = await _judge_event(state, request, body, seen_bytes if oversized else -1)
+        if truncated and not unsigned_refusal:  # too big to read: 413, nothing checked
+            verdict = oversized_event(seen_bytes, config.max_body_bytes)
+        else:
+            request_headers = request.headers
+            signature_header = request_headers.get(SIGNATURE_HEADER)
+            legacy_header = request_headers.get(LEGACY_SIGNATURE_HEADER)
+            if len(body) > OFFLOAD_BODY_BYTES:  # hashing and decoding megabytes must not hold the event loop
+                verdict = await asyncio.get_running_loop().run_in_executor(
+                    None, judge_event, config, state.seen, body, signature_header, legacy_header
+                )
+            else:
+                verdict = judge_event(config, state.seen, body, signature_header, legacy_header)
     elif on_path:
         verdict = Refusal("other", 405, f"method {method} not allowed: Meta sends GET (handshake) and POST (events)")
     else:
@@ -280,21 +292,6 @@ async def answer(state: ReceiverState, request: web.BaseRequest, *, expect: bool
     if kind == "other" and status == 405:
         response.headers["Allow"] = "GET, POST"
     return response
-
-
-async def _judge_event(
-    state: ReceiverState, request: web.BaseRequest, body: bytes, oversized_bytes: int
-) -> EventVerdict:
-    """A POST's verdict; `oversized_bytes` >= 0 when the body was too big to read (413, nothing checked)."""
-    if oversized_bytes >= 0:
-        return oversized_event(oversized_bytes, state.config.max_body_bytes)
-    signature_header = request.headers.get("X-Hub-Signature-256")
-    legacy_header = request.headers.get("X-Hub-Signature")
-    if len(body) > OFFLOAD_BODY_BYTES:  # hashing and decoding megabytes must not hold the event loop
-        return await asyncio.get_running_loop().run_in_executor(
-            None, judge_event, state.config, state.seen, body, signature_header, legacy_header
-        )
-    return judge_event(state.config, state.seen, body, signature_header, legacy_header)
 
 
 def _outgoing_headers(request: web.BaseRequest) -> list[tuple[str, str]]:
