@@ -69,14 +69,10 @@ def test_round_trip_over_meta_escaped_bytes_is_valid() -> None:
     assert b"\\ud83d\\ude2e" in META_BODY
     assert b"\\/" in META_BODY
     result = check(META_BODY, sign_body(META_BODY, APP_SECRET))
-    assert result == SignatureCheck(
-        SignatureVerdict.VALID, "matches the App Secret of 'default'", "default"
-    )
+    assert result == SignatureCheck(SignatureVerdict.VALID, "matches the App Secret of 'default'", "default")
 
 
-@pytest.mark.parametrize(
-    "body", [b"", b"\xff\xfe not utf-8 \x00", b"x" * 3_000_000, "K\u00e4se".encode()]
-)
+@pytest.mark.parametrize("body", [b"", b"\xff\xfe not utf-8 \x00", b"x" * 3_000_000, "K\u00e4se".encode()])
 def test_round_trip_over_any_bytes(body: bytes) -> None:
     assert check(body, sign_body(body, APP_SECRET)).verdict is SignatureVerdict.VALID
 
@@ -164,9 +160,7 @@ def test_only_the_legacy_sha1_header_invalid() -> None:
 def test_only_a_malformed_legacy_header(legacy: str) -> None:
     result = check(META_BODY, None, legacy_header=legacy)
     assert result.verdict is SignatureVerdict.MISSING
-    assert result.detail == (
-        "no X-Hub-Signature-256 header: only the legacy sha1 X-Hub-Signature was sent"
-    )
+    assert result.detail == ("no X-Hub-Signature-256 header: only the legacy sha1 X-Hub-Signature was sent")
 
 
 def test_a_legacy_header_beside_a_valid_signature_is_ignored() -> None:
@@ -176,9 +170,7 @@ def test_a_legacy_header_beside_a_valid_signature_is_ignored() -> None:
 
 @pytest.mark.parametrize("secrets", [[], [("default", "")], [("a", ""), ("b", "")]])
 @pytest.mark.parametrize("header", [None, "sha256=" + "0" * 64, "garbage"])
-def test_unchecked_without_an_app_secret(
-    secrets: list[tuple[str, str]], header: str | None
-) -> None:
+def test_unchecked_without_an_app_secret(secrets: list[tuple[str, str]], header: str | None) -> None:
     result = check_signature(META_BODY, header, secrets, WRONG_KEYS)
     assert result == SignatureCheck(SignatureVerdict.UNCHECKED, NO_SECRET_DETAIL, None)
     assert "WHATSAPP_APP_SECRET" in result.detail
@@ -212,22 +204,16 @@ def test_malformed_header(header: str, detail: str) -> None:
 @pytest.mark.parametrize(("label", "key"), WRONG_KEYS)
 def test_signed_with_a_token_instead_of_the_app_secret(label: str, key: str) -> None:
     result = check(META_BODY, sign_body(META_BODY, key))
-    assert result == SignatureCheck(
-        SignatureVerdict.INVALID, f"signed with {label} instead of the App Secret", None
-    )
+    assert result == SignatureCheck(SignatureVerdict.INVALID, f"signed with {label} instead of the App Secret", None)
 
 
 def test_empty_wrong_keys_are_ignored() -> None:
-    result = check_signature(
-        META_BODY, sign_body(META_BODY, ""), SECRETS, [("the verify token", "")]
-    )
+    result = check_signature(META_BODY, sign_body(META_BODY, ""), SECRETS, [("the verify token", "")])
     assert result.detail == NO_MATCH_DETAIL
 
 
 def test_app_secret_configured_with_surrounding_whitespace() -> None:
-    result = check_signature(
-        META_BODY, sign_body(META_BODY, APP_SECRET), [("default", f" {APP_SECRET}\n")]
-    )
+    result = check_signature(META_BODY, sign_body(META_BODY, APP_SECRET), [("default", f" {APP_SECRET}\n")])
     assert result.verdict is SignatureVerdict.INVALID
     assert "without its surrounding whitespace" in result.detail
     assert APP_SECRET not in result.detail
@@ -292,9 +278,7 @@ def test_bytes_added_around_the_body() -> None:
     assert "without its leading/trailing whitespace" in result.detail
 
 
-@pytest.mark.parametrize(
-    "body", [b"not json", b"\xff\xfe", b"[" * 100_000, b'{"a": "\\ud83d"}', b"1e999"]
-)
+@pytest.mark.parametrize("body", [b"not json", b"\xff\xfe", b"[" * 100_000, b'{"a": "\\ud83d"}', b"1e999"])
 def test_mismatch_on_odd_bodies_never_crashes(body: bytes) -> None:
     result = check(body, "sha256=" + "0" * 64)
     assert result == SignatureCheck(SignatureVerdict.INVALID, NO_MATCH_DETAIL, None)
@@ -381,8 +365,17 @@ def test_detail_never_contains_a_secret(
 @given(body=st.binary(max_size=300), secret=app_secrets, key=tokens)
 def test_signing_with_a_wrong_key_is_always_named(body: bytes, secret: str, key: str) -> None:
     assume(key != secret)
-    result = check_signature(
-        body, sign_body(body, key), [("default", secret)], [("the verify token", key)]
-    )
+    result = check_signature(body, sign_body(body, key), [("default", secret)], [("the verify token", key)])
     assert result.detail == "signed with the verify token instead of the App Secret"
     assert key not in result.detail and secret not in result.detail
+
+
+@given(key=st.binary(max_size=200), body=st.binary(max_size=3000), other=st.binary(min_size=32, max_size=32))
+def test_a_signing_key_agrees_with_the_standard_hmac(key: bytes, body: bytes, other: bytes) -> None:
+    """SigningKey hashes RFC 2104's pads once; its verdict is hmac.digest's (keys past one block hashed first)."""
+    match = signature.SignatureCheck(signature.SignatureVerdict.VALID, "matches", "default")
+    signing = signature.SigningKey(key, match)
+    expected = hmac.digest(key, body, "sha256")
+    assert signing.signs(body, expected)
+    assert signing.signs(body, other) is (other == expected)
+    assert signing.signs(body + b"x", expected) is False

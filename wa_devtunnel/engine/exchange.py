@@ -19,10 +19,20 @@ _ORIGIN_HEADER_BYTES = ORIGIN_HEADER.lower().encode("ascii")
 # Most names need no lower() at all: only those as long as a credential header or our origin header.
 _SENSITIVE_NAME_LENGTHS = frozenset({*map(len, REDACTED_HEADERS), len(_ORIGIN_HEADER_BYTES)})
 
-# Exchange ids: 128 random bits like a uuid4, from a private generator seeded by os.urandom (a tenth
-# of uuid4's cost per request); reseeded in a forked child so two processes never share a stream.
+# Exchange ids: 128 random bits like a uuid4, from a private generator seeded by os.urandom, made
+# _ID_BATCH at a time (one big random number cut into ids: a list pop per request). A forked child
+# reseeds and drops the parent's batch, so two processes never share an id.
 _ids = random.Random()
-os.register_at_fork(after_in_child=_ids.seed)
+_ID_BATCH = 256
+_id_batch: list[str] = []
+
+
+def _after_fork() -> None:
+    _ids.seed()
+    _id_batch.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork)
 
 # The formatted second of the last timestamp: strftime then runs once a second, not per request.
 _second_cache: tuple[int, str] = (-1, "")
@@ -30,7 +40,10 @@ _second_cache: tuple[int, str] = (-1, "")
 
 def new_exchange_id() -> str:
     """32 hex characters, unique across sessions; `replay --id` selects by any unique prefix."""
-    return f"{_ids.getrandbits(128):032x}"
+    if not _id_batch:
+        text = f"{_ids.getrandbits(128 * _ID_BATCH):0{32 * _ID_BATCH}x}"
+        _id_batch.extend(text[start : start + 32] for start in range(0, len(text), 32))
+    return _id_batch.pop()
 
 
 def utc_timestamp(moment: datetime | None = None) -> str:
