@@ -220,6 +220,10 @@ def registration_line(event: RegistrationChanged, again: bool = False) -> tuple[
     return None
 
 
+# What the display budget counts (and may leave unshown): exchanges and --ack-first late answers.
+_COUNTED = (ExchangeRecorded, ForwardCompleted)
+
+
 class HeadlessPrinter:
     """Renders engine events as text or JSON Lines; never touches the receiver."""
 
@@ -272,10 +276,12 @@ class HeadlessPrinter:
         be empty, to say it), and (`final`) at the end. Every other event is always rendered.
         """
         self._chunks = chunks = []
+        counted = budget is not None and self.exchanges
+        now = budget.clock() if budget is not None else 0.0  # one reading per batch: it arrived at once
         try:
             for event in events:
-                if budget is not None and self.exchanges and isinstance(event, ExchangeRecorded | ForwardCompleted):
-                    if not budget.take():
+                if counted and event.__class__ in _COUNTED:
+                    if not budget.take(now):  # type: ignore[union-attr]  # counted only with a budget
                         self._skip(event)
                         continue
                     if self.skipped or self.skipped_forwards:
@@ -290,7 +296,7 @@ class HeadlessPrinter:
         return joined_runs(chunks)
 
     def _skip(self, event: ExchangeRecorded | ForwardCompleted) -> None:
-        if isinstance(event, ForwardCompleted):
+        if event.__class__ is ForwardCompleted:
             self.skipped_forwards += 1
             return
         seq = event.seq  # a skipped exchange is never decoded

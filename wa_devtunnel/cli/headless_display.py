@@ -56,9 +56,9 @@ class DisplayBudget:
         self._tokens = float(burst)
         self._at = clock()
 
-    def take(self) -> bool:
-        """True: show this exchange. False: count it as not shown."""
-        now = self.clock()
+    def take(self, now: float | None = None) -> bool:
+        """True: show this exchange. False: count it as not shown (`now`: the clock, read once for a batch)."""
+        now = self.clock() if now is None else now
         tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
         self._at = now
         if self.coalescing and tokens >= self.burst / 2 and not self.behind():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import FrozenInstanceError, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +51,10 @@ class ExchangeRecorded:
     written (decoded from `data` on first read: what any reader of the file gets; its summary may be
     partial, only what the receiver knew); `record` is that record with its whole summary (DESIGN.md's
     reader rule), and the display view is made from it: each on first read, by the front end that wants
-    it, so a receiver nobody watches never pays for them. Read-only once built.
+    it, so a receiver nobody watches never pays for them.
+
+    Every front end shares the same event: it is read-only by contract. (Not enforced: a frozen class's
+    stores cost the receiver a call each, and one is built per request.)
     """
 
     __slots__ = ("_line", "_record", "_view", "data", "flags", "kind", "offset", "origin", "path", "seq")
@@ -59,28 +62,40 @@ class ExchangeRecorded:
     def __init__(
         self, view: ExchangeView | None, record: Mapping[str, Any], offset: int = -1, path: Path | None = None
     ) -> None:
-        _fill(self, record, None if summary_is_partial(record) else record, None, offset, path)
-        object.__setattr__(self, "_view", view)
+        self._fill(record, offset, path)
+        self._line = record
+        self._record = None if summary_is_partial(record) else record
+        self.data = None
+        self._view = view
         if view is not None:
-            object.__setattr__(self, "offset", view.offset)
-            object.__setattr__(self, "path", view.recording)
+            self.offset, self.path = view.offset, view.recording
 
     @classmethod
     def written(cls, record: Mapping[str, Any], data: bytes, offset: int, path: Path | None) -> ExchangeRecorded:
         """The receiver's event for a record on disk as `data`: the event keeps the bytes, not the record."""
         event = cls.__new__(cls)
-        _fill(event, record, None, data, offset, path)
-        object.__setattr__(event, "_line", None)
-        object.__setattr__(event, "_view", None)
+        event._fill(record, offset, path)
+        event._line = event._record = event._view = None
+        event.data = data
         return event
+
+    def _fill(self, record: Mapping[str, Any], offset: int, path: Path | None) -> None:
+        """The fields read once from the record (a malformed one gets neutral values)."""
+        seq, kind, origin = record.get("seq"), record.get("kind"), record.get("origin")
+        summary = record.get("summary")
+        flags = summary.get("flags") if summary.__class__ is dict else None  # type: ignore[union-attr]
+        self.seq = seq if seq.__class__ is int else 0
+        self.kind = kind if kind.__class__ is str else ""
+        self.origin = origin if origin.__class__ is str else ""
+        self.flags = tuple(flags) if flags.__class__ in (list, tuple) else ()  # type: ignore[arg-type]
+        self.offset, self.path = offset, path
 
     @property
     def line(self) -> Mapping[str, Any]:
         """The record as written (its summary possibly partial): decoded from `data` once, when kept as bytes."""
         line = self._line
         if line is None:
-            line = line_record(self.data)  # type: ignore[arg-type]  # _line is None only when data is set
-            object.__setattr__(self, "_line", line)
+            line = self._line = line_record(self.data)  # type: ignore[arg-type]  # None only when data is set
         return line
 
     @property
@@ -88,8 +103,7 @@ class ExchangeRecorded:
         """The record with its whole summary: a partial one decoded from the body (computed once)."""
         record = self._record
         if record is None:
-            record = with_full_summary(self.line)  # type: ignore[arg-type]
-            object.__setattr__(self, "_record", record)
+            record = self._record = with_full_summary(self.line)  # type: ignore[arg-type]
         return record
 
     @property
@@ -97,12 +111,8 @@ class ExchangeRecorded:
         """The view of `record` (computed once; a race between threads only computes it twice)."""
         view = self._view
         if view is None:
-            view = view_from_record(self.record, self.offset, self.path)
-            object.__setattr__(self, "_view", view)
+            view = self._view = view_from_record(self.record, self.offset, self.path)
         return view
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise FrozenInstanceError(f"cannot assign to field {name!r}")
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ExchangeRecorded):
@@ -113,30 +123,6 @@ class ExchangeRecorded:
 
     def __repr__(self) -> str:
         return f"ExchangeRecorded(view={self.view!r}, record={self.record!r})"
-
-
-def _fill(
-    event: ExchangeRecorded,
-    record: Mapping[str, Any],
-    whole: Mapping[str, Any] | None,
-    data: bytes | None,
-    offset: int,
-    path: Path | None,
-) -> None:
-    """The fields every ExchangeRecorded has, read once from the record (a malformed one gets neutral values)."""
-    setter = object.__setattr__
-    seq, kind, origin = record.get("seq"), record.get("kind"), record.get("origin")
-    summary = record.get("summary")
-    flags = summary.get("flags") if summary.__class__ is dict else None  # type: ignore[union-attr]
-    setter(event, "_line", record)
-    setter(event, "_record", whole)
-    setter(event, "data", data)
-    setter(event, "seq", seq if seq.__class__ is int else 0)
-    setter(event, "kind", kind if kind.__class__ is str else "")
-    setter(event, "origin", origin if origin.__class__ is str else "")
-    setter(event, "flags", tuple(flags) if flags.__class__ in (list, tuple) else ())  # type: ignore[arg-type]
-    setter(event, "offset", offset)
-    setter(event, "path", path)
 
 
 @dataclass(frozen=True, slots=True)

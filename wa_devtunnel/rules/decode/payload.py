@@ -553,21 +553,21 @@ def _ack_facts(body: bytes, accounts: Mapping[str, str], seen: SeenIds | None) -
         return AckFacts(_refused(f"body is not JSON: {one_line(str(exc), 120)}"), (), {}, ())
     if not isinstance(document, dict):
         return AckFacts(_refused(f"JSON is not an object ({type(document).__name__})"), (), {}, ())
+    # A parsed document holds exact dicts and lists: class tests instead of isinstance(), no helper calls.
     entries = document.get("entry")
-    if not isinstance(entries, list):
+    if entries.__class__ is not list:
         return _NO_FACTS
     keys: list[str] | None = [] if seen is not None else None
     named: dict[str, str] = {}
     item_accounts: dict[str, None] = {}
     unknown = False
     for entry in entries:
-        if not isinstance(entry, dict):
+        changes = entry.get("changes") if entry.__class__ is dict else None
+        if changes.__class__ is not list:
             continue
-        for change in _list(entry.get("changes")):
-            if not isinstance(change, dict):
-                continue
-            value = change.get("value")
-            if not isinstance(value, dict):
+        for change in changes:
+            value = change.get("value") if change.__class__ is dict else None
+            if value.__class__ is not dict:
                 continue
             metadata = value.get("metadata")
             number = _str(metadata.get("phone_number_id")) if metadata.__class__ is dict else ""
@@ -590,7 +590,9 @@ def _ack_facts(body: bytes, accounts: Mapping[str, str], seen: SeenIds | None) -
 def _deliveries(field: str, value: dict[str, Any], keys: list[str] | None) -> bool:
     """Adds the change's SeenIds keys in _Decoder's order (messages, statuses, echoes); True when the decoder
     makes message or status items of it (they carry the change's account)."""
-    messages, statuses = _list(value.get("messages")), _list(value.get("statuses"))
+    messages, statuses = value.get("messages"), value.get("statuses")
+    messages = messages if messages.__class__ is list else []
+    statuses = statuses if statuses.__class__ is list else []
     echoes = _list(value.get("message_echoes")) if field != "messages" else []
     if keys is not None:
         for raw in messages:
