@@ -11,6 +11,8 @@ with this venv's python, PYTHONPATH=<tree> (this checkout, working tree included
 `git worktree add --detach /tmp/ack-baseline-<sha> REF`, removed at the end), run from an empty temp
 directory (no .env), in its own session, environment = this shell's minus every wa-devtunnel, WhatsApp,
 Meta and ngrok variable, plus WHATSAPP_APP_SECRET (every signature is verified) and WHATSAPP_VERIFY_TOKEN.
+Each tree's package is byte-compiled first (`compileall`, as `pip install` does), so a process starts as an
+installed package does, even where PYTHONDONTWRITEBYTECODE is set (as on these machines).
 Its stdout is a pipe that a thread of this script drains continuously, as a terminal would, counting
 lines; its stderr goes to a file. Reference processes are tiny scripts (BARE_SERVER, PLAIN_REPLAY below)
 run by the same python. Each part alternates its sides round by round (the order rotates every round),
@@ -968,6 +970,15 @@ def baseline_tree(ref: str | None) -> Any:
         subprocess.run(["git", "worktree", "prune"], cwd=ROOT, capture_output=True)
 
 
+def byte_compile(tree: Tree) -> None:
+    """Each tree's package byte-compiled first, as `pip install` does: start-up (part 2 times it) is then an
+    installed package's, whatever this shell's PYTHONDONTWRITEBYTECODE (set on these machines, it would make
+    every process recompile each module whose cached bytecode is older than its source)."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    command = [sys.executable, "-m", "compileall", "-q", str(tree.path / "wa_devtunnel")]
+    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
+
+
 def event_body() -> bytes:
     """The issue's event: one signed Meta text message of EVENT_BYTES bytes (samples' text, lengthened)."""
     from wa_devtunnel.rules.samples import payloads as samples
@@ -1088,6 +1099,8 @@ def run(args: argparse.Namespace) -> int:
     results: dict[str, PartResult] = {}
     with baseline_tree(args.baseline) as baseline, tempfile.TemporaryDirectory(prefix="wa-ack-path-") as tmp:
         trees = [current] + ([baseline] if baseline else [])
+        for tree in trees:
+            byte_compile(tree)
         print("wa-devtunnel acknowledgement path, replay and forwarding (issue 17)")
         print("\n".join(machine_lines(trees, use_wrk)))
         print(f"rounds {args.rounds}, concurrency {CONCURRENCY}, parts {', '.join(parts)}\n", flush=True)

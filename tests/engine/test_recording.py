@@ -453,4 +453,7 @@ def test_a_line_reads_back_exactly_as_json_reads_it(value: dict[str, Any], ascii
 
 def test_integers_beyond_64_bits_are_read_exactly() -> None:
     for number in (2**63, 2**64, -(2**63) - 1, 10**30):
-        assert recording._decode_line(json.dumps({"n": number}).encode())[0] == {"n": number}
+        for value in ({"n": number}, {"a": "x", "n": [1, number]}, {"n": {"m": number}}):
+            for separators in ((", ", ": "), (",", ":")):  # the recorder's lines are compact
+                line = json.dumps(value, separators=separators).encode()
+                assert recording._decode_line(line)[0] == value, line

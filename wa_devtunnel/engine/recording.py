@@ -23,7 +23,7 @@ from wa_devtunnel.engine.recordings_dir import (
     prepare_recordings_directory,
     session_file_path,
 )
-from wa_devtunnel.rules.decode.payload import decode_payload, full_summary
+from wa_devtunnel.rules.decode.payload import decode_payload, full_summary, may_hold_a_big_integer
 from wa_devtunnel.settings import DEFAULT_MAX_SESSION_BYTES
 
 RECORDING_VERSION = 1
@@ -427,12 +427,9 @@ def read_record_at(path: Path, offset: int) -> dict[str, Any] | None:
 
 
 # orjson reads a line several times faster than json, but turns an integer beyond 64 bits into a float and refuses
-# what json accepts (a lone surrogate escape, NaN): such lines, and any with a run of 19+ digits, go to json.
-_LONG_DIGITS = re.compile(rb"[0-9]{19}")
-
-
+# what json accepts (a lone surrogate escape, NaN): such lines, and any that may hold a 19+ digit number, go to json.
 def _decode_line(raw: bytes) -> tuple[dict[str, Any] | None, str]:
-    if _LONG_DIGITS.search(raw) is None:
+    if not may_hold_a_big_integer(raw):
         try:
             value = orjson.loads(raw)
         except orjson.JSONDecodeError:

@@ -441,8 +441,9 @@ def decode_payload(
         return _refused(f"decoder error: {type(exc).__name__}")
 
 
-def _may_hold_a_big_integer(body: bytes) -> bool:
-    """A run of 19+ digits where a JSON number can start; runs inside ids ("US.1234...") don't count."""
+def may_hold_a_big_integer(body: bytes) -> bool:
+    """A run of 19+ digits where a JSON number can start (orjson would read it as a float: json.loads must);
+    runs inside ids ("US.1234...") don't count. A translation and a find: no regular expression per line."""
     digits = body.translate(_DIGITS_AS_ZERO)
     start = digits.find(_LONG_NUMBER)
     while start != -1:
@@ -458,7 +459,7 @@ def _load_json(body: bytes) -> Any:
     in keys and values) become "?" so the summary always encodes; and bodies orjson reads parse up to
     its 1024 levels of nesting, where json.loads gives up near 1000 (less on a deep stack). Bodies
     only json.loads reads (NaN, a BOM, UTF-16, integers beyond 64 bits) keep its limit."""
-    if not _may_hold_a_big_integer(body):
+    if not may_hold_a_big_integer(body):
         try:
             return orjson.loads(body)  # orjson refuses lone surrogates, so its strings are always clean
         except orjson.JSONDecodeError:
