@@ -34,6 +34,7 @@ from wa_devtunnel.engine.replay.plan import (
 )
 from wa_devtunnel.engine.replay.send import ReplayResult, _RecordWriter, judge, replay_record
 from wa_devtunnel.engine.replay.source import load_recordings
+from wa_devtunnel.rules.decode.payload import decode_payload, full_summary, partial_of
 from wa_devtunnel.rules.handshake import redact_verify_token
 from wa_devtunnel.rules.samples import payloads as samples
 from wa_devtunnel.rules.signature import SIGNATURE_HEADER, check_signature, sign_body
@@ -61,9 +62,10 @@ def reference_record(result: ReplayResult, options: ReplayOptions, sent_at: str,
         check = check_signature(planned.body, header_value(planned.headers, SIGNATURE_HEADER), secrets)
         signature = check.verdict.value
         extra["signature_detail"] = check.detail
-        for key in ("summary", "account"):
-            if key in source.record:
-                extra[key] = source.record[key]
+        if "summary" in source.record:  # derived data: a replay keeps what only the receiver knew
+            extra["summary"] = partial_of(source.record["summary"])
+        if "account" in source.record:
+            extra["account"] = source.record["account"]
     return build_record(
         seq=seq,
         received_at=sent_at,
@@ -107,6 +109,8 @@ def write_sources(directory: Path, texts: list[str]) -> Path:
             extra: dict[str, Any] = {"account": {"waba_id": "1"}} if number % 2 else {}
             if number % 3 == 0:
                 extra["summary"] = {"partial": True, "flags": ["duplicate"] if number % 2 else []}
+            elif number % 3 == 1:  # an older receiver's whole summary
+                extra["summary"] = {**decode_payload(body, values=False).to_dict(), "flags": ["duplicate"]}
             recorder.append(source_record(next(seq), "event", body, "a=1&hub.verify_token=leak" * (number % 2), extra))
         recorder.append(source_record(next(seq), "event", b"\xff\xfe not UTF-8 \x00", "", {}))
         query = f"hub.mode=subscribe&hub.challenge=1&hub.verify_token={TOKEN}"
@@ -218,3 +222,24 @@ def test_the_batch_writer_writes_the_same_lines_with_or_without_append_many(tmp_
             ref.append(reference_record(result, options, sent_at, seq))
     assert batching.batches == [len(results)]
     assert plain == batched == ref.path.read_bytes()
+
+
+def test_a_replay_keeps_what_only_the_receiver_knew_and_readers_derive_the_rest(tmp_path: Path) -> None:
+    """The source's summary (whole from an older receiver, or partial) becomes partial in the replay's line:
+    a reader derives the whole one from the body the replay sent, the receiver's flags kept."""
+    loaded = load_recordings([write_sources(tmp_path / "src", ["one", "two", "three", "four"])])
+    options = ReplayOptions(TARGET, app_secret=SECRET, verify_token=TOKEN)
+    for planned in plan_replay(loaded.exchanges, options):
+        answer = ForwardResult(TARGET, 200, b"EVENT_RECEIVED", "text/plain", 1.0)
+        ok, detail = judge(planned, answer)
+        record = replay_record(ReplayResult(planned, answer, ok, detail), options, "2026-12-07T08:00:00.000000Z", 1)
+        source = planned.source.record.get("summary")
+        if planned.challenge is not None or source is None:
+            assert "summary" not in record
+            continue
+        assert record["summary"]["partial"] is True and "items" not in record["summary"]
+        derived = full_summary(record["summary"], planned.body)
+        if source.get("partial") is True:
+            assert derived == full_summary(source, planned.body)
+        else:
+            assert derived == source and derived["flags"] == ["duplicate"]

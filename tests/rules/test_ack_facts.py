@@ -20,6 +20,7 @@ from wa_devtunnel.rules.decode.payload import (
     ack_facts,
     decode_payload,
     full_summary,
+    partial_of,
     phone_number_ids,
 )
 from wa_devtunnel.rules.samples import payloads as samples
@@ -43,6 +44,9 @@ def assert_same(bodies: list[bytes], accounts: dict[str, str] | None) -> None:
         assert not decoded.problem.startswith(("body is not JSON", "JSON is not an object"))
         line = json.loads(json.dumps(facts.partial_summary()))  # as a reader gets it back from the file
         assert full_summary(line, body) == decoded.to_dict()
+        # A replay's record keeps partial_of its source's summary (partial, or whole from an older receiver).
+        assert full_summary(partial_of(line), body) == decoded.to_dict()
+        assert full_summary(partial_of(decoded.to_dict()), body) == decoded.to_dict()
         assert set(facts.item_accounts) == item_accounts(decoded)
         assert list(receiver_seen._keys) == list(decoder_seen._keys)
 

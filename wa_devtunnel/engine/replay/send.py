@@ -20,6 +20,7 @@ from wa_devtunnel.engine.http_client import REQUEST_ERRORS, Failure, client_sess
 from wa_devtunnel.engine.recording import RECORDING_VERSION, SessionRecorder, encode_body
 from wa_devtunnel.engine.replay.plan import FORGED, REPLAY_ORIGIN, PlannedRequest, ReplayOptions, header_value
 from wa_devtunnel.engine.tunnel.selftest import judge_handshake_answer
+from wa_devtunnel.rules.decode.payload import partial_of
 from wa_devtunnel.rules.handshake import redact_verify_token
 from wa_devtunnel.rules.signature import SIGNATURE_HEADER, SigningKey, check_signature, signing_keys
 
@@ -320,8 +321,9 @@ class _RecordMaker:
         record["signature"] = check.verdict.value
         record["signature_detail"] = check.detail
         recorded = source.record
-        if "summary" in recorded:
-            record["summary"] = recorded["summary"]
+        summary = recorded.get("summary")
+        if isinstance(summary, Mapping):  # derived data: what only the receiver knew, the rest from the body sent
+            record["summary"] = partial_of(summary)
         if "account" in recorded:
             record["account"] = recorded["account"]
         return record

@@ -653,6 +653,29 @@ def full_summary(partial: Mapping[str, Any], body: bytes) -> dict[str, Any]:
     return summary
 
 
+def partial_of(summary: Mapping[str, Any]) -> dict[str, Any]:
+    """What only the receiver knew of a summary, partial or whole (AckFacts.partial_summary's form): its flags
+    (duplicate, unknown-phone-number-id) and the configured accounts of the numbers it named. full_summary of
+    it and the same body gives the whole summary back; another body gets that body's own summary."""
+    if summary.get("partial") is True:
+        accounts = summary.get("accounts")
+    else:
+        items = summary.get("items")
+        accounts = {
+            str(item.get("phone_number_id")): item["account"]
+            for item in (items if isinstance(items, list) else ())
+            if isinstance(item, Mapping) and isinstance(item.get("account"), str) and item.get("phone_number_id")
+        }
+    flags = summary.get("flags")
+    partial: dict[str, Any] = {
+        "partial": True,
+        "flags": [str(flag) for flag in flags if flag in _RECEIVER_FLAGS] if isinstance(flags, list) else [],
+    }
+    if isinstance(accounts, Mapping) and accounts:
+        partial["accounts"] = dict(accounts)
+    return partial
+
+
 def merged_flags(decoded: list[str], recorded: Any) -> list[str]:
     """A summary decoded again keeps the flags only the receiver knew; known flags in their usual order."""
     if not isinstance(recorded, list) or not recorded:
