@@ -172,3 +172,21 @@ def test_joined_runs_keep_the_order_across_streams() -> None:
     out, err = io.StringIO(), io.StringIO()
     chunks = [(out, "a\n"), (out, "b\n"), (err, "c\n"), (out, "d\n")]
     assert joined_runs(chunks) == [(out, "a\nb\n"), (err, "c\n"), (out, "d\n")]
+
+
+def test_a_batch_past_its_budget_spends_as_many_tokens_as_one_take_per_exchange() -> None:
+    """render_batch stops asking the budget once it said no (one clock reading per batch): the tokens left,
+    and so when exchanges show again, are what a take() per exchange would have left."""
+    for size, refill in ((5, 0.2), (40, 0.5), (300, 3.0)):
+        clock, reference_clock = FakeClock(), FakeClock()
+        budget = DisplayBudget(rate=10, burst=20, clock=clock)
+        reference = DisplayBudget(rate=10, burst=20, clock=reference_clock)
+        printer = HeadlessPrinter(io.StringIO(), io.StringIO(), json_lines=False)
+        for batch in range(3):
+            events = [exchange(seq) for seq in range(batch * size + 1, (batch + 1) * size + 1)]
+            printer.render_batch(events, budget)
+            for _ in events:
+                reference.take()
+            assert (budget._tokens, budget.coalescing) == (reference._tokens, reference.coalescing), (size, batch)
+            clock.now += refill
+            reference_clock.now += refill

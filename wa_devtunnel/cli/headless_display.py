@@ -68,6 +68,11 @@ class DisplayBudget:
         self._tokens = max(0.0, tokens - 1.0)
         return not self.coalescing
 
+    def spend(self, count: int) -> None:
+        """`count` more exchanges not shown (what as many take() with the same clock reading would do, once the
+        budget has said no: within one reading the tokens only go down)."""
+        self._tokens = max(0.0, self._tokens - count)
+
 
 class LineWriter:
     """Writes runs of text in a thread, in order: the event loop never blocks on a slow stdout."""

@@ -293,6 +293,7 @@ class Subscription:
         self._events: deque[EngineEvent] = deque()
         self._maxsize = maxsize
         self._wakeup = asyncio.Event()
+        self._waiting = False  # a get() sleeps on _wakeup: only then does a delivery set it
         self._wake = wake
         # True from a wake-up until the consumer rearms: the engine posts nothing meanwhile.
         self._woken = False
@@ -306,7 +307,9 @@ class Subscription:
             self.dropped += 1
         events.append(event)
         if self._wake is None:
-            self._wakeup.set()
+            if self._waiting:
+                self._waiting = False
+                self._wakeup.set()
         elif not self._woken:
             self._woken = True
             self._wake()
@@ -339,6 +342,7 @@ class Subscription:
         """Wait for the next event."""
         while not self._events:
             self._wakeup.clear()
+            self._waiting = True
             await self._wakeup.wait()
         return self._events.popleft()
 
