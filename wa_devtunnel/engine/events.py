@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from wa_devtunnel.engine.exchange_view import ExchangeView, view_from_record
-from wa_devtunnel.engine.recording import line_record, summary_is_partial, with_full_summary
+from wa_devtunnel.engine.recording import line_at, summary_is_partial, with_full_summary
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,19 +45,19 @@ class ReceiverStarted:
 class ExchangeRecorded:
     """A request was answered and (unless --no-record) is on disk.
 
-    The receiver publishes the line as written (`data`, the exact bytes of the recording's line) and the
-    few fields the engine's inline listeners read (`seq`, `kind`, `origin`, `flags`): the record itself is
-    freed as soon as the answer is sent, while the event may wait in a queue. `line` is the record as
-    written (decoded from `data` on first read: what any reader of the file gets; its summary may be
-    partial, only what the receiver knew); `record` is that record with its whole summary (DESIGN.md's
-    reader rule), and the display view is made from it: each on first read, by the front end that wants
-    it, so a receiver nobody watches never pays for them.
+    The receiver publishes where its line is (`path`, `offset`, `length`: the recording is the source of
+    truth) and the few fields the engine's inline listeners read (`seq`, `kind`, `origin`, `flags`): the
+    record and its bytes are freed as soon as the answer is sent, while the event may wait in a queue.
+    `line` is the record as written (read back from the recording on first read, from the page cache: what
+    any reader of the file gets; its summary may be partial, only what the receiver knew); `record` is that
+    record with its whole summary (DESIGN.md's reader rule), and the display view is made from it: each on
+    first read, by the front end that wants it, so a receiver nobody watches never pays for them.
 
     Every front end shares the same event: it is read-only by contract. (Not enforced: a frozen class's
     stores cost the receiver a call each, and one is built per request.)
     """
 
-    __slots__ = ("_line", "_record", "_view", "data", "flags", "kind", "offset", "origin", "path", "seq")
+    __slots__ = ("_line", "_record", "_view", "flags", "kind", "length", "offset", "origin", "path", "seq")
 
     def __init__(
         self, view: ExchangeView | None, record: Mapping[str, Any], offset: int = -1, path: Path | None = None
@@ -65,18 +65,19 @@ class ExchangeRecorded:
         self._fill(record, offset, path)
         self._line = record
         self._record = None if summary_is_partial(record) else record
-        self.data = None
+        self.length = 0
         self._view = view
         if view is not None:
             self.offset, self.path = view.offset, view.recording
 
     @classmethod
-    def written(cls, record: Mapping[str, Any], data: bytes, offset: int, path: Path | None) -> ExchangeRecorded:
-        """The receiver's event for a record on disk as `data`: the event keeps the bytes, not the record."""
+    def written(cls, record: Mapping[str, Any], length: int, offset: int, path: Path) -> ExchangeRecorded:
+        """The receiver's event for a record on disk (`length` bytes at `offset` of `path`): it keeps neither the
+        record nor its bytes."""
         event = cls.__new__(cls)
         event._fill(record, offset, path)
         event._line = event._record = event._view = None
-        event.data = data
+        event.length = length
         return event
 
     def _fill(self, record: Mapping[str, Any], offset: int, path: Path | None) -> None:
@@ -94,8 +95,12 @@ class ExchangeRecorded:
     def line(self) -> Mapping[str, Any]:
         """The record as written (its summary possibly partial): decoded from `data` once, when kept as bytes."""
         line = self._line
-        if line is None:
-            line = self._line = line_record(self.data)  # type: ignore[arg-type]  # None only when data is set
+        if line is None:  # written by the receiver: read back (path is set whenever _line is not)
+            line = line_at(self.path, self.offset, self.length)  # type: ignore[arg-type]
+            if line is None:  # removed or rewritten meanwhile: what the event itself knows, and why no more
+                line = {"v": 1, "seq": self.seq, "kind": self.kind, "origin": self.origin}
+                line["recording_error"] = f"line no longer readable at offset {self.offset} of {self.path}"
+            self._line = line
         return line
 
     @property

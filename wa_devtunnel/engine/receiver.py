@@ -129,9 +129,9 @@ def _commit(state: ReceiverState, record: dict[str, Any]) -> bool:
     # Only Meta's kind of request proves recovery: a stranger's tiny 404 may fit where an event did not.
     if state.recording_failed and record["kind"] != "other":
         _recording_recovered(state)
-    # The event keeps the bytes written, not the record: it is freed with this request (path: after a rollover,
-    # the new part).
-    state.bus.publish(ExchangeRecorded.written(record, data, offset, recorder.path))
+    # The event says where the line is, and keeps neither it nor the record: both are freed with this request
+    # (path: after a rollover, the new part).
+    state.bus.publish(ExchangeRecorded.written(record, len(data), offset, recorder.path))
     return True
 
 

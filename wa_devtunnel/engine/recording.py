@@ -318,11 +318,17 @@ def encode_record(record: dict[str, Any]) -> bytes:
     return _encode_line(_for_disk(record))
 
 
-def line_record(data: bytes) -> dict[str, Any]:
-    """The record a line made by encode_record holds, as any reader of the file gets it."""
-    record, problem = _decode_line(data)
-    if record is None:  # encode_record's lines always decode: this is a bug, said loudly
-        raise ValueError(f"a recorded line does not decode: {problem}")
+def line_at(path: Path, offset: int, length: int) -> dict[str, Any] | None:
+    """The record of the line `append` wrote at `offset` (`length` bytes), as any reader of the file gets it
+    (its summary as written); None when it is no longer there whole."""
+    try:
+        with open(path, "rb", buffering=0) as handle:
+            raw = os.pread(handle.fileno(), length, offset)
+    except OSError:
+        return None
+    if len(raw) != length or not raw.endswith(b"\n"):
+        return None
+    record, _problem = _decode_line(raw)
     return record
 
 
