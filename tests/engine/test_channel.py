@@ -384,3 +384,30 @@ def test_an_engine_nobody_watches_never_decodes_an_exchange_for_the_channel() ->
     server.publish([event])
     assert server.last_seq == 7
     assert object.__getattribute__(event, "_record") is None, "the whole summary was derived for nobody"
+
+
+def test_a_channel_nobody_watches_is_handed_no_exchange_and_a_watcher_starts_at_the_receivers_last_seq() -> None:
+    """Until a watcher attaches, the receiver's deliveries skip the channel (its last seq is the receiver's);
+    from the attach on, every exchange streams; after the last watcher leaves, none again."""
+
+    def exchange(seq: int) -> ExchangeRecorded:
+        line = {"id": f"x{seq}", "seq": seq, "kind": "event", "summary": {"partial": True, "flags": []}}
+        return ExchangeRecorded(None, line | {"request": {"method": "POST", "path": "/w", "headers": [], "body": ""}})
+
+    bus = EventBus()
+    service = SimpleNamespace(bus=bus, last_seq=0)
+    server = ChannelServer(service, None, lambda: None)  # type: ignore[arg-type]
+    queue = server._subscription
+    for seq in (1, 2, 3):
+        bus.publish(exchange(seq))
+    service.last_seq = 3
+    bus.publish(Notice("info", "kept for the first watcher"))
+    assert queue.pending == 1  # the notice only
+    watcher = SimpleNamespace(behind=False, records=False)
+    server.attach(watcher)  # type: ignore[arg-type]
+    assert server.last_seq == 3
+    bus.publish(exchange(4))
+    assert [getattr(e, "seq", None) for e in queue.drain()] == [None, 4]
+    server.detach(watcher)  # type: ignore[arg-type]
+    bus.publish(exchange(5))
+    assert queue.pending == 0

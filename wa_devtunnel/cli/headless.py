@@ -8,6 +8,7 @@ import re
 import signal
 import sys
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, TextIO
 
 from wa_devtunnel.cli.headless_display import (
@@ -246,8 +247,9 @@ class HeadlessPrinter:
         # Exchanges (and --ack-first late answers) not shown since the last report, under overload.
         self.skipped = 0
         self.skipped_forwards = 0
-        self._skipped_seqs: tuple[int, int] = (0, 0)
-        self._skipped_recording: str | None = None
+        self._first_skipped: ExchangeRecorded | None = None
+        self._last_skipped: ExchangeRecorded | None = None
+        self._skipped_path: Path | None = None
         self._reported_at = 0.0
 
     def _emit(self, stream: TextIO, text: str, style: str = "") -> None:
@@ -307,20 +309,23 @@ class HeadlessPrinter:
         if event.__class__ is ForwardCompleted:
             self.skipped_forwards += 1
             return
-        seq = event.seq  # a skipped exchange is never decoded
-        first, _last = self._skipped_seqs
-        self._skipped_seqs = (seq if not self.skipped else first, seq)
+        # A skipped exchange is never decoded; the run's first and last are all the report needs of it.
+        if not self.skipped:
+            self._first_skipped = event
+        self._last_skipped = event
         self.skipped += 1
-        if event.path is not None:
-            self._skipped_recording = str(event.path)
+        if event.path is not None:  # the recording to see (None: not recorded, by --no-record or a full disk)
+            self._skipped_path = event.path
 
     def _report_skipped(self, now: float) -> None:
         """`N exchange(s) not shown (#a-#b)`: answered and recorded, only the display skipped them."""
         self._reported_at = now
-        count, forwards, (first, last) = self.skipped, self.skipped_forwards, self._skipped_seqs
-        recording = self._skipped_recording
+        count, forwards = self.skipped, self.skipped_forwards
+        first_event, last_event = self._first_skipped, self._last_skipped
+        first, last = (first_event.seq, last_event.seq) if count and first_event and last_event else (0, 0)
+        recording = str(self._skipped_path) if self._skipped_path is not None else None
         self.skipped = self.skipped_forwards = 0
-        self._skipped_recording = None
+        self._first_skipped = self._last_skipped = self._skipped_path = None
         if self.json_lines:
             payload: dict[str, Any] = {"event": "skipped", "count": count, "first_seq": first, "last_seq": last}
             self._json(payload | {"forward_updates": forwards, "recording": recording})

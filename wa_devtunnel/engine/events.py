@@ -293,8 +293,11 @@ class Subscription:
     until the consumer has taken what came and rearms: one wake-up per burst, not per event.
     """
 
-    def __init__(self, bus: EventBus, maxsize: int, wake: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, bus: EventBus, maxsize: int, wake: Callable[[], None] | None = None, exchanges: bool = True
+    ) -> None:
         self._bus = bus
+        self.exchanges = exchanges  # False: every event but ExchangeRecorded (EventBus.want_exchanges changes it)
         self._events: deque[EngineEvent] = deque()
         self._maxsize = maxsize
         self._wakeup = asyncio.Event()
@@ -376,6 +379,7 @@ class EventBus:
     def __init__(self) -> None:
         # Tuples, replaced (never mutated) on (un)subscribe: publish iterates them without copying.
         self._subscriptions: tuple[Subscription, ...] = ()
+        self._exchange_subscriptions: tuple[Subscription, ...] = ()  # those that want exchanges too
         self._listeners: tuple[Callable[[EngineEvent], None], ...] = ()
         self._redact: Callable[[EngineEvent], EngineEvent] | None = None
 
@@ -387,25 +391,42 @@ class EventBus:
         """For the engine's own observers (hints, registration), called inline: front ends `subscribe`."""
         self._listeners = (*self._listeners, listener)
 
-    def subscribe(self, maxsize: int = 100_000, wake: Callable[[], None] | None = None) -> Subscription:
-        """Register a front end; it sees events published from now on (see Subscription for `wake`)."""
-        subscription = Subscription(self, maxsize, wake)
+    def subscribe(
+        self, maxsize: int = 100_000, wake: Callable[[], None] | None = None, *, exchanges: bool = True
+    ) -> Subscription:
+        """Register a front end; it sees events published from now on (see Subscription for `wake`), exchanges
+        only if `exchanges` (a front end that has nobody to show them to spares the receiver a delivery each)."""
+        subscription = Subscription(self, maxsize, wake, exchanges)
         self._subscriptions = (*self._subscriptions, subscription)
+        self._sort_exchanges()
         return subscription
+
+    def want_exchanges(self, subscription: Subscription, wanted: bool) -> None:
+        """From the next publish on, `subscription` gets exchanges (or no longer does)."""
+        subscription.exchanges = wanted
+        self._sort_exchanges()
+
+    def _sort_exchanges(self) -> None:
+        self._exchange_subscriptions = tuple(each for each in self._subscriptions if each.exchanges)
 
     def unsubscribe(self, subscription: Subscription) -> None:
         """Forget a subscriber (idempotent)."""
         if subscription in self._subscriptions:
             index = self._subscriptions.index(subscription)
             self._subscriptions = self._subscriptions[:index] + self._subscriptions[index + 1 :]
+            self._sort_exchanges()
 
     def publish(self, event: EngineEvent) -> None:
         """Hand the event to every subscriber without waiting on any of them."""
         # Exchanges (the hot path) are request data, never engine text: one identity test, no redaction.
-        if event.__class__ is not ExchangeRecorded and self._redact is not None:
-            event = self._redact(event)
-        for subscription in self._subscriptions:
+        if event.__class__ is ExchangeRecorded:
+            subscriptions = self._exchange_subscriptions
+        else:
+            subscriptions = self._subscriptions
+            if self._redact is not None:
+                event = self._redact(event)
+        for subscription in subscriptions:
             subscription.deliver(event)
-        # Inline on the ack path: the engine's listeners read an exchange's `line` (as written), never `record`.
+        # Inline on the ack path: the engine's listeners read an exchange's own fields, never `record`.
         for listener in self._listeners:
             listener(event)

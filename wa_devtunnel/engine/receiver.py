@@ -55,6 +55,7 @@ class ReceiverState:
     seq: count[int] = field(default_factory=lambda: count(1))
     seen: SeenIds = field(default_factory=SeenIds)
     exchanges: int = 0
+    last_seq: int = 0  # the seq of the last exchange published (a front end attaching reads up to it)
     forwarder: Forwarder | None = None
     background: set[asyncio.Task[None]] = field(default_factory=set)
     backlog_bytes: int = 0
@@ -115,6 +116,7 @@ def _commit(state: ReceiverState, record: dict[str, Any]) -> bool:
     record (marked with the error) still reaches the front ends.
     """
     state.exchanges += 1
+    state.last_seq = record["seq"]
     recorder = state.recorder
     if recorder is None:  # --no-record
         state.bus.publish(ExchangeRecorded(None, record))

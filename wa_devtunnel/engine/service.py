@@ -462,6 +462,11 @@ class WebhookService:
         """How many requests this session answered."""
         return self._app[RECEIVER_STATE].exchanges if self._app else 0
 
+    @property
+    def last_seq(self) -> int:
+        """The seq of the last exchange answered (0 before the first): where a front end's stream takes over."""
+        return self._app[RECEIVER_STATE].last_seq if self._app else 0
+
     # What front ends ask of the engine ----------------------------------------------------------
 
     async def send_sample(self) -> int:

@@ -166,7 +166,8 @@ class ChannelServer:
         self.refused_clients = 0
         self._server: asyncio.AbstractServer | None = None
         # Subscribed from construction: the start-up notices (tunnel failed, local only) reach the first watcher.
-        self._subscription: Subscription = service.bus.subscribe()
+        # Exchanges only while someone watches: until then the receiver's last seq is all the channel needs.
+        self._subscription: Subscription = service.bus.subscribe(exchanges=False)
         self._recent_notices: deque[Notice] = deque(maxlen=RECENT_NOTICES)
         self._pump: asyncio.Task[None] | None = None
         self._commands: set[asyncio.Task[None]] = set()
@@ -238,7 +239,7 @@ class ChannelServer:
             "tunnel": service.tunnel.name,
             "accounts": [account.name for account in settings.accounts],
             "recording_parts": self._recording_parts(),
-            "last_seq": self.last_seq,
+            "last_seq": self.last_seq if self.watchers else self.service.last_seq,
             "view_fields": list(VIEW_FIELDS),  # the order of an exchange's "view" values
             "exchanges": service.exchanges,
             "started": event_message(started) if started is not None else None,
@@ -262,12 +263,17 @@ class ChannelServer:
         }
 
     def attach(self, watcher: Watcher) -> None:
-        """A watcher that said hello gets events from the next batch on."""
+        """A watcher that said hello gets events from the next batch on (its welcome's last_seq just before)."""
+        if not self.watchers:  # exchanges stream from now on; the ones before are the recording's
+            self.last_seq = self.service.last_seq
+            self.service.bus.want_exchanges(self._subscription, True)
         self.watchers = [*self.watchers, watcher]
 
     def detach(self, watcher: Watcher) -> None:
         """A watcher gone (detached, or its process ended)."""
         self.watchers = [w for w in self.watchers if w is not watcher]
+        if not self.watchers:
+            self.service.bus.want_exchanges(self._subscription, False)
 
     # Commands ------------------------------------------------------------------------------------
 
