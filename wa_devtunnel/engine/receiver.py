@@ -181,7 +181,9 @@ class DirectHandler:
 async def answer(state: ReceiverState, request: web.BaseRequest, *, expect: bool = False) -> web.StreamResponse:
     """Single entry point: read, verify, record one whole line, answer (`expect`: honour 100-continue first)."""
     started = time.perf_counter()
-    if expect and EXPECT in request.headers:
+    content = request.content
+    # A client that waits for `100 Continue` has not sent its body: one that has needs no 100 (most requests).
+    if expect and not content.is_eof() and EXPECT in request.headers:
         await _expect(request)
         await request.writer.drain()
     config = state.config
@@ -193,7 +195,8 @@ async def answer(state: ReceiverState, request: web.BaseRequest, *, expect: bool
     body = b""
     truncated = False
     seen_bytes = 0
-    path = request.path
+    raw_path = request.rel_url.raw_path
+    path = raw_path if "%" not in raw_path else request.path  # decoded only when it holds an escape
     on_path = path == config.path or path.rstrip("/") == config.path.rstrip("/")  # a trailing slash is the same path
     # --require-signature and no signature at all: the answer is 401 whatever follows, so only the start is read.
     unsigned_refusal = (
@@ -202,7 +205,6 @@ async def answer(state: ReceiverState, request: web.BaseRequest, *, expect: bool
     busy: ReceiverBusy | None = None
     if request.can_read_body:
         limit = OVERSIZE_PREFIX_BYTES if unsigned_refusal else config.max_body_bytes
-        content = request.content
         if content.is_eof():  # a small body usually arrives whole with its headers: take it as is
             body = content.read_nowait()
             seen_bytes = len(body)
