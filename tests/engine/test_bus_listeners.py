@@ -1,5 +1,6 @@
-"""The engine's inline bus listeners run on the acknowledgement path: they read the line as written, never
-`record` (which would decode the body again) or the view."""
+"""The engine's inline bus listeners run on the acknowledgement path: they read the event's own fields
+(seq, kind, origin, flags), never `line` (read back from the recording), `record` (which would decode the
+body again) or the view."""
 
 from __future__ import annotations
 

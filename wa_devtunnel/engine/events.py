@@ -398,15 +398,15 @@ class EventBus:
         only if `exchanges` (a front end that has nobody to show them to spares the receiver a delivery each)."""
         subscription = Subscription(self, maxsize, wake, exchanges)
         self._subscriptions = (*self._subscriptions, subscription)
-        self._sort_exchanges()
+        self._list_exchange_subscriptions()
         return subscription
 
     def want_exchanges(self, subscription: Subscription, wanted: bool) -> None:
         """From the next publish on, `subscription` gets exchanges (or no longer does)."""
         subscription.exchanges = wanted
-        self._sort_exchanges()
+        self._list_exchange_subscriptions()
 
-    def _sort_exchanges(self) -> None:
+    def _list_exchange_subscriptions(self) -> None:
         self._exchange_subscriptions = tuple(each for each in self._subscriptions if each.exchanges)
 
     def unsubscribe(self, subscription: Subscription) -> None:
@@ -414,7 +414,7 @@ class EventBus:
         if subscription in self._subscriptions:
             index = self._subscriptions.index(subscription)
             self._subscriptions = self._subscriptions[:index] + self._subscriptions[index + 1 :]
-            self._sort_exchanges()
+            self._list_exchange_subscriptions()
 
     def publish(self, event: EngineEvent) -> None:
         """Hand the event to every subscriber without waiting on any of them."""
