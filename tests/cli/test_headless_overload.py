@@ -190,3 +190,60 @@ def test_a_batch_past_its_budget_spends_as_many_tokens_as_one_take_per_exchange(
             assert (budget._tokens, budget.coalescing) == (reference._tokens, reference.coalescing), (size, batch)
             clock.now += refill
             reference_clock.now += refill
+
+
+class Runs:
+    """A LineWriter stand-in: the runs handed over, in order."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[Any, str]] = []
+
+    def put(self, runs: list[tuple[Any, str]]) -> None:
+        self.runs.extend(runs)
+
+
+async def test_while_the_display_coalesces_exchanges_are_counted_from_the_receiver_not_delivered() -> None:
+    """A flood past the budget: the printer's subscription stops getting exchanges, each turn counts the ones
+    the receiver answered meanwhile (its counters), and the line said is the one a delivered flood gives."""
+    from types import SimpleNamespace
+
+    from wa_devtunnel.cli.headless import HeadlessDisplay
+    from wa_devtunnel.engine.events import EventBus
+
+    def flood(first: int, last: int) -> None:
+        for seq in range(first, last + 1):
+            bus.publish(exchange(seq))
+        service.exchanges, service.last_seq = last, last
+
+    clock, out = FakeClock(), io.StringIO()
+    bus = EventBus()
+    service = SimpleNamespace(bus=bus, exchanges=0, last_seq=0, recorder=SimpleNamespace(path=RECORDING))
+    subscription = bus.subscribe()
+    writer = Runs()
+    display = HeadlessDisplay(
+        HeadlessPrinter(out, io.StringIO(), json_lines=False),
+        service,  # type: ignore[arg-type]
+        subscription,
+        writer,  # type: ignore[arg-type]
+        DisplayBudget(rate=10, burst=20, clock=clock),
+    )
+    flood(1, 30)
+    display.render(await display.next_batch())
+    assert display.counting and not subscription.exchanges  # the budget ran out: counting from now on
+    lines = written(writer.runs, out)
+    assert len(lines) == 21 and lines[-1].startswith("[overload] 10 exchange(s) not shown (#21-#30)")
+    flood(31, 100)
+    bus.publish(Notice("warning", "still delivered"))
+    assert subscription.pending == 1  # the notice, none of the 70 exchanges
+    clock.now += 0.5  # 5 tokens back, 70 arrivals spend them: still counting, nothing said yet
+    display.render(await display.next_batch())
+    assert display.counting and written(writer.runs, out)[-1].startswith("[overload] 10 ")
+    flood(101, 120)
+    clock.now += 1.5  # 15 tokens back, more than half the burst: counted, said, and delivery resumes
+    display.render(await display.next_batch())
+    lines = written(writer.runs, out)
+    assert lines[-1] == f"[overload] 90 exchange(s) not shown (#31-#120); answered and recorded, see {RECORDING}"
+    assert not display.counting and subscription.exchanges
+    flood(121, 121)
+    display.render(await display.next_batch())
+    assert "hello 121" in written(writer.runs, out)[-1]

@@ -33,6 +33,7 @@ from wa_devtunnel.engine.events import (
     RecordingHealth,
     RegistrationChanged,
     SelfTestFinished,
+    Subscription,
     TunnelChanged,
     WebhookQuiet,
     routing_words,
@@ -247,8 +248,7 @@ class HeadlessPrinter:
         # Exchanges (and --ack-first late answers) not shown since the last report, under overload.
         self.skipped = 0
         self.skipped_forwards = 0
-        self._first_skipped: ExchangeRecorded | None = None
-        self._last_skipped: ExchangeRecorded | None = None
+        self._skipped_seqs = [0, 0]  # the first and last seq of the run not shown
         self._skipped_path: Path | None = None
         self._reported_at = 0.0
 
@@ -309,23 +309,26 @@ class HeadlessPrinter:
         if event.__class__ is ForwardCompleted:
             self.skipped_forwards += 1
             return
-        # A skipped exchange is never decoded; the run's first and last are all the report needs of it.
+        self.count_unshown(1, event.seq, event.seq, event.path)  # a skipped exchange is never decoded
+
+    def count_unshown(self, count: int, first_seq: int, last_seq: int, path: Path | None) -> None:
+        """`count` exchanges (seq first_seq..last_seq) join the run not shown (path: their recording, if any)."""
+        seqs = self._skipped_seqs
         if not self.skipped:
-            self._first_skipped = event
-        self._last_skipped = event
-        self.skipped += 1
-        if event.path is not None:  # the recording to see (None: not recorded, by --no-record or a full disk)
-            self._skipped_path = event.path
+            seqs[0] = first_seq
+        seqs[1] = last_seq
+        self.skipped += count
+        if path is not None:  # the recording to see (None: not recorded, by --no-record or a full disk)
+            self._skipped_path = path
 
     def _report_skipped(self, now: float) -> None:
         """`N exchange(s) not shown (#a-#b)`: answered and recorded, only the display skipped them."""
         self._reported_at = now
         count, forwards = self.skipped, self.skipped_forwards
-        first_event, last_event = self._first_skipped, self._last_skipped
-        first, last = (first_event.seq, last_event.seq) if count and first_event and last_event else (0, 0)
+        first, last = self._skipped_seqs if count else (0, 0)
         recording = str(self._skipped_path) if self._skipped_path is not None else None
         self.skipped = self.skipped_forwards = 0
-        self._first_skipped = self._last_skipped = self._skipped_path = None
+        self._skipped_path = None
         if self.json_lines:
             payload: dict[str, Any] = {"event": "skipped", "count": count, "first_seq": first, "last_seq": last}
             self._json(payload | {"forward_updates": forwards, "recording": recording})
@@ -517,6 +520,82 @@ def freeze_start_up() -> None:
     gc.set_threshold(SERVING_GC_THRESHOLD, middle, old)
 
 
+class HeadlessDisplay:
+    """The printer's pump: what arrived since its last turn is rendered at once and written by the writer thread.
+
+    While the display coalesces (a flood past its budget), the receiver's exchanges are not delivered to it
+    one by one: each turn counts those answered meanwhile from the receiver's own counters (how many, their
+    seqs), spends their tokens, and delivery resumes when the budget would show exchanges again. A flood then
+    costs the receiver no event queued and no per-exchange work here; the count said is the same.
+    """
+
+    def __init__(
+        self,
+        printer: HeadlessPrinter,
+        service: WebhookService,
+        subscription: Subscription,
+        writer: LineWriter,
+        budget: DisplayBudget,
+    ) -> None:
+        self.printer, self.service, self.subscription = printer, service, subscription
+        self.writer, self.budget = writer, budget
+        self.counting = False
+        self._exchanges = self._seq = 0  # the receiver's counters when last looked at, while counting
+
+    async def run(self) -> None:
+        while True:
+            self.render(await self.next_batch())
+            await asyncio.sleep(BATCH_SECONDS)
+
+    async def next_batch(self) -> list[EngineEvent]:
+        """What arrived since the last turn (while counting: the exchanges counted, the other events taken)."""
+        printer, subscription = self.printer, self.subscription
+        if self.counting:
+            self._count_arrivals()
+            return subscription.take(1_000_000)  # notices and late answers still come one by one
+        if printer.skipped or printer.skipped_forwards:  # the count is said even if nothing else comes
+            try:
+                return await asyncio.wait_for(subscription.get_batch(1_000_000), SKIPPED_REPORT_SECONDS)
+            except TimeoutError:
+                return []
+        return await subscription.get_batch(1_000_000)
+
+    def render(self, batch: list[EngineEvent]) -> None:
+        """The batch to the writer; once the budget coalesces, exchanges are counted instead of delivered."""
+        printer = self.printer
+        self.writer.put(printer.render_batch(batch, self.budget))
+        if not self.counting and printer.exchanges and self.budget.coalescing:
+            self._start_counting()
+
+    def finish(self) -> None:
+        """The last turn at the end of the run: what is left, and the count not said yet."""
+        if self.counting:
+            self._count_arrivals()
+        self.writer.put(self.printer.render_batch(self.subscription.drain(), self.budget, final=True))
+
+    def _start_counting(self) -> None:
+        self.counting = True
+        self._exchanges, self._seq = self.service.exchanges, self.service.last_seq
+        self.service.bus.want_exchanges(self.subscription, False)
+
+    def _count_arrivals(self) -> None:
+        """The exchanges answered since the last look: not shown, their tokens spent; delivery back if due."""
+        service, budget = self.service, self.budget
+        arrived = service.exchanges - self._exchanges
+        if arrived <= 0:
+            return
+        first, last = self._seq + 1, service.last_seq
+        self._exchanges, self._seq = service.exchanges, last
+        shows = budget.take(budget.clock())
+        if not shows and arrived > 1:  # still coalescing: each used its token (once showing, the budget is theirs)
+            budget.spend(arrived - 1)
+        recorder = service.recorder
+        self.printer.count_unshown(arrived, first, last, recorder.path if recorder is not None else None)
+        if shows:  # the flood is over: exchanges are delivered (and shown) again
+            self.counting = False
+            service.bus.want_exchanges(self.subscription, True)
+
+
 async def run_headless(
     settings: Settings,
     *,
@@ -533,25 +612,13 @@ async def run_headless(
     channel = EngineChannel(service, stop.set)
     if channel.owned:  # a TUI's engine: nobody reads its stdout, so no line is made per exchange
         printer.exchanges = False
+        service.bus.want_exchanges(subscription, False)
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)
 
     writer = LineWriter()
-    budget = DisplayBudget(behind=writer.behind)
-
-    async def pump() -> None:
-        # One turn per batch: what arrived meanwhile is rendered together and written by the writer thread.
-        while True:
-            if printer.skipped or printer.skipped_forwards:  # the count is said even if nothing else comes
-                try:
-                    batch = await asyncio.wait_for(subscription.get_batch(1_000_000), SKIPPED_REPORT_SECONDS)
-                except TimeoutError:
-                    batch = []
-            else:
-                batch = await subscription.get_batch(1_000_000)
-            writer.put(printer.render_batch(batch, budget))
-            await asyncio.sleep(BATCH_SECONDS)
+    display = HeadlessDisplay(printer, service, subscription, writer, DisplayBudget(behind=writer.behind))
 
     try:
         await service.prepare(printer.err)
@@ -559,7 +626,7 @@ async def run_headless(
     except BaseException:
         await channel.stop()  # nothing listened yet: only its private directory to remove
         raise
-    printer_task = asyncio.create_task(pump())
+    printer_task = asyncio.create_task(display.run())
     freeze_start_up()
     try:
         await channel.start()
@@ -571,7 +638,7 @@ async def run_headless(
         await channel.stop()
         await asyncio.sleep(0)
         printer_task.cancel()
-        writer.put(printer.render_batch(subscription.drain(), budget, final=True))
+        display.finish()
         subscription.close()
         await asyncio.to_thread(writer.close)
     return 0
