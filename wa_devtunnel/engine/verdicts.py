@@ -135,7 +135,7 @@ def judge_event(
         keys=config.signing_keys,
     )
     verdict = check.verdict.value
-    refused = refusal_for(config.require_signature, check)
+    refused = refusal_for(True, check) if config.require_signature else None  # no call on the usual path
     if refused is not None:
         problem = {"ok": False, "problem": "not decoded: refused for its signature (--require-signature)"}
         return EventVerdict("event", refused, GENERIC_ANSWERS[refused], verdict, problem, check.detail)
