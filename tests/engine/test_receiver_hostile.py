@@ -272,12 +272,13 @@ async def _until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
         await asyncio.sleep(0.01)
 
 
-async def test_bodies_being_read_share_one_memory_budget(aiohttp_server: Callable[..., Any], tmp_path: Path) -> None:
+async def test_bodies_being_read_share_one_memory_budget(aiohttp_client: Callable[..., Any], tmp_path: Path) -> None:
     """Slow uploads hold at most body_memory_bytes: the next one is refused 503 (recorded), not buffered."""
     config = ReceiverConfig(path=WEBHOOK, handshake_tokens=(("default", VERIFY_TOKEN),), body_memory_bytes=150_000)
     recorder = SessionRecorder(tmp_path / "rec")
-    app = create_receiver_app(config, EventBus(), recorder)
-    server = await aiohttp_server(app)
+    bus = EventBus()
+    app = create_receiver_app(config, bus, recorder)
+    server = (await aiohttp_client(ReceiverTestServer(app, bus))).server
     state = app[receiver_module.RECEIVER_STATE]
     _, hog = await _open_upload(server.port, 1_000_000, b"x" * 120_000)
     await _until(lambda: state.body_bytes_in_flight >= 120_000)

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from tests.support.constants import APP_SECRET, VERIFY_TOKEN
 from tests.support.meta_client import meta_signature
+from tests.support.receiver_harness import ReceiverTestServer
 from wa_devtunnel.engine.events import EventBus
 from wa_devtunnel.engine.exchange import REDACTED_HEADERS
 from wa_devtunnel.engine.receiver import ReceiverConfig, create_receiver_app
@@ -62,9 +62,10 @@ class LiveReceiver:
         }
         options.update(overrides)
         self.recorder = SessionRecorder(directory)
-        app = create_receiver_app(ReceiverConfig(**options), EventBus(), self.recorder)
+        bus = EventBus()
+        app = create_receiver_app(ReceiverConfig(**options), bus, self.recorder)
         self.loop = asyncio.new_event_loop()
-        self.server = TestServer(app, host="127.0.0.1", port=0)
+        self.server = ReceiverTestServer(app, bus)
         self.loop.run_until_complete(self.server.start_server())
         self._offset = 0
         self.last_seq = 0

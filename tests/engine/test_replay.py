@@ -26,6 +26,7 @@ from tests.support.backend_app import BackendBehaviour, create_backend_app
 from tests.support.cli_process import minimal_env
 from tests.support.constants import APP_SECRET, VERIFY_TOKEN
 from tests.support.meta_client import MetaLikeSender
+from tests.support.receiver_harness import ReceiverTestServer
 from wa_devtunnel.cli.main import main
 from wa_devtunnel.engine.events import EventBus
 from wa_devtunnel.engine.exchange import build_record
@@ -717,7 +718,7 @@ async def test_several_recordings_and_a_damaged_line(
 
 
 async def test_replay_through_a_running_receiver_reaches_the_backend(
-    meta_session: Path, start_backend: Any, aiohttp_server: Any, tmp_path: Path
+    meta_session: Path, start_backend: Any, aiohttp_client: Any, tmp_path: Path
 ) -> None:
     """The README tip: --to our own receiver, which records it as a replay and forwards it on."""
     backend = await start_backend(app_secret=APP_SECRET)
@@ -726,7 +727,9 @@ async def test_replay_through_a_running_receiver_reaches_the_backend(
     )
     recorder = SessionRecorder(tmp_path / "live")
     forwarder = Forwarder(backend.url)
-    server = await aiohttp_server(create_receiver_app(config, EventBus(), recorder, forwarder))
+    bus = EventBus()
+    app = create_receiver_app(config, bus, recorder, forwarder)
+    server = (await aiohttp_client(ReceiverTestServer(app, bus, forwarding=True))).server
     try:
         exchanges = select(load_recordings([meta_session]).exchanges, Selection(signatures=("valid",)))
         options = ReplayOptions(

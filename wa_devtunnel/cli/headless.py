@@ -280,23 +280,15 @@ class HeadlessPrinter:
         self._chunks = chunks = []
         counted = budget is not None and self.exchanges
         now = budget.clock() if budget is not None else 0.0  # one reading per batch: it arrived at once
-        spent = 0  # exchanges counted after the budget said no: the rest of this batch is not shown either
         try:
             for event in events:
                 if counted and event.__class__ in _COUNTED:
-                    if spent:
-                        spent += 1
-                        self._skip(event)
-                        continue
                     if not budget.take(now):  # type: ignore[union-attr]  # counted only with a budget
-                        spent = 1
                         self._skip(event)
                         continue
                     if self.skipped or self.skipped_forwards:
                         self._report_skipped(budget.clock())
                 self.render(event)
-            if spent > 1:  # each used its token, as take() would have had it
-                budget.spend(spent - 1)  # type: ignore[union-attr]
             if self.skipped or self.skipped_forwards:
                 now = budget.clock() if budget is not None else 0.0
                 if final or budget is None or now - self._reported_at >= SKIPPED_REPORT_SECONDS:

@@ -157,17 +157,9 @@ def _recording_recovered(state: ReceiverState) -> None:
     state.bus.publish(RecordingHealth(True, path, "", state.refused_unrecorded))
 
 
-async def handle_any(request: web.Request) -> web.StreamResponse:
-    """The app's one handler (every route): the webhook path gets Meta's semantics, anything else is recorded."""
-    return await answer(request.app[RECEIVER_STATE], request)
-
-
 class DirectHandler:
-    """The receiver as aiohttp's low-level server handler: every request, no router, no Application per request.
-
-    What the app's router did for us: `Expect: 100-continue` (its expect handler) and targets no route can
-    match (`*`, `host:443`), which here simply reach `answer` like any other request.
-    """
+    """The receiver as aiohttp's low-level server handler: every request, no router, no Application per request
+    (targets no route could match, `*` or `host:443`, reach `answer` like any other request)."""
 
     __slots__ = ("state",)
 
@@ -175,15 +167,15 @@ class DirectHandler:
         self.state = app[RECEIVER_STATE]
 
     def __call__(self, request: web.BaseRequest) -> Coroutine[Any, Any, web.StreamResponse]:
-        return answer(self.state, request, expect=True)
+        return answer(self.state, request)
 
 
-async def answer(state: ReceiverState, request: web.BaseRequest, *, expect: bool = False) -> web.StreamResponse:
-    """Single entry point: read, verify, record one whole line, answer (`expect`: honour 100-continue first)."""
+async def answer(state: ReceiverState, request: web.BaseRequest) -> web.StreamResponse:
+    """Single entry point: read, verify, record one whole line, answer (`Expect: 100-continue` honoured first)."""
     started = time.perf_counter()
     content = request.content
     # A client that waits for `100 Continue` has not sent its body: one that has needs no 100 (most requests).
-    if expect and not content.is_eof() and EXPECT in request.headers:
+    if not content.is_eof() and EXPECT in request.headers:
         await _expect(request)
         await request.writer.drain()
     config = state.config
@@ -399,14 +391,11 @@ async def _expect(request: web.BaseRequest) -> None:
 def create_receiver_app(
     config: ReceiverConfig, bus: EventBus, recorder: SessionRecorder | None, forwarder: Forwarder | None = None
 ) -> web.Application:
-    """App factory: one catch-all route so that every request is answered and recorded by us."""
+    """The receiver's app: its state, and the handler options (ReceiverRunner serves it; its low-level server
+    hands every request to `answer`, so the app has no routes)."""
     # Bodies are recorded, verified and forwarded exactly as sent: never decompressed on the way in.
     app = web.Application(client_max_size=config.max_body_bytes + 1, handler_args={"auto_decompress": False})
     app[RECEIVER_STATE] = ReceiverState(config=config, recorder=recorder, bus=bus, forwarder=forwarder)
-    if config.path.startswith("/") and not {"{", "}", "%"} & set(config.path):
-        # Meta's deliveries find the handler by a dict lookup instead of the catch-all's regex.
-        app.router.add_route("*", config.path, handle_any, expect_handler=_expect)
-    app.router.add_route("*", "/{tail:.*}", handle_any, expect_handler=_expect)
     return app
 
 
