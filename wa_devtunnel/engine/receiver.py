@@ -411,7 +411,7 @@ def record_rejected(
     query: str = "",
     raw_headers: Sequence[tuple[bytes, bytes]] = (),
 ) -> bool:
-    """Record an answer the server gave without handle_any (malformed head, body too slow): each leaves a trace."""
+    """Record an answer the server gave without `answer` (malformed head, body too slow): each leaves a trace."""
     state = app[RECEIVER_STATE]
     headers = header_pairs(raw_headers)
     named = CIMultiDict((name.decode("latin-1"), value.decode("latin-1")) for name, value in raw_headers)
