@@ -103,7 +103,7 @@ from common import (  # benchmarks/common.py, which also puts this checkout on s
     signed_headers,
     start_child,
 )
-from tui_burst import _RawConnection, clock, engine_environment
+from tui_burst import _RawConnection, clock, engine_environment, next_answer
 
 CONCURRENCY = 32
 EVENT_BYTES = 535
@@ -523,17 +523,9 @@ class _OpenConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
-            head = self.buffer[:end]
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            if len(self.buffer) < end + 4 + length:
-                return
-            self.buffer = self.buffer[end + 4 + length :]
-            self.pool.answered(self, int(head[9:12]), self.since)
+        while (answer := next_answer(self.buffer)) is not None:
+            status, self.buffer = answer
+            self.pool.answered(self, status, self.since)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.pool.lost(self, exc)

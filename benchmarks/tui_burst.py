@@ -277,6 +277,22 @@ async def _burst(aiohttp: Any, url: str, payloads: list[tuple[bytes, dict[str, s
     }
 
 
+def next_answer(buffer: bytes) -> tuple[int, bytes] | None:
+    """The status of the first whole HTTP/1.1 answer in `buffer` and what follows it; None until one is whole."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return None
+    head = buffer[:end]
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    if len(buffer) < end + 4 + length:
+        return None
+    return int(head[9:12]), buffer[end + 4 + length :]
+
+
 class _RawConnection(asyncio.Protocol):
     """One keep-alive HTTP/1.1 connection sending pre-encoded requests, one at a time, as wrk does."""
 
@@ -302,20 +318,8 @@ class _RawConnection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        while True:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            head = self.buffer[:end]
-            length = 0
-            for line in head.split(b"\r\n")[1:]:
-                name, _, value = line.partition(b":")
-                if name.strip().lower() == b"content-length":
-                    length = int(value)
-            if len(self.buffer) < end + 4 + length:
-                return
-            self.buffer = self.buffer[end + 4 + length :]
-            status = int(head[9:12])
+        while (answer := next_answer(self.buffer)) is not None:
+            status, self.buffer = answer
             now = clock()
             self.tally["statuses"][status] += 1
             self.tally["latencies"].append(now - self.began)
